@@ -1,0 +1,60 @@
+"""Attention mechanisms behind one interface (pure torch, no Lightning).
+
+The registry below is the one place a mechanism is named. Adding one:
+
+1. a module here with an :class:`Attention` subclass and a config dataclass whose ``mechanism``
+   field defaults to the registry name;
+2. a line in :data:`MECHANISMS`;
+3. ``conf/attention/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .base import Attention, AttentionOutput
+from .hard import HardAttention, HardAttentionConfig, ReinforceTerms
+from .scorers import ScoreKind
+from .soft import SoftAttention, SoftAttentionConfig
+from .uniform import UniformAttention, UniformAttentionConfig
+
+#: name -> (mechanism class, config dataclass)
+MECHANISMS: dict[str, tuple[type[Attention], type]] = {
+    "soft": (SoftAttention, SoftAttentionConfig),
+    "hard": (HardAttention, HardAttentionConfig),
+    "uniform": (UniformAttention, UniformAttentionConfig),
+}
+
+
+def build_attention(config: Any, query_dim: int, key_dim: int) -> Attention:
+    """Build the mechanism a config names.
+
+    Args:
+        config: a mechanism config dataclass, or a mapping with the same fields.
+        query_dim: size of the decoder's query.
+        key_dim: size of the encoder states it attends over.
+    """
+    fields = dict(config) if not dataclasses.is_dataclass(config) else dataclasses.asdict(config)
+    name = fields.pop("mechanism")
+    if name not in MECHANISMS:
+        raise ValueError(f"unknown attention mechanism {name!r}; choose one of: {', '.join(sorted(MECHANISMS))}")
+    cls, _ = MECHANISMS[name]
+    fields = {k: (v.value if isinstance(v, ScoreKind) else v) for k, v in fields.items()}
+    return cls(query_dim=query_dim, key_dim=key_dim, **fields)
+
+
+__all__ = [
+    "MECHANISMS",
+    "Attention",
+    "AttentionOutput",
+    "HardAttention",
+    "HardAttentionConfig",
+    "ReinforceTerms",
+    "ScoreKind",
+    "SoftAttention",
+    "SoftAttentionConfig",
+    "UniformAttention",
+    "UniformAttentionConfig",
+    "build_attention",
+]

@@ -1,0 +1,152 @@
+"""Hard (stochastic) attention trained with REINFORCE, as in *Show, Attend and Tell*.
+
+Training: each decoder step samples **one** position ``s ~ Categorical(α)`` and reads its value;
+with probability ``semi_sampling_p`` the step uses the soft expectation ``Σ α_i v_i`` instead
+("semi-sampling", Xu et al. 2015 §4.1), which lowers the variance of the estimator.
+Evaluation: the argmax position, read with a gather.
+
+The attention scorer gets its gradient from the score-function estimator
+
+    ∇ ≈ (R − b) · ∇ log p(s) + λ_H · ∇ H(α)
+
+with ``R`` the log-likelihood of the target sentence, ``b`` a moving average of ``R`` and
+``H`` the entropy of ``α``; :meth:`HardAttention.reinforce_loss` builds the surrogate loss
+whose gradient is that estimate. Defaults are the arctic-captions settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .base import AttentionOutput, entropy_from_log_probs, full_mask, gather_rows, weighted_sum
+from .soft import SoftAttention, SoftAttentionConfig
+
+
+@dataclass
+class HardAttentionConfig(SoftAttentionConfig):
+    """Hard attention; the REINFORCE knobs default to arctic-captions' settings."""
+
+    mechanism: str = "hard"
+    baseline_decay: float = 0.9  # b ← decay · b + (1 − decay) · mean(R)
+    entropy_weight: float = 0.002  # λ_H, bonus on the entropy of α
+    semi_sampling_p: float = 0.5  # probability that a step uses the soft expectation instead of a sample
+    reinforce_weight: float = 1.0  # scale of the REINFORCE surrogate relative to the NLL
+
+
+@dataclass
+class ReinforceTerms:
+    """The surrogate loss and what a stability monitor wants to see of it."""
+
+    loss: Tensor
+    advantage_mean: Tensor
+    advantage_var: Tensor
+    baseline: Tensor
+
+
+def sample_positions(probs: Tensor) -> Tensor:
+    """One index per row of ``probs (B, N)`` by inverse-CDF sampling.
+
+    Uses one uniform number per row, so appending zero-probability padding never changes the
+    draw, and a position with probability 0 is never chosen (the CDF does not rise there).
+    """
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(probs.size(0), 1, device=probs.device, dtype=probs.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(probs.size(1) - 1)
+
+
+class HardAttention(SoftAttention):
+    """Stochastic hard attention (Xu et al., 2015).
+
+    Args:
+        query_dim, key_dim, score, hidden_dim: as :class:`SoftAttention`.
+        baseline_decay: decay of the moving-average reward baseline.
+        entropy_weight: weight λ_H of the entropy bonus.
+        semi_sampling_p: probability, per example and step, of using the soft expectation.
+        reinforce_weight: multiplier of the whole surrogate loss.
+    """
+
+    stochastic = True
+
+    def __init__(
+        self,
+        query_dim: int,
+        key_dim: int,
+        score: str = "additive",
+        hidden_dim: int = 256,
+        baseline_decay: float = 0.9,
+        entropy_weight: float = 0.002,
+        semi_sampling_p: float = 0.5,
+        reinforce_weight: float = 1.0,
+    ):
+        super().__init__(query_dim, key_dim, score, hidden_dim)
+        if not 0.0 <= semi_sampling_p <= 1.0:
+            raise ValueError(f"semi_sampling_p must lie in [0, 1], got {semi_sampling_p}")
+        if not 0.0 <= baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must lie in [0, 1), got {baseline_decay}")
+        self.baseline_decay = baseline_decay
+        self.entropy_weight = entropy_weight
+        self.semi_sampling_p = semi_sampling_p
+        self.reinforce_weight = reinforce_weight
+        # The baseline is state, not a parameter: it is saved in checkpoints and synchronised by DDP.
+        self.register_buffer("baseline", torch.zeros(()))
+        self.register_buffer("baseline_started", torch.zeros((), dtype=torch.bool))
+
+    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
+        """``(B, Dq), (B, N, *), (B, N, Dv), (B, N) -> context (B, Dv)``."""
+        mask = full_mask(values) if mask is None else mask
+        # 1. the attention distribution α, exactly as soft attention computes it
+        log_probs = self.distribution(query, prepared_keys, mask)
+        probs = log_probs.exp()
+        entropy = entropy_from_log_probs(log_probs, mask)
+        if not self.training:
+            # 2a. evaluation: the most likely position, read directly
+            index = probs.argmax(dim=-1)
+            weights = torch.zeros_like(probs).scatter_(1, index.unsqueeze(1), 1.0)
+            return AttentionOutput(gather_rows(values, index), weights, probs, entropy=entropy)
+        # 2b. training: sample a position per row (no gradient flows through the choice) ...
+        with torch.no_grad():
+            index = sample_positions(probs)
+            sampled = torch.rand(probs.size(0), device=probs.device) >= self.semi_sampling_p
+        log_prob = log_probs.gather(1, index.unsqueeze(1)).squeeze(1) * sampled
+        # 3. ... and mix: sampled rows read one value, semi-sampled rows the soft expectation
+        one_hot = torch.zeros_like(probs).scatter_(1, index.unsqueeze(1), 1.0)
+        use_sample = sampled.unsqueeze(1)
+        context = torch.where(use_sample, gather_rows(values, index), weighted_sum(probs, values))
+        weights = torch.where(use_sample, one_hot, probs)
+        return AttentionOutput(context, weights, probs, log_prob=log_prob, entropy=entropy, sampled=sampled)
+
+    def reinforce_loss(self, reward: Tensor, log_prob: Tensor, entropy: Tensor, step_mask: Tensor) -> ReinforceTerms:
+        """Surrogate loss whose gradient is the REINFORCE estimate for the attention scorer.
+
+        Args:
+            reward: ``(B,)`` reward per sequence (the target's log-likelihood); treated as a constant.
+            log_prob: ``(B, T)`` log-probability of each step's selection (0 where a step did not sample).
+            entropy: ``(B, T)`` entropy of each step's distribution.
+            step_mask: ``(B, T)`` bool, True at real (non-padding) target steps.
+
+        Both terms are divided by the number of real target steps, the normalisation of the
+        token-level NLL they are added to. Updates the moving-average baseline in training mode.
+        """
+        reward = reward.detach()
+        n_steps = step_mask.sum().clamp_min(1)
+        # 1. advantage against the baseline (the first batch starts the average, avoiding a cold start at 0)
+        baseline = torch.where(self.baseline_started, self.baseline, reward.mean())
+        advantage = reward - baseline
+        # 2. score-function term and entropy bonus
+        log_prob_seq = (log_prob * step_mask).sum(dim=1)
+        policy = -(advantage * log_prob_seq).sum() / n_steps
+        bonus = -self.entropy_weight * (entropy * step_mask).sum() / n_steps
+        # 3. move the baseline towards this batch's mean reward
+        if self.training:
+            with torch.no_grad():
+                self.baseline.copy_(self.baseline_decay * baseline + (1 - self.baseline_decay) * reward.mean())
+                self.baseline_started.fill_(True)
+        return ReinforceTerms(
+            loss=self.reinforce_weight * (policy + bonus),
+            advantage_mean=advantage.mean(),
+            advantage_var=advantage.var(unbiased=False),
+            baseline=baseline,
+        )

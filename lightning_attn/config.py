@@ -1,0 +1,314 @@
+"""The configuration schema and how a run's config is composed.
+
+The dataclasses below (and each mechanism's config next to its code in :mod:`lightning_attn.attention`)
+are the **schema and the single source of every default**. YAML files in ``conf/<group>/`` pick a
+schema and override what they must; ``key=value`` arguments override the YAML. Composition::
+
+    conf/config.yaml  defaults: {task: translation, attention: soft, ...}
+      + group=choice                 ->  conf/<group>/<choice>.yaml merged onto its schema
+      + dotted.key=value             ->  merged onto the result, type-checked
+
+Anything that does not fit — an unknown key, an unknown choice, a value of the wrong type, a
+required value left out — raises :class:`ConfigError` with one line naming the key and what is
+valid, before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from .attention import MECHANISMS
+from .resources import conf_dir
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line meant for the user."""
+
+
+# ─── task ──────────────────────────────────────────────────────────────────────────────────────
+@dataclass
+class TranslationTaskConfig:
+    """Training objective, optimiser and decoding for translation."""
+
+    name: str = "translation"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    val_beam_size: int = 1  # validation decodes greedily by default: cheap and tracks test BLEU
+    beam_size: int = 5  # test decoding; 1 = greedy
+    length_penalty: float = 1.0  # beam score = log p / length ** length_penalty
+    max_decode_len: int = 100  # hard cap on generated tokens
+    decode_len_ratio: float = 2.0  # per batch: at most ratio x longest source + 5 tokens
+
+
+# ─── model ─────────────────────────────────────────────────────────────────────────────────────
+@dataclass
+class Seq2SeqConfig:
+    """Bidirectional GRU encoder, attention GRU decoder."""
+
+    kind: str = "seq2seq"
+    embed_dim: int = 128
+    encoder_hidden: int = 128  # per direction; the decoder attends over 2 x this
+    decoder_hidden: int = 256
+    dropout: float = 0.1
+
+
+# ─── data ──────────────────────────────────────────────────────────────────────────────────────
+@dataclass
+class SyntheticDataConfig:
+    """The built-in synthetic language pair (see :mod:`lightning_attn.data.synthetic`)."""
+
+    kind: str = "synthetic"
+    n_train: int = 20000
+    n_val: int = 500
+    n_test: int = 1000
+    corpus_seed: int = 1234  # the corpus is the same whatever the training seed
+    max_adjectives: int = 2
+    p_prepositional: float = 0.5
+    p_adverb: float = 0.5
+    batch_size: int = 64
+    num_workers: int = 0  # data lives in memory: worker processes only add start-up time
+
+
+@dataclass
+class ParallelDataConfig:
+    """Parallel text files ``{root}/{split}.{lang}[.gz]`` (Multi30k, IWSLT, your own)."""
+
+    kind: str = "parallel"
+    root: str = MISSING
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    bpe_vocab_size: int = 8000
+    lowercase: bool = False
+    max_train_len: int = 60  # drop training pairs longer than this many subwords on either side
+    cache_dir: str | None = None  # vocabulary cache; default: next to the data, else ~/.cache
+    batch_size: int = 64
+    num_workers: int = 0
+
+
+# ─── trainer / logger ──────────────────────────────────────────────────────────────────────────
+@dataclass
+class TrainerConfig:
+    """Passed to ``lightning.Trainer`` as keyword arguments."""
+
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    max_epochs: int = 10
+    max_time: str | None = None  # "DD:HH:MM:SS"
+    gradient_clip_val: float | None = 1.0
+    accumulate_grad_batches: int = 1
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    log_every_n_steps: int = 50
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+    enable_checkpointing: bool = True
+
+
+@dataclass
+class MLflowLoggerConfig:
+    """MLflow tracking through Lightning's ``MLFlowLogger``."""
+
+    kind: str = "mlflow"
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working dir
+    experiment_name: str = "lightning-attn"
+    run_name: str | None = None
+    log_model: bool = False  # also upload the best checkpoint as an MLflow artifact
+
+
+@dataclass
+class RunConfig:
+    """One training run. Group fields hold whichever schema the group choice selected."""
+
+    task: Any = None
+    model: Any = None
+    attention: Any = None
+    data: Any = None
+    trainer: Any = None
+    logger: Any = None
+    seed: int = 0
+    output_dir: str = "outputs"  # checkpoints go to <output_dir>/<mlflow run id>/
+    choices: dict[str, str] = field(default_factory=dict)  # filled in: which YAML each group came from
+
+
+#: group -> (field in the YAML that selects the schema, {value: schema}); None = one schema for all files
+GROUPS: dict[str, tuple[str | None, dict[str, type] | type]] = {
+    "task": ("name", {"translation": TranslationTaskConfig}),
+    "model": ("kind", {"seq2seq": Seq2SeqConfig}),
+    "attention": ("mechanism", {name: cfg for name, (_, cfg) in MECHANISMS.items()}),
+    "data": ("kind", {"synthetic": SyntheticDataConfig, "parallel": ParallelDataConfig}),
+    "trainer": (None, TrainerConfig),
+    "logger": ("kind", {"mlflow": MLflowLoggerConfig}),
+}
+
+
+def group_choices(group: str, root: Path | None = None) -> list[str]:
+    """The choices a group offers: the YAML files in ``conf/<group>/``."""
+    return sorted(p.stem for p in ((root or conf_dir()) / group).glob("*.yaml"))
+
+
+def _short(e: OmegaConfBaseException) -> str:
+    return str(e).splitlines()[0]
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    return data
+
+
+def _valid_keys(node: Any) -> str:
+    return ", ".join(str(k) for k in node.keys()) if isinstance(node, DictConfig) else "(none: not a section)"
+
+
+def _load_group(group: str, choice: str, root: Path) -> DictConfig:
+    path = root / group / f"{choice}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown {group} {choice!r}; choose one of: {', '.join(group_choices(group, root))}")
+    data = _read_yaml(path)
+    selector, schemas = GROUPS[group]
+    if selector is None:
+        schema = schemas
+    else:
+        value = data.get(selector)
+        if value not in schemas:
+            raise ConfigError(f"{path}: {selector} must be one of {', '.join(schemas)}, got {value!r}")
+        schema = schemas[value]
+    node = OmegaConf.structured(schema)
+    try:
+        return OmegaConf.merge(node, data)
+    except ConfigKeyError as e:
+        raise ConfigError(f"{path}: unknown key {e.key!r}; valid keys: {_valid_keys(node)}") from None
+    except ValidationError as e:
+        raise ConfigError(f"{path}: {e.full_key}: {_short(e)}") from None
+
+
+def _check_key(cfg: DictConfig, dotted: str) -> None:
+    """Raise a ConfigError naming the first unknown part of ``dotted`` and the keys valid there."""
+    node: Any = cfg
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the top level"
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"unknown key {dotted!r}: {where} is a value, not a section")
+        if part not in node:
+            raise ConfigError(f"unknown key {dotted!r}; valid keys in {where}: {_valid_keys(node)}")
+        node = node._get_node(part)
+    group = parts[0]
+    if group in GROUPS and len(parts) == 2 and parts[1] == GROUPS[group][0]:
+        raise ConfigError(f"{dotted} is set by the group choice; write {group}=NAME instead")
+
+
+def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = None) -> DictConfig:
+    """Compose the run config from ``conf/`` and ``key=value`` overrides.
+
+    Args:
+        overrides: ``group=choice`` (e.g. ``attention=hard``) and ``dotted.key=value``
+            (e.g. ``trainer.max_epochs=3``).
+        root: the config folder; the packaged ``conf/`` by default.
+
+    Raises:
+        ConfigError: one line naming the offending key and the valid keys or choices.
+    """
+    root = root or conf_dir()
+    defaults = _read_yaml(root / "config.yaml")
+    choices = dict(defaults.pop("defaults", {}))
+    dotted: list[tuple[str, str]] = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"cannot read override {item!r}: expected key=value (e.g. attention=hard)")
+        if key in GROUPS:
+            choices[key] = value
+        else:
+            dotted.append((key, value))
+
+    cfg = OmegaConf.structured(RunConfig)
+    for group in GROUPS:
+        if group not in choices:
+            raise ConfigError(f"{root / 'config.yaml'}: no default for group {group!r}")
+        cfg[group] = _load_group(group, choices[group], root)
+    cfg.choices = choices
+    try:
+        cfg = OmegaConf.merge(cfg, defaults)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{root / 'config.yaml'}: {_short(e)}") from None
+    OmegaConf.set_struct(cfg, True)
+
+    for key, value in dotted:
+        _check_key(cfg, key)
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={value}"]))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"invalid value for {key}: {_short(e)}") from None
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} needs a value: add {missing[0]}=... to the command line")
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"cannot resolve the config: {_short(e)}") from None
+    return cfg
+
+
+def to_container(cfg: DictConfig) -> dict:
+    """Plain nested dict of a composed config (enums as strings)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.create(to_container(cfg)))
+
+
+def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``: the keys a user types on the command line."""
+    data = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def section(cfg: DictConfig, group: str) -> dict:
+    """One group as a plain dict (what constructors take)."""
+    return to_container(cfg[group])
+
+
+__all__ = [
+    "GROUPS",
+    "ConfigError",
+    "MLflowLoggerConfig",
+    "ParallelDataConfig",
+    "RunConfig",
+    "Seq2SeqConfig",
+    "SyntheticDataConfig",
+    "TrainerConfig",
+    "TranslationTaskConfig",
+    "compose",
+    "flatten",
+    "group_choices",
+    "to_yaml",
+]

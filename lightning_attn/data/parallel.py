@@ -1,0 +1,101 @@
+"""Parallel text on disk: ``{root}/{split}.{lang}`` or ``{split}.{lang}.gz``, one sentence per line.
+
+This is the Multi30k / IWSLT layout. Errors name the file (and line) so a user can fix the data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from .codec import Codec
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message names the file and, where known, the line."""
+
+
+def find_split_file(root: Path, split: str, lang: str) -> Path:
+    """``root/split.lang``, else ``root/split.lang.gz``."""
+    for name in (f"{split}.{lang}", f"{split}.{lang}.gz"):
+        if (root / name).is_file():
+            return root / name
+    raise DataError(f"missing data file: {root / f'{split}.{lang}'} (or .gz) — check data.root and the split names")
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file (plain or gzip), stripped of the line break.
+
+    Decodes line by line so an encoding error reports the line it is on.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    lines: list[str] = []
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    lines.append(raw.decode("utf-8").rstrip("\r\n"))
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}:{number}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    return lines
+
+
+def read_parallel(root: str | Path, split: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
+    """The aligned source and target lines of one split; empty pairs dropped (and counted in the log)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a directory")
+    src_path, tgt_path = find_split_file(root, split, src_lang), find_split_file(root, split, tgt_lang)
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise DataError(
+            f"line counts differ: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}; "
+            f"the files must be aligned line by line (first line with no partner: {min(len(src), len(tgt)) + 1})"
+        )
+    pairs = [(s.strip(), t.strip()) for s, t in zip(src, tgt)]
+    kept = [(s, t) for s, t in pairs if s and t]
+    if len(kept) < len(pairs):
+        log.info("%s: dropped %d pairs with an empty side", src_path.parent / split, len(pairs) - len(kept))
+    if not kept:
+        raise DataError(f"{src_path}: no non-empty sentence pairs")
+    return [s for s, _ in kept], [t for _, t in kept]
+
+
+def _cache_dir(root: Path, configured: str | None) -> Path:
+    """Where trained vocabularies live: next to the data, or in the user cache if that is read-only."""
+    if configured:
+        return Path(configured)
+    beside = root / ".lightning_attn_cache"
+    if os.access(beside if beside.exists() else root, os.W_OK):
+        return beside
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "lightning_attn" / key
+
+
+def cached_bpe(
+    root: str | Path,
+    train_lines: list[str],
+    train_file: Path,
+    lang: str,
+    vocab_size: int,
+    lowercase: bool,
+    cache_dir: str | None = None,
+) -> Codec:
+    """The BPE vocabulary for ``train_file``, trained once and reused while the file is unchanged."""
+    digest = hashlib.sha256(train_file.read_bytes()).hexdigest()[:12]
+    path = _cache_dir(Path(root), cache_dir) / f"bpe-{lang}-{vocab_size}{'-lc' if lowercase else ''}-{digest}.json"
+    if path.is_file():
+        log.info("using cached vocabulary %s", path)
+        return Codec.load(path)
+    codec = Codec.bpe(train_lines, vocab_size, lowercase)
+    codec.save(path)
+    log.info("trained vocabulary %s (%d entries)", path, len(codec))
+    return codec

@@ -1,0 +1,177 @@
+"""The built-in translation corpus: a small synthetic language pair generated from a seed.
+
+Source (English-like, SVO, adjectives before the noun)::
+
+    the big red dog near a cat sees some small birds today
+
+Target (SOV, adjectives after the noun, agreement in gender and number)::
+
+    lo dogu grandu rossu vicin una gata mira alcune birde piccole oggi vedonu
+
+What makes it a translation task that needs attention:
+
+* **reordering** — the verb moves to the end, adjectives move behind their noun, the adverb
+  moves before the verb, so the output order is not the input order;
+* **agreement** — every noun has a grammatical gender that exists only in the target; determiners
+  and adjectives take the noun's gender and number, and the verb agrees with the subject in both,
+  so a target word depends on a source word that can be far away;
+* **a large open vocabulary** — many nouns/adjectives/verbs, so a fixed-size summary of the source
+  (the ``uniform`` control) cannot hold every word of a long sentence.
+
+Every target token records its **gold alignment**: the index of the source token it translates.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+# Source lexicon. Target words are derived from the source lemma so that the target stays readable.
+NOUNS = (
+    "dog cat bird horse cow fish mouse frog lion tiger bear wolf fox goat duck snake rabbit "
+    "king queen child farmer doctor teacher baker sailor pilot singer painter student "
+    "tree flower stone river house car boat train book lamp chair table door window garden apple "
+    "bottle basket ladder mirror candle drum flag kite ring hat coat shoe"
+).split()
+ADJECTIVES = (
+    "big small red blue green old young happy sad tall short heavy light quick slow bright dark "
+    "warm cold quiet loud clean dirty round soft hard strange gentle proud clever"
+).split()
+VERBS = (
+    "see like follow find carry paint watch help push pull draw hold greet call chase visit "
+    "wash feed hide catch lift kick meet love"
+).split()
+ADVERBS = "today often never again slowly quickly there here now later".split()
+PREPOSITIONS = {"near": "vicin", "behind": "dietr", "under": "sott", "beside": "accant", "above": "sopr"}
+
+# Target morphology: gender (m/f) x number (sg/pl).
+DEFINITE = {("m", "sg"): "lo", ("f", "sg"): "la", ("m", "pl"): "li", ("f", "pl"): "le"}
+INDEFINITE = {("m", "sg"): "uno", ("f", "sg"): "una", ("m", "pl"): "alcuni", ("f", "pl"): "alcune"}
+ADJ_SUFFIX = {("m", "sg"): "u", ("f", "sg"): "a", ("m", "pl"): "i", ("f", "pl"): "e"}
+VERB_SUFFIX = {("m", "sg"): "enu", ("f", "sg"): "ena", ("m", "pl"): "onu", ("f", "pl"): "ona"}
+
+
+def _noun_gender(noun: str) -> str:
+    # Fixed per word, unguessable from the source spelling's last letter alone.
+    return "f" if sum(map(ord, noun)) % 2 else "m"
+
+
+def _plural(noun: str) -> str:
+    # Every plural differs from its singular: the source must show the number the target inflects for.
+    irregular = {"mouse": "mice", "child": "children"}
+    if noun in irregular:
+        return irregular[noun]
+    return noun + ("es" if noun.endswith(("s", "sh", "ch", "x")) else "s")
+
+
+def _stem(word: str) -> str:
+    """Target stem of a source lemma: a deterministic respelling (readable, not a copy)."""
+    table = str.maketrans({"c": "k", "w": "v", "y": "i", "q": "k", "x": "s", "h": ""})
+    stem = word.translate(table)
+    return stem[:-1] if stem[-1] in "aeiou" and len(stem) > 3 else stem
+
+
+@dataclass(frozen=True)
+class Example:
+    """One sentence pair.
+
+    Attributes:
+        source: source tokens.
+        target: target tokens.
+        alignment: for each target token, the index of the source token it translates.
+    """
+
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    alignment: tuple[int, ...]
+
+
+@dataclass
+class _Phrase:
+    src: list[str]
+    tgt: list[tuple[str, int]]  # (target token, index into src of this phrase)
+
+
+def _noun_phrase(rng: random.Random, max_adjectives: int, p_pp: float, depth: int = 0) -> tuple[_Phrase, str, str]:
+    noun = rng.choice(NOUNS)
+    number = rng.choice(("sg", "pl"))
+    gender = _noun_gender(noun)
+    definite = rng.random() < 0.5
+    adjectives = rng.sample(ADJECTIVES, rng.randint(0, max_adjectives))
+    if number == "sg":
+        det_src = "the" if definite else "a"
+    else:
+        det_src = "the" if definite else "some"
+    src = [det_src, *adjectives, noun if number == "sg" else _plural(noun)]
+    det_tgt = (DEFINITE if definite else INDEFINITE)[(gender, number)]
+    noun_tgt = _stem(noun) + ("a" if gender == "f" else "o") + ("" if number == "sg" else "s")
+    # DET NOUN ADJ* : adjectives follow the noun and agree with it
+    tgt = [(det_tgt, 0), (noun_tgt, len(src) - 1)]
+    tgt += [(_stem(adj) + ADJ_SUFFIX[(gender, number)], 1 + i) for i, adj in enumerate(adjectives)]
+    if depth == 0 and rng.random() < p_pp:
+        prep = rng.choice(sorted(PREPOSITIONS))
+        inner, _, _ = _noun_phrase(rng, max_adjectives, p_pp, depth + 1)
+        offset = len(src) + 1
+        tgt.append((PREPOSITIONS[prep], len(src)))
+        tgt += [(tok, offset + i) for tok, i in inner.tgt]
+        src += [prep, *inner.src]
+    return _Phrase(src, tgt), gender, number
+
+
+def _sentence(rng: random.Random, max_adjectives: int, p_pp: float, p_adverb: float) -> Example:
+    subject, gender, number = _noun_phrase(rng, max_adjectives, p_pp)
+    obj, _, _ = _noun_phrase(rng, max_adjectives, p_pp)
+    verb = rng.choice(VERBS)
+    verb_src = verb if number == "pl" else (verb + "es" if verb.endswith(("sh", "ch", "s")) else verb + "s")
+    adverb = rng.choice(ADVERBS) if rng.random() < p_adverb else None
+    # Source: S V O [ADV]
+    src = subject.src + [verb_src] + obj.src + ([adverb] if adverb else [])
+    verb_pos = len(subject.src)
+    obj_off = verb_pos + 1
+    # Target: S O [ADV] V, the verb agreeing with the subject's gender and number
+    tgt = list(subject.tgt) + [(t, obj_off + i) for t, i in obj.tgt]
+    if adverb:
+        tgt.append((_stem(adverb) + "e", len(src) - 1))
+    tgt.append((_stem(verb) + VERB_SUFFIX[(gender, number)], verb_pos))
+    return Example(tuple(src), tuple(t for t, _ in tgt), tuple(i for _, i in tgt))
+
+
+def generate_corpus(
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    seed: int = 0,
+    max_adjectives: int = 2,
+    p_prepositional: float = 0.5,
+    p_adverb: float = 0.5,
+) -> dict[str, list[Example]]:
+    """Generate disjoint train/val/test splits of distinct sentence pairs, deterministically.
+
+    Args:
+        n_train, n_val, n_test: number of pairs per split.
+        seed: the corpus seed (independent of the training seed).
+        max_adjectives: most adjectives per noun phrase (difficulty: longer phrases).
+        p_prepositional: probability that a noun phrase carries a prepositional phrase.
+        p_adverb: probability of a sentence-final adverb.
+    """
+    rng = random.Random(seed)
+    wanted = n_train + n_val + n_test
+    seen: set[tuple[str, ...]] = set()
+    examples: list[Example] = []
+    attempts = 0
+    while len(examples) < wanted:
+        attempts += 1
+        if attempts > 20 * wanted + 1000:
+            raise ValueError(
+                f"cannot generate {wanted} distinct sentences with these settings; "
+                "lower the split sizes or raise max_adjectives/p_prepositional"
+            )
+        example = _sentence(rng, max_adjectives, p_prepositional, p_adverb)
+        if example.source not in seen:
+            seen.add(example.source)
+            examples.append(example)
+    return {
+        "train": examples[:n_train],
+        "val": examples[n_train : n_train + n_val],
+        "test": examples[n_train + n_val :],
+    }

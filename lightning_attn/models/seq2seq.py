@@ -1,0 +1,179 @@
+"""Attention sequence-to-sequence model: bidirectional GRU encoder, GRU decoder, pluggable attention.
+
+Decoder step t (Bahdanau et al., 2015, with the attention mechanism swapped in)::
+
+    1. attend with the previous state:   c_t = Attention(h_{t-1}, memory)
+    2. update the state:                 h_t = GRUCell([emb(y_{t-1}); c_t], h_{t-1})
+    3. predict the next token:           p(y_t) = softmax(W_o tanh(W_h [h_t; c_t; emb(y_{t-1})]))
+
+Shapes: ``B`` batch, ``S`` source length, ``T`` target length, ``H`` decoder hidden, ``M = 2 x``
+encoder hidden (the memory the decoder attends over), ``V`` target vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..attention import Attention, AttentionOutput, build_attention
+from ..data.codec import BOS, EOS, PAD
+from .beam import beam_search
+
+
+@dataclass
+class DecoderState:
+    hidden: Tensor  # (B, H)
+    memory: Tensor  # (B, S, M) encoder states (the attention values)
+    keys: Tensor  # (B, S, *) the attention's prepared keys
+    mask: Tensor  # (B, S) bool, True at real source tokens
+
+    def select(self, index: Tensor) -> DecoderState:
+        """Rows ``index`` of every field (beam search reorders and expands with this)."""
+        return DecoderState(self.hidden[index], self.memory[index], self.keys[index], self.mask[index])
+
+
+@dataclass
+class Seq2SeqOutput:
+    """Teacher-forced forward pass.
+
+    Attributes:
+        logits: ``(B, T, V)``.
+        attention: ``(B, T, S)`` weights used at each step.
+        log_prob: ``(B, T)`` selection log-probabilities (stochastic attention), else ``None``.
+        entropy: ``(B, T)`` attention entropy per step.
+    """
+
+    logits: Tensor
+    attention: Tensor
+    log_prob: Tensor | None
+    entropy: Tensor | None
+
+
+class Encoder(nn.Module):
+    """Embedding + bidirectional GRU. ``(B, S) -> memory (B, S, 2E)``; padding rows are 0."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.rnn = nn.GRU(embed_dim, hidden, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src: Tensor, lengths: Tensor) -> Tensor:
+        emb = self.dropout(self.embed(src))
+        # packing makes the backward direction start at each sentence's last real token,
+        # so appended padding cannot change any state
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        return self.dropout(out)
+
+
+class AttentionDecoder(nn.Module):
+    """GRU decoder that reads the source through an :class:`Attention` mechanism."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, memory_dim: int, attention: Attention, dropout: float):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.attention = attention
+        self.init_state = nn.Linear(memory_dim, hidden)
+        self.cell = nn.GRUCell(embed_dim + memory_dim, hidden)
+        self.pre_output = nn.Linear(hidden + memory_dim + embed_dim, hidden)
+        self.output = nn.Linear(hidden, vocab_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def start(self, memory: Tensor, mask: Tensor) -> DecoderState:
+        """Initial state from the mean of the real encoder states (as in Show, Attend and Tell)."""
+        weights = mask.to(memory.dtype)
+        mean = (memory * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
+        return DecoderState(torch.tanh(self.init_state(mean)), memory, self.attention.prepare(memory), mask)
+
+    def step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, AttentionOutput]:
+        """One step. ``prev_tokens (B,) -> logits (B, V)``."""
+        emb = self.dropout(self.embed(prev_tokens))
+        # 1. attend with the previous state
+        att = self.attention.attend(state.hidden, state.keys, state.memory, state.mask)
+        # 2. update the state with the previous token and the context
+        hidden = self.cell(torch.cat([emb, att.context], dim=-1), state.hidden)
+        # 3. deep output: state, context and previous token predict the next token
+        pre = torch.tanh(self.pre_output(torch.cat([hidden, att.context, emb], dim=-1)))
+        logits = self.output(self.dropout(pre))
+        return logits, DecoderState(hidden, state.memory, state.keys, state.mask), att
+
+
+class Seq2Seq(nn.Module):
+    """Encoder-decoder with attention; training, greedy and beam-search decoding.
+
+    Args:
+        src_vocab, tgt_vocab: vocabulary sizes (ids 0-3 are ``<pad> <s> </s> <unk>``).
+        attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
+        embed_dim, encoder_hidden, decoder_hidden, dropout: sizes as in :class:`Seq2SeqConfig`.
+    """
+
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        attention: dict,
+        embed_dim: int = 128,
+        encoder_hidden: int = 128,
+        decoder_hidden: int = 256,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        memory_dim = 2 * encoder_hidden
+        self.encoder = Encoder(src_vocab, embed_dim, encoder_hidden, dropout)
+        mechanism = build_attention(attention, query_dim=decoder_hidden, key_dim=memory_dim)
+        self.decoder = AttentionDecoder(tgt_vocab, embed_dim, decoder_hidden, memory_dim, mechanism, dropout)
+
+    @property
+    def attention(self) -> Attention:
+        return self.decoder.attention
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
+        """``(B, S), (B,) -> initial decoder state``."""
+        mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)
+        return self.decoder.start(self.encoder(src, src_lengths), mask)
+
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Seq2SeqOutput:
+        """Teacher forcing. ``src (B, S), src_lengths (B,), tgt_in (B, T)`` starting with ``<s>``."""
+        state = self.encode(src, src_lengths)
+        logits, weights, log_probs, entropies = [], [], [], []
+        for t in range(tgt_in.size(1)):
+            step_logits, state, att = self.decoder.step(tgt_in[:, t], state)
+            logits.append(step_logits)
+            weights.append(att.weights)
+            log_probs.append(att.log_prob)
+            entropies.append(att.entropy)
+        stack = lambda xs: torch.stack(xs, dim=1) if xs[0] is not None else None  # noqa: E731
+        return Seq2SeqOutput(stack(logits), stack(weights), stack(log_probs), stack(entropies))
+
+    @torch.no_grad()
+    def greedy(self, src: Tensor, src_lengths: Tensor, max_len: int) -> tuple[Tensor, Tensor]:
+        """Most likely token at each step.
+
+        Returns:
+            tokens ``(B, L)`` (``</s>`` then ``<pad>`` after the end) and attention ``(B, L, S)``.
+        """
+        state = self.encode(src, src_lengths)
+        prev = torch.full((src.size(0),), BOS, dtype=torch.long, device=src.device)
+        finished = torch.zeros_like(prev, dtype=torch.bool)
+        tokens, weights = [], []
+        for _ in range(max_len):
+            logits, state, att = self.decoder.step(prev, state)
+            prev = logits.argmax(-1).masked_fill(finished, PAD)
+            tokens.append(prev)
+            weights.append(att.weights)
+            finished |= prev == EOS
+            if finished.all():
+                break
+        return torch.stack(tokens, 1), torch.stack(weights, 1)
+
+    @torch.no_grad()
+    def beam_search(
+        self, src: Tensor, src_lengths: Tensor, max_len: int, beam_size: int, length_penalty: float = 1.0
+    ) -> Tensor:
+        """Batched beam search; see :func:`lightning_attn.models.beam.beam_search`."""
+        return beam_search(self, src, src_lengths, max_len, beam_size, length_penalty)

@@ -1,0 +1,5 @@
+"""LightningModules: losses, metrics, decoding at evaluation."""
+
+from .translation import TranslationModule
+
+__all__ = ["TranslationModule"]

@@ -1,0 +1,108 @@
+"""``TranslationModule``: a thin LightningModule around :class:`~lightning_attn.models.Seq2Seq`.
+
+Loss: token-level NLL under teacher forcing; a stochastic attention mechanism adds its REINFORCE
+surrogate with the sentence log-likelihood as reward. Validation/test decode the source and score
+BLEU (sacrebleu's 13a tokenisation, through torchmetrics so it syncs across DDP ranks).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.text import SacreBLEUScore
+
+from ..data.codec import PAD
+from ..data.translation import TranslationBatch
+from ..models import Seq2Seq
+
+
+class TranslationModule(L.LightningModule):
+    """Args:
+    task: the ``task`` config section (optimiser, decoding).
+    model: the ``model`` config section (sizes).
+    attention: the ``attention`` config section.
+    src_vocab, tgt_vocab: vocabulary sizes.
+    """
+
+    def __init__(self, task: dict, model: dict, attention: dict, src_vocab: int, tgt_vocab: int):
+        super().__init__()
+        # plain dicts only: the checkpoint must load with torch.load(weights_only=True)
+        self.save_hyperparameters(logger=False)
+        sizes = {k: v for k, v in model.items() if k != "kind"}
+        self.model = Seq2Seq(src_vocab, tgt_vocab, attention, **sizes)
+        self.cfg = task
+        self.bleu = torch.nn.ModuleDict({"val": SacreBLEUScore(tokenize="13a"), "test": SacreBLEUScore(tokenize="13a")})
+        self.test_hypotheses: list[str] = []
+        self.test_references: list[str] = []
+
+    # ── training ───────────────────────────────────────────────────────────────────────────────
+    def _losses(self, batch: TranslationBatch, stage: str) -> torch.Tensor:
+        out = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+        step_mask = batch.tgt_out != PAD
+        n_tokens = step_mask.sum()
+        token_nll = F.cross_entropy(
+            out.logits.transpose(1, 2), batch.tgt_out, ignore_index=PAD, reduction="none",
+            label_smoothing=self.cfg["label_smoothing"] if stage == "train" else 0.0,
+        )  # fmt: skip
+        nll = token_nll.sum() / n_tokens
+        loss = nll
+        metrics = {f"{stage}/nll": nll}
+        attention = self.model.attention
+        if attention.stochastic and stage == "train":
+            # reward: the log-likelihood of each target sentence under the sampled attention
+            terms = attention.reinforce_loss(-token_nll.sum(dim=1), out.log_prob, out.entropy, step_mask)
+            loss = loss + terms.loss
+            metrics |= {"train/reinforce_loss": terms.loss, "train/baseline": terms.baseline}
+        metrics[f"{stage}/loss"] = loss
+        if stage != "train":
+            metrics[f"{stage}/ppl"] = torch.exp(nll.clamp_max(50))
+        self.log_dict(metrics, batch_size=len(batch), on_step=stage == "train", on_epoch=True, sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
+        return self._losses(batch, "train")
+
+    # ── evaluation ─────────────────────────────────────────────────────────────────────────────
+    def decode(self, batch: TranslationBatch, beam_size: int) -> list[list[int]]:
+        """Translate a batch; returns token ids per sentence."""
+        limit = min(self.cfg["max_decode_len"], math.ceil(self.cfg["decode_len_ratio"] * int(batch.src_lengths.max())) + 5)
+        if beam_size > 1:
+            tokens = self.model.beam_search(batch.src, batch.src_lengths, limit, beam_size, self.cfg["length_penalty"])
+        else:
+            tokens, _ = self.model.greedy(batch.src, batch.src_lengths, limit)
+        return tokens.tolist()
+
+    def _evaluate(self, batch: TranslationBatch, stage: str) -> None:
+        self._losses(batch, stage)
+        beam = self.cfg["beam_size"] if stage == "test" else self.cfg["val_beam_size"]
+        detokenize = self.trainer.datamodule.detokenize
+        hypotheses = [detokenize(ids) for ids in self.decode(batch, beam)]
+        self.bleu[stage].update(hypotheses, [[r] for r in batch.references])
+        if stage == "test":
+            self.test_hypotheses += hypotheses
+            self.test_references += batch.references
+
+    def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _log_bleu(self, stage: str) -> None:
+        self.log(f"{stage}/bleu", self.bleu[stage].compute() * 100, sync_dist=False)
+        self.bleu[stage].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_bleu("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_hypotheses, self.test_references = [], []
+
+    def on_test_epoch_end(self) -> None:
+        self._log_bleu("test")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])
