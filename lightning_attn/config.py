@@ -208,7 +208,7 @@ def _check_key(cfg: DictConfig, dotted: str) -> None:
         where = ".".join(parts[:depth]) or "the top level"
         if not isinstance(node, DictConfig):
             raise ConfigError(f"unknown key {dotted!r}: {where} is a value, not a section")
-        if part not in node:
+        if part not in node.keys():
             raise ConfigError(f"unknown key {dotted!r}; valid keys in {where}: {_valid_keys(node)}")
         node = node._get_node(part)
     group = parts[0]

@@ -1,0 +1,101 @@
+"""``lightning-attn``: the command line.
+
+    lightning-attn train [group=choice ...] [dotted.key=value ...]
+    lightning-attn train --print-config attention=hard     # show the composed config, train nothing
+    lightning-attn config                                  # the groups and their choices
+
+Bad input (an unknown key or choice, a wrong type, missing or malformed data) prints one
+``error:`` line and exits with code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+from .config import GROUPS, ConfigError, compose, group_choices, to_yaml
+from .tracking import mask_secrets
+
+EXIT_BAD_INPUT = 2
+
+
+def _quiet_third_party() -> None:
+    """Hide known, harmless third-party chatter; real warnings still show."""
+    # Lightning's advert for litlogger, printed on every Trainer start
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+    # Lightning 2.6 calls a torch.utils._pytree API that torch 2.13 deprecates; nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    # data lives in memory: more loader workers would only add start-up time
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # MLflow logs an INFO line per created experiment/run through its own handler
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def _groups_help() -> str:
+    lines = ["config groups (pick with group=choice):"]
+    for group in GROUPS:
+        lines.append(f"  {group:<10} {', '.join(group_choices(group))}")
+    return "\n".join(lines)
+
+
+def _train(args: argparse.Namespace) -> int:
+    cfg = compose(args.overrides)
+    if args.print_config:
+        print(mask_secrets(to_yaml(cfg)), end="")
+        return 0
+    from .data import DataError
+    from .train import train
+
+    try:
+        result = train(cfg)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    metric_line = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
+    print(f"\nrun {result.run_id}: {metric_line}")
+    print(f"tracking store: {mask_secrets(result.tracking_uri)}")
+    print(f"see it with:    mlflow ui --backend-store-uri '{mask_secrets(result.tracking_uri)}'")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    print(_groups_help())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lightning-attn",
+        description="Hard or soft attention, for my task, at what cost? Train, sweep and compare attention mechanisms.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser(
+        "train",
+        help="train one model and record it in MLflow",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_groups_help() + "\n\nexample: lightning-attn train attention=hard trainer.max_epochs=3",
+    )
+    train.add_argument("overrides", nargs="*", help="group=choice or dotted.key=value")
+    train.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+    train.set_defaults(func=_train)
+    config = sub.add_parser("config", help="list the config groups and their choices")
+    config.set_defaults(func=_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _quiet_third_party()
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""One training run: config -> data -> model -> Lightning Trainer -> MLflow run.
+
+The CLI's ``train`` command and (later) every sweep trial call :func:`train`. Order matters for
+"bad input loses nothing": the data is loaded and checked *before* an MLflow run exists, and a
+run that fails or is interrupted is closed as FAILED/KILLED instead of being left RUNNING.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig
+
+from . import __version__
+from .config import flatten, section, to_yaml
+from .data import TranslationDataModule
+from .tasks import TranslationModule
+from .tracking import ensure_experiment, mask_params, mask_secrets, resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+
+MONITOR = {"translation": ("val/bleu", "max")}
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports back."""
+
+    run_id: str | None
+    tracking_uri: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    best_checkpoint: str | None = None
+
+
+def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """The DataModule (already set up, so data errors surface now) and the LightningModule."""
+    task = cfg.task.name
+    if task != "translation":
+        raise ValueError(f"unknown task {task!r}")
+    data = TranslationDataModule(section(cfg, "data"))
+    data.setup()
+    module = TranslationModule(
+        section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"),
+        src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec),
+    )  # fmt: skip
+    return data, module
+
+
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    return {
+        "task": cfg.task.name,
+        "attention": cfg.attention.mechanism,
+        "seed": str(cfg.seed),
+        "data": cfg.choices.data,
+        "lightning_attn.version": __version__,
+    }
+
+
+def _make_logger(cfg: DictConfig) -> MLFlowLogger:
+    lc = cfg.logger
+    uri = resolve_tracking_uri(lc.tracking_uri)
+    ensure_experiment(uri, lc.experiment_name)
+    run_name = lc.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}-seed{cfg.seed}"
+    return MLFlowLogger(
+        experiment_name=lc.experiment_name, run_name=run_name, tracking_uri=uri, tags=run_tags(cfg),
+        log_model=lc.log_model,
+    )  # fmt: skip
+
+
+def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResult:
+    """Train, test the best checkpoint, and record everything in one MLflow run.
+
+    Args:
+        cfg: a composed config (:func:`lightning_attn.config.compose`).
+        callbacks: extra Lightning callbacks (a sweep adds its pruning callback here).
+    """
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    # 1. data and model first: a data error must not leave an empty MLflow run behind
+    data, module = build_task(cfg)
+    logger = _make_logger(cfg)
+    monitor, mode = MONITOR[cfg.task.name]
+    trainer_kwargs = section(cfg, "trainer")
+    checkpointing = trainer_kwargs["enable_checkpointing"]
+    all_callbacks = list(callbacks or [])
+    if checkpointing:
+        all_callbacks.append(ModelCheckpoint(monitor=monitor, mode=mode, filename="best", auto_insert_metric_name=False))
+    trainer = L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=cfg.output_dir)
+    uri = logger._tracking_uri
+    try:
+        # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere)
+        if trainer.is_global_zero:
+            logger.log_hyperparams(mask_params(flatten(cfg)))
+            logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
+        # 3. fit, then test the best checkpoint (loaded with weights_only=True)
+        trainer.fit(module, datamodule=data)
+        ckpt = "best" if checkpointing and trainer.checkpoint_callback.best_model_path else None
+        trainer.test(module, datamodule=data, ckpt_path=ckpt, weights_only=True, verbose=False)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        best = trainer.checkpoint_callback.best_model_path if checkpointing else None
+        if trainer.is_global_zero:
+            _log_outcome(logger, module, trainer, best)
+            logger.finalize("success")
+    except BaseException as e:
+        # Ctrl+C reaches here as SystemExit from Lightning's graceful shutdown
+        status = "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
+        if trainer.is_global_zero and logger._initialized:
+            logger.experiment.set_tag(logger.run_id, "failure_reason", f"{type(e).__name__}: {e}"[:5000])
+            logger.experiment.set_terminated(logger.run_id, status)
+        raise
+    return TrainResult(logger.run_id, uri, metrics, best or None)
+
+
+def _log_outcome(logger: MLFlowLogger, module: Any, trainer: L.Trainer, best: str | None) -> None:
+    client, run_id = logger.experiment, logger.run_id
+    if best:
+        client.set_tag(run_id, "best_checkpoint", best)
+    if trainer.world_size == 1 and module.test_hypotheses:
+        # test predictions beside the references: what a paired significance test needs later
+        client.log_text(run_id, "\n".join(module.test_hypotheses) + "\n", "predictions/test.hyp.txt")
+        client.log_text(run_id, "\n".join(module.test_references) + "\n", "predictions/test.ref.txt")

@@ -1,0 +1,46 @@
+"""Developer sessions. ``python3 -m pip install nox && python3 -m nox -s tests``.
+
+Every session installs ``torch==2.13.0`` *before* the package: on a CPU-only machine that pin
+resolves to the CPU wheel, and the package's open ``torch`` range is then already satisfied
+(otherwise pip could pull a multi-GB CUDA build). Set ``LIGHTNING_ATTN_TORCH`` to another
+requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_venv = "yes"
+
+PYTHON = "3.11"
+TORCH = os.environ.get("LIGHTNING_ATTN_TORCH", "torch==2.13.0")
+
+
+def install(session: nox.Session, extras: str = "dev") -> None:
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite without the slow end-to-end runs (pass `-- -m slow` for those)."""
+    install(session)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job on built-in data: train soft and hard attention, each tracked in MLflow."""
+    install(session)
+    for mechanism in ("soft", "hard"):
+        session.run("lightning-attn", "train", "task=translation", f"attention={mechanism}", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

@@ -1,0 +1,106 @@
+"""Config composition and the one-line errors for every kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lightning_attn.cli import main
+from lightning_attn.config import ConfigError, compose, flatten, group_choices
+
+
+def test_defaults_are_translation_soft_on_builtin_data():
+    cfg = compose()
+    assert (cfg.task.name, cfg.attention.mechanism, cfg.data.kind) == ("translation", "soft", "synthetic")
+    assert cfg.choices.trainer == "cpu"
+
+
+def test_group_choice_and_dotted_override():
+    cfg = compose(["attention=hard", "trainer.max_epochs=3", "attention.entropy_weight=0.01"])
+    assert cfg.attention.mechanism == "hard"
+    assert cfg.trainer.max_epochs == 3
+    assert cfg.attention.entropy_weight == 0.01
+    assert cfg.attention.baseline_decay == 0.9  # schema default survives
+
+
+def test_values_are_typed():
+    cfg = compose(["trainer.max_epochs=3", "task.lr=1e-4", "data.n_train=10"])
+    assert isinstance(cfg.trainer.max_epochs, int) and cfg.task.lr == pytest.approx(1e-4)
+
+
+def test_multi30k_preset_with_root(tmp_path):
+    cfg = compose(["data=multi30k", f"data.root={tmp_path}"])
+    assert (cfg.data.src_lang, cfg.data.tgt_lang, cfg.data.test_split) == ("de", "en", "test_2016_flickr")
+
+
+def test_every_group_choice_composes():
+    for group in ("attention", "trainer", "model", "task", "logger"):
+        for choice in group_choices(group):
+            assert compose([f"{group}={choice}"]).choices[group] == choice
+
+
+def test_flatten_uses_command_line_keys():
+    flat = flatten(compose())
+    assert flat["attention.score"] == "additive" and flat["trainer.max_epochs"] == compose().trainer.max_epochs
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["attention.temperature=2"], "unknown key 'attention.temperature'; valid keys in attention: mechanism, score"),
+        (["trainer.epochs=2"], "valid keys in trainer: accelerator"),
+        (["nope=1"], "unknown key 'nope'; valid keys in the top level: task, model, attention"),
+        (["attention=bogus"], "unknown attention 'bogus'; choose one of: hard, soft, uniform"),
+        (["data=imagenet"], "unknown data 'imagenet'; choose one of: multi30k, parallel, synthetic"),
+        (["trainer.max_epochs=three"], "invalid value for trainer.max_epochs"),
+        (["attention.score=cosine"], "expected one of [additive, dot, general]"),
+        (["data=multi30k"], "data.root needs a value"),
+        (["attention.mechanism=hard"], "write attention=NAME"),
+        (["max_epochs"], "expected key=value"),
+    ],
+)
+def test_bad_config_names_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        compose(override)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [["attention.temperature=2"], ["attention=bogus"], ["trainer.max_epochs=three"], ["data=multi30k"]],
+)
+def test_cli_config_error_exits_2_and_writes_nothing(override, capsys):
+    before = set(Path.cwd().iterdir())
+    assert main(["train", *override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert set(Path.cwd().iterdir()) == before  # no mlflow.db, no outputs/
+
+
+def test_cli_data_error_exits_2_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "corpus").mkdir()
+    before = set(Path.cwd().iterdir())
+    assert main(["train", "data=parallel", f"data.root={tmp_path / 'corpus'}"]) == 2
+    err = capsys.readouterr().err
+    assert "missing data file" in err and "train.de" in err
+    assert set(Path.cwd().iterdir()) == before
+
+
+def test_print_config_masks_passwords(capsys):
+    assert main(["train", "--print-config", "logger.tracking_uri=postgresql://bob:hunter2@db:5432/ml"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "bob:***@db" in out
+
+
+def test_broken_group_yaml_names_the_file(tmp_path):
+    import shutil
+
+    from lightning_attn.resources import conf_dir
+
+    conf = tmp_path / "conf"
+    shutil.copytree(conf_dir(), conf)
+    (conf / "attention" / "broken.yaml").write_text("mechanism: soft\ntemperature: 3\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: unknown key 'temperature'; valid keys: mechanism, score"):
+        compose(["attention=broken"], root=conf)
