@@ -98,9 +98,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
             logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)
         trainer.fit(module, datamodule=data)
+        metrics = _scalars(trainer.callback_metrics)  # test replaces callback_metrics: keep fit's
         ckpt = "best" if checkpointing and trainer.checkpoint_callback.best_model_path else None
         trainer.test(module, datamodule=data, ckpt_path=ckpt, weights_only=True, verbose=False)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        metrics |= _scalars(trainer.callback_metrics)
         best = trainer.checkpoint_callback.best_model_path if checkpointing else None
         if trainer.is_global_zero:
             _log_outcome(logger, module, trainer, best)
@@ -113,6 +114,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
             logger.experiment.set_terminated(logger.run_id, status)
         raise
     return TrainResult(logger.run_id, uri, metrics, best or None)
+
+
+def _scalars(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
 
 
 def _log_outcome(logger: MLFlowLogger, module: Any, trainer: L.Trainer, best: str | None) -> None:

@@ -9,7 +9,9 @@ The attention scorer gets its gradient from the score-function estimator
 
     ∇ ≈ (R − b) · ∇ log p(s) + λ_H · ∇ H(α)
 
-with ``R`` the log-likelihood of the target sentence, ``b`` a moving average of ``R`` and
+with ``R`` the log-likelihood of the target sentence (by default per token, as arctic-captions'
+``RL_sumCost`` option: the sum grows with length and makes long sentences dominate the variance),
+``b`` a moving average of ``R`` and
 ``H`` the entropy of ``α``; :meth:`HardAttention.reinforce_loss` builds the surrogate loss
 whose gradient is that estimate. Defaults are the arctic-captions settings.
 """
@@ -34,6 +36,7 @@ class HardAttentionConfig(SoftAttentionConfig):
     entropy_weight: float = 0.002  # λ_H, bonus on the entropy of α
     semi_sampling_p: float = 0.5  # probability that a step uses the soft expectation instead of a sample
     reinforce_weight: float = 1.0  # scale of the REINFORCE surrogate relative to the NLL
+    reward_per_token: bool = True  # R = mean token log-likelihood (arctic-captions' RL_sumCost), else the sum
 
 
 @dataclass
@@ -66,6 +69,7 @@ class HardAttention(SoftAttention):
         entropy_weight: weight λ_H of the entropy bonus.
         semi_sampling_p: probability, per example and step, of using the soft expectation.
         reinforce_weight: multiplier of the whole surrogate loss.
+        reward_per_token: reward = mean token log-likelihood of the target; False: the sum.
     """
 
     stochastic = True
@@ -80,6 +84,7 @@ class HardAttention(SoftAttention):
         entropy_weight: float = 0.002,
         semi_sampling_p: float = 0.5,
         reinforce_weight: float = 1.0,
+        reward_per_token: bool = True,
     ):
         super().__init__(query_dim, key_dim, score, hidden_dim)
         if not 0.0 <= semi_sampling_p <= 1.0:
@@ -90,6 +95,7 @@ class HardAttention(SoftAttention):
         self.entropy_weight = entropy_weight
         self.semi_sampling_p = semi_sampling_p
         self.reinforce_weight = reinforce_weight
+        self.reward_per_token = reward_per_token
         # The baseline is state, not a parameter: it is saved in checkpoints and synchronised by DDP.
         self.register_buffer("baseline", torch.zeros(()))
         self.register_buffer("baseline_started", torch.zeros((), dtype=torch.bool))
@@ -118,11 +124,14 @@ class HardAttention(SoftAttention):
         weights = torch.where(use_sample, one_hot, probs)
         return AttentionOutput(context, weights, probs, log_prob=log_prob, entropy=entropy, sampled=sampled)
 
-    def reinforce_loss(self, reward: Tensor, log_prob: Tensor, entropy: Tensor, step_mask: Tensor) -> ReinforceTerms:
+    def reinforce_loss(
+        self, token_log_lik: Tensor, log_prob: Tensor, entropy: Tensor, step_mask: Tensor
+    ) -> ReinforceTerms:
         """Surrogate loss whose gradient is the REINFORCE estimate for the attention scorer.
 
         Args:
-            reward: ``(B,)`` reward per sequence (the target's log-likelihood); treated as a constant.
+            token_log_lik: ``(B, T)`` log-likelihood of each target token (0 at padding); the reward
+                is built from it and treated as a constant.
             log_prob: ``(B, T)`` log-probability of each step's selection (0 where a step did not sample).
             entropy: ``(B, T)`` entropy of each step's distribution.
             step_mask: ``(B, T)`` bool, True at real (non-padding) target steps.
@@ -130,8 +139,10 @@ class HardAttention(SoftAttention):
         Both terms are divided by the number of real target steps, the normalisation of the
         token-level NLL they are added to. Updates the moving-average baseline in training mode.
         """
-        reward = reward.detach()
         n_steps = step_mask.sum().clamp_min(1)
+        reward = (token_log_lik.detach() * step_mask).sum(dim=1)
+        if self.reward_per_token:
+            reward = reward / step_mask.sum(dim=1).clamp_min(1)
         # 1. advantage against the baseline (the first batch starts the average, avoiding a cold start at 0)
         baseline = torch.where(self.baseline_started, self.baseline, reward.mean())
         advantage = reward - baseline

@@ -52,8 +52,8 @@ class TranslationModule(L.LightningModule):
         metrics = {f"{stage}/nll": nll}
         attention = self.model.attention
         if attention.stochastic and stage == "train":
-            # reward: the log-likelihood of each target sentence under the sampled attention
-            terms = attention.reinforce_loss(-token_nll.sum(dim=1), out.log_prob, out.entropy, step_mask)
+            # reward: the target's log-likelihood under the attention that was sampled
+            terms = attention.reinforce_loss(-token_nll, out.log_prob, out.entropy, step_mask)
             loss = loss + terms.loss
             metrics |= {"train/reinforce_loss": terms.loss, "train/baseline": terms.baseline}
         metrics[f"{stage}/loss"] = loss

@@ -145,11 +145,11 @@ def test_reinforce_gives_the_scorer_gradients_and_moves_the_baseline():
     attention = HardAttention(DQ, DK, semi_sampling_p=0.0, entropy_weight=0.0).train()
     out = attention(query, keys, keys, mask)
     reward = torch.tensor([-1.0, -2.0, -3.0, -4.0])
-    attention.reinforce_loss(reward, out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
+    attention.reinforce_loss(reward.unsqueeze(1), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
     # the first batch starts the baseline at its mean reward
     assert attention.baseline.item() == pytest.approx(-2.5)
     out = attention(query, keys, keys, mask)
-    terms = attention.reinforce_loss(reward - 10, out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
+    terms = attention.reinforce_loss((reward - 10).unsqueeze(1), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
     terms.loss.backward()
     assert attention.baseline.item() == pytest.approx(0.9 * -2.5 + 0.1 * -12.5)
     grads = [p.grad for p in attention.scorer.parameters()]
@@ -166,7 +166,7 @@ def test_reinforce_pushes_up_selections_with_above_baseline_reward():
     out = attention(query, keys, keys, mask)
     chosen = out.weights.argmax(-1)
     before = out.probs[torch.arange(B), chosen].detach()
-    terms = attention.reinforce_loss(torch.ones(B), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
+    terms = attention.reinforce_loss(torch.ones(B, 1), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
     terms.loss.backward()
     with torch.no_grad():
         for p in attention.parameters():
@@ -180,7 +180,7 @@ def test_entropy_bonus_flattens_the_distribution():
     attention = HardAttention(DQ, DK, semi_sampling_p=0.0, entropy_weight=1.0).train()
     attention.baseline_started.fill_(True)
     out = attention(query, keys, keys, mask)
-    terms = attention.reinforce_loss(attention.baseline.expand(B), out.log_prob.unsqueeze(1) * 0, out.entropy.unsqueeze(1), mask[:, :1])
+    terms = attention.reinforce_loss(attention.baseline.expand(B, 1), out.log_prob.unsqueeze(1) * 0, out.entropy.unsqueeze(1), mask[:, :1])
     terms.loss.backward()
     with torch.no_grad():
         for p in attention.parameters():
@@ -188,12 +188,22 @@ def test_entropy_bonus_flattens_the_distribution():
     assert attention(query, keys, keys, mask).entropy.sum() > out.entropy.sum()
 
 
+def test_reward_is_the_mean_or_the_sum_of_token_log_likelihoods():
+    token_log_lik = torch.tensor([[-1.0, -3.0, 0.0], [-2.0, 0.0, 0.0]])
+    step_mask = torch.tensor([[True, True, False], [True, False, False]])
+    zeros = torch.zeros(2, 3)
+    for per_token, expected in ((True, [-2.0, -2.0]), (False, [-4.0, -2.0])):
+        attention = HardAttention(DQ, DK, reward_per_token=per_token).train()
+        attention.reinforce_loss(token_log_lik, zeros, zeros, step_mask)
+        assert attention.baseline.item() == pytest.approx(sum(expected) / 2)
+
+
 def test_reinforce_loss_is_finite_with_padding_steps():
     query, keys, mask = inputs()
     attention = HardAttention(DQ, DK).train()
     out = attention(query, keys, keys, mask)
     step_mask = torch.tensor([[True, False]] * B)
-    terms = attention.reinforce_loss(torch.zeros(B), out.log_prob.unsqueeze(1).repeat(1, 2), out.entropy.unsqueeze(1).repeat(1, 2), step_mask)
+    terms = attention.reinforce_loss(torch.zeros(B, 2), out.log_prob.unsqueeze(1).repeat(1, 2), out.entropy.unsqueeze(1).repeat(1, 2), step_mask)
     terms.loss.backward()
     assert torch.isfinite(terms.loss)
     assert all(torch.isfinite(p.grad).all() for p in attention.parameters())

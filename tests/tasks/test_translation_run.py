@@ -1,0 +1,85 @@
+"""A tiny training run per mechanism, read back from MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from lightning_attn.cli import main
+from lightning_attn.config import compose
+from lightning_attn.train import train
+
+from ..helpers import tiny
+
+
+@pytest.mark.parametrize("mechanism", ["soft", "hard", "uniform"])
+def test_tiny_run_is_recorded_in_mlflow(mechanism):
+    result = train(compose(tiny(mechanism=mechanism)))
+    assert result.tracking_uri == f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    client = MlflowClient(result.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["attention.mechanism"] == mechanism
+    assert run.data.params["trainer.limit_train_batches"] == "3"
+    assert {"task": "translation", "attention": mechanism, "seed": "0"}.items() <= run.data.tags.items()
+    for metric in ("test/bleu", "val/bleu", "val/loss", "val/ppl", "train/loss_epoch"):
+        assert metric in run.data.metrics, metric
+    assert 0.0 <= run.data.metrics["test/bleu"] <= 100.0
+    assert run.data.metrics["test/bleu"] == pytest.approx(result.metrics["test/bleu"])
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.yaml", "predictions"} <= artifacts
+    config_text = Path(client.download_artifacts(result.run_id, "config.yaml")).read_text()
+    assert f"mechanism: {mechanism}" in config_text
+    hyps = Path(client.download_artifacts(result.run_id, "predictions/test.hyp.txt")).read_text().splitlines()
+    assert len(hyps) == 16
+    # the best checkpoint is a plain-tensor checkpoint that loads with weights_only=True
+    ckpt = torch.load(result.best_checkpoint, weights_only=True)
+    assert "state_dict" in ckpt and ckpt["hyper_parameters"]["attention"]["mechanism"] == mechanism
+
+
+def test_hard_run_logs_the_reinforce_baseline():
+    result = train(compose(tiny(mechanism="hard")))
+    history = MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/baseline_epoch")
+    assert history and history[-1].value < 0  # a log-likelihood
+
+
+def test_failed_run_is_marked_failed_with_its_reason(monkeypatch):
+    from lightning_attn.tasks import TranslationModule
+
+    def explode(self, batch, batch_idx):
+        raise RuntimeError("boom in training_step")
+
+    monkeypatch.setattr(TranslationModule, "training_step", explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(compose(tiny()))
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "boom in training_step" in run.data.tags["failure_reason"]
+
+
+def test_cli_train_prints_result_and_respects_tracking_env(monkeypatch, tmp_path, capsys):
+    store = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    assert main(["train", *tiny(), "logger.experiment_name=cli-test", "output_dir=out"]) == 0
+    out = capsys.readouterr().out
+    assert "test/bleu" in out and "mlflow ui" in out
+    assert store.is_file() and not (Path.cwd() / "mlflow.db").exists()
+    client = MlflowClient(f"sqlite:///{store}")
+    assert len(client.search_runs([client.get_experiment_by_name("cli-test").experiment_id])) == 1
+    assert list((Path.cwd() / "out").rglob("best.ckpt"))
+
+
+def test_multi30k_trains_through_the_real_loader(multi30k, tmp_path):
+    overrides = tiny("data=multi30k", f"data.root={multi30k}", f"data.cache_dir={tmp_path / 'vocab'}", "data.bpe_vocab_size=2000")
+    overrides = [o for o in overrides if not o.startswith("data.n_")]
+    overrides += ["trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "task.max_decode_len=20"]
+    result = train(compose(overrides))
+    assert result.metrics["train/loss_epoch"] > 0
+    run = MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert run.data.params["data.test_split"] == "test_2016_flickr"
+    assert run.data.tags["data"] == "multi30k"
+    assert len(list((tmp_path / "vocab").glob("bpe-*-2000-*.json"))) == 2
