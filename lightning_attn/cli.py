@@ -31,7 +31,9 @@ def _quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
     # data lives in memory: more loader workers would only add start-up time
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    # MLflow logs an INFO line per created experiment/run through its own handler
+    # MLflow announces database migrations at INFO through its own handler (set up on import)
+    import mlflow  # noqa: F401
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
@@ -88,7 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # our own progress lines; Lightning and MLflow bring their own handlers
+    package_log = logging.getLogger("lightning_attn")
+    if not package_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
     _quiet_third_party()
     try:
         return args.func(args)

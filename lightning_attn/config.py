@@ -53,9 +53,9 @@ class Seq2SeqConfig:
     """Bidirectional GRU encoder, attention GRU decoder."""
 
     kind: str = "seq2seq"
-    embed_dim: int = 128
-    encoder_hidden: int = 128  # per direction; the decoder attends over 2 x this
-    decoder_hidden: int = 256
+    embed_dim: int = 64
+    encoder_hidden: int = 64  # per direction; the decoder attends over 2 x this
+    decoder_hidden: int = 128  # = 2 x encoder_hidden, so attention.score=dot works out of the box
     dropout: float = 0.1
 
 
@@ -69,8 +69,8 @@ class SyntheticDataConfig:
     n_val: int = 500
     n_test: int = 1000
     corpus_seed: int = 1234  # the corpus is the same whatever the training seed
-    max_adjectives: int = 2
-    p_prepositional: float = 0.5
+    max_adjectives: int = 3
+    p_prepositional: float = 0.8  # long sentences (15.7 source words on average) defeat the uniform control
     p_adverb: float = 0.5
     batch_size: int = 64
     num_workers: int = 0  # data lives in memory: worker processes only add start-up time
@@ -105,7 +105,7 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
-    max_epochs: int = 10
+    max_epochs: int = 6
     max_time: str | None = None  # "DD:HH:MM:SS"
     gradient_clip_val: float | None = 1.0
     accumulate_grad_batches: int = 1
@@ -175,7 +175,7 @@ def _read_yaml(path: Path) -> dict:
 
 
 def _valid_keys(node: Any) -> str:
-    return ", ".join(str(k) for k in node.keys()) if isinstance(node, DictConfig) else "(none: not a section)"
+    return ", ".join(str(k) for k in node) if isinstance(node, DictConfig) else "(none: not a section)"
 
 
 def _load_group(group: str, choice: str, root: Path) -> DictConfig:
@@ -208,7 +208,7 @@ def _check_key(cfg: DictConfig, dotted: str) -> None:
         where = ".".join(parts[:depth]) or "the top level"
         if not isinstance(node, DictConfig):
             raise ConfigError(f"unknown key {dotted!r}: {where} is a value, not a section")
-        if part not in node.keys():
+        if part not in node.keys():  # noqa: SIM118 — `in node` is False for keys whose value is MISSING
             raise ConfigError(f"unknown key {dotted!r}; valid keys in {where}: {_valid_keys(node)}")
         node = node._get_node(part)
     group = parts[0]

@@ -88,7 +88,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
     checkpointing = trainer_kwargs["enable_checkpointing"]
     all_callbacks = list(callbacks or [])
     if checkpointing:
-        all_callbacks.append(ModelCheckpoint(monitor=monitor, mode=mode, filename="best", auto_insert_metric_name=False))
+        all_callbacks.append(
+            ModelCheckpoint(monitor=monitor, mode=mode, filename="best", auto_insert_metric_name=False)
+        )
     trainer = L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=cfg.output_dir)
     uri = logger._tracking_uri
     try:

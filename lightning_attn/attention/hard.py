@@ -79,7 +79,7 @@ class HardAttention(SoftAttention):
         query_dim: int,
         key_dim: int,
         score: str = "additive",
-        hidden_dim: int = 256,
+        hidden_dim: int = 128,
         baseline_decay: float = 0.9,
         entropy_weight: float = 0.002,
         semi_sampling_p: float = 0.5,

@@ -16,7 +16,7 @@ class SoftAttentionConfig:
 
     mechanism: str = "soft"
     score: ScoreKind = ScoreKind.additive  # additive | dot | general
-    hidden_dim: int = 256  # size of the additive scorer's hidden layer (unused by dot/general)
+    hidden_dim: int = 128  # size of the additive scorer's hidden layer (unused by dot/general)
 
 
 class SoftAttention(Attention):
@@ -29,7 +29,7 @@ class SoftAttention(Attention):
         hidden_dim: hidden size of the additive scorer.
     """
 
-    def __init__(self, query_dim: int, key_dim: int, score: str = "additive", hidden_dim: int = 256):
+    def __init__(self, query_dim: int, key_dim: int, score: str = "additive", hidden_dim: int = 128):
         super().__init__()
         self.scorer = build_scorer(score, query_dim, key_dim, hidden_dim)
 

@@ -98,10 +98,7 @@ def _noun_phrase(rng: random.Random, max_adjectives: int, p_pp: float, depth: in
     gender = _noun_gender(noun)
     definite = rng.random() < 0.5
     adjectives = rng.sample(ADJECTIVES, rng.randint(0, max_adjectives))
-    if number == "sg":
-        det_src = "the" if definite else "a"
-    else:
-        det_src = "the" if definite else "some"
+    det_src = "the" if definite else ("a" if number == "sg" else "some")
     src = [det_src, *adjectives, noun if number == "sg" else _plural(noun)]
     det_tgt = (DEFINITE if definite else INDEFINITE)[(gender, number)]
     noun_tgt = _stem(noun) + ("a" if gender == "f" else "o") + ("" if number == "sg" else "s")

@@ -121,7 +121,9 @@ class TranslationDataModule(L.LightningDataModule):
             split: read_parallel(root, c[f"{split}_split"], c["src_lang"], c["tgt_lang"])
             for split in ("train", "val", "test")
         }
-        bpe = partial(cached_bpe, root, vocab_size=c["bpe_vocab_size"], lowercase=c["lowercase"], cache_dir=c["cache_dir"])
+        bpe = partial(
+            cached_bpe, root, vocab_size=c["bpe_vocab_size"], lowercase=c["lowercase"], cache_dir=c["cache_dir"]
+        )
         train_src, train_tgt = texts["train"]
         self.src_codec = bpe(train_src, find_split_file(root, c["train_split"], c["src_lang"]), c["src_lang"])
         self.tgt_codec = bpe(train_tgt, find_split_file(root, c["train_split"], c["tgt_lang"]), c["tgt_lang"])

@@ -14,7 +14,9 @@ from ..data.codec import BOS, EOS, PAD
 
 
 @torch.no_grad()
-def beam_search(model, src: Tensor, src_lengths: Tensor, max_len: int, beam_size: int, length_penalty: float = 1.0) -> Tensor:
+def beam_search(
+    model, src: Tensor, src_lengths: Tensor, max_len: int, beam_size: int, length_penalty: float = 1.0
+) -> Tensor:
     """Decode ``src (B, S)``; returns tokens ``(B, L)`` ending in ``</s>`` (if produced) then ``<pad>``."""
     batch, k = src.size(0), beam_size
     device = src.device

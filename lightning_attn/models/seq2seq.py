@@ -1,10 +1,15 @@
 """Attention sequence-to-sequence model: bidirectional GRU encoder, GRU decoder, pluggable attention.
 
-Decoder step t (Bahdanau et al., 2015, with the attention mechanism swapped in)::
+Decoder step t (Luong et al., 2015, with input feeding; the attention mechanism swapped in)::
 
-    1. attend with the previous state:   c_t = Attention(h_{t-1}, memory)
-    2. update the state:                 h_t = GRUCell([emb(y_{t-1}); c_t], h_{t-1})
+    1. update the state:                 h_t = GRUCell([emb(y_{t-1}); c_{t-1}], h_{t-1})
+    2. attend with the new state:        c_t = Attention(h_t, memory)
     3. predict the next token:           p(y_t) = softmax(W_o tanh(W_h [h_t; c_t; emb(y_{t-1})]))
+
+Attending *after* the update lets the query know the word just emitted, which is what tells a
+reordering decoder where to look next (the Bahdanau order, attending with h_{t-1}, learnt the
+built-in corpus' long-distance verb move several epochs later). Feeding c_{t-1} back tells the
+state where it looked last.
 
 Shapes: ``B`` batch, ``S`` source length, ``T`` target length, ``H`` decoder hidden, ``M = 2 x``
 encoder hidden (the memory the decoder attends over), ``V`` target vocabulary.
@@ -12,7 +17,7 @@ encoder hidden (the memory the decoder attends over), ``V`` target vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor, nn
@@ -26,13 +31,14 @@ from .beam import beam_search
 @dataclass
 class DecoderState:
     hidden: Tensor  # (B, H)
+    context: Tensor  # (B, M) the previous step's attention context
     memory: Tensor  # (B, S, M) encoder states (the attention values)
     keys: Tensor  # (B, S, *) the attention's prepared keys
     mask: Tensor  # (B, S) bool, True at real source tokens
 
     def select(self, index: Tensor) -> DecoderState:
         """Rows ``index`` of every field (beam search reorders and expands with this)."""
-        return DecoderState(self.hidden[index], self.memory[index], self.keys[index], self.mask[index])
+        return DecoderState(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
 @dataclass
@@ -74,7 +80,9 @@ class Encoder(nn.Module):
 class AttentionDecoder(nn.Module):
     """GRU decoder that reads the source through an :class:`Attention` mechanism."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, memory_dim: int, attention: Attention, dropout: float):
+    def __init__(
+        self, vocab_size: int, embed_dim: int, hidden: int, memory_dim: int, attention: Attention, dropout: float
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.attention = attention
@@ -85,22 +93,22 @@ class AttentionDecoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def start(self, memory: Tensor, mask: Tensor) -> DecoderState:
-        """Initial state from the mean of the real encoder states (as in Show, Attend and Tell)."""
+        """Initial state and context from the mean of the real encoder states (as in Show, Attend and Tell)."""
         weights = mask.to(memory.dtype)
         mean = (memory * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
-        return DecoderState(torch.tanh(self.init_state(mean)), memory, self.attention.prepare(memory), mask)
+        return DecoderState(torch.tanh(self.init_state(mean)), mean, memory, self.attention.prepare(memory), mask)
 
     def step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, AttentionOutput]:
         """One step. ``prev_tokens (B,) -> logits (B, V)``."""
         emb = self.dropout(self.embed(prev_tokens))
-        # 1. attend with the previous state
-        att = self.attention.attend(state.hidden, state.keys, state.memory, state.mask)
-        # 2. update the state with the previous token and the context
-        hidden = self.cell(torch.cat([emb, att.context], dim=-1), state.hidden)
+        # 1. update the state with the previous token and the previous context
+        hidden = self.cell(torch.cat([emb, state.context], dim=-1), state.hidden)
+        # 2. attend with the new state
+        att = self.attention.attend(hidden, state.keys, state.memory, state.mask)
         # 3. deep output: state, context and previous token predict the next token
         pre = torch.tanh(self.pre_output(torch.cat([hidden, att.context, emb], dim=-1)))
         logits = self.output(self.dropout(pre))
-        return logits, DecoderState(hidden, state.memory, state.keys, state.mask), att
+        return logits, DecoderState(hidden, att.context, state.memory, state.keys, state.mask), att
 
 
 class Seq2Seq(nn.Module):

@@ -59,7 +59,9 @@ class TranslationModule(L.LightningModule):
         metrics[f"{stage}/loss"] = loss
         if stage != "train":
             metrics[f"{stage}/ppl"] = torch.exp(nll.clamp_max(50))
-        self.log_dict(metrics, batch_size=len(batch), on_step=stage == "train", on_epoch=True, sync_dist=stage != "train")
+        self.log_dict(
+            metrics, batch_size=len(batch), on_step=stage == "train", on_epoch=True, sync_dist=stage != "train"
+        )
         return loss
 
     def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
@@ -68,7 +70,9 @@ class TranslationModule(L.LightningModule):
     # ── evaluation ─────────────────────────────────────────────────────────────────────────────
     def decode(self, batch: TranslationBatch, beam_size: int) -> list[list[int]]:
         """Translate a batch; returns token ids per sentence."""
-        limit = min(self.cfg["max_decode_len"], math.ceil(self.cfg["decode_len_ratio"] * int(batch.src_lengths.max())) + 5)
+        limit = min(
+            self.cfg["max_decode_len"], math.ceil(self.cfg["decode_len_ratio"] * int(batch.src_lengths.max())) + 5
+        )
         if beam_size > 1:
             tokens = self.model.beam_search(batch.src, batch.src_lengths, limit, beam_size, self.cfg["length_penalty"])
         else:

@@ -64,4 +64,3 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         if found is None:
             raise
         return found.experiment_id
-

@@ -149,7 +149,9 @@ def test_reinforce_gives_the_scorer_gradients_and_moves_the_baseline():
     # the first batch starts the baseline at its mean reward
     assert attention.baseline.item() == pytest.approx(-2.5)
     out = attention(query, keys, keys, mask)
-    terms = attention.reinforce_loss((reward - 10).unsqueeze(1), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
+    terms = attention.reinforce_loss(
+        (reward - 10).unsqueeze(1), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1]
+    )
     terms.loss.backward()
     assert attention.baseline.item() == pytest.approx(0.9 * -2.5 + 0.1 * -12.5)
     grads = [p.grad for p in attention.scorer.parameters()]
@@ -180,7 +182,9 @@ def test_entropy_bonus_flattens_the_distribution():
     attention = HardAttention(DQ, DK, semi_sampling_p=0.0, entropy_weight=1.0).train()
     attention.baseline_started.fill_(True)
     out = attention(query, keys, keys, mask)
-    terms = attention.reinforce_loss(attention.baseline.expand(B, 1), out.log_prob.unsqueeze(1) * 0, out.entropy.unsqueeze(1), mask[:, :1])
+    terms = attention.reinforce_loss(
+        attention.baseline.expand(B, 1), out.log_prob.unsqueeze(1) * 0, out.entropy.unsqueeze(1), mask[:, :1]
+    )
     terms.loss.backward()
     with torch.no_grad():
         for p in attention.parameters():
@@ -203,7 +207,9 @@ def test_reinforce_loss_is_finite_with_padding_steps():
     attention = HardAttention(DQ, DK).train()
     out = attention(query, keys, keys, mask)
     step_mask = torch.tensor([[True, False]] * B)
-    terms = attention.reinforce_loss(torch.zeros(B, 2), out.log_prob.unsqueeze(1).repeat(1, 2), out.entropy.unsqueeze(1).repeat(1, 2), step_mask)
+    terms = attention.reinforce_loss(
+        torch.zeros(B, 2), out.log_prob.unsqueeze(1).repeat(1, 2), out.entropy.unsqueeze(1).repeat(1, 2), step_mask
+    )
     terms.loss.backward()
     assert torch.isfinite(terms.loss)
     assert all(torch.isfinite(p.grad).all() for p in attention.parameters())

@@ -12,7 +12,9 @@ V_SRC, V_TGT = 30, 25
 
 def model(mechanism: str = "soft", **kw) -> Seq2Seq:
     torch.manual_seed(0)
-    return Seq2Seq(V_SRC, V_TGT, {"mechanism": mechanism}, embed_dim=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0, **kw)
+    return Seq2Seq(
+        V_SRC, V_TGT, {"mechanism": mechanism}, embed_dim=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0, **kw
+    )
 
 
 def batch(extra_pad: int = 0):

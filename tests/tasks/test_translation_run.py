@@ -74,7 +74,9 @@ def test_cli_train_prints_result_and_respects_tracking_env(monkeypatch, tmp_path
 
 
 def test_multi30k_trains_through_the_real_loader(multi30k, tmp_path):
-    overrides = tiny("data=multi30k", f"data.root={multi30k}", f"data.cache_dir={tmp_path / 'vocab'}", "data.bpe_vocab_size=2000")
+    overrides = tiny(
+        "data=multi30k", f"data.root={multi30k}", f"data.cache_dir={tmp_path / 'vocab'}", "data.bpe_vocab_size=2000"
+    )
     overrides = [o for o in overrides if not o.startswith("data.n_")]
     overrides += ["trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "task.max_decode_len=20"]
     result = train(compose(overrides))
