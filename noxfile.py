@@ -9,6 +9,7 @@ requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
@@ -33,10 +34,19 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job on built-in data: train soft and hard attention, each tracked in MLflow."""
+    """The main job on built-in data: soft vs hard attention with default settings, tracked in MLflow.
+
+    Extra arguments are passed on as overrides: `nox -s demo -- trainer.max_epochs=1`.
+    """
     install(session)
     for mechanism in ("soft", "hard"):
         session.run("lightning-attn", "train", "task=translation", f"attention={mechanism}", *session.posargs)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        session.log("Both runs are in MLflow (experiment 'lightning-attn') on the server in MLFLOW_TRACKING_URI.")
+        return
+    store = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    session.log("Both runs are in MLflow (experiment 'lightning-attn'). Open the UI with:")
+    session.log(f"  {Path(session.bin) / 'mlflow'} ui --backend-store-uri '{store}'   # then http://127.0.0.1:5000")
 
 
 @nox.session(python=PYTHON)

@@ -105,7 +105,7 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
-    max_epochs: int = 6
+    max_epochs: int = 4
     max_time: str | None = None  # "DD:HH:MM:SS"
     gradient_clip_val: float | None = 1.0
     accumulate_grad_batches: int = 1
