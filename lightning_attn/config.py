@@ -204,6 +204,8 @@ def _check_key(cfg: DictConfig, dotted: str) -> None:
     """Raise a ConfigError naming the first unknown part of ``dotted`` and the keys valid there."""
     node: Any = cfg
     parts = dotted.split(".")
+    if parts[0] == "choices":
+        raise ConfigError(f"{dotted} records the group choices; write GROUP=NAME instead (e.g. attention=hard)")
     for depth, part in enumerate(parts):
         where = ".".join(parts[:depth]) or "the top level"
         if not isinstance(node, DictConfig):

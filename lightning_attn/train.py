@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -21,6 +22,7 @@ from .config import flatten, section, to_yaml
 from .data import TranslationDataModule
 from .tasks import TranslationModule
 from .tracking import ensure_experiment, mask_params, mask_secrets, resolve_tracking_uri
+from .tracking.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,8 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
     }
 
 
-def _make_logger(cfg: DictConfig) -> MLFlowLogger:
+def _make_logger(cfg: DictConfig, uri: str) -> MLFlowLogger:
     lc = cfg.logger
-    uri = resolve_tracking_uri(lc.tracking_uri)
     ensure_experiment(uri, lc.experiment_name)
     run_name = lc.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}-seed{cfg.seed}"
     return MLFlowLogger(
@@ -82,17 +83,19 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     # 1. data and model first: a data error must not leave an empty MLflow run behind
     data, module = build_task(cfg)
-    logger = _make_logger(cfg)
+    uri = resolve_tracking_uri(cfg.logger.tracking_uri)
+    logger = _make_logger(cfg, uri)
     monitor, mode = MONITOR[cfg.task.name]
     trainer_kwargs = section(cfg, "trainer")
     checkpointing = trainer_kwargs["enable_checkpointing"]
     all_callbacks = list(callbacks or [])
+    if trainer_kwargs["enable_progress_bar"]:
+        all_callbacks.append(ProgressBar())
     if checkpointing:
         all_callbacks.append(
             ModelCheckpoint(monitor=monitor, mode=mode, filename="best", auto_insert_metric_name=False)
         )
     trainer = L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=cfg.output_dir)
-    uri = logger._tracking_uri
     try:
         # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere)
         if trainer.is_global_zero:
@@ -101,10 +104,11 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)
         trainer.fit(module, datamodule=data)
         metrics = _scalars(trainer.callback_metrics)  # test replaces callback_metrics: keep fit's
-        ckpt = "best" if checkpointing and trainer.checkpoint_callback.best_model_path else None
+        best_path = trainer.checkpoint_callback.best_model_path if checkpointing else ""
+        ckpt = "best" if best_path else None
         trainer.test(module, datamodule=data, ckpt_path=ckpt, weights_only=True, verbose=False)
         metrics |= _scalars(trainer.callback_metrics)
-        best = trainer.checkpoint_callback.best_model_path if checkpointing else None
+        best = str(Path(best_path).resolve()) if best_path else None
         if trainer.is_global_zero:
             _log_outcome(logger, module, trainer, best)
             logger.finalize("success")
@@ -112,10 +116,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
         # Ctrl+C reaches here as SystemExit from Lightning's graceful shutdown
         status = "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
         if trainer.is_global_zero and logger._initialized:
-            logger.experiment.set_tag(logger.run_id, "failure_reason", f"{type(e).__name__}: {e}"[:5000])
+            logger.experiment.set_tag(logger.run_id, "failure_reason", mask_secrets(f"{type(e).__name__}: {e}")[:5000])
             logger.experiment.set_terminated(logger.run_id, status)
         raise
-    return TrainResult(logger.run_id, uri, metrics, best or None)
+    return TrainResult(logger.run_id, uri, metrics, best)
 
 
 def _scalars(metrics: dict) -> dict[str, float]:

@@ -58,6 +58,7 @@ def test_flatten_uses_command_line_keys():
         (["data=multi30k"], "data.root needs a value"),
         (["attention.mechanism=hard"], "write attention=NAME"),
         (["max_epochs"], "expected key=value"),
+        (["choices.attention=hard"], "records the group choices"),
     ],
 )
 def test_bad_config_names_the_key(override, message):

@@ -12,11 +12,13 @@ import math
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torchmetrics import SumMetric
 from torchmetrics.text import SacreBLEUScore
 
 from ..data.codec import PAD
 from ..data.translation import TranslationBatch
 from ..models import Seq2Seq
+from .metrics import alignment_hits
 
 
 class TranslationModule(L.LightningModule):
@@ -35,6 +37,8 @@ class TranslationModule(L.LightningModule):
         self.model = Seq2Seq(src_vocab, tgt_vocab, attention, **sizes)
         self.cfg = task
         self.bleu = torch.nn.ModuleDict({"val": SacreBLEUScore(tokenize="13a"), "test": SacreBLEUScore(tokenize="13a")})
+        # attention vs gold alignment (built-in data); hits and totals are summed across DDP ranks
+        self.align = torch.nn.ModuleDict({s: torch.nn.ModuleList([SumMetric(), SumMetric()]) for s in ("val", "test")})
         self.test_hypotheses: list[str] = []
         self.test_references: list[str] = []
 
@@ -43,12 +47,11 @@ class TranslationModule(L.LightningModule):
         out = self.model(batch.src, batch.src_lengths, batch.tgt_in)
         step_mask = batch.tgt_out != PAD
         n_tokens = step_mask.sum()
-        token_nll = F.cross_entropy(
-            out.logits.transpose(1, 2), batch.tgt_out, ignore_index=PAD, reduction="none",
-            label_smoothing=self.cfg["label_smoothing"] if stage == "train" else 0.0,
-        )  # fmt: skip
+        logits = out.logits.transpose(1, 2)
+        token_nll = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, reduction="none")
         nll = token_nll.sum() / n_tokens
-        loss = nll
+        smoothing = self.cfg["label_smoothing"] if stage == "train" else 0.0
+        loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=smoothing) if smoothing else nll
         metrics = {f"{stage}/nll": nll}
         attention = self.model.attention
         if attention.stochastic and stage == "train":
@@ -56,11 +59,21 @@ class TranslationModule(L.LightningModule):
             terms = attention.reinforce_loss(-token_nll, out.log_prob, out.entropy, step_mask)
             loss = loss + terms.loss
             metrics |= {"train/reinforce_loss": terms.loss, "train/baseline": terms.baseline}
-        metrics[f"{stage}/loss"] = loss
         if stage != "train":
             metrics[f"{stage}/ppl"] = torch.exp(nll.clamp_max(50))
-        self.log_dict(
-            metrics, batch_size=len(batch), on_step=stage == "train", on_epoch=True, sync_dist=stage != "train"
+            hits, total = alignment_hits(out.attention, batch.alignment)
+            self.align[stage][0].update(hits)
+            self.align[stage][1].update(total)
+        on_step, sync = stage == "train", stage != "train"
+        self.log_dict(metrics, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            batch_size=len(batch),
+            on_step=on_step,
+            on_epoch=True,
+            sync_dist=sync,
+            prog_bar=on_step,
         )
         return loss
 
@@ -95,18 +108,24 @@ class TranslationModule(L.LightningModule):
     def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
-    def _log_bleu(self, stage: str) -> None:
-        self.log(f"{stage}/bleu", self.bleu[stage].compute() * 100, sync_dist=False)
+    def _log_epoch_metrics(self, stage: str) -> None:
+        # torchmetrics objects synchronise across ranks themselves in compute()
+        self.log(f"{stage}/bleu", self.bleu[stage].compute() * 100, prog_bar=stage == "val")
         self.bleu[stage].reset()
+        hits, total = (m.compute() for m in self.align[stage])
+        if total > 0:
+            self.log(f"{stage}/align_acc", hits / total)
+        for m in self.align[stage]:
+            m.reset()
 
     def on_validation_epoch_end(self) -> None:
-        self._log_bleu("val")
+        self._log_epoch_metrics("val")
 
     def on_test_epoch_start(self) -> None:
         self.test_hypotheses, self.test_references = [], []
 
     def on_test_epoch_end(self) -> None:
-        self._log_bleu("test")
+        self._log_epoch_metrics("test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])

@@ -159,22 +159,20 @@ def test_reinforce_gives_the_scorer_gradients_and_moves_the_baseline():
 
 
 def test_reinforce_pushes_up_selections_with_above_baseline_reward():
-    """One gradient step makes a selection with positive advantage more likely."""
+    """A small gradient step makes a selection with positive advantage more likely (one sentence)."""
     torch.manual_seed(0)
-    query, keys, mask = inputs()
+    query, keys, mask = (x[:1] for x in inputs())
     attention = HardAttention(DQ, DK, semi_sampling_p=0.0, entropy_weight=0.0).train()
-    attention.baseline.fill_(0.0)
-    attention.baseline_started.fill_(True)
+    attention.baseline_started.fill_(True)  # baseline 0, reward 1: advantage +1
     out = attention(query, keys, keys, mask)
     chosen = out.weights.argmax(-1)
-    before = out.probs[torch.arange(B), chosen].detach()
-    terms = attention.reinforce_loss(torch.ones(B, 1), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
+    terms = attention.reinforce_loss(torch.ones(1, 1), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
     terms.loss.backward()
     with torch.no_grad():
         for p in attention.parameters():
-            p -= 0.5 * p.grad
-    after = attention.eval()(query, keys, keys, mask).probs[torch.arange(B), chosen]
-    assert (after[:3] > before[:3]).all()  # the last row has one position: probability 1 either way
+            p -= 0.05 * p.grad
+    after = attention.eval()(query, keys, keys, mask).probs[0, chosen]
+    assert after > out.probs[0, chosen].detach()
 
 
 def test_entropy_bonus_flattens_the_distribution():

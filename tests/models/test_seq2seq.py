@@ -69,6 +69,7 @@ def test_greedy_stops_at_the_length_limit_and_pads_after_eos():
             assert all(t == PAD for t in row[row.index(EOS) + 1 :])
 
 
+@torch.no_grad()
 def sequence_log_prob(m: Seq2Seq, src, lengths, tokens: list[int]) -> float:
     """log p(tokens | src) for one sentence, by teacher forcing."""
     tokens = tokens[: tokens.index(EOS) + 1] if EOS in tokens else tokens

@@ -25,7 +25,7 @@ def test_tiny_run_is_recorded_in_mlflow(mechanism):
     assert run.data.params["attention.mechanism"] == mechanism
     assert run.data.params["trainer.limit_train_batches"] == "3"
     assert {"task": "translation", "attention": mechanism, "seed": "0"}.items() <= run.data.tags.items()
-    for metric in ("test/bleu", "val/bleu", "val/loss", "val/ppl", "train/loss_epoch"):
+    for metric in ("test/bleu", "val/bleu", "val/loss", "val/ppl", "train/loss_epoch", "val/align_acc"):
         assert metric in run.data.metrics, metric
     assert 0.0 <= run.data.metrics["test/bleu"] <= 100.0
     assert run.data.metrics["test/bleu"] == pytest.approx(result.metrics["test/bleu"])
@@ -84,4 +84,5 @@ def test_multi30k_trains_through_the_real_loader(multi30k, tmp_path):
     run = MlflowClient(result.tracking_uri).get_run(result.run_id)
     assert run.data.params["data.test_split"] == "test_2016_flickr"
     assert run.data.tags["data"] == "multi30k"
+    assert "val/align_acc" not in run.data.metrics  # real text has no gold alignment
     assert len(list((tmp_path / "vocab").glob("bpe-*-2000-*.json"))) == 2
