@@ -1,7 +1,7 @@
 """``TranslationModule``: a thin LightningModule around :class:`~lightning_attn.models.Seq2Seq`.
 
 Loss: token-level NLL under teacher forcing; a stochastic attention mechanism adds its REINFORCE
-surrogate with the sentence log-likelihood as reward. Validation/test decode the source and score
+surrogate, rewarded with the target's log-likelihood. Validation/test decode the source and score
 BLEU (sacrebleu's 13a tokenisation, through torchmetrics so it syncs across DDP ranks).
 """
 
@@ -12,7 +12,7 @@ import math
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics import SumMetric
+from torchmetrics import MeanMetric
 from torchmetrics.text import SacreBLEUScore
 
 from ..data.codec import PAD
@@ -37,8 +37,8 @@ class TranslationModule(L.LightningModule):
         self.model = Seq2Seq(src_vocab, tgt_vocab, attention, **sizes)
         self.cfg = task
         self.bleu = torch.nn.ModuleDict({"val": SacreBLEUScore(tokenize="13a"), "test": SacreBLEUScore(tokenize="13a")})
-        # attention vs gold alignment (built-in data); hits and totals are summed across DDP ranks
-        self.align = torch.nn.ModuleDict({s: torch.nn.ModuleList([SumMetric(), SumMetric()]) for s in ("val", "test")})
+        # share of target tokens whose most-attended source word is the gold one (built-in data)
+        self.align = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.test_hypotheses: list[str] = []
         self.test_references: list[str] = []
 
@@ -62,8 +62,8 @@ class TranslationModule(L.LightningModule):
         if stage != "train":
             metrics[f"{stage}/ppl"] = torch.exp(nll.clamp_max(50))
             hits, total = alignment_hits(out.attention, batch.alignment)
-            self.align[stage][0].update(hits)
-            self.align[stage][1].update(total)
+            if total > 0:
+                self.align[stage].update(hits / total, weight=total)
         on_step, sync = stage == "train", stage != "train"
         self.log_dict(metrics, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync)
         self.log(
@@ -112,11 +112,9 @@ class TranslationModule(L.LightningModule):
         # torchmetrics objects synchronise across ranks themselves in compute()
         self.log(f"{stage}/bleu", self.bleu[stage].compute() * 100, prog_bar=stage == "val")
         self.bleu[stage].reset()
-        hits, total = (m.compute() for m in self.align[stage])
-        if total > 0:
-            self.log(f"{stage}/align_acc", hits / total)
-        for m in self.align[stage]:
-            m.reset()
+        if self.align[stage].update_called:
+            self.log(f"{stage}/align_acc", self.align[stage].compute())
+        self.align[stage].reset()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
