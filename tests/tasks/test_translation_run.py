@@ -61,6 +61,25 @@ def test_failed_run_is_marked_failed_with_its_reason(monkeypatch):
     assert "boom in training_step" in run.data.tags["failure_reason"]
 
 
+def test_interrupted_run_is_marked_killed(monkeypatch):
+    import signal
+
+    from lightning_attn.tasks import TranslationModule
+
+    def interrupt(self, batch, batch_idx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TranslationModule, "training_step", interrupt)
+    try:
+        with pytest.raises(SystemExit):  # Lightning's graceful shutdown after Ctrl+C
+            train(compose(tiny()))
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT from then on
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
+    assert run.info.status == "KILLED"
+
+
 def test_cli_train_prints_result_and_respects_tracking_env(monkeypatch, tmp_path, capsys):
     store = tmp_path / "elsewhere.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
