@@ -17,28 +17,24 @@ encoder hidden (the memory the decoder attends over), ``V`` target vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..attention import Attention, AttentionOutput, build_attention
-from ..data.codec import BOS, EOS, PAD
-from .beam import beam_search
+from ..data.codec import PAD
+from .decoding import BatchState, beam_search, greedy
 
 
 @dataclass
-class DecoderState:
+class DecoderState(BatchState):
     hidden: Tensor  # (B, H)
     context: Tensor  # (B, M) the previous step's attention context
     memory: Tensor  # (B, S, M) encoder states (the attention values)
     keys: Tensor  # (B, S, *) the attention's prepared keys
     mask: Tensor  # (B, S) bool, True at real source tokens
-
-    def select(self, index: Tensor) -> DecoderState:
-        """Rows ``index`` of every field (beam search reorders and expands with this)."""
-        return DecoderState(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
 @dataclass
@@ -158,30 +154,14 @@ class Seq2Seq(nn.Module):
         stack = lambda xs: torch.stack(xs, dim=1) if xs[0] is not None else None  # noqa: E731
         return Seq2SeqOutput(stack(logits), stack(weights), stack(log_probs), stack(entropies))
 
-    @torch.no_grad()
     def greedy(self, src: Tensor, src_lengths: Tensor, max_len: int) -> tuple[Tensor, Tensor]:
-        """Most likely token at each step.
-
-        Returns:
-            tokens ``(B, L)`` (``</s>`` then ``<pad>`` after the end) and attention ``(B, L, S)``.
-        """
+        """Most likely token at each step: tokens ``(B, L)`` and attention ``(B, L, S)``."""
         state = self.encode(src, src_lengths)
-        prev = torch.full((src.size(0),), BOS, dtype=torch.long, device=src.device)
-        finished = torch.zeros_like(prev, dtype=torch.bool)
-        tokens, weights = [], []
-        for _ in range(max_len):
-            logits, state, att = self.decoder.step(prev, state)
-            prev = logits.argmax(-1).masked_fill(finished, PAD)
-            tokens.append(prev)
-            weights.append(att.weights)
-            finished |= prev == EOS
-            if finished.all():
-                break
-        return torch.stack(tokens, 1), torch.stack(weights, 1)
+        return greedy(self.decoder.step, state, src.size(0), max_len, src.device)
 
-    @torch.no_grad()
     def beam_search(
         self, src: Tensor, src_lengths: Tensor, max_len: int, beam_size: int, length_penalty: float = 1.0
     ) -> Tensor:
-        """Batched beam search; see :func:`lightning_attn.models.beam.beam_search`."""
-        return beam_search(self, src, src_lengths, max_len, beam_size, length_penalty)
+        """Batched beam search (see :mod:`lightning_attn.models.decoding`): tokens ``(B, L)``."""
+        state = self.encode(src, src_lengths)
+        return beam_search(self.decoder.step, state, src.size(0), max_len, beam_size, length_penalty, src.device)
