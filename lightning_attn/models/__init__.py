@@ -1,6 +1,6 @@
 """Plain ``nn.Module`` models (no Lightning)."""
 
-from .decoding import beam_search, greedy
-from .seq2seq import Seq2Seq, Seq2SeqOutput
+from .decoding import DecoderOutput, beam_search, greedy, teacher_forcing
+from .seq2seq import Seq2Seq
 
-__all__ = ["Seq2Seq", "Seq2SeqOutput", "beam_search", "greedy"]
+__all__ = ["DecoderOutput", "Seq2Seq", "beam_search", "greedy", "teacher_forcing"]

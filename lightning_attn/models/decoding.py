@@ -11,7 +11,7 @@ stays put while it competes with the live ones. The winner maximises ``log p / l
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -28,6 +28,38 @@ class BatchState:
     def select(self, index: Tensor):
         """Rows ``index`` of every field (beam search reorders and expands with this)."""
         return type(self)(*(getattr(self, f.name)[index] for f in fields(self)))
+
+
+@dataclass
+class DecoderOutput:
+    """A teacher-forced pass.
+
+    Attributes:
+        logits: ``(B, T, V)``.
+        attention: ``(B, T, N)`` weights used at each step.
+        probs: ``(B, T, N)`` the attention distributions (equal to ``attention`` for soft mechanisms).
+        log_prob: ``(B, T)`` selection log-probabilities (stochastic attention), else ``None``.
+        entropy: ``(B, T)`` attention entropy per step.
+    """
+
+    logits: Tensor
+    attention: Tensor
+    probs: Tensor
+    log_prob: Tensor | None
+    entropy: Tensor | None
+
+
+def teacher_forcing(step: Step, state: Any, tgt_in: Tensor) -> DecoderOutput:
+    """Run ``step`` over the gold previous tokens ``tgt_in (B, T)`` (starting with ``<s>``)."""
+    steps = []
+    for t in range(tgt_in.size(1)):
+        logits, state, att = step(tgt_in[:, t], state)
+        steps.append((logits, att.weights, att.probs, att.log_prob, att.entropy))
+
+    def stack(i: int) -> Tensor | None:
+        return None if steps[0][i] is None else torch.stack([s[i] for s in steps], dim=1)
+
+    return DecoderOutput(*(stack(i) for i in range(5)))
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..attention import Attention, AttentionOutput, build_attention
 from ..data.codec import PAD
-from .decoding import BatchState, beam_search, greedy
+from .decoding import BatchState, DecoderOutput, beam_search, greedy, teacher_forcing
 
 
 @dataclass
@@ -35,23 +35,6 @@ class DecoderState(BatchState):
     memory: Tensor  # (B, S, M) encoder states (the attention values)
     keys: Tensor  # (B, S, *) the attention's prepared keys
     mask: Tensor  # (B, S) bool, True at real source tokens
-
-
-@dataclass
-class Seq2SeqOutput:
-    """Teacher-forced forward pass.
-
-    Attributes:
-        logits: ``(B, T, V)``.
-        attention: ``(B, T, S)`` weights used at each step.
-        log_prob: ``(B, T)`` selection log-probabilities (stochastic attention), else ``None``.
-        entropy: ``(B, T)`` attention entropy per step.
-    """
-
-    logits: Tensor
-    attention: Tensor
-    log_prob: Tensor | None
-    entropy: Tensor | None
 
 
 class Encoder(nn.Module):
@@ -141,24 +124,17 @@ class Seq2Seq(nn.Module):
         mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)
         return self.decoder.start(self.encoder(src, src_lengths), mask)
 
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Seq2SeqOutput:
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> DecoderOutput:
         """Teacher forcing. ``src (B, S), src_lengths (B,), tgt_in (B, T)`` starting with ``<s>``."""
-        state = self.encode(src, src_lengths)
-        logits, weights, log_probs, entropies = [], [], [], []
-        for t in range(tgt_in.size(1)):
-            step_logits, state, att = self.decoder.step(tgt_in[:, t], state)
-            logits.append(step_logits)
-            weights.append(att.weights)
-            log_probs.append(att.log_prob)
-            entropies.append(att.entropy)
-        stack = lambda xs: torch.stack(xs, dim=1) if xs[0] is not None else None  # noqa: E731
-        return Seq2SeqOutput(stack(logits), stack(weights), stack(log_probs), stack(entropies))
+        return teacher_forcing(self.decoder.step, self.encode(src, src_lengths), tgt_in)
 
+    @torch.no_grad()
     def greedy(self, src: Tensor, src_lengths: Tensor, max_len: int) -> tuple[Tensor, Tensor]:
         """Most likely token at each step: tokens ``(B, L)`` and attention ``(B, L, S)``."""
         state = self.encode(src, src_lengths)
         return greedy(self.decoder.step, state, src.size(0), max_len, src.device)
 
+    @torch.no_grad()
     def beam_search(
         self, src: Tensor, src_lengths: Tensor, max_len: int, beam_size: int, length_penalty: float = 1.0
     ) -> Tensor:
