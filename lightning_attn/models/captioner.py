@@ -1,0 +1,148 @@
+"""Show, Attend and Tell (Xu et al., 2015): a CNN grid encoder and an attention LSTM decoder.
+
+Encoder: a small CNN trained from scratch turns an image ``(B, C, S, S)`` into ``N = G x G`` region
+features ``(B, N, D)`` (``G = S / 2**len(channels)``), each with a learned position embedding added so
+that a context vector says *where* it was read (captions name positions).
+
+Decoder step t (same order as the translation decoder, see :mod:`.seq2seq`)::
+
+    1. update the state:   h_t, c_t = LSTMCell([E y_{t-1}; z_{t-1}], (h_{t-1}, c_{t-1}))
+    2. attend:             ĉ_t = Attention(h_t, regions)
+    3. gate (§4.2.1):      z_t = sigmoid(W_β h_t) · ĉ_t
+    4. deep output (eq 7): p(y_t) = softmax(L_o(E y_{t-1} + L_h h_t + L_z z_t))
+
+The initial ``h_0, c_0`` come from the mean region feature (§3.1.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..attention import Attention, AttentionOutput, build_attention
+from .decoding import BatchState, DecoderOutput, beam_search, greedy, teacher_forcing
+
+
+class GridEncoder(nn.Module):
+    """``(B, C, S, S) -> (B, G·G, D)``: conv-BN-ReLU-maxpool blocks, then a learned position embedding."""
+
+    def __init__(self, in_channels: int, image_size: int, channels: tuple[int, ...] = (32, 64, 128, 128)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip((in_channels, *channels[:-1]), channels):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+        self.cnn = nn.Sequential(*layers)
+        self.grid = image_size // 2 ** len(channels)
+        if self.grid < 1 or image_size % 2 ** len(channels):
+            raise ValueError(
+                f"image size {image_size} must be a multiple of {2 ** len(channels)} ({len(channels)} blocks)"
+            )
+        self.dim = channels[-1]
+        self.position = nn.Parameter(torch.randn(self.grid * self.grid, self.dim) * 0.02)
+
+    def forward(self, images: Tensor) -> Tensor:
+        features = self.cnn(images)  # (B, D, G, G)
+        return features.flatten(2).transpose(1, 2) + self.position  # (B, G·G, D), row-major regions
+
+
+@dataclass
+class CaptionState(BatchState):
+    hidden: Tensor  # (B, H)
+    cell: Tensor  # (B, H)
+    context: Tensor  # (B, D) previous gated context z_{t-1}
+    regions: Tensor  # (B, N, D) the attention values
+    keys: Tensor  # (B, N, *) the attention's prepared keys
+    mask: Tensor  # (B, N) all True: every region is real
+
+
+class CaptionDecoder(nn.Module):
+    def __init__(
+        self, vocab_size: int, embed_dim: int, hidden: int, feature_dim: int, attention: Attention, dropout: float
+    ):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.attention = attention
+        self.init_h = nn.Linear(feature_dim, hidden)
+        self.init_c = nn.Linear(feature_dim, hidden)
+        self.cell = nn.LSTMCell(embed_dim + feature_dim, hidden)
+        self.beta = nn.Linear(hidden, 1)
+        self.out_h = nn.Linear(hidden, embed_dim)
+        self.out_z = nn.Linear(feature_dim, embed_dim)
+        self.output = nn.Linear(embed_dim, vocab_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def start(self, regions: Tensor) -> CaptionState:
+        mean = regions.mean(dim=1)
+        mask = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)
+        return CaptionState(
+            torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)), torch.zeros_like(mean), regions,
+            self.attention.prepare(regions), mask,
+        )  # fmt: skip
+
+    def step(self, prev_tokens: Tensor, state: CaptionState) -> tuple[Tensor, CaptionState, AttentionOutput]:
+        """One step. ``prev_tokens (B,) -> logits (B, V)``."""
+        emb = self.dropout(self.embed(prev_tokens))
+        # 1. update the state with the previous word and the previous gated context
+        hidden, cell = self.cell(torch.cat([emb, state.context], dim=-1), (state.hidden, state.cell))
+        # 2. attend over the regions
+        att = self.attention.attend(hidden, state.keys, state.regions, state.mask)
+        # 3. the gating scalar β decides how much of the context to let through
+        context = torch.sigmoid(self.beta(hidden)) * att.context
+        # 4. deep output
+        logits = self.output(self.dropout(emb + self.out_h(hidden) + self.out_z(context)))
+        return logits, CaptionState(hidden, cell, context, state.regions, state.keys, state.mask), att
+
+
+class Captioner(nn.Module):
+    """Show, Attend and Tell with any attention mechanism.
+
+    Args:
+        vocab: caption vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
+        attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
+        in_channels, image_size: input images ``(B, in_channels, image_size, image_size)``.
+        channels: CNN block widths; each block halves the resolution.
+        embed_dim, hidden, dropout: decoder sizes.
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        attention: dict,
+        in_channels: int = 1,
+        image_size: int = 64,
+        channels: tuple[int, ...] = (32, 64, 128, 128),
+        embed_dim: int = 64,
+        hidden: int = 256,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.encoder = GridEncoder(in_channels, image_size, tuple(channels))
+        mechanism = build_attention(attention, query_dim=hidden, key_dim=self.encoder.dim)
+        self.decoder = CaptionDecoder(vocab, embed_dim, hidden, self.encoder.dim, mechanism, dropout)
+
+    @property
+    def attention(self) -> Attention:
+        return self.decoder.attention
+
+    @property
+    def grid(self) -> int:
+        return self.encoder.grid
+
+    def encode(self, images: Tensor) -> CaptionState:
+        return self.decoder.start(self.encoder(images))
+
+    def forward(self, images: Tensor, tgt_in: Tensor) -> DecoderOutput:
+        """Teacher forcing: ``images (B, C, S, S), tgt_in (B, T)`` starting with ``<s>``."""
+        return teacher_forcing(self.decoder.step, self.encode(images), tgt_in)
+
+    @torch.no_grad()
+    def greedy(self, images: Tensor, max_len: int) -> tuple[Tensor, Tensor]:
+        """Tokens ``(B, L)`` and attention over regions ``(B, L, G·G)``."""
+        return greedy(self.decoder.step, self.encode(images), images.size(0), max_len, images.device)
+
+    @torch.no_grad()
+    def beam_search(self, images: Tensor, max_len: int, beam_size: int, length_penalty: float = 1.0) -> Tensor:
+        state = self.encode(images)
+        return beam_search(self.decoder.step, state, images.size(0), max_len, beam_size, length_penalty, images.device)
