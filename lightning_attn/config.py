@@ -47,6 +47,22 @@ class TranslationTaskConfig:
     decode_len_ratio: float = 2.0  # per batch: at most ratio x longest source + 5 tokens
 
 
+@dataclass
+class CaptioningTaskConfig:
+    """Training objective, optimiser and decoding for image captioning."""
+
+    name: str = "captioning"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    # λ of Show-Attend-Tell's doubly stochastic penalty Σ_i (1 − Σ_t α_ti)²; 0 by default because the
+    # built-in scenes leave most regions empty (on COCO/Flickr the paper's 1.0 is the usual choice)
+    doubly_stochastic: float = 0.0
+    val_beam_size: int = 1
+    beam_size: int = 3
+    length_penalty: float = 1.0
+    max_decode_len: int = 30
+
+
 # ─── model ─────────────────────────────────────────────────────────────────────────────────────
 @dataclass
 class Seq2SeqConfig:
@@ -56,6 +72,17 @@ class Seq2SeqConfig:
     embed_dim: int = 64
     encoder_hidden: int = 64  # per direction; the decoder attends over 2 x this
     decoder_hidden: int = 128  # = 2 x encoder_hidden, so attention.score=dot works out of the box
+    dropout: float = 0.1
+
+
+@dataclass
+class CaptionerConfig:
+    """Show-Attend-Tell: CNN grid encoder (from scratch), attention LSTM decoder."""
+
+    kind: str = "captioner"
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # each block halves the image
+    embed_dim: int = 64
+    hidden: int = 256
     dropout: float = 0.1
 
 
@@ -92,6 +119,39 @@ class ParallelDataConfig:
     max_train_len: int = 60  # drop training pairs longer than this many subwords on either side
     cache_dir: str | None = None  # vocabulary cache; default: next to the data, else ~/.cache
     batch_size: int = 64
+    num_workers: int = 0
+
+
+@dataclass
+class DigitsDataConfig:
+    """Built-in digit scenes (see :mod:`lightning_attn.data.digits`)."""
+
+    kind: str = "digits"
+    n_train: int = 8000
+    n_val: int = 500
+    n_test: int = 1000
+    scene_seed: int = 1234
+    canvas: int = 64
+    cell: int = 16  # 64/16: a 4x4 layout, matching the encoder's 4x4 grid
+    min_digits: int = 2
+    max_digits: int = 4
+    clutter: int = 0  # digit fragments in empty cells
+    batch_size: int = 64
+    num_workers: int = 0
+
+
+@dataclass
+class KarpathyDataConfig:
+    """COCO / Flickr8k / Flickr30k in the Karpathy-split JSON format."""
+
+    kind: str = "karpathy"
+    json: str = MISSING  # dataset_coco.json, dataset_flickr8k.json, ...
+    image_root: str = MISSING
+    image_size: int = 128
+    min_count: int = 5  # words rarer than this in the train captions become <unk>
+    max_caption_len: int = 30  # longer training captions are dropped
+    skip_bad_images: bool = False  # count and skip missing/corrupt images instead of stopping
+    batch_size: int = 32
     num_workers: int = 0
 
 
@@ -146,12 +206,27 @@ class RunConfig:
 
 #: group -> (field in the YAML that selects the schema, {value: schema}); None = one schema for all files
 GROUPS: dict[str, tuple[str | None, dict[str, type] | type]] = {
-    "task": ("name", {"translation": TranslationTaskConfig}),
-    "model": ("kind", {"seq2seq": Seq2SeqConfig}),
+    "task": ("name", {"translation": TranslationTaskConfig, "captioning": CaptioningTaskConfig}),
+    "model": ("kind", {"seq2seq": Seq2SeqConfig, "captioner": CaptionerConfig}),
     "attention": ("mechanism", {name: cfg for name, (_, cfg) in MECHANISMS.items()}),
-    "data": ("kind", {"synthetic": SyntheticDataConfig, "parallel": ParallelDataConfig}),
+    "data": (
+        "kind",
+        {
+            "synthetic": SyntheticDataConfig,
+            "parallel": ParallelDataConfig,
+            "digits": DigitsDataConfig,
+            "karpathy": KarpathyDataConfig,
+        },
+    ),
     "trainer": (None, TrainerConfig),
     "logger": ("kind", {"mlflow": MLflowLoggerConfig}),
+}
+
+
+#: what each task can be combined with: group -> the schema selector values it accepts
+TASK_NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "translation": {"model": ("seq2seq",), "data": ("synthetic", "parallel")},
+    "captioning": {"model": ("captioner",), "data": ("digits", "karpathy")},
 }
 
 
@@ -183,6 +258,7 @@ def _load_group(group: str, choice: str, root: Path) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"unknown {group} {choice!r}; choose one of: {', '.join(group_choices(group, root))}")
     data = _read_yaml(path)
+    data.pop("defaults", None)  # a task's default choices for other groups, read by compose()
     selector, schemas = GROUPS[group]
     if selector is None:
         schema = schemas
@@ -232,6 +308,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
     root = root or conf_dir()
     defaults = _read_yaml(root / "config.yaml")
     choices = dict(defaults.pop("defaults", {}))
+    explicit: dict[str, str] = {}
     dotted: list[tuple[str, str]] = []
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -239,9 +316,14 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
         if not sep or not key:
             raise ConfigError(f"cannot read override {item!r}: expected key=value (e.g. attention=hard)")
         if key in GROUPS:
-            choices[key] = value
+            explicit[key] = value
         else:
             dotted.append((key, value))
+    # the task's YAML names its own default model/data; the command line still wins
+    task_file = root / "task" / f"{explicit.get('task', choices.get('task'))}.yaml"
+    if task_file.is_file():
+        choices.update(_read_yaml(task_file).get("defaults", {}))
+    choices.update(explicit)
 
     cfg = OmegaConf.structured(RunConfig)
     for group in GROUPS:
@@ -249,6 +331,17 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
             raise ConfigError(f"{root / 'config.yaml'}: no default for group {group!r}")
         cfg[group] = _load_group(group, choices[group], root)
     cfg.choices = choices
+    for group, accepted in TASK_NEEDS[cfg.task.name].items():
+        selector = GROUPS[group][0]
+        if cfg[group][selector] not in accepted:
+            valid = [
+                c
+                for c in group_choices(group, root)
+                if _read_yaml(root / group / f"{c}.yaml").get(selector) in accepted
+            ]
+            raise ConfigError(
+                f"task {cfg.task.name} cannot use {group}={choices[group]}; choose one of: {', '.join(valid)}"
+            )
     try:
         cfg = OmegaConf.merge(cfg, defaults)
     except OmegaConfBaseException as e:

@@ -35,9 +35,32 @@ def test_multi30k_preset_with_root(tmp_path):
 
 
 def test_every_group_choice_composes():
-    for group in ("attention", "trainer", "model", "task", "logger"):
+    for group in ("attention", "trainer", "task", "logger"):
         for choice in group_choices(group):
             assert compose([f"{group}={choice}"]).choices[group] == choice
+    assert compose(["task=captioning", "model=captioner"]).model.kind == "captioner"
+
+
+def test_a_task_brings_its_own_model_and_data():
+    cfg = compose(["task=captioning"])
+    assert (cfg.choices.model, cfg.choices.data) == ("captioner", "digits")
+    assert cfg.data.canvas == 64
+    assert compose(["task=captioning", "data=karpathy", "data.json=x", "data.image_root=y"]).data.kind == "karpathy"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            ["task=captioning", "data=synthetic"],
+            "task captioning cannot use data=synthetic; choose one of: digits, karpathy",
+        ),
+        (["model=captioner"], "task translation cannot use model=captioner; choose one of: seq2seq"),
+    ],
+)
+def test_mismatched_task_and_groups_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        compose(override)
 
 
 def test_flatten_uses_command_line_keys():
@@ -52,7 +75,7 @@ def test_flatten_uses_command_line_keys():
         (["trainer.epochs=2"], "valid keys in trainer: accelerator"),
         (["nope=1"], "unknown key 'nope'; valid keys in the top level: task, model, attention"),
         (["attention=bogus"], "unknown attention 'bogus'; choose one of: hard, soft, uniform"),
-        (["data=imagenet"], "unknown data 'imagenet'; choose one of: multi30k, parallel, synthetic"),
+        (["data=imagenet"], "unknown data 'imagenet'; choose one of: digits, karpathy, multi30k, parallel, synthetic"),
         (["trainer.max_epochs=three"], "invalid value for trainer.max_epochs"),
         (["attention.score=cosine"], "expected one of [additive, dot, general]"),
         (["data=multi30k"], "data.root needs a value"),
