@@ -28,11 +28,11 @@ class Codec:
         self.tokenizer = tokenizer
 
     @classmethod
-    def word_level(cls, sentences: Iterable[str]) -> Codec:
-        """A whitespace word vocabulary over ``sentences`` (every word kept)."""
+    def word_level(cls, sentences: Iterable[str], min_count: int = 1) -> Codec:
+        """A whitespace word vocabulary; words seen fewer than ``min_count`` times become ``<unk>``."""
         tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        tok.train_from_iterator(sentences, trainers.WordLevelTrainer(special_tokens=SPECIALS, min_frequency=1))
+        tok.train_from_iterator(sentences, trainers.WordLevelTrainer(special_tokens=SPECIALS, min_frequency=min_count))
         return cls(tok)
 
     @classmethod

@@ -1,0 +1,89 @@
+"""What every attention task shares: the loss (NLL + REINFORCE surrogate for stochastic attention),
+perplexity, alignment against gold attention, the optimiser. Subclasses say how a batch is run
+through their model and how outputs are decoded and scored."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from ..data.codec import PAD
+from ..models import DecoderOutput
+from .metrics import alignment_hits
+
+
+class AttentionTask(L.LightningModule):
+    """Subclasses set ``self.model`` (with an ``attention`` property) and implement :meth:`teacher_forced`.
+
+    Args:
+        task: the ``task`` config section (optimiser, loss knobs, decoding).
+    """
+
+    def __init__(self, task: dict):
+        super().__init__()
+        self.cfg = task
+        # share of target tokens whose most-attended position is the gold one (data with gold attention)
+        self.align = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+
+    def teacher_forced(self, batch) -> DecoderOutput:
+        raise NotImplementedError
+
+    def attended_gold_index(self, attention: Tensor) -> Tensor:
+        """Where the model looked, in the index space of the gold alignment. ``(B, T, N) -> (B, T)``."""
+        return attention.argmax(dim=-1)
+
+    def extra_loss(self, out: DecoderOutput, step_mask: Tensor, n_tokens: Tensor) -> dict[str, Tensor]:
+        """Further training terms (name -> value), added to the loss."""
+        return {}
+
+    def _losses(self, batch, stage: str) -> Tensor:
+        out = self.teacher_forced(batch)
+        step_mask = batch.tgt_out != PAD
+        n_tokens = step_mask.sum()
+        logits = out.logits.transpose(1, 2)
+        token_nll = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, reduction="none")
+        nll = token_nll.sum() / n_tokens
+        smoothing = self.cfg.get("label_smoothing", 0.0) if stage == "train" else 0.0
+        loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=smoothing) if smoothing else nll
+        metrics = {f"{stage}/nll": nll}
+        attention = self.model.attention
+        if stage == "train":
+            if attention.stochastic:
+                # reward: the target's log-likelihood under the attention that was sampled
+                terms = attention.reinforce_loss(-token_nll, out.log_prob, out.entropy, step_mask)
+                loss = loss + terms.loss
+                metrics |= {"train/reinforce_loss": terms.loss, "train/baseline": terms.baseline}
+            for name, value in self.extra_loss(out, step_mask, n_tokens).items():
+                loss = loss + value
+                metrics[f"train/{name}"] = value
+        else:
+            metrics[f"{stage}/ppl"] = torch.exp(nll.clamp_max(50))
+            hits, total = alignment_hits(self.attended_gold_index(out.attention), batch.alignment)
+            if total > 0:
+                self.align[stage].update(hits / total, weight=total)
+        on_step, sync = stage == "train", stage != "train"
+        self.log_dict(metrics, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            batch_size=len(batch),
+            on_step=on_step,
+            on_epoch=True,
+            sync_dist=sync,
+            prog_bar=on_step,
+        )
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        return self._losses(batch, "train")
+
+    def _log_alignment(self, stage: str) -> None:
+        if self.align[stage].update_called:
+            self.log(f"{stage}/align_acc", self.align[stage].compute())
+        self.align[stage].reset()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])
