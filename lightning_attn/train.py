@@ -20,13 +20,14 @@ from omegaconf import DictConfig
 from . import __version__
 from .config import flatten, section, to_yaml
 from .data import TranslationDataModule
-from .tasks import TranslationModule
+from .data.captioning import CaptioningDataModule
+from .tasks import CaptioningModule, TranslationModule
 from .tracking import ensure_experiment, mask_params, mask_secrets, resolve_tracking_uri
 from .tracking.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
-MONITOR = {"translation": ("val/bleu", "max")}
+MONITOR = {"translation": ("val/bleu", "max"), "captioning": ("val/bleu4", "max")}
 
 
 @dataclass
@@ -41,16 +42,17 @@ class TrainResult:
 
 def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """The DataModule (already set up, so data errors surface now) and the LightningModule."""
-    task = cfg.task.name
-    if task != "translation":
-        raise ValueError(f"unknown task {task!r}")
-    data = TranslationDataModule(section(cfg, "data"))
-    data.setup()
-    module = TranslationModule(
-        section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"),
-        src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec),
-    )  # fmt: skip
-    return data, module
+    sections = section(cfg, "task"), section(cfg, "model"), section(cfg, "attention")
+    if cfg.task.name == "translation":
+        data = TranslationDataModule(section(cfg, "data"))
+        data.setup()
+        return data, TranslationModule(*sections, src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec))
+    if cfg.task.name == "captioning":
+        data = CaptioningDataModule(section(cfg, "data"))
+        data.setup()
+        module = CaptioningModule(*sections, len(data.codec), data.channels, data.image_size, data.layout_grid)
+        return data, module
+    raise ValueError(f"unknown task {cfg.task.name!r}")
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:
@@ -133,4 +135,5 @@ def _log_outcome(logger: MLFlowLogger, module: Any, trainer: L.Trainer, best: st
     if trainer.world_size == 1 and module.test_hypotheses:
         # test predictions beside the references: what a paired significance test needs later
         client.log_text(run_id, "\n".join(module.test_hypotheses) + "\n", "predictions/test.hyp.txt")
-        client.log_text(run_id, "\n".join(module.test_references) + "\n", "predictions/test.ref.txt")
+        refs = ["\t".join(r) if isinstance(r, list) else r for r in module.test_references]  # captions: all refs
+        client.log_text(run_id, "\n".join(refs) + "\n", "predictions/test.ref.txt")

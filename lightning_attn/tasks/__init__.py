@@ -1,5 +1,6 @@
 """LightningModules: losses, metrics, decoding at evaluation."""
 
+from .captioning import CaptioningModule
 from .translation import TranslationModule
 
-__all__ = ["TranslationModule"]
+__all__ = ["CaptioningModule", "TranslationModule"]

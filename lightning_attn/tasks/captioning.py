@@ -1,0 +1,125 @@
+"""``CaptioningModule``: a thin LightningModule around :class:`~lightning_attn.models.captioner.Captioner`.
+
+Loss: token NLL + Show-Attend-Tell's doubly stochastic penalty ``λ Σ_i (1 − Σ_t α_ti)²`` (+ the
+REINFORCE surrogate for stochastic attention). Evaluation decodes each image and scores BLEU-1..4
+(torchmetrics, multi-reference), CIDEr-D (pycocoevalcap's implementation, the coco-caption code),
+exact-caption accuracy (the hypothesis equals a reference) and, on the built-in scenes, alignment
+accuracy (the most-attended region lies in the gold cell).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchmetrics import MeanMetric
+from torchmetrics.text import BLEUScore
+
+from ..data.captioning import CaptionBatch
+from ..models import DecoderOutput
+from ..models.captioner import Captioner
+from .base import AttentionTask
+
+
+def cider_d(hypotheses: list[str], references: list[list[str]]) -> float:
+    """Corpus CIDEr-D (x 100 is not applied: COCO reports it as e.g. 1.05)."""
+    from pycocoevalcap.cider.cider import Cider
+
+    if not hypotheses:
+        return 0.0
+    score, _ = Cider().compute_score(
+        {i: refs for i, refs in enumerate(references)}, {i: [hyp] for i, hyp in enumerate(hypotheses)}
+    )
+    return float(score)
+
+
+class CaptioningModule(AttentionTask):
+    """Args:
+    task, model, attention: config sections.
+    vocab: caption vocabulary size.
+    channels, image_size: input image shape.
+    layout_grid: cells per side of the built-in scenes' layout (for alignment accuracy), else ``None``.
+    """
+
+    def __init__(
+        self,
+        task: dict,
+        model: dict,
+        attention: dict,
+        vocab: int,
+        channels: int,
+        image_size: int,
+        layout_grid: int | None,
+    ):
+        super().__init__(task)
+        self.save_hyperparameters(logger=False)
+        sizes = {k: v for k, v in model.items() if k != "kind"}
+        self.model = Captioner(vocab, attention, in_channels=channels, image_size=image_size, **sizes)
+        self.bleu = torch.nn.ModuleDict(
+            {s: torch.nn.ModuleList([BLEUScore(n_gram=n) for n in range(1, 5)]) for s in ("val", "test")}
+        )
+        self.exact = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+        self._hyps: list[str] = []
+        self._refs: list[list[str]] = []
+        # which layout cell each encoder region's centre falls in (the gold alignment is in layout cells)
+        grid = self.model.grid
+        centre = ((torch.arange(grid) + 0.5) * (layout_grid or grid) / grid).long()
+        self.register_buffer("region_to_cell", (centre[:, None] * (layout_grid or grid) + centre[None, :]).flatten())
+        self.test_hypotheses: list[str] = []
+        self.test_references: list[list[str]] = []
+
+    def teacher_forced(self, batch: CaptionBatch) -> DecoderOutput:
+        return self.model(batch.images, batch.tgt_in)
+
+    def attended_gold_index(self, attention: Tensor) -> Tensor:
+        return self.region_to_cell[attention.argmax(dim=-1)]
+
+    def extra_loss(self, out: DecoderOutput, step_mask: Tensor, n_tokens: Tensor) -> dict[str, Tensor]:
+        weight = self.cfg["doubly_stochastic"]
+        if not weight:
+            return {}
+        # every region should receive, summed over the caption, about one unit of attention
+        received = (out.probs * step_mask.unsqueeze(-1)).sum(dim=1)  # (B, N)
+        return {"doubly_stochastic": weight * ((1 - received) ** 2).sum() / n_tokens}
+
+    def decode(self, batch: CaptionBatch, beam_size: int) -> list[list[int]]:
+        limit = self.cfg["max_decode_len"]
+        if beam_size > 1:
+            return self.model.beam_search(batch.images, limit, beam_size, self.cfg["length_penalty"]).tolist()
+        return self.model.greedy(batch.images, limit)[0].tolist()
+
+    def _evaluate(self, batch: CaptionBatch, stage: str) -> None:
+        self._losses(batch, stage)
+        beam = self.cfg["beam_size"] if stage == "test" else self.cfg["val_beam_size"]
+        detokenize = self.trainer.datamodule.detokenize
+        hypotheses = [detokenize(ids) for ids in self.decode(batch, beam)]
+        for metric in self.bleu[stage]:
+            metric.update(hypotheses, batch.references)
+        exact = torch.tensor([h in refs for h, refs in zip(hypotheses, batch.references)], dtype=torch.float)
+        self.exact[stage].update(exact)
+        self._hyps += hypotheses
+        self._refs += batch.references
+
+    def validation_step(self, batch: CaptionBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: CaptionBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        for n, metric in enumerate(self.bleu[stage], start=1):
+            self.log(f"{stage}/bleu{n}", metric.compute() * 100, prog_bar=stage == "val" and n == 4)
+            metric.reset()
+        self.log(f"{stage}/exact", self.exact[stage].compute() * 100, prog_bar=stage == "val")
+        self.exact[stage].reset()
+        # CIDEr-D's document frequencies come from this rank's references (one process: the whole split)
+        self.log(f"{stage}/cider", cider_d(self._hyps, self._refs))
+        if stage == "test":
+            self.test_hypotheses, self.test_references = self._hyps, self._refs
+        self._hyps, self._refs = [], []
+        self._log_alignment(stage)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
