@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 
 import lightning as L
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -128,7 +127,7 @@ class CaptioningDataModule(L.LightningDataModule):
         for split, items in data.splits.items():
             examples = []
             for item in items:
-                image = torch.from_numpy(np.ascontiguousarray(item.image)).permute(2, 0, 1).float() / 255.0
+                image = torch.from_numpy(item.image).permute(2, 0, 1).float() / 255.0
                 refs = [" ".join(t) for t in item.captions]
                 # training sees every caption once per epoch; evaluation scores each image once
                 targets = refs if split == "train" else refs[:1]

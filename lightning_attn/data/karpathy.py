@@ -82,7 +82,7 @@ def load_image(path: Path, size: int) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
+        return np.array(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)  # a writable copy
 
 
 def read_karpathy(

@@ -1,0 +1,83 @@
+"""Captioning: tiny runs recorded in MLflow, the Karpathy loader end to end, alignment accuracy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from lightning_attn.config import compose
+from lightning_attn.tasks.captioning import CaptioningModule, cider_d
+from lightning_attn.train import train
+
+from ..data.test_karpathy import make_dataset
+
+TINY = [
+    "task=captioning",
+    "data.n_train=64",
+    "data.n_val=16",
+    "data.n_test=16",
+    "data.batch_size=16",
+    "model.channels=[8,8,16,16]",
+    "model.hidden=32",
+    "model.embed_dim=16",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.enable_progress_bar=false",
+    "task.beam_size=2",
+]
+
+
+@pytest.mark.parametrize("mechanism", ["soft", "hard", "uniform"])
+def test_tiny_captioning_run_is_recorded(mechanism):
+    result = train(compose([*TINY, f"attention={mechanism}"]))
+    run = MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["task"] == "captioning" and run.data.params["data.kind"] == "digits"
+    for metric in ("test/bleu1", "test/bleu4", "test/cider", "test/exact", "test/align_acc", "val/bleu4"):
+        assert metric in run.data.metrics, metric
+    assert 0 <= run.data.metrics["test/exact"] <= 100
+
+
+def test_doubly_stochastic_penalty_is_trained_and_logged():
+    result = train(compose([*TINY, "task.doubly_stochastic=1.0"]))
+    history = MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/doubly_stochastic_epoch")
+    assert history and history[-1].value > 0
+
+
+def test_karpathy_dataset_trains_through_the_real_loader(tmp_path):
+    json_path = make_dataset(tmp_path / "flickr")
+    overrides = [o for o in TINY if not o.startswith("data.n_")]
+    overrides += ["data=karpathy", f"data.json={json_path}", f"data.image_root={tmp_path / 'flickr' / 'images'}"]
+    overrides += ["data.image_size=32", "data.min_count=1", "model.channels=[8,8,16]", "data.batch_size=2"]
+    result = train(compose(overrides))
+    run = MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED" and "test/cider" in run.data.metrics
+    assert "test/align_acc" not in run.data.metrics  # no gold attention in real data
+
+
+def module(layout_grid: int = 4) -> CaptioningModule:
+    cfg = compose(["task=captioning", "model.channels=[8,8,8,8]"])
+    sections = [dict(cfg[s]) for s in ("task", "model", "attention")]
+    return CaptioningModule(*sections, vocab=10, channels=1, image_size=64, layout_grid=layout_grid)
+
+
+def test_alignment_is_one_for_oracle_and_chance_for_uniform_attention():
+    m = module()
+    gold = torch.randint(0, 16, (200, 12))
+    oracle = torch.nn.functional.one_hot(gold, 16).float()
+    assert (m.attended_gold_index(oracle) == gold).float().mean() == 1.0
+    uniform = torch.full((200, 12, 16), 1 / 16)
+    assert (m.attended_gold_index(uniform) == gold).float().mean() < 0.15  # chance is 1/16
+
+
+def test_regions_map_to_layout_cells_when_grids_differ():
+    m = module(layout_grid=2)  # 4x4 encoder regions over a 2x2 layout
+    assert m.region_to_cell.view(4, 4).tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
+
+
+def test_cider_d_rewards_the_right_caption():
+    refs = [["two top left , five bottom right"], ["seven top left"]]
+    good = cider_d(["two top left , five bottom right", "seven top left"], refs)
+    bad = cider_d(["nine top right", "one bottom left , one top left"], refs)
+    assert good > 1.0 > bad >= 0.0
