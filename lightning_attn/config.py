@@ -57,6 +57,8 @@ class CaptioningTaskConfig:
     # λ of Show-Attend-Tell's doubly stochastic penalty Σ_i (1 − Σ_t α_ti)²; 0 by default because the
     # built-in scenes leave most regions empty (on COCO/Flickr the paper's 1.0 is the usual choice)
     doubly_stochastic: float = 0.0
+    attention_pictures_every: int = 1  # epochs between attention pictures in MLflow; 0 turns them off
+    attention_pictures: int = 4  # how many validation images get a picture
     val_beam_size: int = 1
     beam_size: int = 3
     length_penalty: float = 1.0

@@ -23,6 +23,7 @@ from .data import TranslationDataModule
 from .data.captioning import CaptioningDataModule
 from .tasks import CaptioningModule, TranslationModule
 from .tracking import ensure_experiment, mask_params, mask_secrets, resolve_tracking_uri
+from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
     all_callbacks = list(callbacks or [])
     if trainer_kwargs["enable_progress_bar"]:
         all_callbacks.append(ProgressBar())
+    if cfg.task.get("attention_pictures_every", 0) > 0:
+        all_callbacks.append(AttentionPictures(cfg.task.attention_pictures_every, cfg.task.attention_pictures))
     if checkpointing:
         all_callbacks.append(
             ModelCheckpoint(monitor=monitor, mode=mode, filename="best", auto_insert_metric_name=False)

@@ -39,6 +39,19 @@ def test_tiny_captioning_run_is_recorded(mechanism):
     assert 0 <= run.data.metrics["test/exact"] <= 100
 
 
+@pytest.mark.parametrize("mechanism", ["soft", "hard"])
+def test_attention_pictures_are_mlflow_artifacts(mechanism, tmp_path):
+    from PIL import Image
+
+    result = train(compose([*TINY, f"attention={mechanism}", "task.attention_pictures=2"]))
+    client = MlflowClient(result.tracking_uri)
+    files = [a.path for a in client.list_artifacts(result.run_id, "attention/epoch_001")]
+    assert files == ["attention/epoch_001/val_0.png", "attention/epoch_001/val_1.png"]
+    local = client.download_artifacts(result.run_id, files[0], str(tmp_path))
+    with Image.open(local) as picture:
+        assert picture.size[0] > 200 and picture.getextrema() != ((255, 255),) * 3  # a real, non-blank picture
+
+
 def test_doubly_stochastic_penalty_is_trained_and_logged():
     result = train(compose([*TINY, "task.doubly_stochastic=1.0"]))
     history = MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/doubly_stochastic_epoch")
