@@ -25,6 +25,7 @@ TINY = [
     "trainer.limit_train_batches=2",
     "trainer.enable_progress_bar=false",
     "task.beam_size=2",
+    "task.attention_pictures_every=0",  # the pictures test turns them on
 ]
 
 
@@ -43,7 +44,9 @@ def test_tiny_captioning_run_is_recorded(mechanism):
 def test_attention_pictures_are_mlflow_artifacts(mechanism, tmp_path):
     from PIL import Image
 
-    result = train(compose([*TINY, f"attention={mechanism}", "task.attention_pictures=2"]))
+    result = train(
+        compose([*TINY, f"attention={mechanism}", "task.attention_pictures_every=1", "task.attention_pictures=2"])
+    )
     client = MlflowClient(result.tracking_uri)
     files = [a.path for a in client.list_artifacts(result.run_id, "attention/epoch_001")]
     assert files == ["attention/epoch_001/val_0.png", "attention/epoch_001/val_1.png"]
