@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
+from .base import SplitDataModule
 from .codec import BOS, EOS, PAD, Codec
 from .digits import generate_scenes
 from .karpathy import read_karpathy
@@ -59,7 +58,7 @@ def collate(items: list[CaptionItem]) -> CaptionBatch:
     return CaptionBatch(images, tgt_in, tgt_out, [i.references for i in items], alignment)
 
 
-class CaptioningDataModule(L.LightningDataModule):
+class CaptioningDataModule(SplitDataModule):
     """Args:
     data: a data config section (``kind: digits`` or ``kind: karpathy``) as a dict.
 
@@ -67,10 +66,10 @@ class CaptioningDataModule(L.LightningDataModule):
     ``layout_grid`` (cells per side of the built-in layout, else ``None``), ``skipped`` (bad images).
     """
 
+    collate = staticmethod(collate)
+
     def __init__(self, data: dict):
-        super().__init__()
-        self.cfg = dict(data)
-        self.splits: dict[str, list[CaptionItem]] = {}
+        super().__init__(data)
         self.codec: Codec | None = None
         self.layout_grid: int | None = None
         self.skipped: list[str] = []
@@ -135,21 +134,6 @@ class CaptioningDataModule(L.LightningDataModule):
                     if split != "train" or len(ids) <= c["max_caption_len"]:
                         examples.append(CaptionItem(image, ids, refs))
             self.splits[split] = examples
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split], batch_size=self.cfg["batch_size"], shuffle=shuffle, collate_fn=collate,
-            num_workers=self.cfg["num_workers"], persistent_workers=self.cfg["num_workers"] > 0,
-        )  # fmt: skip
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     def detokenize(self, ids: list[int]) -> str:
         return self.codec.decode(ids)

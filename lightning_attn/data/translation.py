@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
+from .base import SplitDataModule
 from .codec import BOS, EOS, PAD, Codec
 from .parallel import DataError, cached_bpe, find_split_file, read_parallel
 from .synthetic import generate_corpus
@@ -70,7 +69,7 @@ def collate(pairs: list[Pair]) -> TranslationBatch:
     return TranslationBatch(src, lengths, tgt_in, tgt_out, [p.reference for p in pairs], alignment)
 
 
-class TranslationDataModule(L.LightningDataModule):
+class TranslationDataModule(SplitDataModule):
     """Splits ``train``/``val``/``test`` of the data a config names.
 
     Args:
@@ -80,12 +79,12 @@ class TranslationDataModule(L.LightningDataModule):
     call it yourself to surface data errors before a run starts.
     """
 
+    collate = staticmethod(collate)
+
     def __init__(self, data: dict):
-        super().__init__()
-        self.cfg = dict(data)
+        super().__init__(data)
         if self.cfg["kind"] not in ("synthetic", "parallel"):
             raise ValueError(f"unknown data kind {self.cfg['kind']!r}")
-        self.splits: dict[str, list[Pair]] = {}
         self.src_codec: Codec | None = None
         self.tgt_codec: Codec | None = None
 
@@ -136,25 +135,6 @@ class TranslationDataModule(L.LightningDataModule):
                 if not pairs:
                     raise DataError(f"{root}: no training pair has at most data.max_train_len={limit} subwords")
             self.splits[split] = pairs
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.cfg["batch_size"],
-            shuffle=shuffle,
-            collate_fn=collate,
-            num_workers=self.cfg["num_workers"],
-            persistent_workers=self.cfg["num_workers"] > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     def detokenize(self, ids: list[int]) -> str:
         """Target ids -> text (up to ``</s>``)."""
