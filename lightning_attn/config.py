@@ -33,36 +33,39 @@ class ConfigError(ValueError):
 
 # ─── task ──────────────────────────────────────────────────────────────────────────────────────
 @dataclass
-class TranslationTaskConfig:
-    """Training objective, optimiser and decoding for translation."""
+class TaskConfig:
+    """What every task has: optimiser, loss smoothing, decoding."""
 
-    name: str = "translation"
+    name: str = MISSING
     lr: float = 2e-3
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
-    val_beam_size: int = 1  # validation decodes greedily by default: cheap and tracks test BLEU
+    val_beam_size: int = 1  # validation decodes greedily by default: cheap and tracks the test metric
     beam_size: int = 5  # test decoding; 1 = greedy
     length_penalty: float = 1.0  # beam score = log p / length ** length_penalty
     max_decode_len: int = 100  # hard cap on generated tokens
+
+
+@dataclass
+class TranslationTaskConfig(TaskConfig):
+    """Training objective, optimiser and decoding for translation."""
+
+    name: str = "translation"
     decode_len_ratio: float = 2.0  # per batch: at most ratio x longest source + 5 tokens
 
 
 @dataclass
-class CaptioningTaskConfig:
+class CaptioningTaskConfig(TaskConfig):
     """Training objective, optimiser and decoding for image captioning."""
 
     name: str = "captioning"
-    lr: float = 2e-3
-    weight_decay: float = 0.0
+    beam_size: int = 3
+    max_decode_len: int = 30
     # λ of Show-Attend-Tell's doubly stochastic penalty Σ_i (1 − Σ_t α_ti)²; 0 by default because the
     # built-in scenes leave most regions empty (on COCO/Flickr the paper's 1.0 is the usual choice)
     doubly_stochastic: float = 0.0
     attention_pictures_every: int = 1  # epochs between attention pictures in MLflow; 0 turns them off
     attention_pictures: int = 4  # how many validation images get a picture
-    val_beam_size: int = 1
-    beam_size: int = 3
-    length_penalty: float = 1.0
-    max_decode_len: int = 30
 
 
 # ─── model ─────────────────────────────────────────────────────────────────────────────────────

@@ -46,7 +46,7 @@ class AttentionTask(L.LightningModule):
         logits = out.logits.transpose(1, 2)
         token_nll = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, reduction="none")
         nll = token_nll.sum() / n_tokens
-        smoothing = self.cfg.get("label_smoothing", 0.0) if stage == "train" else 0.0
+        smoothing = self.cfg["label_smoothing"] if stage == "train" else 0.0
         loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=smoothing) if smoothing else nll
         metrics = {f"{stage}/nll": nll}
         attention = self.model.attention
