@@ -80,6 +80,26 @@ class AttentionTask(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> Tensor:
         return self._losses(batch, "train")
 
+    # ── evaluation: subclasses implement decode(), _evaluate() and _log_epoch_metrics() ──────────
+    def _hypotheses(self, batch, stage: str) -> list[str]:
+        """Log the teacher-forced losses, then decode the batch (test: beam, validation: val beam) to text."""
+        self._losses(batch, stage)
+        beam = self.cfg["beam_size"] if stage == "test" else self.cfg["val_beam_size"]
+        detokenize = self.trainer.datamodule.detokenize
+        return [detokenize(ids) for ids in self.decode(batch, beam)]
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
     def _log_alignment(self, stage: str) -> None:
         if self.align[stage].update_called:
             self.log(f"{stage}/align_acc", self.align[stage].compute())

@@ -88,22 +88,13 @@ class CaptioningModule(AttentionTask):
         return self.model.greedy(batch.images, limit)[0].tolist()
 
     def _evaluate(self, batch: CaptionBatch, stage: str) -> None:
-        self._losses(batch, stage)
-        beam = self.cfg["beam_size"] if stage == "test" else self.cfg["val_beam_size"]
-        detokenize = self.trainer.datamodule.detokenize
-        hypotheses = [detokenize(ids) for ids in self.decode(batch, beam)]
+        hypotheses = self._hypotheses(batch, stage)
         for metric in self.bleu[stage]:
             metric.update(hypotheses, batch.references)
         exact = torch.tensor([h in refs for h, refs in zip(hypotheses, batch.references)], dtype=torch.float)
         self.exact[stage].update(exact)
         self._hyps += hypotheses
         self._refs += batch.references
-
-    def validation_step(self, batch: CaptionBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: CaptionBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     def _log_epoch_metrics(self, stage: str) -> None:
         for n, metric in enumerate(self.bleu[stage], start=1):
@@ -117,9 +108,3 @@ class CaptioningModule(AttentionTask):
             self.test_hypotheses, self.test_references = self._hyps, self._refs
         self._hyps, self._refs = [], []
         self._log_alignment(stage)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")

@@ -51,20 +51,11 @@ class TranslationModule(AttentionTask):
         return tokens.tolist()
 
     def _evaluate(self, batch: TranslationBatch, stage: str) -> None:
-        self._losses(batch, stage)
-        beam = self.cfg["beam_size"] if stage == "test" else self.cfg["val_beam_size"]
-        detokenize = self.trainer.datamodule.detokenize
-        hypotheses = [detokenize(ids) for ids in self.decode(batch, beam)]
+        hypotheses = self._hypotheses(batch, stage)
         self.bleu[stage].update(hypotheses, [[r] for r in batch.references])
         if stage == "test":
             self.test_hypotheses += hypotheses
             self.test_references += batch.references
-
-    def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     def _log_epoch_metrics(self, stage: str) -> None:
         # torchmetrics objects synchronise across ranks themselves in compute()
@@ -72,11 +63,5 @@ class TranslationModule(AttentionTask):
         self.bleu[stage].reset()
         self._log_alignment(stage)
 
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
-
     def on_test_epoch_start(self) -> None:
         self.test_hypotheses, self.test_references = [], []
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")
