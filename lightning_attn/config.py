@@ -83,10 +83,14 @@ class Seq2SeqConfig:
 
 @dataclass
 class CaptionerConfig:
-    """Show-Attend-Tell: CNN grid encoder (from scratch), attention LSTM decoder."""
+    """Show-Attend-Tell: CNN grid encoder (from scratch, or a torchvision ResNet), attention LSTM decoder."""
 
     kind: str = "captioner"
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # each block halves the image
+    encoder: str = "cnn"  # cnn (from scratch) | resnet (needs torchvision)
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # cnn: each block halves the image
+    resnet_depth: int = 18  # resnet: 18 | 34 | 50 | 101 | 152; its grid is image_size / 32
+    resnet_weights: str | None = None  # resnet: a local state_dict file; nothing is downloaded
+    freeze_encoder: bool = False  # resnet: keep the (pretrained) weights fixed
     embed_dim: int = 64
     hidden: int = 256
     dropout: float = 0.1

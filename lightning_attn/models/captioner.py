@@ -1,8 +1,9 @@
 """Show, Attend and Tell (Xu et al., 2015): a CNN grid encoder and an attention LSTM decoder.
 
-Encoder: a small CNN trained from scratch turns an image ``(B, C, S, S)`` into ``N = G x G`` region
-features ``(B, N, D)`` (``G = S / 2**len(channels)``), each with a learned position embedding added so
-that a context vector says *where* it was read (captions name positions).
+Encoder: a small CNN trained from scratch (:class:`GridEncoder`, the default) or a torchvision ResNet
+(:class:`ResNetGridEncoder`, when torchvision is installed) turns an image ``(B, C, S, S)`` into
+``N = G x G`` region features ``(B, N, D)``, each with a learned position embedding added so that a
+context vector says *where* it was read (captions name positions).
 
 Decoder step t (same order as the translation decoder, see :mod:`.seq2seq`)::
 
@@ -26,7 +27,10 @@ from .decoding import BatchState, DecoderOutput, beam_search, greedy, teacher_fo
 
 
 class GridEncoder(nn.Module):
-    """``(B, C, S, S) -> (B, G·G, D)``: conv-BN-ReLU-maxpool blocks, then a learned position embedding."""
+    """``(B, C, S, S) -> (B, G·G, D)``: conv-BN-ReLU-maxpool blocks, then a learned position embedding.
+
+    ``G = S / 2**len(channels)``.
+    """
 
     def __init__(self, in_channels: int, image_size: int, channels: tuple[int, ...] = (32, 64, 128, 128)):
         super().__init__()
@@ -45,6 +49,58 @@ class GridEncoder(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         features = self.cnn(images)  # (B, D, G, G)
         return features.flatten(2).transpose(1, 2) + self.position  # (B, G·G, D), row-major regions
+
+
+RESNET_DEPTHS = (18, 34, 50, 101, 152)
+
+
+class ResNetGridEncoder(nn.Module):
+    """``(B, C, S, S) -> (B, G·G, D)`` from a torchvision ResNet's last convolutional block (``G = S / 32``).
+
+    As in Show, Attend and Tell the regions are the CNN's last feature map, before pooling. Weights
+    come only from a local file (``weights``: a ``state_dict`` saved with ``torch.save``, loaded with
+    ``weights_only=True``) — never downloaded. ``freeze`` keeps them fixed (BatchNorm statistics too).
+    Grey images are repeated to three channels.
+    """
+
+    def __init__(self, in_channels: int, image_size: int, depth: int = 18, weights: str | None = None,
+                 freeze: bool = False):  # fmt: skip
+        super().__init__()
+        try:
+            from torchvision import models
+        except ImportError as err:  # torchvision is optional: say how to get it
+            raise ImportError(
+                "model.encoder=resnet needs torchvision (pip install torchvision, matching your torch); "
+                "model.encoder=cnn needs nothing more"
+            ) from err
+        if depth not in RESNET_DEPTHS:
+            raise ValueError(f"model.resnet_depth={depth}: choose one of {', '.join(map(str, RESNET_DEPTHS))}")
+        if image_size % 32:
+            raise ValueError(f"image size {image_size} must be a multiple of 32 for a ResNet encoder")
+        resnet = getattr(models, f"resnet{depth}")(weights=None)
+        if weights is not None:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            resnet.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        self.repeat = 3 if in_channels == 1 else 1
+        if in_channels not in (1, 3):
+            raise ValueError(f"a ResNet encoder takes 1- or 3-channel images, not {in_channels}")
+        self.cnn = nn.Sequential(*list(resnet.children())[:-2])  # drop avgpool and fc
+        self.freeze = freeze
+        if freeze:
+            self.cnn.requires_grad_(False)
+        self.grid = image_size // 32
+        self.dim = resnet.fc.in_features
+        self.position = nn.Parameter(torch.randn(self.grid * self.grid, self.dim) * 0.02)
+
+    def train(self, mode: bool = True) -> ResNetGridEncoder:
+        super().train(mode)
+        if self.freeze:  # frozen weights keep their BatchNorm statistics too
+            self.cnn.eval()
+        return self
+
+    def forward(self, images: Tensor) -> Tensor:
+        features = self.cnn(images.repeat(1, self.repeat, 1, 1))  # (B, D, G, G)
+        return features.flatten(2).transpose(1, 2) + self.position
 
 
 @dataclass
@@ -102,7 +158,8 @@ class Captioner(nn.Module):
         vocab: caption vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
         attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
         in_channels, image_size: input images ``(B, in_channels, image_size, image_size)``.
-        channels: CNN block widths; each block halves the resolution.
+        encoder: ``cnn`` (from scratch; ``channels`` are its block widths, each halves the resolution) or
+            ``resnet`` (torchvision; ``resnet_depth``, ``resnet_weights`` a local file, ``freeze_encoder``).
         embed_dim, hidden, dropout: decoder sizes.
     """
 
@@ -116,9 +173,19 @@ class Captioner(nn.Module):
         embed_dim: int = 64,
         hidden: int = 256,
         dropout: float = 0.1,
+        encoder: str = "cnn",
+        resnet_depth: int = 18,
+        resnet_weights: str | None = None,
+        freeze_encoder: bool = False,
     ):
         super().__init__()
-        self.encoder = GridEncoder(in_channels, image_size, tuple(channels))
+        self.encoder: GridEncoder | ResNetGridEncoder
+        if encoder == "cnn":
+            self.encoder = GridEncoder(in_channels, image_size, tuple(channels))
+        elif encoder == "resnet":
+            self.encoder = ResNetGridEncoder(in_channels, image_size, resnet_depth, resnet_weights, freeze_encoder)
+        else:
+            raise ValueError(f"model.encoder={encoder!r}: choose cnn or resnet")
         mechanism = build_attention(attention, query_dim=hidden, key_dim=self.encoder.dim)
         self.decoder = CaptionDecoder(vocab, embed_dim, hidden, self.encoder.dim, mechanism, dropout)
 

@@ -58,3 +58,32 @@ def test_hard_attention_eval_is_deterministic():
     m = model("hard").eval()
     images, tgt = batch()
     torch.testing.assert_close(m(images, tgt).logits, m(images, tgt).logits)
+
+
+def test_resnet_encoder_without_torchvision_says_how_to_get_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as on a machine without torchvision
+    with pytest.raises(ImportError, match="pip install torchvision"):
+        Captioner(V, {"mechanism": "soft"}, encoder="resnet")
+
+
+def test_unknown_encoder_names_the_choices():
+    with pytest.raises(ValueError, match="cnn or resnet"):
+        Captioner(V, {"mechanism": "soft"}, encoder="vit")
+
+
+def test_resnet_encoder_grid_and_local_weights(tmp_path):
+    models = pytest.importorskip("torchvision.models", reason="torchvision is optional")
+    torch.manual_seed(1)
+    reference = models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pt")
+    m = Captioner(V, {"mechanism": "hard"}, in_channels=1, image_size=64, encoder="resnet",
+                  resnet_weights=str(tmp_path / "resnet18.pt"), freeze_encoder=True, embed_dim=8, hidden=16)  # fmt: skip
+    assert m.grid == 2 and m.encoder.dim == 512
+    torch.testing.assert_close(m.encoder.cnn[0].weight, reference.conv1.weight)  # the file's weights, not random
+    assert not any(p.requires_grad for p in m.encoder.cnn.parameters())
+    m.train()
+    assert not m.encoder.cnn.training  # frozen BatchNorm keeps its statistics
+    images, tgt = batch()
+    assert m(images, tgt).attention.shape == (3, 6, 4)
