@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig
 
 from . import __version__
-from .config import flatten, section, to_yaml
+from .config import ConfigError, flatten, section, to_yaml
 from .data import TranslationDataModule
 from .data.captioning import CaptioningDataModule
 from .tasks import CaptioningModule, TranslationModule
@@ -51,7 +51,10 @@ def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModul
     if cfg.task.name == "captioning":
         data = CaptioningDataModule(section(cfg, "data"))
         data.setup()
-        module = CaptioningModule(*sections, len(data.codec), data.channels, data.image_size, data.layout_grid)
+        try:
+            module = CaptioningModule(*sections, len(data.codec), data.channels, data.image_size, data.layout_grid)
+        except (ImportError, ValueError) as e:  # e.g. model.encoder=resnet without torchvision
+            raise ConfigError(str(e)) from e
         return data, module
     raise ValueError(f"unknown task {cfg.task.name!r}")
 

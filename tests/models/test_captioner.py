@@ -78,8 +78,9 @@ def test_resnet_encoder_grid_and_local_weights(tmp_path):
     torch.manual_seed(1)
     reference = models.resnet18(weights=None)
     torch.save(reference.state_dict(), tmp_path / "resnet18.pt")
-    m = Captioner(V, {"mechanism": "hard"}, in_channels=1, image_size=64, encoder="resnet",
-                  resnet_weights=str(tmp_path / "resnet18.pt"), freeze_encoder=True, embed_dim=8, hidden=16)  # fmt: skip
+    weights = str(tmp_path / "resnet18.pt")
+    m = Captioner(V, {"mechanism": "hard"}, in_channels=1, image_size=64, encoder="resnet", resnet_weights=weights,
+                  freeze_encoder=True, embed_dim=8, hidden=16)  # fmt: skip
     assert m.grid == 2 and m.encoder.dim == 512
     torch.testing.assert_close(m.encoder.cnn[0].weight, reference.conv1.weight)  # the file's weights, not random
     assert not any(p.requires_grad for p in m.encoder.cnn.parameters())
