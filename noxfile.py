@@ -34,18 +34,19 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job on built-in data: soft vs hard attention with default settings, tracked in MLflow.
+    """The main job on built-in data: a small hard-vs-soft sweep (sweeps/smoke.yaml) on two CPU workers,
+    every trial tracked in MLflow. Run again, it continues (or just re-shows) the same sweep.
 
-    Extra arguments are passed on as overrides: `nox -s demo -- trainer.max_epochs=1`.
+    Extra arguments go to `lightning-attn sweep`: `nox -s demo -- n_trials=5`.
     """
     install(session)
-    for mechanism in ("soft", "hard"):
-        session.run("lightning-attn", "train", "task=translation", f"attention={mechanism}", *session.posargs)
+    session.run("lightning-attn", "sweep", "sweeps/smoke.yaml", "--devices", "cpu:2", "--resume", *session.posargs)
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        session.log("Both runs are in MLflow (experiment 'lightning-attn') on the server in MLFLOW_TRACKING_URI.")
+        session.log("The sweep is in MLflow (experiment 'smoke') on the server in MLFLOW_TRACKING_URI.")
         return
     store = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    session.log("Both runs are in MLflow (experiment 'lightning-attn'). Open the UI with:")
+    session.log("The sweep is in MLflow (experiment 'smoke': a parent run per mechanism, a child run per trial).")
+    session.log("Open the UI with:")
     session.log(f"  {Path(session.bin) / 'mlflow'} ui --backend-store-uri '{store}'   # then http://127.0.0.1:5000")
 
 

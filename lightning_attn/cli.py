@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 from .config import GROUPS, ConfigError, compose, group_choices, to_yaml
 from .tracking import mask_secrets
@@ -21,7 +22,7 @@ from .tracking import mask_secrets
 EXIT_BAD_INPUT = 2
 
 
-def _quiet_third_party() -> None:
+def quiet_third_party() -> None:
     """Hide known, harmless third-party chatter; real warnings still show."""
     # Lightning's advert for litlogger, printed on every Trainer start
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
@@ -29,12 +30,26 @@ def _quiet_third_party() -> None:
     )
     # Lightning 2.6 calls a torch.utils._pytree API that torch 2.13 deprecates; nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    # under DDP: these are torchmetrics values (synced by compute()) or per-rank training means
+    warnings.filterwarnings(
+        "ignore", message=r".*self\.log\('((val|test)/(bleu\d?|align_acc|exact)|train/[a-z_]+)'.*sync_dist=True"
+    )
     # data lives in memory: more loader workers would only add start-up time
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # MLflow announces database migrations at INFO through its own handler (set up on import)
     import mlflow  # noqa: F401
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def setup_logging() -> None:
+    """Our own progress lines, plainly; Lightning and MLflow bring their own handlers."""
+    package_log = logging.getLogger("lightning_attn")
+    if not package_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
 
 
 def _groups_help() -> str:
@@ -63,6 +78,14 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import load, run_sweep
+
+    spec = load(args.file, args.overrides)
+    return run_sweep(spec, folder=args.out, storage=args.storage, devices=args.devices, ddp=args.ddp,
+                     resume=args.resume, dry=args.dry_run)  # fmt: skip
+
+
 def _config(args: argparse.Namespace) -> int:
     print(_groups_help())
     return 0
@@ -83,21 +106,42 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help="group=choice or dotted.key=value")
     train.add_argument("--print-config", action="store_true", help="print the composed config and exit")
     train.set_defaults(func=_train)
+    sweep = sub.add_parser(
+        "sweep",
+        help="tune each mechanism with Optuna (one study per mechanism, equal budgets), every trial in MLflow",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lightning-attn sweep sweeps/smoke.yaml --devices cpu:2\n"
+        "  lightning-attn sweep sweeps/translation_compare.yaml n_trials=20 --devices 0,1,2,3\n"
+        "  lightning-attn sweep sweeps/smoke.yaml --resume",
+    )
+    sweep.add_argument("file", type=Path, help="a sweep file, e.g. sweeps/smoke.yaml")
+    sweep.add_argument(
+        "overrides", nargs="*", help="sweep keys (n_trials=4, sampler.kind=random) or run keys (trainer.max_epochs=2)"
+    )
+    sweep.add_argument(
+        "--devices", help="cpu:N (N CPU workers) or GPU ids 0,1,2 (one worker each); default: all GPUs, else cpu:1"
+    )
+    sweep.add_argument("--ddp", action="store_true", help="run each trial as one DDP job over all --devices")
+    sweep.add_argument("--storage", help="Optuna storage URL; default: a journal file in the sweep folder")
+    sweep.add_argument("--out", type=Path, help="the sweep folder; default: outputs/sweeps/<name>")
+    sweep.add_argument("--resume", action="store_true", help="continue an existing sweep")
+    sweep.add_argument("--dry-run", action="store_true", help="print the studies and search spaces, train nothing")
+    sweep.set_defaults(func=_sweep)
     config = sub.add_parser("config", help="list the config groups and their choices")
     config.set_defaults(func=_config)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # our own progress lines; Lightning and MLflow bring their own handlers
-    package_log = logging.getLogger("lightning_attn")
-    if not package_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        package_log.addHandler(handler)
-    package_log.setLevel(logging.INFO)
-    _quiet_third_party()
+    parser = build_parser()
+    # key=value overrides may also come after the options (argparse alone refuses that order)
+    args, extra = parser.parse_known_args(argv)
+    if extra and (not hasattr(args, "overrides") or any(item.startswith("-") for item in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    setup_logging()
+    quiet_third_party()
     try:
         return args.func(args)
     except ConfigError as e:

@@ -200,6 +200,22 @@ class MLflowLoggerConfig:
 
 
 @dataclass
+class StabilityConfig:
+    """When a run counts as diverged (it then stops with the reason recorded)."""
+
+    max_loss: float = 1e4  # a training loss above this (or NaN/inf) stops the run
+
+
+@dataclass
+class SpeedConfig:
+    """The inference-latency pass after testing (see :mod:`lightning_attn.tracking.speed`)."""
+
+    latency_calls_b1: int = 20  # timed greedy decodes of one example (0: skip)
+    latency_calls_batch: int = 5  # timed greedy decodes of a data.batch_size batch (0: skip)
+    latency_warmup: int = 2  # untimed calls before each
+
+
+@dataclass
 class RunConfig:
     """One training run. Group fields hold whichever schema the group choice selected."""
 
@@ -209,6 +225,8 @@ class RunConfig:
     data: Any = None
     trainer: Any = None
     logger: Any = None
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     seed: int = 0
     output_dir: str = "outputs"  # checkpoints go to <output_dir>/<mlflow run id>/
     choices: dict[str, str] = field(default_factory=dict)  # filled in: which YAML each group came from

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import optuna
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig
@@ -25,6 +26,8 @@ from .tasks import CaptioningModule, TranslationModule
 from .tracking import ensure_experiment, mask_params, mask_secrets, resolve_tracking_uri
 from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
+from .tracking.speed import inference_latency
+from .tracking.stability import DivergenceGuard
 
 log = logging.getLogger(__name__)
 
@@ -69,32 +72,34 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
     }
 
 
-def _make_logger(cfg: DictConfig, uri: str) -> MLFlowLogger:
+def _make_logger(cfg: DictConfig, uri: str, run_id: str | None) -> MLFlowLogger:
     lc = cfg.logger
     ensure_experiment(uri, lc.experiment_name)
     run_name = lc.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}-seed{cfg.seed}"
     return MLFlowLogger(
         experiment_name=lc.experiment_name, run_name=run_name, tracking_uri=uri, tags=run_tags(cfg),
-        log_model=lc.log_model,
+        log_model=lc.log_model, run_id=run_id,
     )  # fmt: skip
 
 
-def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResult:
+def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str | None = None) -> TrainResult:
     """Train, test the best checkpoint, and record everything in one MLflow run.
 
     Args:
         cfg: a composed config (:func:`lightning_attn.config.compose`).
         callbacks: extra Lightning callbacks (a sweep adds its pruning callback here).
+        run_id: log into this existing MLflow run (a sweep creates each trial's run under its
+            study's parent) instead of starting a new one.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     # 1. data and model first: a data error must not leave an empty MLflow run behind
     data, module = build_task(cfg)
     uri = resolve_tracking_uri(cfg.logger.tracking_uri)
-    logger = _make_logger(cfg, uri)
+    logger = _make_logger(cfg, uri, run_id)
     monitor, mode = MONITOR[cfg.task.name]
     trainer_kwargs = section(cfg, "trainer")
     checkpointing = trainer_kwargs["enable_checkpointing"]
-    all_callbacks = list(callbacks or [])
+    all_callbacks = [DivergenceGuard(cfg.stability.max_loss), *(callbacks or [])]
     if trainer_kwargs["enable_progress_bar"]:
         all_callbacks.append(ProgressBar())
     if cfg.task.get("attention_pictures_every", 0) > 0:
@@ -116,18 +121,33 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> TrainResu
         ckpt = "best" if best_path else None
         trainer.test(module, datamodule=data, ckpt_path=ckpt, weights_only=True, verbose=False)
         metrics |= _scalars(trainer.callback_metrics)
+        if trainer.is_global_zero:
+            speed = _measure_speed(cfg, data, module)
+            logger.log_metrics(speed)
+            metrics |= speed
         best = str(Path(best_path).resolve()) if best_path else None
         if trainer.is_global_zero:
             _log_outcome(logger, module, trainer, best)
             logger.finalize("success")
     except BaseException as e:
-        # Ctrl+C reaches here as SystemExit from Lightning's graceful shutdown
-        status = "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
+        # Ctrl+C reaches here as SystemExit from Lightning's graceful shutdown; a pruned sweep trial
+        # was stopped on purpose, it did not fail
+        stopped = isinstance(e, (KeyboardInterrupt, SystemExit, optuna.TrialPruned))
         if trainer.is_global_zero and logger._initialized:
-            logger.experiment.set_tag(logger.run_id, "failure_reason", mask_secrets(f"{type(e).__name__}: {e}")[:5000])
-            logger.experiment.set_terminated(logger.run_id, status)
+            pruned = isinstance(e, optuna.TrialPruned)
+            key, why = ("pruned", str(e)) if pruned else ("failure_reason", f"{type(e).__name__}: {e}")
+            logger.experiment.set_tag(logger.run_id, key, mask_secrets(why)[:5000])
+            logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
         raise
     return TrainResult(logger.run_id, uri, metrics, best)
+
+
+def _measure_speed(cfg: DictConfig, data: Any, module: Any) -> dict[str, float]:
+    s = cfg.speed
+    speed = inference_latency(module, data.splits["test"], type(data).collate, cfg.data.batch_size,
+                              s.latency_calls_b1, s.latency_calls_batch, s.latency_warmup)  # fmt: skip
+    speed["speed/params"] = float(sum(p.numel() for p in module.parameters()))
+    return speed
 
 
 def _scalars(metrics: dict) -> dict[str, float]:

@@ -1,0 +1,285 @@
+"""Sweep files: what to tune, for which mechanisms, with which budget.
+
+A sweep file (``sweeps/NAME.yaml``) is read into :class:`SweepSpec`, whose dataclasses are the schema
+and the single source of defaults. Example::
+
+    name: smoke
+    task: translation
+    overrides: [trainer.max_epochs=2]        # every trial of every mechanism
+    mechanisms:                              # one Optuna study each, the same budget each
+      soft: {}
+      hard:
+        overrides: [attention.semi_sampling=0.5]
+        space:                               # added to the shared space for this mechanism
+          attention.entropy_weight: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+    space:                                   # shared: dotted run-config keys
+      task.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      attention.score: {type: categorical, choices: [additive, general]}
+      attention.hidden: {type: int, low: 32, high: 128, step: 32, when: {attention.score: additive}}
+    objectives: [{metric: val/bleu, direction: maximize}]
+    n_trials: 4
+
+``when`` makes a parameter conditional: it is only suggested when the named parameters (suggested
+earlier in the file's order) took the listed value(s). Two or more objectives make a multi-objective
+study (no pruning: Optuna cannot prune those).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from ..config import ConfigError, _read_yaml, _short, _valid_keys, compose
+from ..train import MONITOR
+
+PARAM_TYPES = ("float", "int", "categorical")
+SAMPLERS = ("tpe", "random", "nsga2", "grid")
+PRUNERS = ("median", "hyperband", "none")
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class ParamSpec:
+    """One tuned run-config key."""
+
+    type: str = MISSING  # float | int | categorical
+    low: Any = None  # float/int
+    high: Any = None
+    log: bool = False
+    step: Any = None  # int (default 1) or float (a grid of low + k*step)
+    choices: list[Any] = field(default_factory=list)  # categorical
+    when: dict[str, Any] = field(default_factory=dict)  # {earlier param: value or [values]}
+
+
+@dataclass
+class MechanismSpec:
+    """One compared mechanism: an ``attention`` choice plus its own overrides and extra space."""
+
+    attention: str | None = None  # the conf/attention/ choice; defaults to the mechanism's name
+    overrides: list[str] = field(default_factory=list)
+    space: dict[str, ParamSpec] = field(default_factory=dict)
+
+
+@dataclass
+class ObjectiveSpec:
+    metric: str = MISSING  # a metric name the run logs, e.g. val/bleu
+    direction: str = "maximize"
+
+
+@dataclass
+class SamplerSpec:
+    kind: str = "tpe"  # tpe (constant_liar when workers run in parallel) | random | nsga2 | grid
+    seed: int = 0  # worker w samples with seed + w, so parallel workers do not propose the same points
+    n_startup_trials: int = 4  # tpe: random trials before the model kicks in
+
+
+@dataclass
+class PrunerSpec:
+    kind: str = "median"  # median | hyperband | none (forced for multi-objective studies)
+    n_startup_trials: int = 2  # median: trials that are never pruned
+    n_warmup_steps: int = 0  # median: epochs before pruning starts
+
+
+@dataclass
+class SweepSpec:
+    name: str = MISSING
+    task: str = MISSING  # translation | captioning
+    experiment: str | None = None  # MLflow experiment; default: the sweep's name
+    overrides: list[str] = field(default_factory=list)  # run-config overrides for every trial
+    mechanisms: dict[str, MechanismSpec] = field(default_factory=dict)
+    space: dict[str, ParamSpec] = field(default_factory=dict)
+    objectives: list[ObjectiveSpec] = field(default_factory=list)  # default: the task's validation metric
+    sampler: SamplerSpec = field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
+    n_trials: int | None = 8  # per mechanism; None = until timeout
+    timeout: float | None = None  # seconds per mechanism and worker; None = until n_trials
+    seed: int = 0  # the run seed of every trial ...
+    vary_seed: bool = False  # ... or seed + trial number
+    heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
+    grace_period: int = 60  # a RUNNING trial silent this long is failed and retried
+
+
+# ─── reading ───────────────────────────────────────────────────────────────────────────────────
+def _top_level_field(key: str) -> bool:
+    return key.split(".")[0].split("[")[0] in SweepSpec.__dataclass_fields__
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
+    """Read and check a sweep file.
+
+    ``overrides`` are ``key=value``: keys of the sweep file (``n_trials=2``, ``sampler.kind=random``)
+    change the sweep; anything else (``trainer.max_epochs=1``) is added to every trial's overrides.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file {path} not found")
+    data = _read_yaml(path)
+    spec_node = OmegaConf.structured(SweepSpec)
+    try:
+        spec_node = OmegaConf.merge(spec_node, data)
+    except ConfigKeyError as e:
+        valid = _valid_keys(_parent(spec_node, e))
+        raise ConfigError(f"{path}: unknown key {e.full_key!r}; valid keys: {valid}") from None
+    except ValidationError as e:
+        raise ConfigError(f"{path}: {e.full_key}: {_short(e)}") from None
+    run_overrides: list[str] = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"cannot read override {item!r}: expected key=value (e.g. n_trials=4)")
+        if not _top_level_field(key.strip()):
+            run_overrides.append(item)
+            continue
+        try:
+            spec_node = OmegaConf.merge(spec_node, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"invalid value for {key}: {_short(e)}") from None
+    missing = sorted(OmegaConf.missing_keys(spec_node))
+    if missing:
+        raise ConfigError(f"{path}: {missing[0]} needs a value")
+    spec: SweepSpec = OmegaConf.to_object(spec_node)
+    spec.overrides = [*spec.overrides, *run_overrides]
+    if not spec.mechanisms:
+        raise ConfigError(f"{path}: mechanisms is empty; name at least one, e.g. mechanisms: {{soft: {{}}}}")
+    for name, mech in spec.mechanisms.items():
+        mech.attention = mech.attention or name
+    if not spec.objectives:
+        metric, mode = MONITOR.get(spec.task, (None, None))
+        if metric is None:
+            raise ConfigError(f"{path}: task {spec.task!r} unknown; choose one of: {', '.join(MONITOR)}")
+        spec.objectives = [ObjectiveSpec(metric, "maximize" if mode == "max" else "minimize")]
+    check(spec, path)
+    return spec
+
+
+def _parent(node: DictConfig, e: ConfigKeyError) -> Any:
+    parent: Any = node
+    for part in (e.full_key or "").split(".")[:-1]:
+        if isinstance(parent, DictConfig) and part in parent:
+            parent = parent[part]
+    return parent
+
+
+def check(spec: SweepSpec, where: Any = "sweep") -> None:
+    """Everything that can be checked before a trial runs: choices, ranges, and that every trial's
+    config composes (so a typo in a key fails now, not in every trial)."""
+    if spec.n_trials is None and spec.timeout is None:
+        raise ConfigError(f"{where}: set n_trials, timeout or both, or the sweep never ends")
+    if spec.n_trials is not None and spec.n_trials < 1:
+        raise ConfigError(f"{where}: n_trials must be at least 1")
+    if spec.sampler.kind not in SAMPLERS:
+        raise ConfigError(f"{where}: sampler.kind {spec.sampler.kind!r}; choose one of: {', '.join(SAMPLERS)}")
+    if spec.pruner.kind not in PRUNERS:
+        raise ConfigError(f"{where}: pruner.kind {spec.pruner.kind!r}; choose one of: {', '.join(PRUNERS)}")
+    for objective in spec.objectives:
+        if objective.direction not in DIRECTIONS:
+            raise ConfigError(f"{where}: direction {objective.direction!r}; choose one of: {', '.join(DIRECTIONS)}")
+    if spec.heartbeat_interval < 1 or spec.grace_period <= spec.heartbeat_interval:
+        raise ConfigError(f"{where}: need heartbeat_interval >= 1 and grace_period > heartbeat_interval")
+    for name in spec.mechanisms:
+        space = space_of(spec, name)
+        for key, param in space.items():
+            _check_param(key, param, list(space)[: list(space).index(key)], where)
+        if spec.sampler.kind == "grid":
+            grid_of(space, where)
+        # compose with each parameter at its first value: catches unknown keys and wrong types
+        probe = {key: (p.choices[0] if p.type == "categorical" else p.low) for key, p in space.items()}
+        compose(run_overrides(spec, name, probe, seed=spec.seed))
+
+
+def _check_param(key: str, p: ParamSpec, earlier: list[str], where: Any) -> None:
+    if p.type not in PARAM_TYPES:
+        raise ConfigError(f"{where}: {key}: type {p.type!r}; choose one of: {', '.join(PARAM_TYPES)}")
+    if p.type == "categorical":
+        if not p.choices:
+            raise ConfigError(f"{where}: {key}: a categorical parameter needs choices")
+    else:
+        if p.low is None or p.high is None or not p.low <= p.high:
+            raise ConfigError(f"{where}: {key}: a {p.type} parameter needs low <= high")
+        if p.log and p.low <= 0:
+            raise ConfigError(f"{where}: {key}: a log-scale parameter needs low > 0")
+        if p.log and p.step is not None:
+            raise ConfigError(f"{where}: {key}: log scale and step cannot be combined (Optuna refuses it)")
+    for other in p.when:
+        if other not in earlier:
+            raise ConfigError(f"{where}: {key}: when names {other!r}, which is not a parameter listed before it")
+
+
+def space_of(spec: SweepSpec, mechanism: str) -> dict[str, ParamSpec]:
+    """The shared space plus the mechanism's own (which wins on a shared key)."""
+    return {**spec.space, **spec.mechanisms[mechanism].space}
+
+
+def grid_of(space: dict[str, ParamSpec], where: Any = "sweep") -> dict[str, list[Any]]:
+    """The grid sampler's search space: categorical choices, and int/float ranges with a step."""
+    grid: dict[str, list[Any]] = {}
+    for key, p in space.items():
+        if p.when:
+            raise ConfigError(f"{where}: {key}: the grid sampler cannot search a conditional parameter")
+        if p.type == "categorical":
+            grid[key] = list(p.choices)
+        elif p.type == "int":
+            grid[key] = list(range(p.low, p.high + 1, p.step or 1))
+        elif p.step is not None:
+            count = round((p.high - p.low) / p.step)
+            grid[key] = [p.low + k * p.step for k in range(count + 1)]
+        else:
+            raise ConfigError(f"{where}: {key}: the grid sampler needs a step for a float parameter")
+    return grid
+
+
+# ─── from a trial to a run config ──────────────────────────────────────────────────────────────
+def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """Ask the trial for every active parameter, in the file's order."""
+    values: dict[str, Any] = {}
+    for key, p in space.items():
+        if not _active(p, values):
+            continue
+        if p.type == "categorical":
+            values[key] = trial.suggest_categorical(key, list(p.choices))
+        elif p.type == "int":
+            values[key] = trial.suggest_int(key, p.low, p.high, step=p.step or 1, log=p.log)
+        else:
+            values[key] = trial.suggest_float(key, float(p.low), float(p.high), step=p.step, log=p.log)
+    return values
+
+
+def _active(p: ParamSpec, values: dict[str, Any]) -> bool:
+    for other, wanted in p.when.items():
+        accepted = wanted if isinstance(wanted, list) else [wanted]
+        if other not in values or values[other] not in accepted:
+            return False
+    return True
+
+
+def run_overrides(spec: SweepSpec, mechanism: str, params: dict[str, Any], seed: int) -> list[str]:
+    """The run-config overrides of one trial, lowest priority first."""
+    mech = spec.mechanisms[mechanism]
+    sampled = [f"{key}={_literal(value)}" for key, value in params.items()]
+    return [f"task={spec.task}", f"attention={mech.attention}", *spec.overrides, *mech.overrides, *sampled,
+            f"seed={seed}"]  # fmt: skip
+
+
+def _literal(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def study_name(spec: SweepSpec, mechanism: str) -> str:
+    return f"{spec.name}-{mechanism}"
+
+
+def experiment_name(spec: SweepSpec) -> str:
+    return spec.experiment or spec.name
+
+
+def directions(spec: SweepSpec) -> list[str]:
+    return [o.direction for o in spec.objectives]
+
+
+def to_yaml(spec: SweepSpec) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(spec))

@@ -1,0 +1,121 @@
+"""Where Optuna keeps a sweep, and how a dead worker's trial is noticed.
+
+* default: a journal file in the sweep's folder — safe for several worker processes on one host
+  (SQLite is not: concurrent writers lock each other out);
+* ``sqlite:///…``: one worker;
+* ``postgresql://…`` (or any SQLAlchemy URL): several hosts.
+
+Every running trial sends a heartbeat. Optuna's RDB storage has heartbeats built in; its journal
+storage does not, so :class:`HeartbeatJournalStorage` adds them (the heartbeat is a trial system
+attribute with a timestamp). :func:`fail_stale_trials` then fails a trial whose worker stopped
+beating and enqueues a retry with the same parameters.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from ..tracking import mask_secrets
+
+JOURNAL = "optuna.journal"
+HEARTBEAT_ATTR = "heartbeat"
+FAILURE_REASON = "failure_reason"  # trial user attribute, also an MLflow tag
+RETRY_OF = "retry_of"  # user attribute of a retry: the number of the trial it repeats
+STALE = "stale"  # user attribute: True on a trial failed because its worker died (not counted in the budget)
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """A journal storage whose running trials beat every ``heartbeat_interval`` seconds."""
+
+    def __init__(self, path: str | Path, heartbeat_interval: int, grace_period: int):
+        super().__init__(JournalFileBackend(str(path)))
+        self.path = Path(path)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            last = trial.system_attrs.get(HEARTBEAT_ATTR, trial.datetime_start.timestamp())
+            if now - last > self.grace_period:
+                stale.append(trial._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return None  # fail_stale_trials below does the retrying
+
+
+def open_storage(url: str | None, folder: Path, heartbeat_interval: int, grace_period: int) -> BaseStorage:
+    """The storage for ``url`` (``None``: the journal file in ``folder``), with heartbeats on."""
+    if url is None or url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:")) if url else folder / JOURNAL
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return HeartbeatJournalStorage(path, heartbeat_interval, grace_period)
+    return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+
+
+def describe(url: str | None, folder: Path) -> str:
+    """The storage URL for people and logs (password masked)."""
+    return mask_secrets(url) if url else f"journal:{folder / JOURNAL}"
+
+
+@contextmanager
+def budget_lock(folder: Path) -> Iterator[None]:
+    """Serialise "is there budget left? then ask" between the workers of one host, so a study never
+    runs more than its ``n_trials``. (Across hosts the count can overshoot by a trial per host.)"""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "budget.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def fail_stale_trials(study: optuna.Study, on_failed: Callable[[FrozenTrial], None] | None = None) -> list[int]:
+    """Fail the RUNNING trials whose worker stopped sending heartbeats, and enqueue a retry of each.
+
+    The failed trial keeps its reason (user attribute ``failure_reason``) and is marked ``stale``, so
+    it does not count against the budget; its retry does. Returns the failed trial numbers.
+    """
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or storage.get_heartbeat_interval() is None:
+        return []
+    failed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        reason = f"worker stopped sending heartbeats for more than {_grace(storage)} s (killed or lost)"
+        try:
+            storage.set_trial_user_attr(trial_id, FAILURE_REASON, reason)
+            storage.set_trial_user_attr(trial_id, STALE, True)
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        trial = storage.get_trial(trial_id)
+        failed.append(trial.number)
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number}, skip_if_exists=False)
+        if on_failed is not None:
+            on_failed(trial)
+    return failed
+
+
+def _grace(storage: BaseStorage) -> int:
+    backend = getattr(storage, "_backend", storage)  # RDB storages come wrapped in a cache
+    return int(getattr(backend, "grace_period", 0) or 0)

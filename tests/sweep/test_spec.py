@@ -1,0 +1,212 @@
+"""Sweep files: reading, checking, search spaces, trial configs; budgets and storages (no training)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from lightning_attn.cli import main
+from lightning_attn.config import ConfigError, compose
+from lightning_attn.resources import sweeps_dir
+from lightning_attn.sweep import load
+from lightning_attn.sweep.runner import parse_devices
+from lightning_attn.sweep.spec import grid_of, run_overrides, space_of, suggest
+from lightning_attn.sweep.storage import FAILURE_REASON, STALE, HeartbeatJournalStorage, describe, fail_stale_trials
+from lightning_attn.sweep.worker import counts, make_pruner, make_sampler, next_action
+
+LR = "task.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}"
+SWEEP = """
+name: t
+task: translation
+mechanisms: {soft: {}, hard: {space: {attention.entropy_weight: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}}}
+space:
+  task.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+  attention.score: {type: categorical, choices: [additive, general]}
+  attention.hidden_dim: {type: int, low: 16, high: 64, step: 16, when: {attention.score: additive}}
+n_trials: 3
+"""
+
+
+def write(text: str, name: str = "s.yaml") -> Path:
+    path = Path(name)
+    path.write_text(text)
+    return path
+
+
+def test_every_shipped_sweep_file_loads_and_composes():
+    files = sorted(sweeps_dir().glob("*.yaml"))
+    names = {f.stem for f in files}
+    expected = {f"{t}_{m}" for t in ("translation", "captioning") for m in ("soft", "hard", "compare")}
+    assert expected | {"smoke", "tradeoff"} <= names
+    for path in files:
+        spec = load(path)  # composes every mechanism's trial config
+        assert spec.mechanisms and spec.objectives
+
+
+def test_compare_sweeps_give_every_mechanism_the_same_budget():
+    from lightning_attn.attention import MECHANISMS
+
+    for task in ("translation", "captioning"):
+        spec = load(sweeps_dir() / f"{task}_compare.yaml")
+        assert {m.attention for m in spec.mechanisms.values()} == set(MECHANISMS)
+        assert spec.n_trials is not None  # one budget for all studies
+
+
+def test_defaults_objective_is_the_tasks_validation_metric():
+    spec = load(write(SWEEP))
+    assert [(o.metric, o.direction) for o in spec.objectives] == [("val/bleu", "maximize")]
+    assert spec.mechanisms["hard"].attention == "hard"
+
+
+def test_unknown_key_names_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown key 'n_trails'.*valid keys: .*n_trials"):
+        load(write(SWEEP + "n_trails: 4\n"))
+    with pytest.raises(ConfigError, match=r"unknown key 'task.lrr'"):
+        load(write(SWEEP.replace("task.lr:", "task.lrr:")))
+
+
+def test_bad_values_are_named():
+    with pytest.raises(ConfigError, match="sampler.kind 'bayes'; choose one of: tpe, random, nsga2, grid"):
+        load(write(SWEEP), ["sampler.kind=bayes"])
+    with pytest.raises(ConfigError, match="log-scale parameter needs low > 0"):
+        load(write(SWEEP.replace(LR, "task.lr: {type: float, low: 0.0, high: 1.0e-2, log: true}")))
+    with pytest.raises(ConfigError, match="when names 'attention.scor'"):
+        load(write(SWEEP.replace("when: {attention.score:", "when: {attention.scor:")))
+    with pytest.raises(ConfigError, match="not found"):
+        load("missing.yaml")
+
+
+def test_command_line_overrides_go_to_the_sweep_or_to_every_trial():
+    spec = load(write(SWEEP), ["n_trials=7", "trainer.max_epochs=1"])
+    assert spec.n_trials == 7
+    assert spec.overrides[-1] == "trainer.max_epochs=1"
+    assert "trainer.max_epochs=1" in run_overrides(spec, "soft", {}, seed=0)
+
+
+def test_conditional_parameter_is_only_suggested_when_its_condition_holds():
+    spec = load(write(SWEEP))
+    space = space_of(spec, "hard")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = {"additive": 0, "general": 0}
+    for _ in range(20):
+        trial = study.ask()
+        params = suggest(trial, space)
+        seen[params["attention.score"]] += 1
+        assert ("attention.hidden_dim" in params) == (params["attention.score"] == "additive")
+        assert 1e-4 <= params["attention.entropy_weight"] <= 1e-2
+        compose(run_overrides(spec, "hard", params, seed=0))  # every sampled point is a valid config
+        study.tell(trial, 0.0)
+    assert seen["additive"] and seen["general"]
+
+
+GRID = """
+name: g
+task: translation
+mechanisms: {soft: {}}
+space:
+  task.lr: {type: float, low: 0.001, high: 0.003, step: 0.001}
+  attention.score: {type: categorical, choices: [additive, general]}
+  attention.hidden_dim: {type: int, low: 16, high: 32, step: 16}
+sampler: {kind: grid}
+"""
+
+
+def test_grid_needs_discrete_parameters():
+    grid = grid_of(space_of(load(write(GRID)), "soft"))
+    assert grid["task.lr"] == pytest.approx([0.001, 0.002, 0.003])
+    assert grid["attention.score"] == ["additive", "general"] and grid["attention.hidden_dim"] == [16, 32]
+    with pytest.raises(ConfigError, match="task.lr: the grid sampler needs a step"):
+        load(write(GRID.replace(", step: 0.001}", "}")))
+    with pytest.raises(ConfigError, match="cannot search a conditional parameter"):
+        load(write(GRID.replace("step: 16}", "step: 16, when: {attention.score: additive}}")))
+
+
+def test_samplers_and_pruners():
+    spec = load(write(SWEEP))
+    sampler = make_sampler(spec, "soft", worker=1, parallel=True)
+    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._constant_liar
+    assert isinstance(make_pruner(spec), optuna.pruners.MedianPruner)
+    two = load(
+        write(SWEEP), ["objectives=[{metric: val/bleu, direction: maximize}, {metric: val/loss, direction: minimize}]"]
+    )
+    assert isinstance(make_pruner(two), optuna.pruners.NopPruner)  # Optuna cannot prune multi-objective studies
+    assert isinstance(
+        make_sampler(load(write(SWEEP), ["sampler.kind=nsga2"]), "soft", 0, False), optuna.samplers.NSGAIISampler
+    )
+
+
+def test_devices():
+    cpu = parse_devices("cpu:2")
+    assert cpu.kind == "cpu" and len(cpu.ids) == 2 and cpu.threads >= 1
+    assert parse_devices("0,1,3").ids == ["0", "1", "3"]
+    with pytest.raises(ConfigError, match="cpu:N"):
+        parse_devices("gpu")
+
+
+def test_storage_password_is_masked():
+    assert describe("postgresql://optuna:s3cret@db:5432/sweeps", Path("x")) == "postgresql://optuna:***@db:5432/sweeps"
+
+
+def _trial(study, state, **attrs):
+    trial = study.ask()
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    if state != TrialState.RUNNING:
+        study.tell(trial, 1.0 if state == TrialState.COMPLETE else None, state=state)
+    return trial
+
+
+def test_budget_counts_every_outcome_but_a_dead_workers_trial():
+    study = optuna.create_study()
+    _trial(study, TrialState.COMPLETE)
+    _trial(study, TrialState.PRUNED)
+    _trial(study, TrialState.FAIL)  # a diverged trial is a result: it used budget
+    _trial(study, TrialState.FAIL, **{STALE: True})  # its worker died: it did not
+    trials = study.get_trials()
+    assert counts(trials)["counted"] == 3
+    assert next_action(trials, 4) == "ask"
+    assert next_action(trials, 3) == "done"
+    _trial(study, TrialState.RUNNING)
+    assert next_action(study.get_trials(), 4) == "wait"  # it may still die and need a retry
+    study.enqueue_trial({"x": 1.0})
+    assert next_action(study.get_trials(), 4) == "ask"  # a retry waits
+
+
+def test_stale_trial_is_failed_with_its_reason_and_retried(tmp_path):
+    storage = HeartbeatJournalStorage(tmp_path / "j.journal", heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="s")
+    alive, dead = study.ask(), study.ask()
+    dead.suggest_float("lr", 0.1, 1.0)
+    storage.record_heartbeat(dead._trial_id)
+    time.sleep(2.5)
+    storage.record_heartbeat(alive._trial_id)
+    failed = []
+    assert fail_stale_trials(study, on_failed=failed.append) == [dead.number]
+    frozen = study.get_trials()
+    assert frozen[dead.number].state == TrialState.FAIL and frozen[dead.number].user_attrs[STALE]
+    assert "heartbeats" in frozen[dead.number].user_attrs[FAILURE_REASON]
+    assert frozen[alive.number].state == TrialState.RUNNING
+    retry = frozen[-1]
+    assert retry.state == TrialState.WAITING and retry.params == {} and failed[0].number == dead.number
+    assert study.ask().params == {} and study.get_trials()[-1].system_attrs["fixed_params"] == {"lr": dead.params["lr"]}
+
+
+def test_dry_run_prints_studies_and_spaces_and_trains_nothing(capsys):
+    path = write(SWEEP)
+    assert main(["sweep", str(path), "--dry-run", "--devices", "cpu:2", "--storage", "postgresql://u:pw@h/db"]) == 0
+    out = capsys.readouterr().out
+    assert "study t-soft" in out and "study t-hard" in out
+    assert "attention.hidden_dim: int[16, 64] step 16 when attention.score=additive" in out
+    assert "task.lr: float[0.0001, 0.01] log" in out
+    assert "postgresql://u:***@h/db" in out and "pw" not in out.replace("pw@", "")
+    assert not Path("outputs").exists() and not Path("mlflow.db").exists()
+
+
+def test_bad_sweep_file_exits_2_with_one_line(capsys):
+    assert main(["sweep", str(write(SWEEP + "bogus: 1\n"))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "bogus" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,187 @@
+"""Sweeps for real, on CPU: parallel workers, a killed worker and --resume, divergence, pruning, DDP.
+
+Every sweep runs as the user runs it (``python -m lightning_attn sweep …`` in a subprocess, which
+starts its own worker processes) and is checked through Optuna's storage and MLflow's client.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from lightning_attn.resources import sweeps_dir
+from lightning_attn.sweep.storage import FAILURE_REASON, STALE, HeartbeatJournalStorage
+
+from ..helpers import TINY
+
+RUN = [o for o in TINY if not o.startswith(("trainer.max_epochs", "trainer.enable_progress_bar"))]
+
+
+def sweep_file(name: str, body: str) -> Path:
+    path = Path(f"{name}.yaml")
+    overrides = ", ".join(RUN)
+    path.write_text(f"name: {name}\ntask: translation\noverrides: [{overrides}]\n{body}")
+    return path
+
+
+def sweep(*args: str, timeout: int = 300, wait: bool = True):
+    cmd = [sys.executable, "-m", "lightning_attn", "sweep", *args]
+    if not wait:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def studies(name: str) -> dict[str, optuna.Study]:
+    storage = HeartbeatJournalStorage(Path(f"outputs/sweeps/{name}/optuna.journal"), 10, 60)
+    return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
+            for s in optuna.get_all_study_summaries(storage)}  # fmt: skip
+
+
+def mlflow_runs(experiment: str):
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = {r.data.tags["optuna.study"]: r for r in runs if r.data.tags.get("sweep.role") == "study"}
+    children = [r for r in runs if "optuna.trial" in r.data.tags]
+    return client, parents, children
+
+
+def child_of(children, study: str, number: int):
+    found = [r for r in children if r.data.tags["optuna.study"] == study and r.data.tags["optuna.trial"] == str(number)]
+    assert len(found) == 1, f"{study} #{number}: {len(found)} MLflow runs"
+    return found[0]
+
+
+def test_smoke_sweep_on_two_cpu_workers():
+    proc = sweep(str(sweeps_dir() / "smoke.yaml"), "--devices", "cpu:2", "n_trials=2", "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "smoke-soft" not in proc.stderr and "soft 2/2" in proc.stdout  # the sweep-level progress line
+    found = studies("smoke")
+    assert set(found) == {"smoke-soft", "smoke-hard"}
+    intervals = []
+    for study in found.values():
+        trials = study.get_trials()
+        assert [t.number for t in trials] == [0, 1]  # no duplicates, nothing beyond the budget
+        assert all(t.state == TrialState.COMPLETE for t in trials)
+        intervals += [(t.datetime_start, t.datetime_complete, t.user_attrs["worker"]) for t in trials]
+    # the two workers' trials overlap in time
+    assert any(a0 < b1 and b0 < a1 and wa != wb for a0, a1, wa in intervals for b0, b1, wb in intervals)
+    client, parents, children = mlflow_runs("smoke")
+    assert set(parents) == {"smoke-soft", "smoke-hard"} and len(children) == 4
+    for name, study in found.items():
+        parent = parents[name]
+        assert parent.info.status == "FINISHED" and "best/val/bleu" in parent.data.metrics
+        assert parent.data.params["n_trials"] == "2" and parent.data.params["space.task.lr"].startswith("float[")
+        for trial in study.get_trials():
+            run = child_of(children, name, trial.number)
+            assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            assert run.info.run_id == trial.user_attrs["mlflow_run_id"]
+            assert run.data.tags["device"] == "cpu" and run.data.tags["seed"] == "0"
+            assert run.data.params["task.lr"] == str(trial.params["task.lr"])
+            assert run.data.metrics["val/bleu"] == trial.value
+    assert not [r for r in children + list(parents.values()) if r.info.status == "RUNNING"]
+    # running it again without --resume would mix two sweeps: refused
+    again = sweep(str(sweeps_dir() / "smoke.yaml"), "--devices", "cpu:2", "n_trials=2")
+    assert again.returncode == 2 and "already exists" in again.stderr and "--resume" in again.stderr
+
+
+def test_killed_worker_trial_fails_and_resume_completes_the_budget():
+    path = sweep_file("kill", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
+                      "n_trials: 3\nheartbeat_interval: 1\ngrace_period: 3\n")  # fmt: skip
+    args = [str(path), "--devices", "cpu:1", "trainer.max_epochs=30"]  # trials long enough to be killed in
+    launcher = sweep(*args, wait=False)
+    victim = None
+    deadline = time.monotonic() + 180
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        if not Path("outputs/sweeps/kill/optuna.journal").exists():
+            continue
+        trials = studies("kill").get("kill-soft")
+        trials = trials.get_trials() if trials else []
+        if len(trials) == 2 and trials[0].state == TrialState.COMPLETE and "pid" in trials[1].user_attrs:
+            victim = trials[1]
+    assert victim is not None, "no second trial started"
+    os.kill(victim.user_attrs["pid"], signal.SIGKILL)
+    out, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 1 and "signal 9" in out and "--resume" in out
+    first = studies("kill")["kill-soft"].get_trials()[0]
+
+    proc = sweep(*args, "--resume")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = studies("kill")["kill-soft"].get_trials()
+    killed = trials[1]
+    assert killed.state == TrialState.FAIL and killed.user_attrs[STALE]
+    assert "heartbeats" in killed.user_attrs[FAILURE_REASON]
+    assert trials[0].state == TrialState.COMPLETE and trials[0].value == first.value  # kept, not re-run
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 3  # the budget completes
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
+    assert len(retry) == 1 and retry[0].params == killed.params
+    client, parents, children = mlflow_runs("kill")
+    run = child_of(children, "kill-soft", killed.number)
+    assert run.info.status == "FAILED" and "heartbeats" in run.data.tags[FAILURE_REASON]
+    assert child_of(children, "kill-soft", 0).info.status == "FINISHED"
+    assert parents["kill-soft"].info.status == "FINISHED"
+    assert not [r for r in children if r.info.status == "RUNNING"]
+
+
+def test_diverging_trials_fail_with_their_reason_and_the_sweep_goes_on():
+    path = sweep_file(
+        "diverge",
+        "mechanisms: {soft: {}}\nspace: {task.lr: {type: categorical, choices: [0.003, 1.0e+30]}}\n"
+        "sampler: {kind: grid}\nn_trials: 2\n",
+    )
+    proc = sweep(str(path), "--devices", "cpu:1", "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = {t.params["task.lr"]: t for t in studies("diverge")["diverge-soft"].get_trials()}
+    assert trials[0.003].state == TrialState.COMPLETE
+    bad = trials[1e30]
+    assert bad.state == TrialState.FAIL and "diverged" in bad.user_attrs[FAILURE_REASON]
+    _, parents, children = mlflow_runs("diverge")
+    run = child_of(children, "diverge-soft", bad.number)
+    assert run.info.status == "FAILED" and "diverged" in run.data.tags[FAILURE_REASON]
+    assert parents["diverge-soft"].data.metrics["trials_failed"] == 1
+
+
+def test_pruning_prunes_a_hopeless_trial():
+    # minimise the validation loss; after one finished trial, a trial worse than the median at an epoch stops
+    path = sweep_file(
+        "prune",
+        "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-7, high: 1.0e-1, log: true}}\n"
+        "objectives: [{metric: val/loss, direction: minimize}]\nsampler: {kind: random}\n"
+        "pruner: {kind: median, n_startup_trials: 1}\nn_trials: 5\n",
+    )
+    proc = sweep(str(path), "--devices", "cpu:1", "trainer.max_epochs=3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = studies("prune")["prune-soft"].get_trials()
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.params, t.state, t.intermediate_values) for t in trials]
+    _, parents, children = mlflow_runs("prune")
+    run = child_of(children, "prune-soft", pruned[0].number)
+    assert run.info.status == "KILLED" and run.data.tags["optuna.state"] == "PRUNED"
+    assert parents["prune-soft"].data.metrics["trials_pruned"] == len(pruned)
+
+
+def test_ddp_trial_is_one_optuna_trial_with_the_same_config_on_both_ranks():
+    path = sweep_file("ddp", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
+                      "n_trials: 1\n")  # fmt: skip
+    proc = sweep(str(path), "--ddp", "--devices", "cpu:2", "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = studies("ddp")["ddp-soft"].get_trials()
+    assert len(trials) == 1 and trials[0].state == TrialState.COMPLETE  # one trial, not one per rank
+    logs = Path("outputs/sweeps/ddp/logs")
+    rank0, rank1 = ((logs / f"worker-0-rank{r}.log").read_text() for r in (0, 1))
+    lr = f"task.lr={trials[0].params['task.lr']!r}"
+    assert lr in rank0 and lr in rank1
+    agreed = [line for line in rank0.splitlines() if line.startswith("all 2 ranks train config")]
+    assert agreed and agreed[0] in rank1  # both ranks hashed the same composed config
+    _, _, children = mlflow_runs("ddp")
+    assert len(children) == 1 and children[0].data.params["trainer.strategy"] == "ddp"
+    assert children[0].info.status == "FINISHED"
