@@ -135,8 +135,10 @@ def open_parent_runs(sweep: Sweep) -> None:
     client = MlflowClient(sweep.tracking_uri)
     for mech, study in sweep.studies.items():
         run_id = study.user_attrs.get(PARENT_RUN)
-        if run_id is not None:
+        if run_id is not None:  # resumed: running again, and whatever stopped it last time is history
             client.update_run(run_id, status="RUNNING")
+            if "failure_reason" in client.get_run(run_id).data.tags:
+                client.delete_tag(run_id, "failure_reason")
             continue
         tags = {"sweep": spec.name, "optuna.study": study.study_name, "mechanism": mech, "sweep.role": "study"}
         run = client.create_run(experiment_id, run_name=study.study_name, tags=tags)
@@ -242,7 +244,7 @@ def _values(trial: FrozenTrial) -> str:
 def progress_table(sweep: Sweep, elapsed: float) -> Table:
     metric = ", ".join(o.metric for o in sweep.spec.objectives)
     table = Table(title=f"sweep {sweep.spec.name} — {elapsed:.0f} s", title_justify="left")
-    for column in ("mechanism", "done", "pruned", "failed", "running", f"best {metric}", "workers"):
+    for column in ("mechanism", "done", "pruned", "failed", "retried", "running", f"best {metric}", "workers"):
         table.add_column(column)
     for mech, study in sweep.studies.items():
         n = budget(sweep.spec, mech)
@@ -252,7 +254,7 @@ def progress_table(sweep: Sweep, elapsed: float) -> Table:
         running = [t for t in trials if t.state == TrialState.RUNNING]
         workers = " ".join(f"w{t.user_attrs.get(WORKER, '?')}:#{t.number}" for t in running)
         finished = c["complete"] + c["pruned"] + c["failed"]
-        table.add_row(mech, f"{finished}/{n or '∞'}", str(c["pruned"]), str(c["failed"] + c["stale"]),
+        table.add_row(mech, f"{finished}/{n or '∞'}", str(c["pruned"]), str(c["failed"]), str(c["stale"]),
                       str(c["running"]), _values(best[0]) if len(best) == 1 else f"{len(best)} on the front",
                       workers)  # fmt: skip
     return table
@@ -266,8 +268,7 @@ def progress_line(sweep: Sweep, elapsed: float) -> str:
         best = _best(study, trials)
         finished = c["complete"] + c["pruned"] + c["failed"]
         n = budget(sweep.spec, mech) or "∞"
-        failed = c["failed"] + c["stale"]
-        text = f"{mech} {finished}/{n} ({c['pruned']} pruned, {failed} failed, {c['running']} running)"
+        text = f"{mech} {finished}/{n} ({c['pruned']} pruned, {c['failed']} failed, {c['running']} running)"
         if len(best) == 1:
             text += f" best {_values(best[0])}"
         parts.append(text)
@@ -281,18 +282,19 @@ def progress_line(sweep: Sweep, elapsed: float) -> str:
 def summary_table(sweep: Sweep) -> Table:
     objectives = ", ".join(f"{o.metric} ({o.direction[:3]})" for o in sweep.spec.objectives)
     table = Table(title=f"sweep {sweep.spec.name}: {objectives}", title_justify="left")
-    for column in ("mechanism", "complete", "pruned", "failed", "best", "trial", "parameters"):
+    for column in ("mechanism", "complete", "pruned", "failed", "retried", "best", "trial", "parameters"):
         table.add_column(column, overflow="fold")
     for mech, study in sweep.studies.items():
         trials = study.get_trials(deepcopy=False)
         c = counts(trials)
         best = _best(study, trials)
-        row = [mech, str(c["complete"]), str(c["pruned"]), str(c["failed"] + c["stale"])]
+        # retried: interrupted, or lost with their worker; they do not use budget
+        row = [mech, str(c["complete"]), str(c["pruned"]), str(c["failed"]), str(c["stale"])]
         if not best:
             table.add_row(*row, "—", "—", "no trial completed")
         for i, trial in enumerate(best):
             params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items()) or "(defaults)"
-            table.add_row(*(row if i == 0 else [""] * 4), _values(trial), f"#{trial.number}", params)
+            table.add_row(*(row if i == 0 else [""] * 5), _values(trial), f"#{trial.number}", params)
     return table
 
 
@@ -367,7 +369,10 @@ def run_sweep(
     console: Console | None = None,
 ) -> int:
     """Run (or with ``dry`` describe) a sweep; 0 when every worker finished cleanly."""
-    console = console or Console(soft_wrap=True)
+    if console is None:
+        console = Console(soft_wrap=True)
+        if not console.is_terminal:  # a log file or a pipe: room for the summary table
+            console = Console(soft_wrap=True, width=160)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress display says what matters
     folder = (folder or Path("outputs") / "sweeps" / spec.name).resolve()
     tracking_uri = resolve_tracking_uri(_tracking_uri_override(spec))
@@ -401,9 +406,10 @@ def run_sweep(
     elapsed = time.monotonic() - started
     close_parent_runs(sweep, status, reason)
     console.print(summary_table(sweep))
-    finished = sum(
-        1 for study in sweep.studies.values() for t in study.get_trials(deepcopy=False) if t.state.is_finished()
-    )
+    finished = 0
+    for study in sweep.studies.values():
+        c = counts(study.get_trials(deepcopy=False))
+        finished += c["complete"] + c["pruned"] + c["failed"]  # not the interrupted or lost ones
     rate = 3600 * finished / max(elapsed, 1e-9)
     console.print(f"{finished} trials finished in {elapsed:.0f} s: {rate:.0f} trials/hour")
     console.print(f"MLflow: experiment {sweep_spec.experiment_name(spec)} in {mask_secrets(tracking_uri)}")
