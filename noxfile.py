@@ -51,6 +51,19 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The benchmarks (not tests): each prints its figures and ends with one `RATIO` line.
+
+    `nox -s bench -- overhead` runs one of them (overhead, attention_ops, sweep_scaling, memory).
+    Give the machine to them: other work running beside them skews every timing.
+    """
+    install(session)
+    names = session.posargs or ["overhead", "attention_ops", "sweep_scaling", "memory"]
+    for name in names:
+        session.run("python", f"benchmarks/{name}.py")
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")

@@ -65,9 +65,11 @@ def _train(args: argparse.Namespace) -> int:
         print(mask_secrets(to_yaml(cfg)), end="")
         return 0
     from .data import DataError
-    from .train import train
+    from .train import train, train_seeds
 
     try:
+        if cfg.seeds:
+            return _print_seeds(train_seeds(cfg))
         result = train(cfg)
     except DataError as e:
         raise ConfigError(str(e)) from None
@@ -84,6 +86,17 @@ def _sweep(args: argparse.Namespace) -> int:
     spec = load(args.file, args.overrides)
     return run_sweep(spec, folder=args.out, storage=args.storage, devices=args.devices, ddp=args.ddp,
                      resume=args.resume, dry=args.dry_run)  # fmt: skip
+
+
+def _print_seeds(result) -> int:
+    print(f"\nparent run {result.parent_run_id} ({len(result.runs)} seeds):")
+    for key, st in result.stats.items():
+        if key.startswith("test/"):
+            spread = f" ± {st.ci95:.2f} (95 % CI), std {st.std:.2f}" if st.n > 1 else ""
+            print(f"  {key:<20} {st.mean:8.2f}{spread}")
+    print(f"tracking store: {mask_secrets(result.tracking_uri)}")
+    print(f"see it with:    mlflow ui --backend-store-uri '{mask_secrets(result.tracking_uri)}'")
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:

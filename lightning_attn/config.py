@@ -185,6 +185,7 @@ class TrainerConfig:
     log_every_n_steps: int = 50
     deterministic: bool = False
     enable_progress_bar: bool = True
+    enable_model_summary: bool = True
     enable_checkpointing: bool = True
 
 
@@ -201,15 +202,19 @@ class MLflowLoggerConfig:
 
 @dataclass
 class StabilityConfig:
-    """When a run counts as diverged (it then stops with the reason recorded)."""
+    """Stability measurements, and when a run counts as diverged (it then stops with the reason recorded)."""
 
     max_loss: float = 1e4  # a training loss above this (or NaN/inf) stops the run
+    monitor: bool = True  # log stability/* (gradient norms, loss spikes) every epoch
+    spike_factor: float = 3.0  # a loss above this x the running median counts as a spike
+    spike_window: int = 50  # steps in that running median
 
 
 @dataclass
 class SpeedConfig:
-    """The inference-latency pass after testing (see :mod:`lightning_attn.tracking.speed`)."""
+    """Throughput while training and the inference-latency pass after testing (:mod:`lightning_attn.tracking.speed`)."""
 
+    monitor: bool = True  # log speed/* (throughput, step times, peak memory) every epoch
     latency_calls_b1: int = 20  # timed greedy decodes of one example (0: skip)
     latency_calls_batch: int = 5  # timed greedy decodes of a data.batch_size batch (0: skip)
     latency_warmup: int = 2  # untimed calls before each
@@ -228,6 +233,7 @@ class RunConfig:
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     seed: int = 0
+    seeds: list[int] = field(default_factory=list)  # e.g. [0,1,2]: one run per seed under a parent with mean/std/CI
     output_dir: str = "outputs"  # checkpoints go to <output_dir>/<mlflow run id>/
     choices: dict[str, str] = field(default_factory=dict)  # filled in: which YAML each group came from
 

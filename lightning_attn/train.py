@@ -16,6 +16,7 @@ import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from mlflow.entities import Param
 from omegaconf import DictConfig
 
 from . import __version__
@@ -26,8 +27,8 @@ from .tasks import CaptioningModule, TranslationModule
 from .tracking import ensure_experiment, mask_params, mask_secrets, resolve_tracking_uri
 from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
-from .tracking.speed import inference_latency
-from .tracking.stability import DivergenceGuard
+from .tracking.speed import SpeedMonitor, inference_latency
+from .tracking.stability import DivergenceGuard, StabilityMonitor
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,27 @@ def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModul
             raise ConfigError(str(e)) from e
         return data, module
     raise ValueError(f"unknown task {cfg.task.name!r}")
+
+
+def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None = None) -> L.Trainer:
+    """The Trainer every run uses: the ``trainer`` section plus the project's callbacks (divergence
+    guard, stability and speed monitors, progress bar, attention pictures, best checkpoint)."""
+    monitor, mode = MONITOR[cfg.task.name]
+    trainer_kwargs = section(cfg, "trainer")
+    all_callbacks = [DivergenceGuard(cfg.stability.max_loss), *(callbacks or [])]
+    if cfg.stability.monitor:
+        all_callbacks.append(StabilityMonitor(cfg.stability.spike_factor, cfg.stability.spike_window))
+    if cfg.speed.monitor:
+        all_callbacks.append(SpeedMonitor())
+    if trainer_kwargs["enable_progress_bar"]:
+        all_callbacks.append(ProgressBar())
+    if cfg.task.get("attention_pictures_every", 0) > 0:
+        all_callbacks.append(AttentionPictures(cfg.task.attention_pictures_every, cfg.task.attention_pictures))
+    if trainer_kwargs["enable_checkpointing"]:
+        all_callbacks.append(
+            ModelCheckpoint(monitor=monitor, mode=mode, filename="best", auto_insert_metric_name=False)
+        )
+    return L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=cfg.output_dir)
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:
@@ -96,19 +118,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
     data, module = build_task(cfg)
     uri = resolve_tracking_uri(cfg.logger.tracking_uri)
     logger = _make_logger(cfg, uri, run_id)
-    monitor, mode = MONITOR[cfg.task.name]
-    trainer_kwargs = section(cfg, "trainer")
-    checkpointing = trainer_kwargs["enable_checkpointing"]
-    all_callbacks = [DivergenceGuard(cfg.stability.max_loss), *(callbacks or [])]
-    if trainer_kwargs["enable_progress_bar"]:
-        all_callbacks.append(ProgressBar())
-    if cfg.task.get("attention_pictures_every", 0) > 0:
-        all_callbacks.append(AttentionPictures(cfg.task.attention_pictures_every, cfg.task.attention_pictures))
-    if checkpointing:
-        all_callbacks.append(
-            ModelCheckpoint(monitor=monitor, mode=mode, filename="best", auto_insert_metric_name=False)
-        )
-    trainer = L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=cfg.output_dir)
+    trainer = build_trainer(cfg, logger, callbacks)
+    checkpointing = trainer.checkpoint_callback is not None
     try:
         # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere)
         if trainer.is_global_zero:
@@ -163,3 +174,65 @@ def _log_outcome(logger: MLFlowLogger, module: Any, trainer: L.Trainer, best: st
         client.log_text(run_id, "\n".join(module.test_hypotheses) + "\n", "predictions/test.hyp.txt")
         refs = ["\t".join(r) if isinstance(r, list) else r for r in module.test_references]  # captions: all refs
         client.log_text(run_id, "\n".join(refs) + "\n", "predictions/test.ref.txt")
+
+
+#: metric families summarised over seeds on the parent run
+SEED_METRICS = ("test/", "val/", "speed/", "stability/")
+
+
+@dataclass
+class SeedsResult:
+    """A multi-seed run: the parent's id, each seed's result, and ``{metric: SeedStats}``."""
+
+    parent_run_id: str
+    tracking_uri: str
+    runs: dict[int, TrainResult]
+    stats: dict[str, Any]
+
+
+def train_seeds(cfg: DictConfig) -> SeedsResult:
+    """Train one model per seed in ``cfg.seeds``, one after another, each a child of one parent run
+    that receives ``<metric>_mean``, ``_std`` and ``_ci95`` (95 % CI half-width, Student's t) of every
+    final metric the seeds share."""
+    from mlflow import MlflowClient
+
+    from .tracking.seeds import seed_stats
+
+    seeds = list(cfg.seeds)
+    uri = resolve_tracking_uri(cfg.logger.tracking_uri)
+    experiment_id = ensure_experiment(uri, cfg.logger.experiment_name)
+    client = MlflowClient(uri)
+    name = cfg.logger.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}"
+    tags = run_tags(cfg) | {"seed": ",".join(map(str, seeds)), "lightning_attn.role": "seeds"}
+    parent = client.create_run(experiment_id, run_name=f"{name}-seeds", tags=tags).info.run_id
+    runs: dict[int, TrainResult] = {}
+    try:
+        for params in _batches(mask_params(flatten(cfg)), 100):
+            client.log_batch(parent, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        for seed in seeds:
+            one = cfg.copy()
+            one.seed, one.seeds = seed, []
+            child_tags = run_tags(one) | {"mlflow.parentRunId": parent}
+            child = client.create_run(experiment_id, run_name=f"{name}-seed{seed}", tags=child_tags).info.run_id
+            log.info("seed %d (%d of %d)", seed, len(runs) + 1, len(seeds))
+            runs[seed] = train(one, run_id=child)
+        shared = set.intersection(*(set(r.metrics) for r in runs.values()))
+        summary = {
+            k: seed_stats([r.metrics[k] for r in runs.values()]) for k in sorted(shared) if k.startswith(SEED_METRICS)
+        }
+        for key, st in summary.items():
+            for suffix, value in (("mean", st.mean), ("std", st.std), ("ci95", st.ci95)):
+                if value == value:  # no NaN half-width for a single seed
+                    client.log_metric(parent, f"{key}_{suffix}", value)
+        client.set_terminated(parent, "FINISHED")
+    except BaseException as e:
+        client.set_tag(parent, "failure_reason", mask_secrets(f"{type(e).__name__}: {e}")[:5000])
+        client.set_terminated(parent, "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
+        raise
+    return SeedsResult(parent, uri, runs, summary)
+
+
+def _batches(items: dict, size: int):
+    keys = list(items)
+    for i in range(0, len(keys), size):
+        yield {k: items[k] for k in keys[i : i + size]}

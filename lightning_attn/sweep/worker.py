@@ -251,6 +251,7 @@ def trial_overrides(worker: Worker, mechanism: str, params: dict[str, Any], seed
         f"logger.experiment_name={sweep_spec.experiment_name(spec)}",
         f"output_dir={worker.folder / 'trials' / study / str(number)}",
         "trainer.enable_progress_bar=false",  # the launcher shows sweep-level progress
+        "trainer.enable_model_summary=false",
         *worker.device_overrides,
     ]
 

@@ -49,6 +49,7 @@ class AttentionTask(L.LightningModule):
         smoothing = self.cfg["label_smoothing"] if stage == "train" else 0.0
         loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=smoothing) if smoothing else nll
         metrics = {f"{stage}/nll": nll}
+        stability: dict[str, Tensor] = {}  # per-epoch means, measured alike for every mechanism
         attention = self.model.attention
         if stage == "train":
             if attention.stochastic:
@@ -56,6 +57,13 @@ class AttentionTask(L.LightningModule):
                 terms = attention.reinforce_loss(-token_nll, out.log_prob, out.entropy, step_mask)
                 loss = loss + terms.loss
                 metrics |= {"train/reinforce_loss": terms.loss, "train/baseline": terms.baseline}
+                stability |= {
+                    "stability/reinforce_baseline": terms.baseline,
+                    "stability/reinforce_advantage_mean": terms.advantage_mean,
+                    "stability/reinforce_advantage_var": terms.advantage_var,
+                }
+            if out.entropy is not None:  # mean over real decoder steps, nats
+                stability["stability/attention_entropy"] = (out.entropy * step_mask).sum() / n_tokens
             for name, value in self.extra_loss(out, step_mask, n_tokens).items():
                 loss = loss + value
                 metrics[f"train/{name}"] = value
@@ -66,6 +74,8 @@ class AttentionTask(L.LightningModule):
                 self.align[stage].update(hits / total, weight=total)
         on_step, sync = stage == "train", stage != "train"
         self.log_dict(metrics, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync)
+        if stability:
+            self.log_dict(stability, batch_size=len(batch), on_step=False, on_epoch=True)
         self.log(
             f"{stage}/loss",
             loss,

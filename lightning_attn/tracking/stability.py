@@ -1,10 +1,17 @@
-"""Training stability: a run whose loss blows up ends at once, with the reason."""
+"""Training stability, measured the same way for every mechanism, and runs that blow up stopped at once.
+
+:class:`DivergenceGuard` ends a run whose loss is NaN/inf or absurdly large, with the reason;
+:class:`StabilityMonitor` logs the gradient-norm statistics and loss spikes of every epoch.
+"""
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 
@@ -36,3 +43,69 @@ class DivergenceGuard(Callback):
             raise DivergedError(
                 f"training loss {what} at epoch {trainer.current_epoch}, step {trainer.global_step}: the run diverged"
             )
+
+
+class SpikeCounter:
+    """Counts losses above ``factor`` × the running median of the last ``window`` losses.
+
+    The first ``warmup`` losses only fill the window: early training drops fast, and a median of
+    three numbers says little.
+    """
+
+    def __init__(self, factor: float = 3.0, window: int = 50, warmup: int = 10):
+        self.factor, self.warmup = factor, warmup
+        self.recent: deque[float] = deque(maxlen=window)
+        self.spikes = 0
+
+    def update(self, loss: float) -> bool:
+        spike = len(self.recent) >= self.warmup and loss > self.factor * statistics.median(self.recent)
+        self.spikes += spike
+        self.recent.append(loss)
+        return spike
+
+
+class StabilityMonitor(Callback):
+    """Per epoch: gradient global norm (mean / max / std, before clipping) and loss spikes.
+
+    Logged as ``stability/grad_norm_{mean,max,std}`` and ``stability/loss_spikes``; the task itself logs
+    ``stability/attention_entropy`` and, for stochastic attention, the REINFORCE advantage and baseline.
+    A non-finite gradient stops the run like a non-finite loss does.
+    """
+
+    def __init__(self, spike_factor: float = 3.0, spike_window: int = 50):
+        self.spike_factor, self.spike_window = spike_factor, spike_window
+        self.norms: list[float] = []
+        self.spikes = SpikeCounter(spike_factor, spike_window)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.norms = []
+        self.spikes.spikes = 0
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        if not grads:
+            return
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        if not math.isfinite(norm):
+            raise DivergedError(
+                f"gradient norm {norm} at epoch {trainer.current_epoch}, step {trainer.global_step}: the run diverged"
+            )
+        self.norms.append(norm)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.spikes.update(float(loss.detach()))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.norms:
+            return
+        norms = torch.tensor(self.norms, dtype=torch.float64)
+        metrics = {
+            "stability/grad_norm_mean": float(norms.mean()),
+            "stability/grad_norm_max": float(norms.max()),
+            "stability/grad_norm_std": float(norms.std(unbiased=False)),
+            "stability/loss_spikes": float(self.spikes.spikes),
+        }
+        for name, value in metrics.items():
+            pl_module.log(name, value, on_epoch=True, rank_zero_only=True)

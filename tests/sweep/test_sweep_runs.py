@@ -87,6 +87,12 @@ def test_smoke_sweep_on_two_cpu_workers():
             assert run.data.tags["device"] == "cpu" and run.data.tags["seed"] == "0"
             assert run.data.params["task.lr"] == str(trial.params["task.lr"])
             assert run.data.metrics["val/bleu"] == trial.value
+            # every trial carries the stability and speed families, like every train run
+            for metric in ("stability/grad_norm_mean", "stability/attention_entropy", "speed/train_samples_per_s",
+                           "speed/step_time_ms_p95", "speed/infer_latency_ms_p50_b1", "speed/peak_rss_mb"):  # fmt: skip
+                assert metric in run.data.metrics, metric
+            if name.endswith("hard"):
+                assert "stability/reinforce_advantage_var" in run.data.metrics
     assert not [r for r in children + list(parents.values()) if r.info.status == "RUNNING"]
     # running it again without --resume would mix two sweeps: refused
     again = sweep(str(sweeps_dir() / "smoke.yaml"), "--devices", "cpu:2", "n_trials=2")

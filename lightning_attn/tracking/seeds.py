@@ -1,0 +1,35 @@
+"""Statistics over seeds: mean, standard deviation and a 95 % confidence interval (Student's t)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import stats
+
+
+@dataclass
+class SeedStats:
+    n: int
+    mean: float
+    std: float  # sample standard deviation (n - 1); 0 for a single seed
+    ci95: float  # half-width: the mean lies in mean ± ci95 with 95 % confidence; nan for a single seed
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.ci95
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.ci95
+
+
+def seed_stats(values: list[float]) -> SeedStats:
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values")
+    mean = math.fsum(values) / n
+    if n == 1:
+        return SeedStats(1, mean, 0.0, math.nan)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    return SeedStats(n, mean, std, float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n))
