@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from lightning_attn.cli import quiet_third_party
 from lightning_attn.config import compose
 from lightning_attn.data.codec import PAD
 from lightning_attn.train import build_task, build_trainer
@@ -31,7 +32,7 @@ def run_config(steps: int, instrumented: bool, folder: Path):
     return compose([
         f"data.n_train={steps * 64}", "data.n_val=64", "data.n_test=64", "data.batch_size=64",
         "trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
-        "trainer.enable_checkpointing=false", "trainer.enable_model_summary=false",
+        "trainer.enable_checkpointing=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=50",
         f"stability.monitor={instrumented}", f"speed.monitor={instrumented}",
         f"logger.tracking_uri=sqlite:///{folder / 'mlflow.db'}", f"output_dir={folder / 'outputs'}",
     ])  # fmt: skip
@@ -66,9 +67,10 @@ def project(cfg, module, batches, folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=150, help="training steps per measurement")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100, help="training steps per measurement")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    quiet_third_party()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         cfg_on, cfg_off = run_config(args.steps, True, folder), run_config(args.steps, False, folder)

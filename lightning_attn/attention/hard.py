@@ -3,7 +3,7 @@
 Training: each decoder step samples **one** position ``s ~ Categorical(α)`` and reads its value;
 with probability ``semi_sampling_p`` the step uses the soft expectation ``Σ α_i v_i`` instead
 ("semi-sampling", Xu et al. 2015 §4.1), which lowers the variance of the estimator.
-Evaluation: the argmax position, read with a gather.
+Evaluation: the argmax of the scores, read with a gather — no softmax, entropy or weighted sum.
 
 The attention scorer gets its gradient from the score-function estimator
 
@@ -103,16 +103,20 @@ class HardAttention(SoftAttention):
     def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
         """``(B, Dq), (B, N, *), (B, N, Dv), (B, N) -> context (B, Dv)``."""
         mask = full_mask(values) if mask is None else mask
+        if not self.training:
+            # evaluation: the most likely position, read directly. The argmax of the scores is the
+            # argmax of α, so no softmax, no entropy, no weighted sum: the saving hard attention
+            # promises at inference. ``probs`` is then the one-hot choice (the policy actually
+            # followed); :meth:`distribution` still gives α to whoever wants to look at it.
+            scores = self.scorer.score(query, prepared_keys).masked_fill(~mask, float("-inf"))
+            index = scores.argmax(dim=-1)
+            weights = torch.zeros_like(scores).scatter_(1, index.unsqueeze(1), 1.0)
+            return AttentionOutput(gather_rows(values, index), weights, weights)
         # 1. the attention distribution α, exactly as soft attention computes it
         log_probs = self.distribution(query, prepared_keys, mask)
         probs = log_probs.exp()
         entropy = entropy_from_log_probs(log_probs, mask)
-        if not self.training:
-            # 2a. evaluation: the most likely position, read directly
-            index = probs.argmax(dim=-1)
-            weights = torch.zeros_like(probs).scatter_(1, index.unsqueeze(1), 1.0)
-            return AttentionOutput(gather_rows(values, index), weights, probs, entropy=entropy)
-        # 2b. training: sample a position per row (no gradient flows through the choice) ...
+        # 2. training: sample a position per row (no gradient flows through the choice) ...
         with torch.no_grad():
             index = sample_positions(probs)
             sampled = torch.rand(probs.size(0), device=probs.device) >= self.semi_sampling_p

@@ -102,8 +102,9 @@ def test_hard_eval_is_deterministic_argmax():
     attention = HardAttention(DQ, DK).eval()
     first, second = attention(query, keys, keys, mask), attention(query, keys, keys, mask)
     torch.testing.assert_close(first.context, second.context)
-    index = first.probs.argmax(-1)
+    index = attention.distribution(query, attention.prepare(keys), mask).argmax(-1)  # the most likely under α
     torch.testing.assert_close(first.context, keys[torch.arange(B), index])
+    torch.testing.assert_close(first.probs, first.weights)  # at evaluation the policy is the one-hot choice
     assert (first.weights.sum(-1) == 1).all() and (first.weights.max(-1).values == 1).all()
 
 
@@ -171,7 +172,7 @@ def test_reinforce_pushes_up_selections_with_above_baseline_reward():
     with torch.no_grad():
         for p in attention.parameters():
             p -= 0.05 * p.grad
-    after = attention.eval()(query, keys, keys, mask).probs[0, chosen]
+    after = attention.distribution(query, attention.prepare(keys), mask).exp()[0, chosen]
     assert after > out.probs[0, chosen].detach()
 
 
