@@ -176,10 +176,6 @@ def _log_outcome(logger: MLFlowLogger, module: Any, trainer: L.Trainer, best: st
         client.log_text(run_id, "\n".join(refs) + "\n", "predictions/test.ref.txt")
 
 
-#: metric families summarised over seeds on the parent run
-SEED_METRICS = ("test/", "val/", "speed/", "stability/")
-
-
 @dataclass
 class SeedsResult:
     """A multi-seed run: the parent's id, each seed's result, and ``{metric: SeedStats}``."""
@@ -196,7 +192,7 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
     final metric the seeds share."""
     from mlflow import MlflowClient
 
-    from .tracking.seeds import seed_stats
+    from .tracking.seeds import summarise_seeds
 
     seeds = list(cfg.seeds)
     uri = resolve_tracking_uri(cfg.logger.tracking_uri)
@@ -216,14 +212,7 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
             child = client.create_run(experiment_id, run_name=f"{name}-seed{seed}", tags=child_tags).info.run_id
             log.info("seed %d (%d of %d)", seed, len(runs) + 1, len(seeds))
             runs[seed] = train(one, run_id=child)
-        shared = set.intersection(*(set(r.metrics) for r in runs.values()))
-        summary = {
-            k: seed_stats([r.metrics[k] for r in runs.values()]) for k in sorted(shared) if k.startswith(SEED_METRICS)
-        }
-        for key, st in summary.items():
-            for suffix, value in (("mean", st.mean), ("std", st.std), ("ci95", st.ci95)):
-                if value == value:  # no NaN half-width for a single seed
-                    client.log_metric(parent, f"{key}_{suffix}", value)
+        summary = summarise_seeds(client, parent, [r.metrics for r in runs.values()])
         client.set_terminated(parent, "FINISHED")
     except BaseException as e:
         client.set_tag(parent, "failure_reason", mask_secrets(f"{type(e).__name__}: {e}")[:5000])

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from ..config import ConfigError
 from ..tracking import ensure_experiment, mask_secrets, resolve_tracking_uri
+from ..tracking.seeds import seed_stats, summarise_seeds
 from . import spec as sweep_spec
 from .spec import SweepSpec
 from .storage import FAILURE_REASON, describe, open_storage
@@ -102,7 +103,7 @@ def open_studies(sweep: Sweep, resume: bool) -> None:
     storage = open_storage(sweep.storage_url, sweep.folder, spec.heartbeat_interval, spec.grace_period)
     where = describe(sweep.storage_url, sweep.folder)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    names = {mech: sweep_spec.study_name(spec, mech) for mech in spec.mechanisms}
+    names = {key: sweep_spec.study_name(spec, key) for key in sweep_spec.study_keys(spec)}
     found = [n for n in names.values() if n in existing]
     if found and not resume:
         listing = ", ".join(f"{n} ({existing[n].n_trials} trials)" for n in found)
@@ -110,7 +111,7 @@ def open_studies(sweep: Sweep, resume: bool) -> None:
             f"sweep {spec.name!r} already exists in {where}: {listing}. Pass --resume to continue it, "
             f"or start a new one with another name (name=...) or folder (--out)"
         )
-    for mech, name in names.items():
+    for key, name in names.items():
         study = optuna.create_study(
             study_name=name, storage=storage, directions=sweep_spec.directions(spec), load_if_exists=True
         )
@@ -122,8 +123,9 @@ def open_studies(sweep: Sweep, resume: bool) -> None:
             )
         if stored is None:
             study.set_user_attr("sweep.identity", _identity(spec))
-            study.set_user_attr("mechanism", mech)
-        sweep.studies[mech] = study
+            study.set_user_attr("mechanism", sweep_spec.mechanism_of(key))
+            study.set_user_attr("role", "seeds" if sweep_spec.is_seeds(key) else "search")
+        sweep.studies[key] = study
 
 
 def open_parent_runs(sweep: Sweep) -> None:
@@ -133,21 +135,24 @@ def open_parent_runs(sweep: Sweep) -> None:
     spec = sweep.spec
     experiment_id = ensure_experiment(sweep.tracking_uri, sweep_spec.experiment_name(spec))
     client = MlflowClient(sweep.tracking_uri)
-    for mech, study in sweep.studies.items():
+    for key, study in sweep.studies.items():
+        mech = sweep_spec.mechanism_of(key)
         run_id = study.user_attrs.get(PARENT_RUN)
         if run_id is not None:  # resumed: running again, and whatever stopped it last time is history
             client.update_run(run_id, status="RUNNING")
             if "failure_reason" in client.get_run(run_id).data.tags:
                 client.delete_tag(run_id, "failure_reason")
             continue
-        tags = {"sweep": spec.name, "optuna.study": study.study_name, "mechanism": mech, "sweep.role": "study"}
+        role = "seeds" if sweep_spec.is_seeds(key) else "study"
+        tags = {"sweep": spec.name, "optuna.study": study.study_name, "mechanism": mech, "sweep.role": role}
         run = client.create_run(experiment_id, run_name=study.study_name, tags=tags)
         run_id = run.info.run_id
         params = {
             "task": spec.task,
             "mechanism": mech,
             "attention": spec.mechanisms[mech].attention,
-            "n_trials": budget(spec, mech),
+            "n_trials": budget(spec, key),
+            **({"seeds": ",".join(map(str, spec.seeds))} if sweep_spec.is_seeds(key) else {}),
             "timeout_s": spec.timeout,
             "objectives": ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives),
             "sampler": spec.sampler.kind,
@@ -157,8 +162,8 @@ def open_parent_runs(sweep: Sweep) -> None:
             "overrides": " ".join(spec.overrides + spec.mechanisms[mech].overrides),
             **{f"space.{k}": describe_param(p) for k, p in sweep_spec.space_of(spec, mech).items()},
         }
-        for key, value in params.items():
-            client.log_param(run_id, key, mask_secrets(str(value))[:6000])
+        for name, value in params.items():
+            client.log_param(run_id, name, mask_secrets(str(value))[:6000])
         client.log_text(run_id, mask_secrets(sweep_spec.to_yaml(spec)), "sweep.yaml")
         study.set_user_attr(PARENT_RUN, run_id)
 
@@ -290,6 +295,13 @@ def summary_table(sweep: Sweep) -> Table:
         best = _best(study, trials)
         # retried: interrupted, or lost with their worker; they do not use budget
         row = [mech, str(c["complete"]), str(c["pruned"]), str(c["failed"]), str(c["stale"])]
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        if sweep_spec.is_seeds(mech) and done:  # the best parameters again, once per seed
+            st = seed_stats([t.value for t in done])
+            spread = f" ± {st.ci95:.3g} (95 % CI over {st.n} seeds)" if st.n > 1 else " (1 seed)"
+            params = ", ".join(f"{k}={_short(v)}" for k, v in done[0].params.items()) or "(defaults)"
+            table.add_row(*row, f"{st.mean:.4g}{spread}", f"best of #{done[0].user_attrs.get('best_of')}", params)
+            continue
         if not best:
             table.add_row(*row, "—", "—", "no trial completed")
         for i, trial in enumerate(best):
@@ -307,14 +319,20 @@ def close_parent_runs(sweep: Sweep, status: str, reason: str | None = None) -> N
     from mlflow import MlflowClient
 
     client = MlflowClient(sweep.tracking_uri)
-    for study in sweep.studies.values():
+    for key, study in sweep.studies.items():
         run_id = study.user_attrs[PARENT_RUN]
         trials = study.get_trials(deepcopy=False)
         c = counts(trials)
-        for key in ("complete", "pruned", "failed", "stale"):
-            client.log_metric(run_id, f"trials_{key}", c[key])
+        for state in ("complete", "pruned", "failed", "stale"):
+            client.log_metric(run_id, f"trials_{state}", c[state])
         best = _best(study, trials)
-        if len(best) == 1:
+        if sweep_spec.is_seeds(key):
+            # mean / std / 95 % CI over the seeds of every final metric their runs share
+            runs = [t.user_attrs["mlflow_run_id"] for t in trials if t.state == TrialState.COMPLETE]
+            summarise_seeds(client, run_id, [client.get_run(r).data.metrics for r in runs])
+            if runs:
+                client.set_tag(run_id, "seeds.params", json.dumps(trials[0].params))
+        elif len(best) == 1:
             for objective, value in zip(sweep.spec.objectives, best[0].values):
                 client.log_metric(run_id, f"best/{objective.metric}", value)
             client.set_tag(run_id, "best.trial", str(best[0].number))
@@ -355,6 +373,9 @@ def dry_run(sweep: Sweep, console: Console) -> None:
             console.print(f"    overrides: {' '.join(extra)}")
         for key, p in sweep_spec.space_of(spec, mech).items():
             console.print(f"    {key}: {describe_param(p)}")
+    if spec.seeds:
+        first = sweep_spec.study_name(spec, next(iter(spec.mechanisms)) + sweep_spec.SEEDS)
+        console.print(f"  then each mechanism's best parameters once per seed {spec.seeds} (studies {first}, …)")
 
 
 def run_sweep(

@@ -100,6 +100,9 @@ class SweepSpec:
     timeout: float | None = None  # seconds per mechanism and worker; None = until n_trials
     seed: int = 0  # the run seed of every trial ...
     vary_seed: bool = False  # ... or seed + trial number
+    # after the search, each mechanism's best parameters are trained once per seed (the runs spread
+    # over the workers) in a study "<name>-<mechanism>-seeds", whose parent run gets mean/std/95 % CI
+    seeds: list[int] = field(default_factory=list)
     heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
     grace_period: int = 60  # a RUNNING trial silent this long is failed and retried
 
@@ -179,6 +182,10 @@ def check(spec: SweepSpec, where: Any = "sweep") -> None:
     for objective in spec.objectives:
         if objective.direction not in DIRECTIONS:
             raise ConfigError(f"{where}: direction {objective.direction!r}; choose one of: {', '.join(DIRECTIONS)}")
+    if spec.seeds and len(spec.objectives) > 1:
+        raise ConfigError(f"{where}: seeds retrain the best trial, which needs a single objective")
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise ConfigError(f"{where}: seeds has duplicates: {spec.seeds}")
     if spec.heartbeat_interval < 1 or spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError(f"{where}: need heartbeat_interval >= 1 and grace_period > heartbeat_interval")
     for name in spec.mechanisms:
@@ -269,8 +276,24 @@ def _literal(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def study_name(spec: SweepSpec, mechanism: str) -> str:
-    return f"{spec.name}-{mechanism}"
+SEEDS = "+seeds"  # a study key ending in this is the seeds study of that mechanism
+
+
+def study_keys(spec: SweepSpec) -> list[str]:
+    """One search study per mechanism, then (with ``seeds``) one seeds study per mechanism."""
+    return [*spec.mechanisms, *(f"{m}{SEEDS}" for m in spec.mechanisms if spec.seeds)]
+
+
+def mechanism_of(key: str) -> str:
+    return key.removesuffix(SEEDS)
+
+
+def is_seeds(key: str) -> bool:
+    return key.endswith(SEEDS)
+
+
+def study_name(spec: SweepSpec, key: str) -> str:
+    return f"{spec.name}-{mechanism_of(key)}" + ("-seeds" if is_seeds(key) else "")
 
 
 def experiment_name(spec: SweepSpec) -> str:

@@ -159,8 +159,11 @@ def next_action(trials: list[FrozenTrial], n_trials: int | None) -> str:
     return "wait" if c["running"] else "done"
 
 
-def budget(spec: SweepSpec, mechanism: str) -> int | None:
-    """Trials per study: ``n_trials``, and never more than a grid has points."""
+def budget(spec: SweepSpec, key: str) -> int | None:
+    """Trials per study: ``n_trials``, never more than a grid has points; a seeds study: one per seed."""
+    if sweep_spec.is_seeds(key):
+        return len(spec.seeds)
+    mechanism = key
     if spec.sampler.kind != "grid":
         return spec.n_trials
     size = math.prod(len(v) for v in sweep_spec.grid_of(sweep_spec.space_of(spec, mechanism)).values())
@@ -170,43 +173,63 @@ def budget(spec: SweepSpec, mechanism: str) -> int | None:
 def run(worker: Worker) -> None:
     spec = worker.spec
     storage = open_storage(worker.storage_url, worker.folder, spec.heartbeat_interval, spec.grace_period)
-    pruner = make_pruner(spec)
-    studies = {
-        mech: optuna.load_study(
-            study_name=sweep_spec.study_name(spec, mech),
-            storage=storage,
-            pruner=pruner,
-            sampler=make_sampler(spec, mech, worker.index, worker.parallel),
-        )  # fmt: skip
-        for mech in spec.mechanisms
-    }
-    started = {mech: time.monotonic() for mech in studies}
+    studies = {}
+    for key in sweep_spec.study_keys(spec):
+        seeds = sweep_spec.is_seeds(key)  # fixed parameters: nothing to sample, nothing to prune
+        sampler = optuna.samplers.RandomSampler() if seeds else make_sampler(spec, key, worker.index, worker.parallel)
+        pruner = optuna.pruners.NopPruner() if seeds else make_pruner(spec)
+        name = sweep_spec.study_name(spec, key)
+        studies[key] = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    started = {key: time.monotonic() for key in studies}
     pending = list(studies)
     while pending:
-        for mech in list(pending):
-            study = studies[mech]
+        for key in list(pending):
+            study = studies[key]
             while True:
-                if spec.timeout is not None and time.monotonic() - started[mech] > spec.timeout:
+                if spec.timeout is not None and time.monotonic() - started[key] > spec.timeout:
                     action = "done"
                     break
                 with budget_lock(worker.folder):
                     fail_stale_trials(study, on_failed=lambda t, w=worker: _mirror_stale(w, t))
-                    action = next_action(study.get_trials(deepcopy=False), budget(spec, mech))
+                    action = None
+                    if sweep_spec.is_seeds(key):
+                        search = sweep_spec.mechanism_of(key)
+                        action = enqueue_seeds(spec, studies[search], study, search_finished=search not in pending)
+                    action = action or next_action(study.get_trials(deepcopy=False), budget(spec, key))
                     trial = study.ask() if action == "ask" else None
                 if trial is None:
                     break
-                run_trial(worker, study, mech, trial)
+                run_trial(worker, study, sweep_spec.mechanism_of(key), trial)
             if action == "done":
-                pending.remove(mech)
+                pending.remove(key)
         if pending:
-            time.sleep(min(2.0, spec.heartbeat_interval))
+            time.sleep(0.5)  # waiting for other workers: a retry or the seed runs may appear
     if worker.ddp:
         _broadcast(None)  # tell the other ranks there is nothing more
 
 
+def enqueue_seeds(spec: SweepSpec, search: optuna.Study, seeds: optuna.Study, search_finished: bool) -> str | None:
+    """Fill a seeds study with the search's best parameters, once per seed, when the search is over.
+
+    Returns ``wait`` while the search still runs anywhere, ``done`` when there is nothing to retrain
+    (no completed trial), ``None`` once the seed trials exist (the usual budget logic takes over).
+    """
+    if seeds.get_trials(deepcopy=False):
+        return None
+    trials = search.get_trials(deepcopy=False)
+    if not search_finished or any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
+        return "wait"
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        return "done"
+    best = search.best_trial
+    for seed in spec.seeds:
+        seeds.enqueue_trial(best.params, user_attrs={"seed": seed, "best_of": best.number}, skip_if_exists=False)
+    return None
+
+
 def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna.Trial) -> TrialState:
     spec = worker.spec
-    seed = spec.seed + (trial.number if spec.vary_seed else 0)
+    seed = trial.user_attrs.get("seed", spec.seed + (trial.number if spec.vary_seed else 0))
     heartbeat = get_heartbeat_thread(trial._trial_id, study._storage)
     heartbeat.start()
     values: list[float] | None = None

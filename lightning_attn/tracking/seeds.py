@@ -33,3 +33,21 @@ def seed_stats(values: list[float]) -> SeedStats:
         return SeedStats(1, mean, 0.0, math.nan)
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     return SeedStats(n, mean, std, float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n))
+
+
+#: metric families summarised over seeds
+SEED_METRICS = ("test/", "val/", "speed/", "stability/")
+
+
+def summarise_seeds(client, parent_run_id: str, per_seed: list[dict[str, float]]) -> dict[str, SeedStats]:
+    """Log ``<metric>_mean``, ``_std`` and ``_ci95`` on the parent run for every final metric all seeds
+    share (of the families in :data:`SEED_METRICS`); returns the statistics."""
+    if not per_seed:
+        return {}
+    shared = set.intersection(*(set(m) for m in per_seed))
+    summary = {k: seed_stats([m[k] for m in per_seed]) for k in sorted(shared) if k.startswith(SEED_METRICS)}
+    for key, st in summary.items():
+        for suffix, value in (("mean", st.mean), ("std", st.std), ("ci95", st.ci95)):
+            if not math.isnan(value):  # a single seed has no interval
+                client.log_metric(parent_run_id, f"{key}_{suffix}", value)
+    return summary

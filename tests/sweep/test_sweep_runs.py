@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -49,7 +50,7 @@ def mlflow_runs(experiment: str):
     client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    parents = {r.data.tags["optuna.study"]: r for r in runs if r.data.tags.get("sweep.role") == "study"}
+    parents = {r.data.tags["optuna.study"]: r for r in runs if r.data.tags.get("sweep.role") in ("study", "seeds")}
     children = [r for r in runs if "optuna.trial" in r.data.tags]
     return client, parents, children
 
@@ -191,3 +192,26 @@ def test_ddp_trial_is_one_optuna_trial_with_the_same_config_on_both_ranks():
     _, _, children = mlflow_runs("ddp")
     assert len(children) == 1 and children[0].data.params["trainer.strategy"] == "ddp"
     assert children[0].info.status == "FINISHED"
+
+
+def test_seeds_retrain_the_best_parameters_once_per_seed_across_workers():
+    path = sweep_file("seeds", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
+                      "n_trials: 2\nseeds: [0, 1]\n")  # fmt: skip
+    proc = sweep(str(path), "--devices", "cpu:2", "trainer.max_epochs=4")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    found = studies("seeds")
+    search, seeds = found["seeds-soft"], found["seeds-soft-seeds"]
+    best = search.best_trial
+    retrained = seeds.get_trials()
+    assert sorted(t.user_attrs["seed"] for t in retrained) == [0, 1]
+    assert all(t.state == TrialState.COMPLETE and t.params == best.params for t in retrained)
+    assert {t.user_attrs["worker"] for t in retrained} == {0, 1}  # spread over the workers
+    client, parents, children = mlflow_runs("seeds")
+    parent = parents["seeds-soft-seeds"]
+    assert parent.data.tags["sweep.role"] == "seeds" and parent.info.status == "FINISHED"
+    runs = [child_of(children, "seeds-soft-seeds", t.number) for t in retrained]
+    assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
+    values = [r.data.metrics["test/loss"] for r in runs]
+    assert parent.data.metrics["test/loss_mean"] == pytest.approx(sum(values) / 2)
+    assert "val/bleu_ci95" in parent.data.metrics
+    assert "± " in proc.stdout and "95 % CI over 2 seeds" in proc.stdout
