@@ -35,19 +35,18 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The main job on built-in data: a small hard-vs-soft sweep (sweeps/smoke.yaml) on two CPU workers,
-    every trial tracked in MLflow. Run again, it continues (or just re-shows) the same sweep.
+    every trial tracked in MLflow, then the trade-off report. Run again, it continues (or re-shows) the
+    same sweep and rebuilds the report.
 
     Extra arguments go to `lightning-attn sweep`: `nox -s demo -- n_trials=5`.
     """
     install(session)
     session.run("lightning-attn", "sweep", "sweeps/smoke.yaml", "--devices", "cpu:2", "--resume", *session.posargs)
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        session.log("The sweep is in MLflow (experiment 'smoke') on the server in MLFLOW_TRACKING_URI.")
-        return
-    store = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    session.log("The sweep is in MLflow (experiment 'smoke': a parent run per mechanism, a child run per trial).")
-    session.log("Open the UI with:")
-    session.log(f"  {Path(session.bin) / 'mlflow'} ui --backend-store-uri '{store}'   # then http://127.0.0.1:5000")
+    session.run("lightning-attn", "report", "--experiment", "smoke", "--out", "outputs/report")
+    report = Path("outputs/report/report.html").resolve()
+    session.log(f"The report: {report}  (Markdown, CSV and JSON beside it)")
+    session.log("The runs behind it (a parent run per mechanism, a child run per trial), in the MLflow UI:")
+    session.log(f"  {Path(session.bin) / 'lightning-attn'} ui    # then http://127.0.0.1:5000")
 
 
 @nox.session(python=PYTHON)

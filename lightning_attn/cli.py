@@ -99,6 +99,58 @@ def _print_seeds(result) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import FORMATS, build_report
+    from .tracking import resolve_tracking_uri
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        written = build_report(uri, args.out, args.experiment, args.study, formats, args.bootstrap_samples)
+    except (LookupError, ValueError) as e:
+        raise ConfigError(str(e).replace("choose from", f"choose from ({', '.join(FORMATS)}):")[:2000]) from None
+    for fmt, path in written.items():
+        print(f"{fmt:<5} {path.resolve()}")
+    print(f"open the runs behind it: lightning-attn ui{_uri_flag(args.tracking_uri)}")
+    return 0
+
+
+def _uri_flag(uri: str | None) -> str:
+    return f" --tracking-uri '{mask_secrets(uri)}'" if uri else ""
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .tracking import resolve_tracking_uri
+
+    if args.optuna:
+        storage = args.storage or _only_sweep_journal()
+        dashboard = "import sys; from optuna_dashboard._cli import main; sys.exit(main())"  # its console script
+        cmd = [sys.executable, "-c", dashboard, storage, "--host", args.host, "--port", str(args.port or 8080)]
+        if "://" not in storage:  # a sweep's journal file
+            cmd += ["--storage-class", "JournalFileStorage"]
+        what = f"optuna-dashboard on {mask_secrets(storage)}"
+    else:
+        uri = resolve_tracking_uri(args.tracking_uri)
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+               "--port", str(args.port or 5000)]  # fmt: skip
+        what = f"MLflow UI on {mask_secrets(uri)}"
+    print(f"{what}: http://{args.host}:{args.port or (8080 if args.optuna else 5000)}  (Ctrl+C stops it)", flush=True)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _only_sweep_journal() -> str:
+    journals = sorted(Path("outputs/sweeps").glob("*/optuna.journal"))
+    if len(journals) != 1:
+        found = ", ".join(str(j) for j in journals) or "none under outputs/sweeps/"
+        raise ConfigError(f"say which sweep storage to open with --storage (journal files: {found})")
+    return str(journals[0])
+
+
 def _config(args: argparse.Namespace) -> int:
     print(_groups_help())
     return 0
@@ -140,6 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", action="store_true", help="continue an existing sweep")
     sweep.add_argument("--dry-run", action="store_true", help="print the studies and search spaces, train nothing")
     sweep.set_defaults(func=_sweep)
+    report = sub.add_parser(
+        "report", help="compare mechanisms from MLflow: HTML, Markdown, CSV and JSON trade-off report"
+    )
+    report.add_argument("--experiment", action="append", help="MLflow experiment (repeatable); default: all")
+    report.add_argument("--study", action="append", help="only the runs of this sweep study (repeatable)")
+    report.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    report.add_argument("--out", type=Path, default=Path("outputs/report"), help="folder (default: outputs/report)")
+    report.add_argument("--format", default="html,md,csv,json", help="any of html,md,csv,json")
+    report.add_argument("--bootstrap-samples", type=int, default=1000, help="paired bootstrap resamples")
+    report.set_defaults(func=_report)
+    ui = sub.add_parser("ui", help="start the MLflow UI (or with --optuna optuna-dashboard) on 127.0.0.1")
+    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, help="default 5000 (MLflow) or 8080 (optuna-dashboard)")
+    ui.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    ui.add_argument("--optuna", action="store_true", help="optuna-dashboard on a sweep's storage instead")
+    ui.add_argument("--storage", help="with --optuna: storage URL or journal file (default: the one sweep here)")
+    ui.set_defaults(func=_ui)
     config = sub.add_parser("config", help="list the config groups and their choices")
     config.set_defaults(func=_config)
     return parser

@@ -123,6 +123,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
     try:
         # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere)
         if trainer.is_global_zero:
+            if run_id is not None:  # MLFlowLogger only tags the runs it creates
+                for key, value in run_tags(cfg).items():
+                    logger.experiment.set_tag(run_id, key, value)
             logger.log_hyperparams(mask_params(flatten(cfg)))
             logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)

@@ -107,18 +107,14 @@ def test_exploding_configuration_is_flagged():
 
 
 def test_measured_throughput_agrees_with_a_directly_timed_loop():
+    """SpeedMonitor's samples/s against the same epoch timed from the outside, end to end.
+
+    Both clocks run over the same steps at the same time, so a busy machine slows both alike. The
+    monitor times only forward/backward/step, so it may be faster than the end-to-end rate, never slower.
+    """
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
-    batches = [torch.randn(32, 64) for _ in range(30)]
-
-    # a plain PyTorch loop
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    start = time.perf_counter()
-    for x in batches:
-        optimizer.zero_grad()
-        model(x).pow(2).mean().backward()
-        optimizer.step()
-    direct = 32 * len(batches) / (time.perf_counter() - start)
+    batches = [torch.randn(32, 64) for _ in range(40)]
 
     class Batch:  # what SpeedMonitor reads: len() and the target tokens
         def __init__(self, x):
@@ -141,18 +137,26 @@ def test_measured_throughput_agrees_with_a_directly_timed_loop():
         def transfer_batch_to_device(self, batch, device, dataloader_idx):
             return batch
 
-    monitor = SpeedMonitor()
-    logged = {}
+    logged, clock = {}, {}
+
+    class Stopwatch(Callback):  # registered first: starts before and stops after the monitor's epoch hooks
+        def on_train_epoch_start(self, trainer, pl_module):
+            clock["start"] = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            clock["end"] = time.perf_counter()
 
     class Keep(Callback):
         def on_train_epoch_end(self, trainer, pl_module):
             logged.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[monitor, Keep()])  # fmt: skip
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Stopwatch(), SpeedMonitor(), Keep()])  # fmt: skip
     trainer.fit(Module(), train_dataloaders=torch.utils.data.DataLoader([Batch(x) for x in batches], batch_size=None))
+    direct = 32 * len(batches) / (clock["end"] - clock["start"])
     measured = logged["speed/train_samples_per_s"]
-    assert 0.5 < measured / direct < 2.0, (measured, direct)
+    assert 0.95 < measured / direct < 3.0, (measured, direct)
     assert logged["speed/train_tokens_per_s"] == pytest.approx(measured * 5)
 
 

@@ -40,8 +40,8 @@ def sweep(*args: str, timeout: int = 300, wait: bool = True):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
-def studies(name: str) -> dict[str, optuna.Study]:
-    storage = HeartbeatJournalStorage(Path(f"outputs/sweeps/{name}/optuna.journal"), 10, 60)
+def studies(name: str, root: Path = Path()) -> dict[str, optuna.Study]:
+    storage = HeartbeatJournalStorage(root / f"outputs/sweeps/{name}/optuna.journal", 10, 60)
     return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
             for s in optuna.get_all_study_summaries(storage)}  # fmt: skip
 

@@ -1,0 +1,156 @@
+"""The trade-off report, built from a real tiny sweep's MLflow runs; checked against MLflow, and in a browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from PIL import Image
+
+from lightning_attn.cli import main
+
+from ..sweep.test_sweep_runs import studies, sweep, sweep_file
+
+EVIL = "<script>alert('run')</script>"
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A tiny sweep comparing soft and hard (2 trials each, then 2 seeds of each best), in its own folder."""
+    folder = tmp_path_factory.mktemp("swept")
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        body = "mechanisms: {soft: {}, hard: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
+        path = sweep_file("rep", body + "n_trials: 2\nseeds: [0, 1]\n")
+        proc = sweep(str(path), "--devices", "cpu:2", "trainer.max_epochs=1")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        exp = client.get_experiment_by_name("rep")
+        trial = next(r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("optuna.trial") == "0")
+        client.set_tag(trial.info.run_id, "mlflow.runName", EVIL)  # a run name with HTML in it
+        yield folder
+    finally:
+        os.chdir(cwd)
+
+
+def report(folder: Path, *args: str) -> Path:
+    out = folder / "report"
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    assert main(["report", "--experiment", "rep", "--tracking-uri", uri, "--out", str(out), *args]) == 0
+    return out
+
+
+def test_table_values_are_what_mlflow_holds(swept):
+    out = report(swept)
+    rows = {r["mechanism"]: r for r in csv.DictReader(io.StringIO((out / "report.csv").read_text()))}
+    assert set(rows) == {"soft", "hard"}
+    client = MlflowClient(f"sqlite:///{swept / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("rep").experiment_id])
+    found = studies("rep", swept)
+    for mechanism, row in rows.items():
+        mine = [r for r in runs if r.data.tags.get("mechanism") == mechanism and "test/bleu" in r.data.metrics]
+        best = max(mine, key=lambda r: r.data.metrics["test/bleu"])
+        assert float(row["best"]) == pytest.approx(best.data.metrics["test/bleu"])
+        assert row["best_run"] == best.info.run_id
+        seeds = [r for r in mine if r.data.tags["optuna.study"] == f"rep-{mechanism}-seeds"]
+        assert int(row["seeds"]) == len(seeds) == 2
+        values = [r.data.metrics["test/bleu"] for r in seeds]
+        assert float(row["mean"]) == pytest.approx(sum(values) / 2)
+        parent = next(r for r in runs if r.data.tags.get("optuna.study") == f"rep-{mechanism}-seeds"
+                      and r.data.tags.get("sweep.role") == "seeds")  # fmt: skip
+        if "test/bleu_ci95" in parent.data.metrics:  # two identical BLEUs have no spread to report
+            assert float(row["ci95"]) == pytest.approx(parent.data.metrics["test/bleu_ci95"])
+        latency = [r.data.metrics["speed/infer_latency_ms_p50_b1"] for r in seeds]
+        assert float(row["infer_ms_p50_b1"]) == pytest.approx(sum(latency) / 2)
+        assert float(row["params"]) == seeds[0].data.metrics["speed/params"]
+        trials = found[f"rep-{mechanism}"].get_trials()
+        assert int(row["trials_complete"]) == sum(t.state.name == "COMPLETE" for t in trials)
+    data = json.loads((out / "report.json").read_text())
+    assert {c["a"] for c in data["significance"]} | {c["b"] for c in data["significance"]} == {"soft", "hard"}
+    assert data["verdicts"]["translation"]
+
+
+def test_markdown_has_the_table_verdict_significance_and_plots(swept):
+    out = report(swept)
+    text = (out / "report.md").read_text()
+    assert "| mechanism | best | mean |" in text and "| soft |" in text and "| hard |" in text
+    assert "**Verdict**" in text and "hard vs soft:" in text
+    assert "**Significance** (p < 0.05)" in text and "paired bootstrap" in text
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert images and all((out / name).is_file() and (out / name).stat().st_size > 1000 for name in images)
+    assert EVIL not in (out / "report.html").read_text()  # escaped, wherever the name appears
+
+
+def test_unknown_experiment_and_format_are_one_line_errors(swept, capsys):
+    uri = f"sqlite:///{swept / 'mlflow.db'}"
+    assert main(["report", "--experiment", "nope", "--tracking-uri", uri, "--out", "x"]) == 2
+    assert "no MLflow experiment 'nope'" in capsys.readouterr().err and not Path("x").exists()
+    assert main(["report", "--tracking-uri", uri, "--out", "x", "--format", "pdf"]) == 2
+    assert "unknown format 'pdf'" in capsys.readouterr().err
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    return found
+
+
+def test_html_renders_in_a_headless_browser(swept, tmp_path):
+    chromium = _chromium()
+    page = (report(swept, "--format", "html") / "report.html").as_uri()
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", page], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('class="main-svg"') >= 2  # plotly drew its figures
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, "--virtual-time-budget=5000", "--window-size=1280,2000", f"--screenshot={shot}", page],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # not a blank page
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_serves_mlflow_on_localhost(swept):
+    port = _free_port()
+    cmd = [sys.executable, "-m", "lightning_attn", "ui", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=swept, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline, status = time.monotonic() + 90, None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status
+            except OSError:
+                time.sleep(1)
+        assert status == 200
+        api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=100"
+        names = {e["name"] for e in json.load(urllib.request.urlopen(api, timeout=10))["experiments"]}
+        assert "rep" in names
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert f"http://127.0.0.1:{port}" in proc.stdout.read()
