@@ -76,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     metric_line = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
     print(f"\nrun {result.run_id}: {metric_line}")
     print(f"tracking store: {mask_secrets(result.tracking_uri)}")
-    print(f"see it with:    mlflow ui --backend-store-uri '{mask_secrets(result.tracking_uri)}'")
+    print(f"see it with:    lightning-attn ui --tracking-uri '{mask_secrets(result.tracking_uri)}'")
     return 0
 
 
@@ -95,7 +95,7 @@ def _print_seeds(result) -> int:
             spread = f" ± {st.ci95:.2f} (95 % CI), std {st.std:.2f}" if st.n > 1 else ""
             print(f"  {key:<20} {st.mean:8.2f}{spread}")
     print(f"tracking store: {mask_secrets(result.tracking_uri)}")
-    print(f"see it with:    mlflow ui --backend-store-uri '{mask_secrets(result.tracking_uri)}'")
+    print(f"see it with:    lightning-attn ui --tracking-uri '{mask_secrets(result.tracking_uri)}'")
     return 0
 
 

@@ -302,6 +302,8 @@ def importances(collected: Collected, rows: list[Row]) -> list[Plot]:
             else:
                 continue
             study = optuna.load_study(study_name=study_name, storage=storage)
+            if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 4:
+                continue  # importances from a handful of trials are noise (Optuna warns as much)
             values = optuna.importance.get_param_importances(study)
         except (RuntimeError, ValueError, KeyError):  # too few trials, or one value per parameter
             continue

@@ -434,7 +434,7 @@ def run_sweep(
     rate = 3600 * finished / max(elapsed, 1e-9)
     console.print(f"{finished} trials finished in {elapsed:.0f} s: {rate:.0f} trials/hour")
     console.print(f"MLflow: experiment {sweep_spec.experiment_name(spec)} in {mask_secrets(tracking_uri)}")
-    console.print(f"see it with: mlflow ui --backend-store-uri '{mask_secrets(tracking_uri)}'", highlight=False)
+    console.print(f"see it with: lightning-attn ui --tracking-uri '{mask_secrets(tracking_uri)}'", highlight=False)
     if status != "FINISHED":
         console.print(f"[red]sweep {status.lower()}[/]: {reason}. Run the same command with --resume to finish it.")
         return 1

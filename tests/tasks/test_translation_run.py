@@ -85,7 +85,7 @@ def test_cli_train_prints_result_and_respects_tracking_env(monkeypatch, tmp_path
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     assert main(["train", *tiny(), "logger.experiment_name=cli-test", "output_dir=out"]) == 0
     out = capsys.readouterr().out
-    assert "test/bleu" in out and "mlflow ui" in out
+    assert "test/bleu" in out and "lightning-attn ui" in out
     assert store.is_file() and not (Path.cwd() / "mlflow.db").exists()
     client = MlflowClient(f"sqlite:///{store}")
     assert len(client.search_runs([client.get_experiment_by_name("cli-test").experiment_id])) == 1
