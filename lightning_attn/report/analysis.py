@@ -190,9 +190,11 @@ def verdicts(rows: list[Row], comparisons: list[Comparison]) -> dict[str, list[s
             else:
                 parts[0] += f", {'significant' if test.significant else 'not significant'} (p = {test.p_value:.3f})"
             speed = _ratio(ref.infer_ms_p50_b1, row.infer_ms_p50_b1)
-            if speed:
-                parts.append(f"{speed:.2f}× {'faster' if speed >= 1 else 'slower'} inference at batch 1"
-                             if abs(speed - 1) >= 0.05 else "the same inference speed at batch 1")  # fmt: skip
+            if speed and abs(speed - 1) < 0.05:
+                parts.append("the same inference speed at batch 1")
+            elif speed:
+                parts.append(f"{speed:.2f}× faster" if speed > 1 else f"{1 / speed:.2f}× slower")
+                parts[-1] += " inference at batch 1"
             if row.seed_std is not None and ref.seed_std:
                 parts.append(f"{(row.seed_std / ref.seed_std) ** 2:.1f}× the seed variance")
             if row.failed_rate or ref.failed_rate:

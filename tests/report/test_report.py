@@ -154,3 +154,22 @@ def test_ui_serves_mlflow_on_localhost(swept):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     assert f"http://127.0.0.1:{port}" in proc.stdout.read()
+
+
+def test_ui_optuna_serves_the_sweep_studies(swept):
+    port = _free_port()
+    cmd = [sys.executable, "-m", "lightning_attn", "ui", "--optuna", "--port", str(port)]  # the one sweep here
+    proc = subprocess.Popen(cmd, cwd=swept, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline, studies_found = time.monotonic() + 60, None
+        while time.monotonic() < deadline and studies_found is None:
+            try:
+                body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5))
+                studies_found = {s["study_name"] for s in body["study_summaries"]}
+            except OSError:
+                time.sleep(1)
+        assert studies_found == {"rep-soft", "rep-hard", "rep-soft-seeds", "rep-hard-seeds"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

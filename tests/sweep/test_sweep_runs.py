@@ -62,7 +62,8 @@ def child_of(children, study: str, number: int):
 
 
 def test_smoke_sweep_on_two_cpu_workers():
-    proc = sweep(str(sweeps_dir() / "smoke.yaml"), "--devices", "cpu:2", "n_trials=2", "trainer.max_epochs=1")
+    smoke = [str(sweeps_dir() / "smoke.yaml"), "--devices", "cpu:2", "n_trials=2", "seeds=[]"]  # seeds: own test
+    proc = sweep(*smoke, "trainer.max_epochs=1")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "smoke-soft" not in proc.stderr and "soft 2/2" in proc.stdout  # the sweep-level progress line
     found = studies("smoke")
@@ -96,7 +97,7 @@ def test_smoke_sweep_on_two_cpu_workers():
                 assert "stability/reinforce_advantage_var" in run.data.metrics
     assert not [r for r in children + list(parents.values()) if r.info.status == "RUNNING"]
     # running it again without --resume would mix two sweeps: refused
-    again = sweep(str(sweeps_dir() / "smoke.yaml"), "--devices", "cpu:2", "n_trials=2")
+    again = sweep(*smoke)
     assert again.returncode == 2 and "already exists" in again.stderr and "--resume" in again.stderr
 
 
