@@ -52,6 +52,10 @@ class TranslationTaskConfig(TaskConfig):
 
     name: str = "translation"
     decode_len_ratio: float = 2.0  # per batch: at most ratio x longest source + 5 tokens
+    # alignment pictures (target words x source words) in MLflow: every N epochs and at the last one
+    # (4 = the default run's last epoch only); 0 turns them off
+    attention_pictures_every: int = 4
+    attention_pictures: int = 2  # how many validation sentences get a picture
 
 
 @dataclass
@@ -65,7 +69,7 @@ class CaptioningTaskConfig(TaskConfig):
     # λ of Show-Attend-Tell's doubly stochastic penalty Σ_i (1 − Σ_t α_ti)²; 0 by default because the
     # built-in scenes leave most regions empty (on COCO/Flickr the paper's 1.0 is the usual choice)
     doubly_stochastic: float = 0.0
-    attention_pictures_every: int = 1  # epochs between attention pictures in MLflow; 0 turns them off
+    attention_pictures_every: int = 1  # attention pictures in MLflow every N epochs and at the last; 0: off
     attention_pictures: int = 4  # how many validation images get a picture
 
 

@@ -13,6 +13,7 @@ TINY = [
     "trainer.limit_train_batches=3",
     "trainer.enable_progress_bar=false",
     "task.beam_size=2",
+    "task.attention_pictures_every=0",  # the pictures tests turn them on
 ]
 
 

@@ -205,8 +205,9 @@ def write_html(out: Path, report: dict) -> Path:
                     parts.append(f"<figure><img alt='{e(mechanism)} attention' src='data:image/png;base64,{data}'>"
                                  f"<figcaption>{e(mechanism)}</figcaption></figure>")  # fmt: skip
             parts.append("</div>")
-        elif task == "translation":
-            parts.append("<p class='note'>Attention gallery: translation runs log no attention pictures.</p>")
+        else:
+            parts.append("<p class='note'>Attention gallery: the best runs logged no attention pictures "
+                         "(task.attention_pictures_every=0).</p>")  # fmt: skip
     parts.append("</body></html>")
     path = out / "report.html"
     _write(path, mask_secrets("".join(parts)))

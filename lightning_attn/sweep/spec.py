@@ -108,8 +108,14 @@ class SweepSpec:
 
 
 # ─── reading ───────────────────────────────────────────────────────────────────────────────────
+_SECTIONS = ("mechanisms", "space", "objectives", "sampler", "pruner")  # sweep keys that have sub-keys
+
+
 def _top_level_field(key: str) -> bool:
-    return key.split(".")[0].split("[")[0] in SweepSpec.__dataclass_fields__
+    """Whether ``key`` belongs to the sweep file (``n_trials``, ``sampler.kind``) rather than to every
+    trial's run config (``trainer.max_epochs``, and ``task.lr`` although ``task`` alone is a sweep key)."""
+    head = key.split(".")[0].split("[")[0]
+    return head in _SECTIONS if "." in key else head in SweepSpec.__dataclass_fields__
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:

@@ -1,9 +1,10 @@
-"""Attention pictures: where the captioner looked for each word, logged to MLflow as PNGs.
+"""Attention pictures: where the model looked for each word it generated, logged to MLflow as PNGs.
 
-For a fixed handful of validation images, every ``every_n_epochs`` epochs, one PNG per image: the
-image, then one panel per generated word. Deterministic mechanisms show a heat map of the
-attention over the region grid; a hard mechanism (argmax at evaluation) shows its chosen region
-outlined. Files: ``attention/epoch_<NNN>/val_<i>.png``.
+For a fixed handful of validation examples, every ``every_n_epochs`` epochs and at the last one, one
+PNG per example. Captioning: the image, then one panel per generated word — deterministic mechanisms
+show a heat map over the region grid, a hard mechanism (argmax at evaluation) its chosen region
+outlined. Translation: the alignment matrix, generated words × source words. Files:
+``attention/epoch_<NNN>/val_<i>.png`` (the report's attention gallery shows the last epoch's).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from ..data.codec import EOS
 
 
 def attention_figure(image, words: list[str], weights, grid: int, outline: bool):
@@ -53,8 +56,34 @@ def attention_figure(image, words: list[str], weights, grid: int, outline: bool)
     return fig
 
 
+def alignment_figure(source: list[str], target: list[str], weights):
+    """A matplotlib figure: the attention ``(T, S)`` of each generated target word over the source words.
+
+    Soft attention shows as shades; hard attention (argmax at evaluation) as one dark cell per row.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(0.45 * len(source) + 1.8, 0.4 * len(target) + 1.4))
+    ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source)), source, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(target)), target, fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_ylabel("generated")
+    fig.tight_layout()
+    return fig
+
+
+def _token(codec, i: int) -> str:
+    return codec.tokenizer.id_to_token(i) or "<unk>"
+
+
 class AttentionPictures(Callback):
-    """Logs attention pictures of the first ``n_images`` validation images every ``every_n_epochs`` epochs."""
+    """Logs attention pictures of the first ``n_images`` validation examples every ``every_n_epochs`` epochs
+    and at the last epoch: captioning, the image with one panel per word; translation, the alignment
+    matrix of generated words over source words."""
 
     def __init__(self, every_n_epochs: int = 1, n_images: int = 4):
         self.every_n_epochs = every_n_epochs
@@ -69,6 +98,9 @@ class AttentionPictures(Callback):
 
         data = trainer.datamodule
         items = data.splits["val"][: self.n_images]
+        if not hasattr(items[0], "image"):
+            self._alignments(trainer, pl_module, items, epoch)
+            return
         images = torch.stack([item.image for item in items]).to(pl_module.device)
         tokens, weights = pl_module.model.greedy(images, pl_module.cfg["max_decode_len"])
         hard = pl_module.model.attention.stochastic
@@ -77,5 +109,21 @@ class AttentionPictures(Callback):
             words = data.detokenize(tokens[i].tolist()).split()
             picture = item.image.permute(1, 2, 0).squeeze(-1).cpu().numpy()
             fig = attention_figure(picture, words, weights[i, : len(words)].cpu().numpy(), grid, outline=hard)
+            trainer.logger.experiment.log_figure(trainer.logger.run_id, fig, f"attention/epoch_{epoch:03d}/val_{i}.png")
+            plt.close(fig)
+
+    def _alignments(self, trainer, pl_module, items, epoch: int) -> None:
+        import matplotlib.pyplot as plt
+
+        data = trainer.datamodule
+        batch = pl_module.transfer_batch_to_device(type(data).collate(items), pl_module.device, 0)
+        with torch.no_grad():
+            tokens, weights = pl_module.model.greedy(batch.src, batch.src_lengths, pl_module.cfg["max_decode_len"])
+        for i, item in enumerate(items):
+            ids = tokens[i].tolist()
+            length = ids.index(EOS) + 1 if EOS in ids else len(ids)  # words and the final </s>
+            source = [_token(data.src_codec, t) for t in item.src]
+            target = [_token(data.tgt_codec, t) for t in ids[:length]]
+            fig = alignment_figure(source, target, weights[i, :length, : len(source)].cpu().numpy())
             trainer.logger.experiment.log_figure(trainer.logger.run_id, fig, f"attention/epoch_{epoch:03d}/val_{i}.png")
             plt.close(fig)

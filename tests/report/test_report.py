@@ -36,7 +36,7 @@ def swept(tmp_path_factory):
     try:
         body = "mechanisms: {soft: {}, hard: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
         path = sweep_file("rep", body + "n_trials: 2\nseeds: [0, 1]\n")
-        proc = sweep(str(path), "--devices", "cpu:2", "trainer.max_epochs=1")
+        proc = sweep(str(path), "--devices", "cpu:2", "trainer.max_epochs=1", "task.attention_pictures_every=1")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
         exp = client.get_experiment_by_name("rep")
@@ -93,6 +93,11 @@ def test_markdown_has_the_table_verdict_significance_and_plots(swept):
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert images and all((out / name).is_file() and (out / name).stat().st_size > 1000 for name in images)
     assert EVIL not in (out / "report.html").read_text()  # escaped, wherever the name appears
+    # the attention gallery: each mechanism's alignment pictures of the same validation sentences
+    assert (
+        "![soft attention](attention_translation_soft_0.png)" in text and "(attention_translation_hard_0.png)" in text
+    )
+    assert (out / "report.html").read_text().count("<figure><img alt=") == 4  # 2 mechanisms x 2 sentences
 
 
 def test_unknown_experiment_and_format_are_one_line_errors(swept, capsys):

@@ -81,9 +81,9 @@ def test_bad_values_are_named():
 
 
 def test_command_line_overrides_go_to_the_sweep_or_to_every_trial():
-    spec = load(write(SWEEP), ["n_trials=7", "trainer.max_epochs=1"])
-    assert spec.n_trials == 7
-    assert spec.overrides[-1] == "trainer.max_epochs=1"
+    spec = load(write(SWEEP), ["n_trials=7", "trainer.max_epochs=1", "task.lr=0.01", "sampler.kind=random"])
+    assert spec.n_trials == 7 and spec.sampler.kind == "random"
+    assert spec.overrides[-2:] == ["trainer.max_epochs=1", "task.lr=0.01"]  # `task` is a sweep key, task.* a run key
     assert "trainer.max_epochs=1" in run_overrides(spec, "soft", {}, seed=0)
 
 

@@ -105,3 +105,14 @@ def test_multi30k_trains_through_the_real_loader(multi30k, tmp_path):
     assert run.data.tags["data"] == "multi30k"
     assert "val/align_acc" not in run.data.metrics  # real text has no gold alignment
     assert len(list((tmp_path / "vocab").glob("bpe-*-2000-*.json"))) == 2
+
+
+def test_alignment_pictures_are_mlflow_artifacts():
+    from PIL import Image
+
+    result = train(compose(tiny("attention=hard", "task.attention_pictures_every=1", "task.attention_pictures=2")))
+    client = MlflowClient(result.tracking_uri)
+    files = sorted(a.path for a in client.list_artifacts(result.run_id, "attention/epoch_001"))
+    assert files == ["attention/epoch_001/val_0.png", "attention/epoch_001/val_1.png"]
+    picture = Image.open(client.download_artifacts(result.run_id, files[0], str(Path.cwd())))
+    assert picture.width > 200 and picture.height > 100
