@@ -16,7 +16,6 @@ import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
-from mlflow.entities import Param
 from omegaconf import DictConfig
 
 from . import __version__
@@ -24,7 +23,7 @@ from .config import ConfigError, flatten, section, to_yaml
 from .data import TranslationDataModule
 from .data.captioning import CaptioningDataModule
 from .tasks import CaptioningModule, TranslationModule
-from .tracking import ensure_experiment, mask_params, mask_secrets, resolve_tracking_uri
+from .tracking import ensure_experiment, log_params, mask_params, mask_secrets, resolve_tracking_uri
 from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
 from .tracking.speed import SpeedMonitor, inference_latency
@@ -135,12 +134,11 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
         ckpt = "best" if best_path else None
         trainer.test(module, datamodule=data, ckpt_path=ckpt, weights_only=True, verbose=False)
         metrics |= _scalars(trainer.callback_metrics)
+        best = str(Path(best_path).resolve()) if best_path else None
         if trainer.is_global_zero:
             speed = _measure_speed(cfg, data, module)
             logger.log_metrics(speed)
             metrics |= speed
-        best = str(Path(best_path).resolve()) if best_path else None
-        if trainer.is_global_zero:
             _log_outcome(logger, module, trainer, best)
             logger.finalize("success")
     except BaseException as e:
@@ -206,8 +204,7 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
     parent = client.create_run(experiment_id, run_name=f"{name}-seeds", tags=tags).info.run_id
     runs: dict[int, TrainResult] = {}
     try:
-        for params in _batches(mask_params(flatten(cfg)), 100):
-            client.log_batch(parent, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        log_params(client, parent, flatten(cfg))
         for seed in seeds:
             one = cfg.copy()
             one.seed, one.seeds = seed, []
@@ -222,9 +219,3 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
         client.set_terminated(parent, "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
         raise
     return SeedsResult(parent, uri, runs, summary)
-
-
-def _batches(items: dict, size: int):
-    keys = list(items)
-    for i in range(0, len(keys), size):
-        yield {k: items[k] for k in keys[i : i + size]}

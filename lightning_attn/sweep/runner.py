@@ -27,7 +27,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ..config import ConfigError
-from ..tracking import ensure_experiment, mask_secrets, resolve_tracking_uri
+from ..tracking import ensure_experiment, log_params, mask_secrets, resolve_tracking_uri
 from ..tracking.seeds import seed_stats, summarise_seeds
 from . import spec as sweep_spec
 from .spec import SweepSpec
@@ -88,14 +88,10 @@ class Sweep:
 
 # ─── 2-3: studies and parent runs ──────────────────────────────────────────────────────────────
 def _identity(spec: SweepSpec) -> str:
-    data = json.loads(json.dumps(_plain(spec)))
-    return json.dumps({k: data[k] for k in IDENTITY}, sort_keys=True)
-
-
-def _plain(spec: SweepSpec) -> dict:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.structured(spec))
+    data = OmegaConf.to_container(OmegaConf.structured(spec))
+    return json.dumps({k: data[k] for k in IDENTITY}, sort_keys=True)
 
 
 def open_studies(sweep: Sweep, resume: bool) -> None:
@@ -162,8 +158,7 @@ def open_parent_runs(sweep: Sweep) -> None:
             "overrides": " ".join(spec.overrides + spec.mechanisms[mech].overrides),
             **{f"space.{k}": describe_param(p) for k, p in sweep_spec.space_of(spec, mech).items()},
         }
-        for name, value in params.items():
-            client.log_param(run_id, name, mask_secrets(str(value))[:6000])
+        log_params(client, run_id, params)
         client.log_text(run_id, mask_secrets(sweep_spec.to_yaml(spec)), "sweep.yaml")
         study.set_user_attr(PARENT_RUN, run_id)
 
@@ -246,40 +241,54 @@ def _values(trial: FrozenTrial) -> str:
     return ", ".join(f"{v:.4g}" for v in trial.values)
 
 
+@dataclass
+class StudyStatus:
+    """One study at one moment, as both progress displays show it."""
+
+    key: str
+    budget: int | None
+    counts: dict[str, int]
+    best: list[FrozenTrial]
+    running: list[FrozenTrial]
+
+    @property
+    def finished(self) -> int:
+        return self.counts["complete"] + self.counts["pruned"] + self.counts["failed"]
+
+
+def study_statuses(sweep: Sweep) -> list[StudyStatus]:
+    out = []
+    for key, study in sweep.studies.items():
+        trials = study.get_trials(deepcopy=False)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        out.append(StudyStatus(key, budget(sweep.spec, key), counts(trials), _best(study, trials), running))
+    return out
+
+
 def progress_table(sweep: Sweep, elapsed: float) -> Table:
     metric = ", ".join(o.metric for o in sweep.spec.objectives)
     table = Table(title=f"sweep {sweep.spec.name} — {elapsed:.0f} s", title_justify="left")
     for column in ("mechanism", "done", "pruned", "failed", "retried", "running", f"best {metric}", "workers"):
         table.add_column(column)
-    for mech, study in sweep.studies.items():
-        n = budget(sweep.spec, mech)
-        trials = study.get_trials(deepcopy=False)
-        c = counts(trials)
-        best = _best(study, trials)
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        workers = " ".join(f"w{t.user_attrs.get(WORKER, '?')}:#{t.number}" for t in running)
-        finished = c["complete"] + c["pruned"] + c["failed"]
-        table.add_row(mech, f"{finished}/{n or '∞'}", str(c["pruned"]), str(c["failed"]), str(c["stale"]),
-                      str(c["running"]), _values(best[0]) if len(best) == 1 else f"{len(best)} on the front",
-                      workers)  # fmt: skip
+    for st in study_statuses(sweep):
+        c = st.counts
+        workers = " ".join(f"w{t.user_attrs.get(WORKER, '?')}:#{t.number}" for t in st.running)
+        best = _values(st.best[0]) if len(st.best) == 1 else f"{len(st.best)} on the front"
+        table.add_row(st.key, f"{st.finished}/{st.budget or '∞'}", str(c["pruned"]), str(c["failed"]),
+                      str(c["stale"]), str(c["running"]), best, workers)  # fmt: skip
     return table
 
 
 def progress_line(sweep: Sweep, elapsed: float) -> str:
     parts, running = [], []
-    for mech, study in sweep.studies.items():
-        trials = study.get_trials(deepcopy=False)
-        c = counts(trials)
-        best = _best(study, trials)
-        finished = c["complete"] + c["pruned"] + c["failed"]
-        n = budget(sweep.spec, mech) or "∞"
-        text = f"{mech} {finished}/{n} ({c['pruned']} pruned, {c['failed']} failed, {c['running']} running)"
-        if len(best) == 1:
-            text += f" best {_values(best[0])}"
+    for st in study_statuses(sweep):
+        c = st.counts
+        text = f"{st.key} {st.finished}/{st.budget or '∞'} ({c['pruned']} pruned, {c['failed']} failed, "
+        text += f"{c['running']} running)"
+        if len(st.best) == 1:
+            text += f" best {_values(st.best[0])}"
         parts.append(text)
-        running += [
-            (t.user_attrs.get(WORKER, "?"), f"{mech}#{t.number}") for t in trials if t.state == TrialState.RUNNING
-        ]
+        running += [(t.user_attrs.get(WORKER, "?"), f"{st.key}#{t.number}") for t in st.running]
     workers = " ".join(f"w{w}:{what}" for w, what in sorted(running, key=str))
     return f"[{elapsed:5.0f} s] " + " | ".join(parts) + (f" | {workers}" if workers else "")
 

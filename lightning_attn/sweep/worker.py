@@ -233,7 +233,7 @@ def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna
     heartbeat = get_heartbeat_thread(trial._trial_id, study._storage)
     heartbeat.start()
     values: list[float] | None = None
-    run_id = None
+    run_id = reason = None
     try:
         params = sweep_spec.suggest(trial, sweep_spec.space_of(spec, mechanism))
         run_id = _create_child_run(worker, study, mechanism, trial, seed)
@@ -262,7 +262,7 @@ def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna
     finally:
         heartbeat.join()
     _tell(study, trial, values, state)
-    _set_run_status(worker, run_id, state, study._storage.get_trial(trial._trial_id).user_attrs.get(FAILURE_REASON))
+    _set_run_status(worker, run_id, state, reason)
     return state
 
 

@@ -31,6 +31,15 @@ def mask_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: mask_secrets(v) if isinstance(v, str) else v for k, v in params.items()}
 
 
+def log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
+    """Log ``params`` on an existing run: passwords masked, values cut to MLflow's limit, 100 per request."""
+    from mlflow.entities import Param
+
+    items = [Param(k, mask_secrets(str(v))[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
 def default_artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
     """For a local SQLite store: ``mlartifacts/<experiment>`` next to the database file.
 

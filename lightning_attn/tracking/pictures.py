@@ -117,8 +117,7 @@ class AttentionPictures(Callback):
 
         data = trainer.datamodule
         batch = pl_module.transfer_batch_to_device(type(data).collate(items), pl_module.device, 0)
-        with torch.no_grad():
-            tokens, weights = pl_module.model.greedy(batch.src, batch.src_lengths, pl_module.cfg["max_decode_len"])
+        tokens, weights = pl_module.model.greedy(batch.src, batch.src_lengths, pl_module.cfg["max_decode_len"])
         for i, item in enumerate(items):
             ids = tokens[i].tolist()
             length = ids.index(EOS) + 1 if EOS in ids else len(ids)  # words and the final </s>

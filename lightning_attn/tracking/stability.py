@@ -15,6 +15,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 
+def training_loss(outputs):
+    """The loss tensor of ``on_train_batch_end``'s outputs (a dict, or the tensor itself), else ``None``."""
+    return outputs["loss"] if isinstance(outputs, dict) else outputs
+
+
 class DivergedError(RuntimeError):
     """The training loss became NaN, infinite, or larger than any sane loss: the run diverged."""
 
@@ -31,7 +36,7 @@ class DivergenceGuard(Callback):
         self.max_loss = max_loss
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = training_loss(outputs)
         if loss is None:
             return
         value = float(loss.detach())
@@ -93,7 +98,7 @@ class StabilityMonitor(Callback):
         self.norms.append(norm)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = training_loss(outputs)
         if loss is not None:
             self.spikes.update(float(loss.detach()))
 
