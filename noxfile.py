@@ -34,9 +34,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job on built-in data: a small hard-vs-soft sweep (sweeps/smoke.yaml) on two CPU workers,
-    every trial tracked in MLflow, then the trade-off report. Run again, it continues (or re-shows) the
-    same sweep and rebuilds the report.
+    """The main job on built-in data: a small soft-vs-hard-vs-uniform sweep (sweeps/smoke.yaml) on two CPU
+    workers, every trial tracked in MLflow, then the trade-off report. Run again, it continues (or
+    re-shows) the same sweep and rebuilds the report.
 
     Extra arguments go to `lightning-attn sweep`: `nox -s demo -- n_trials=5`.
     """

@@ -75,6 +75,9 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError(str(e)) from None
     metric_line = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
     print(f"\nrun {result.run_id}: {metric_line}")
+    if result.stop_reason:
+        hint = "" if result.metrics.get("run/converged") else "; raise trainer.max_epochs to train to convergence"
+        print(f"training ended: {result.stop_reason}{hint}")
     print(f"tracking store: {mask_secrets(result.tracking_uri)}")
     print(f"see it with:    lightning-attn ui --tracking-uri '{mask_secrets(result.tracking_uri)}'")
     return 0
@@ -92,8 +95,8 @@ def _print_seeds(result) -> int:
     print(f"\nparent run {result.parent_run_id} ({len(result.runs)} seeds):")
     for key, st in result.stats.items():
         if key.startswith("test/"):
-            spread = f" ± {st.ci95:.2f} (95 % CI), std {st.std:.2f}" if st.n > 1 else ""
-            print(f"  {key:<20} {st.mean:8.2f}{spread}")
+            std = f", std {st.std:.2f}" if st.n > 1 else ""
+            print(f"  {key:<20} {st.describe()}{std}")
     print(f"tracking store: {mask_secrets(result.tracking_uri)}")
     print(f"see it with:    lightning-attn ui --tracking-uri '{mask_secrets(result.tracking_uri)}'")
     return 0
@@ -106,7 +109,8 @@ def _report(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     uri = resolve_tracking_uri(args.tracking_uri)
     try:
-        written = build_report(uri, args.out, args.experiment, args.study, formats, args.bootstrap_samples)
+        written = build_report(uri, args.out, args.experiment, args.study, formats, args.bootstrap_samples,
+                               args.reference, args.min_seeds)  # fmt: skip
     except (LookupError, ValueError) as e:
         raise ConfigError(str(e).replace("choose from", f"choose from ({', '.join(FORMATS)}):")[:2000]) from None
     for fmt, path in written.items():
@@ -200,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     report.add_argument("--out", type=Path, default=Path("outputs/report"), help="folder (default: outputs/report)")
     report.add_argument("--format", default="html,md,csv,json", help="any of html,md,csv,json")
-    report.add_argument("--bootstrap-samples", type=int, default=1000, help="paired bootstrap resamples")
+    report.add_argument("--bootstrap-samples", type=int, default=1000, help="bootstrap resamples of each test")
+    report.add_argument("--reference", help="the mechanism the others are compared with (default: soft when present)")
+    report.add_argument("--min-seeds", type=int, default=3, help="seed runs a CI and a verdict need (default 3)")
     report.set_defaults(func=_report)
     ui = sub.add_parser("ui", help="start the MLflow UI (or with --optuna optuna-dashboard) on 127.0.0.1")
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")

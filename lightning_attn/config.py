@@ -53,7 +53,7 @@ class TranslationTaskConfig(TaskConfig):
     name: str = "translation"
     decode_len_ratio: float = 2.0  # per batch: at most ratio x longest source + 5 tokens
     # alignment pictures (target words x source words) in MLflow: every N epochs and at the last one
-    # (4 = the default run's last epoch only); 0 turns them off
+    # trained (wherever early stopping ends the run); 0 turns them off
     attention_pictures_every: int = 4
     attention_pictures: int = 2  # how many validation sentences get a picture
 
@@ -113,6 +113,7 @@ class SyntheticDataConfig:
     max_adjectives: int = 3
     p_prepositional: float = 0.8  # long sentences (15.7 source words on average) defeat the uniform control
     p_adverb: float = 0.5
+    lexicon_share: float = 1.0  # the share of each word list used: a smaller vocabulary is a smaller task
     batch_size: int = 64
     num_workers: int = 0  # data lives in memory: worker processes only add start-up time
 
@@ -179,7 +180,7 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
-    max_epochs: int = 4
+    max_epochs: int = 30  # the cap: early_stopping ends a run sooner, once it has converged
     max_time: str | None = None  # "DD:HH:MM:SS"
     gradient_clip_val: float | None = 1.0
     accumulate_grad_batches: int = 1
@@ -215,6 +216,23 @@ class StabilityConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    """Train to convergence (Lightning's ``EarlyStopping``, see :mod:`lightning_attn.tracking.convergence`):
+    stop once neither the validation metric nor the validation loss has made progress for ``patience``
+    epochs; ``trainer.max_epochs`` is only the cap. Every run records how it ended (``run/epochs``,
+    ``run/best_epoch``, ``run/converged``, tag ``stop_reason``)."""
+
+    enabled: bool = True  # false: train to trainer.max_epochs (the run still records whether it converged)
+    monitor: str | None = None  # default: the task's validation metric (val/bleu, val/bleu4)
+    patience: int = 3  # epochs in a row without progress that make a plateau
+    min_delta: float = 1.0  # the metric makes progress only by beating its best by more (its units: BLEU points)
+    # an epoch whose validation loss still fell counts as progress too: a metric still flat at 0 in the
+    # first epochs (hard attention before REINFORCE has learnt) is not a plateau; null: the metric alone
+    loss_monitor: str | None = "val/nll"
+    loss_min_delta: float = 0.05  # nats below the lowest loss so far
+
+
+@dataclass
 class SpeedConfig:
     """Throughput while training and the inference-latency pass after testing (:mod:`lightning_attn.tracking.speed`)."""
 
@@ -236,6 +254,7 @@ class RunConfig:
     logger: Any = None
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     seed: int = 0
     seeds: list[int] = field(default_factory=list)  # e.g. [0,1,2]: one run per seed under a parent with mean/std/CI
     output_dir: str = "outputs"  # checkpoints go to <output_dir>/<mlflow run id>/

@@ -19,19 +19,24 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig
 
 from . import __version__
+from .attention import MECHANISMS
 from .config import ConfigError, flatten, section, to_yaml
 from .data import TranslationDataModule
 from .data.captioning import CaptioningDataModule
 from .tasks import CaptioningModule, TranslationModule
 from .tracking import ensure_experiment, log_params, mask_params, mask_secrets, resolve_tracking_uri
+from .tracking import tags as T
+from .tracking.convergence import Convergence
 from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
 from .tracking.speed import SpeedMonitor, inference_latency
 from .tracking.stability import DivergenceGuard, StabilityMonitor
+from .tracking.tags import trait_tags
 
 log = logging.getLogger(__name__)
 
 MONITOR = {"translation": ("val/bleu", "max"), "captioning": ("val/bleu4", "max")}
+HEADLINE = {"translation": "test/bleu", "captioning": "test/bleu4"}  # what a report ranks runs by
 
 
 @dataclass
@@ -42,6 +47,7 @@ class TrainResult:
     tracking_uri: str
     metrics: dict[str, float] = field(default_factory=dict)
     best_checkpoint: str | None = None
+    stop_reason: str | None = None  # how training ended (see tracking.convergence)
 
 
 def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
@@ -62,12 +68,27 @@ def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModul
     raise ValueError(f"unknown task {cfg.task.name!r}")
 
 
+def stopping_rule(cfg: DictConfig) -> tuple[str, str]:
+    """The metric early stopping (and the convergence record) watches, and whether higher is better."""
+    task_metric, task_mode = MONITOR[cfg.task.name]
+    monitor = cfg.early_stopping.monitor or task_metric
+    if monitor == task_metric:
+        return monitor, task_mode
+    lower_is_better = monitor.rsplit("/", 1)[-1] in ("loss", "nll", "ppl") or "latency" in monitor
+    return monitor, "min" if lower_is_better else "max"
+
+
 def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None = None) -> L.Trainer:
     """The Trainer every run uses: the ``trainer`` section plus the project's callbacks (divergence
-    guard, stability and speed monitors, progress bar, attention pictures, best checkpoint)."""
+    guard, early stopping and the convergence record, stability and speed monitors, progress bar,
+    attention pictures, best checkpoint)."""
     monitor, mode = MONITOR[cfg.task.name]
     trainer_kwargs = section(cfg, "trainer")
+    stop = cfg.early_stopping
+    stop_metric, stop_mode = stopping_rule(cfg)
     all_callbacks = [DivergenceGuard(cfg.stability.max_loss), *(callbacks or [])]
+    all_callbacks.append(Convergence(stop_metric, stop_mode, stop.patience, stop.min_delta, stop.loss_monitor,
+                                     stop.loss_min_delta, stop=stop.enabled))  # fmt: skip
     if cfg.stability.monitor:
         all_callbacks.append(StabilityMonitor(cfg.stability.spike_factor, cfg.stability.spike_window))
     if cfg.speed.monitor:
@@ -84,12 +105,16 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:
+    mechanism_cls, _ = MECHANISMS[cfg.attention.mechanism]
     return {
         "task": cfg.task.name,
         "attention": cfg.attention.mechanism,
         "seed": str(cfg.seed),
         "data": cfg.choices.data,
         "lightning_attn.version": __version__,
+        T.HEADLINE_METRIC: HEADLINE[cfg.task.name],
+        T.VALIDATION_METRIC: MONITOR[cfg.task.name][0],
+        **trait_tags(mechanism_cls.traits()),
     }
 
 
@@ -130,6 +155,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)
         trainer.fit(module, datamodule=data)
         metrics = _scalars(trainer.callback_metrics)  # test replaces callback_metrics: keep fit's
+        record = next(c for c in trainer.callbacks if isinstance(c, Convergence))
+        if record.outcome is not None:
+            metrics |= record.outcome.metrics()
         best_path = trainer.checkpoint_callback.best_model_path if checkpointing else ""
         ckpt = "best" if best_path else None
         trainer.test(module, datamodule=data, ckpt_path=ckpt, weights_only=True, verbose=False)
@@ -151,7 +179,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             logger.experiment.set_tag(logger.run_id, key, mask_secrets(why)[:5000])
             logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
         raise
-    return TrainResult(logger.run_id, uri, metrics, best)
+    return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
 
 
 def _measure_speed(cfg: DictConfig, data: Any, module: Any) -> dict[str, float]:
@@ -200,7 +228,7 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
     experiment_id = ensure_experiment(uri, cfg.logger.experiment_name)
     client = MlflowClient(uri)
     name = cfg.logger.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}"
-    tags = run_tags(cfg) | {"seed": ",".join(map(str, seeds)), "lightning_attn.role": "seeds"}
+    tags = run_tags(cfg) | {"seed": ",".join(map(str, seeds)), T.ROLE: T.ROLE_SEEDS}
     parent = client.create_run(experiment_id, run_name=f"{name}-seeds", tags=tags).info.run_id
     runs: dict[int, TrainResult] = {}
     try:

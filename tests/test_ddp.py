@@ -26,4 +26,6 @@ def test_ddp_on_two_cpu_processes_records_one_run():
     assert run.info.status == "FINISHED"
     assert run.data.params["trainer.strategy"] == "ddp" and run.data.params["trainer.devices"] == "2"
     assert "test/bleu" in run.data.metrics and "val/bleu" in run.data.metrics
+    # throughput is the job's: both ranks' 3 batches of 16 (each rank alone trained 48 samples)
+    assert run.data.metrics["speed/train_samples"] == 2 * 3 * 16
     assert len(list(Path.cwd().rglob("best.ckpt"))) == 1

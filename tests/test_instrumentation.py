@@ -161,18 +161,19 @@ def test_measured_throughput_agrees_with_a_directly_timed_loop():
 
 
 def test_seeds_train_one_child_each_and_summarise_on_the_parent():
-    result = train_seeds(compose(tiny("seeds=[0,1]", "logger.experiment_name=seeds")))
+    result = train_seeds(compose(tiny("seeds=[0,1,2]", "logger.experiment_name=seeds")))
     client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("seeds").experiment_id])
     parent = next(r for r in runs if r.info.run_id == result.parent_run_id)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.data.params["seed"] for r in children) == ["0", "1"]
+    assert sorted(r.data.params["seed"] for r in children) == ["0", "1", "2"]
     assert parent.info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in children)
     values = [r.data.metrics["test/loss"] for r in children]
     st = seed_stats(values)
-    assert parent.data.metrics["test/loss_mean"] == pytest.approx(sum(values) / 2)
+    assert parent.data.metrics["test/loss_mean"] == pytest.approx(sum(values) / 3)
     assert parent.data.metrics["test/loss_std"] == pytest.approx(st.std)
-    assert parent.data.metrics["test/loss_ci95"] == pytest.approx(12.706 * st.std / math.sqrt(2), rel=1e-3)
+    assert parent.data.metrics["test/loss_ci95"] == pytest.approx(4.303 * st.std / math.sqrt(3), rel=1e-3)
+    assert parent.data.metrics["run/epochs_mean"] == 1.0  # how each seed's training ended, summarised too
     assert "speed/train_samples_per_s_mean" in parent.data.metrics
 
 
@@ -180,3 +181,6 @@ def test_seed_stats():
     st = seed_stats([1.0, 2.0, 3.0])
     assert st.mean == 2.0 and st.std == 1.0 and st.ci95 == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
     assert math.isnan(seed_stats([5.0]).ci95)
+    assert st.describe() == "2.00 ± 2.48 (95 % CI, n = 3)"
+    two = seed_stats([1.0, 3.0])
+    assert not two.interval and two.describe() == "2.00 (n = 2: no CI)"  # an interval from two seeds is noise

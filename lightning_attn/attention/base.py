@@ -49,11 +49,21 @@ class AttentionOutput:
 class Attention(nn.Module):
     """Base class: ``prepare`` once per sequence, ``attend`` once per decoder step.
 
-    Subclasses set ``stochastic = True`` when their selection is sampled and must be trained
-    with a score-function (REINFORCE) estimator; the task then asks them for a surrogate loss.
+    What a mechanism *is* is said by class attributes, which tasks, pictures and reports ask
+    (:meth:`traits`) instead of looking at its name:
+
+    * ``stochastic`` — its selection is sampled and trained with a score-function (REINFORCE)
+      estimator; the task then asks it for a surrogate loss;
+    * ``control`` — it does not attend at all (the uniform average): the floor a report compares with.
     """
 
     stochastic: bool = False
+    control: bool = False
+
+    @classmethod
+    def traits(cls) -> dict[str, bool]:
+        """What the mechanism is, by name: ``{"stochastic": …, "control": …}``."""
+        return {"stochastic": cls.stochastic, "control": cls.control}
 
     def prepare(self, keys: Tensor) -> Tensor:
         """Precompute what depends on the keys only. ``(B, N, Dk) -> (B, N, *)``."""

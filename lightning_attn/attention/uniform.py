@@ -23,6 +23,8 @@ class UniformAttentionConfig:
 class UniformAttention(Attention):
     """``context = mean of the real values``. ``query_dim``/``key_dim`` are accepted and ignored."""
 
+    control = True
+
     def __init__(self, query_dim: int = 0, key_dim: int = 0):
         super().__init__()
 

@@ -86,18 +86,41 @@ class Example:
     alignment: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class Lexicon:
+    """The source words a corpus draws from."""
+
+    nouns: tuple[str, ...]
+    adjectives: tuple[str, ...]
+    verbs: tuple[str, ...]
+    adverbs: tuple[str, ...]
+
+    @classmethod
+    def share(cls, fraction: float) -> Lexicon:
+        """The first ``fraction`` of each word list (at least two words each): a smaller task to learn."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"lexicon_share must lie in (0, 1], got {fraction}")
+
+        def cut(words: list[str]) -> tuple[str, ...]:
+            return tuple(words[: max(2, round(len(words) * fraction))])
+
+        return cls(cut(NOUNS), cut(ADJECTIVES), cut(VERBS), cut(ADVERBS))
+
+
 @dataclass
 class _Phrase:
     src: list[str]
     tgt: list[tuple[str, int]]  # (target token, index into src of this phrase)
 
 
-def _noun_phrase(rng: random.Random, max_adjectives: int, p_pp: float, depth: int = 0) -> tuple[_Phrase, str, str]:
-    noun = rng.choice(NOUNS)
+def _noun_phrase(
+    rng: random.Random, lex: Lexicon, max_adjectives: int, p_pp: float, depth: int = 0
+) -> tuple[_Phrase, str, str]:
+    noun = rng.choice(lex.nouns)
     number = rng.choice(("sg", "pl"))
     gender = _noun_gender(noun)
     definite = rng.random() < 0.5
-    adjectives = rng.sample(ADJECTIVES, rng.randint(0, max_adjectives))
+    adjectives = rng.sample(lex.adjectives, min(len(lex.adjectives), rng.randint(0, max_adjectives)))
     det_src = "the" if definite else ("a" if number == "sg" else "some")
     src = [det_src, *adjectives, noun if number == "sg" else _plural(noun)]
     det_tgt = (DEFINITE if definite else INDEFINITE)[(gender, number)]
@@ -107,7 +130,7 @@ def _noun_phrase(rng: random.Random, max_adjectives: int, p_pp: float, depth: in
     tgt += [(_stem(adj) + ADJ_SUFFIX[(gender, number)], 1 + i) for i, adj in enumerate(adjectives)]
     if depth == 0 and rng.random() < p_pp:
         prep = rng.choice(sorted(PREPOSITIONS))
-        inner, _, _ = _noun_phrase(rng, max_adjectives, p_pp, depth + 1)
+        inner, _, _ = _noun_phrase(rng, lex, max_adjectives, p_pp, depth + 1)
         offset = len(src) + 1
         tgt.append((PREPOSITIONS[prep], len(src)))
         tgt += [(tok, offset + i) for tok, i in inner.tgt]
@@ -115,12 +138,12 @@ def _noun_phrase(rng: random.Random, max_adjectives: int, p_pp: float, depth: in
     return _Phrase(src, tgt), gender, number
 
 
-def _sentence(rng: random.Random, max_adjectives: int, p_pp: float, p_adverb: float) -> Example:
-    subject, gender, number = _noun_phrase(rng, max_adjectives, p_pp)
-    obj, _, _ = _noun_phrase(rng, max_adjectives, p_pp)
-    verb = rng.choice(VERBS)
+def _sentence(rng: random.Random, lex: Lexicon, max_adjectives: int, p_pp: float, p_adverb: float) -> Example:
+    subject, gender, number = _noun_phrase(rng, lex, max_adjectives, p_pp)
+    obj, _, _ = _noun_phrase(rng, lex, max_adjectives, p_pp)
+    verb = rng.choice(lex.verbs)
     verb_src = verb if number == "pl" else (verb + "es" if verb.endswith(("sh", "ch", "s")) else verb + "s")
-    adverb = rng.choice(ADVERBS) if rng.random() < p_adverb else None
+    adverb = rng.choice(lex.adverbs) if rng.random() < p_adverb else None
     # Source: S V O [ADV]
     src = subject.src + [verb_src] + obj.src + ([adverb] if adverb else [])
     verb_pos = len(subject.src)
@@ -141,6 +164,7 @@ def generate_corpus(
     max_adjectives: int = 2,
     p_prepositional: float = 0.5,
     p_adverb: float = 0.5,
+    lexicon_share: float = 1.0,
 ) -> dict[str, list[Example]]:
     """Generate disjoint train/val/test splits of distinct sentence pairs, deterministically.
 
@@ -150,8 +174,10 @@ def generate_corpus(
         max_adjectives: most adjectives per noun phrase (difficulty: longer phrases).
         p_prepositional: probability that a noun phrase carries a prepositional phrase.
         p_adverb: probability of a sentence-final adverb.
+        lexicon_share: the share of each word list drawn from (a smaller vocabulary is a smaller task).
     """
     rng = random.Random(seed)
+    lex = Lexicon.share(lexicon_share)
     wanted = n_train + n_val + n_test
     seen: set[tuple[str, ...]] = set()
     examples: list[Example] = []
@@ -161,9 +187,9 @@ def generate_corpus(
         if attempts > 20 * wanted + 1000:
             raise ValueError(
                 f"cannot generate {wanted} distinct sentences with these settings; "
-                "lower the split sizes or raise max_adjectives/p_prepositional"
+                "lower the split sizes or raise max_adjectives, p_prepositional or lexicon_share"
             )
-        example = _sentence(rng, max_adjectives, p_prepositional, p_adverb)
+        example = _sentence(rng, lex, max_adjectives, p_prepositional, p_adverb)
         if example.source not in seen:
             seen.add(example.source)
             examples.append(example)

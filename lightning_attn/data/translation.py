@@ -102,7 +102,7 @@ class TranslationDataModule(SplitDataModule):
         c = self.cfg
         corpus = generate_corpus(
             c["n_train"], c["n_val"], c["n_test"], seed=c["corpus_seed"], max_adjectives=c["max_adjectives"],
-            p_prepositional=c["p_prepositional"], p_adverb=c["p_adverb"],
+            p_prepositional=c["p_prepositional"], p_adverb=c["p_adverb"], lexicon_share=c["lexicon_share"],
         )  # fmt: skip
         train = corpus["train"]
         self.src_codec = Codec.word_level(" ".join(e.source) for e in train)

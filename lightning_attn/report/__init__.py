@@ -1,8 +1,8 @@
-"""Trade-off reports: runs read back from MLflow (and Optuna studies) → tables, plots, significance,
-verdicts → HTML / Markdown / CSV / JSON.
+"""Trade-off reports: runs read back from MLflow (and Optuna studies) → tables, diagnostics, significance,
+plots, verdicts → HTML / Markdown / CSV / JSON.
 
-:mod:`.collect` reads, :mod:`.analysis` computes, :mod:`.render` writes; :func:`build_report` is the
-``lightning-attn report`` command.
+:mod:`.collect` reads, :mod:`.analysis` and :mod:`.significance` compute, :mod:`.render` writes;
+:func:`build_report` is the ``lightning-attn report`` command.
 """
 
 from __future__ import annotations
@@ -12,55 +12,61 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..tracking import mask_secrets
-from . import analysis, render
-from .collect import attention_pictures, collect
+from . import analysis, collect, render
 
 FORMATS = ("html", "md", "csv", "json")
 
 
 def build_report(tracking_uri: str, out: Path, experiments: list[str] | None = None,
                  studies: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
-                 bootstrap_samples: int = 1000) -> dict[str, Path]:  # fmt: skip
+                 bootstrap_samples: int = 1000, reference: str | None = None,
+                 min_seeds: int = analysis.MIN_SEEDS) -> dict[str, Path]:  # fmt: skip
     """Write the report into ``out``; returns ``{format: path}``."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown format {unknown[0]!r}; choose from: {', '.join(FORMATS)}")
-    collected = collect(tracking_uri, experiments, studies)
-    rows = analysis.summarise(collected)
+    collected = collect.collect(tracking_uri, experiments, studies)
+    rows = analysis.summarise(collected, min_seeds)
     if not rows:
         raise LookupError(f"no finished runs with test metrics in {mask_secrets(tracking_uri)} "
                           f"(experiments: {', '.join(collected.experiments) or 'none'})")  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    tasks = sorted({r.task for r in rows})
-    comparisons = analysis.significance(rows, tracking_uri, bootstrap_samples)
-    verdicts = analysis.verdicts(rows, comparisons)
+    compared = [r.run_id for row in rows for r in row.compared] + [row.best_run for row in rows]
+    tests = analysis.pair_tests(rows, collect.predictions(tracking_uri, compared), bootstrap_samples)
+    curves: dict[str, list[float]] = {}
+    for group in analysis.by_task(rows).values():
+        key = group[0].compared[0].validation_metric
+        if key:
+            histories = collect.metric_histories(tracking_uri, [r.run_id for row in group for r in row.compared], key)
+            curves |= {run_id: [v for _, v in h] for run_id, h in histories.items()}
+    diagnoses = analysis.diagnose(rows, tests, curves, min_seeds)
+    verdicts = analysis.verdicts(rows, tests, diagnoses, reference, min_seeds)
     warnings = analysis.budget_warnings(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"title": "Attention trade-offs", "tasks": sorted({r.task for r in rows}), "rows": rows,
+              "tests": tests, "diagnoses": diagnoses, "verdicts": verdicts, "warnings": warnings,
+              "min_seeds": min_seeds, "importance_evaluator": collect.IMPORTANCE_EVALUATOR}  # fmt: skip
     written: dict[str, Path] = {}
     if "csv" in formats:
-        written["csv"] = out / "report.csv"
-        render.write_csv(written["csv"], rows)
+        written["csv"] = render.write_csv(out, rows)
     if "json" in formats:
-        written["json"] = out / "report.json"
-        render.write_json(written["json"], rows, comparisons, verdicts, warnings)
+        written["json"] = render.write_json(out, report)
     if "html" in formats or "md" in formats:
         plots = []
-        for task in tasks:
-            task_rows = [r for r in rows if r.task == task]
-            plots += analysis.pareto_plots(task, task_rows, collected)
-            plots.append(analysis.learning_curves(task, task_rows, tracking_uri))
-        plots += analysis.importances(collected, rows)
+        for task, group in analysis.by_task(rows).items():
+            plots += analysis.pareto_plots(task, group, collected)
+            key = group[0].compared[0].validation_metric or "validation metric"
+            plots.append(analysis.learning_curves(task, group, curves, key))
+        plots += analysis.importance_plots(collected, collect.importances(collected))
         with tempfile.TemporaryDirectory() as tmp:
             gallery: dict[str, dict[str, list[Path]]] = {}
             for row in rows:
-                pictures = attention_pictures(tracking_uri, row.best_run, Path(tmp) / row.best_run)
+                pictures = collect.attention_pictures(tracking_uri, row.best_run, Path(tmp) / row.best_run)
                 if pictures:
                     gallery.setdefault(row.task, {})[row.mechanism] = pictures
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            source = (f"{len(collected.runs)} runs from {mask_secrets(tracking_uri)}, experiments "
-                      f"{', '.join(collected.experiments)}; generated {stamp}")  # fmt: skip
-            report = {"title": "Attention trade-offs", "source": source, "tasks": tasks, "rows": rows,
-                      "comparisons": comparisons, "verdicts": verdicts, "warnings": warnings, "plots": plots,
-                      "gallery": gallery}  # fmt: skip
+            report |= {"plots": plots, "gallery": gallery,
+                       "source": f"{len(collected.runs)} runs from {mask_secrets(tracking_uri)}, experiments "
+                                 f"{', '.join(collected.experiments)}; generated {stamp}"}  # fmt: skip
             if "html" in formats:
                 written["html"] = render.write_html(out, report)
             if "md" in formats:

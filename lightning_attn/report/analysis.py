@@ -1,5 +1,17 @@
-"""From collected runs to the numbers a trade-off report shows: one row per task × mechanism, paired
-significance tests between mechanisms, and a plain-language verdict per task."""
+"""From collected runs to what a trade-off report says — pure: runs, texts and numbers in, no I/O.
+
+1. :func:`summarise` — one :class:`Row` per task × mechanism: the best run, the seed runs (mean, and a
+   95 % CI only from ``min_seeds`` runs up), stability, speed, memory, the tuning budget in trials and
+   in compute (summed run wall-clock).
+2. :func:`pair_tests` — every pair of mechanisms of a task: the seed-level test the verdict rests on
+   (:func:`.significance.seed_test`) and best run against best run (:func:`.significance.best_run_test`).
+3. :func:`diagnose` — what makes a mechanism's figures not comparable: runs that stopped while still
+   improving (*not converged*), *too few seeds*, *at the floor* (not significantly above the control
+   mechanism, when one is in the comparison), and its budget.
+4. :func:`verdicts` — one sentence per mechanism against the reference, each **withheld** with its
+   reasons whenever what it would compare is not comparable, and a summary that names a winner only
+   when the data supports one.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +19,28 @@ import html
 import itertools
 import math
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from ..tracking.seeds import seed_stats
-from .collect import HEADLINE, Collected, RunRecord, read_artifact
+from ..tracking.seeds import MIN_SEEDS_FOR_CI, seed_stats
+from . import significance as sig
+from .collect import IMPORTANCE_EVALUATOR, Collected, RunRecord
+
+MIN_SEEDS = MIN_SEEDS_FOR_CI  # below this a confidence interval over seeds means little, and no verdict is given
+COMPUTE_RATIO_NOTE = 2.0  # mention compute budgets that differ by more than this factor
 
 SPEED = {
     "train_samples_per_s": "speed/train_samples_per_s",
     "infer_ms_p50_b1": "speed/infer_latency_ms_p50_b1",
     "peak_rss_mb": "speed/peak_rss_mb",
+    "rss_growth_mb": "speed/rss_growth_mb",
     "params": "speed/params",
 }
 
 
 @dataclass
 class Row:
-    """One task × mechanism. Accuracy is the task's test metric; ``seed_*`` over the seed runs (or
-    the best run alone when there are none)."""
+    """One task × mechanism. Accuracy is the runs' headline test metric; ``mean``/``ci95`` over the seed
+    runs (or the best run alone when there are none)."""
 
     task: str
     mechanism: str
@@ -34,177 +49,451 @@ class Row:
     best_run: str
     seeds: int
     mean: float
-    ci95: float | None
+    ci95: float | None  # None below min_seeds: see ci_note
+    ci_note: str  # "n = 2: no CI" when there are too few seed runs for an interval to mean anything
     seed_std: float | None
     runs: int  # finished result runs of any kind
     trials_complete: int
     trials_pruned: int
     trials_failed: int
     failed_rate: float  # failed / (all trials or runs that ended)
+    compute_s: float  # summed wall-clock of every run of this mechanism (trials, seeds, single runs)
+    not_converged: int  # compared runs that stopped while still improving
     grad_norm_var: float | None
     attention_entropy: float | None
     train_samples_per_s: float | None
     infer_ms_p50_b1: float | None
     infer_ms_p50_bB: float | None
     peak_rss_mb: float | None
+    rss_growth_mb: float | None
     params: float | None
-    seed_run_ids: list[str] = field(default_factory=list)
+    control: bool = False  # the mechanism does not attend: the floor the others must beat
+    compared: list[RunRecord] = field(default_factory=list)  # the seed runs (or the best run)
+
+    @property
+    def trials(self) -> int:
+        return self.trials_complete + self.trials_pruned + self.trials_failed
+
+    def values(self, key: str) -> list[float]:
+        """A metric of every compared run (those that logged it)."""
+        return [r.metrics[key] for r in self.compared if key in r.metrics]
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        data.pop("seed_run_ids")
-        return data
+        data.pop("compared")
+        return data | {"compared_runs": [r.run_id for r in self.compared]}
 
 
-@dataclass
-class Comparison:
-    task: str
-    a: str  # mechanism names
-    b: str
-    metric: str
-    a_score: float
-    b_score: float
-    p_value: float | None  # None: not testable (no predictions, different test sets)
-    note: str = ""
-
-    @property
-    def significant(self) -> bool | None:
-        return None if self.p_value is None else self.p_value < 0.05
-
-
-def _mean(values: list[float]) -> float | None:
+def _mean(values: list[float | None]) -> float | None:
     values = [v for v in values if v is not None and math.isfinite(v)]
     return statistics.fmean(values) if values else None
 
 
-def summarise(collected: Collected) -> list[Row]:
+def summarise(collected: Collected, min_seeds: int = MIN_SEEDS) -> list[Row]:
     rows = []
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for run in collected.runs:
         groups.setdefault((run.task, run.mechanism), []).append(run)
     for (task, mechanism), runs in sorted(groups.items()):
-        metric = HEADLINE.get(task, (None,))[0]
         results = [r for r in runs if r.status == "FINISHED" and r.accuracy is not None]
-        if metric is None or not results:
+        if not results:
             continue
         best = max(results, key=lambda r: r.accuracy)
-        seed_runs = [r for r in results if r.kind == "seed"] or [best]
-        acc = seed_stats([r.accuracy for r in seed_runs])
+        compared = [r for r in results if r.kind == "seed"] or [best]
+        acc = seed_stats([r.accuracy for r in compared])
+        enough = acc.n >= min_seeds and not math.isnan(acc.ci95)
         trials = [r for r in runs if r.kind == "trial"]
         # runs that ended on their own: pruned and interrupted ones (KILLED) are neither success nor failure
         ended = [r for r in runs if r.status in ("FINISHED", "FAILED")]
         failed = [r for r in ended if r.status == "FAILED"]
-        batch_latency = [v for r in seed_runs for k, v in r.metrics.items()
+        batch_latency = [v for r in compared for k, v in r.metrics.items()
                          if k.startswith("speed/infer_latency_ms_p50_b") and not k.endswith("_b1")]  # fmt: skip
         rows.append(Row(
-            task, mechanism, metric, best.accuracy, best.run_id, acc.n, acc.mean,
-            None if math.isnan(acc.ci95) else acc.ci95, acc.std if acc.n > 1 else None, len(results),
+            task, mechanism, best.headline, best.accuracy, best.run_id, acc.n, acc.mean,
+            acc.ci95 if enough else None, "" if enough else f"n = {acc.n}: no CI",
+            acc.std if acc.n > 1 else None, len(results),
             sum(r.optuna_state == "COMPLETE" for r in trials), sum(r.optuna_state == "PRUNED" for r in trials),
             sum(r.optuna_state == "FAIL" and r.status == "FAILED" for r in trials),  # not the interrupted
             len(failed) / len(ended) if ended else 0.0,
-            _mean([r.metrics.get("stability/grad_norm_std", math.nan) ** 2 for r in seed_runs]),
-            _mean([r.metrics.get("stability/attention_entropy") for r in seed_runs]),
-            *(_mean([r.metrics.get(key) for r in seed_runs]) for key in
-              (SPEED["train_samples_per_s"], SPEED["infer_ms_p50_b1"])),
+            sum(r.wall_s or 0.0 for r in runs),
+            sum(r.converged is False for r in compared),
+            _mean([r.metrics.get("stability/grad_norm_std", math.nan) ** 2 for r in compared]),
+            _mean([r.metrics.get("stability/attention_entropy") for r in compared]),
+            *(_mean([r.metrics.get(SPEED[k]) for r in compared]) for k in ("train_samples_per_s", "infer_ms_p50_b1")),
             _mean(batch_latency),
-            *(_mean([r.metrics.get(SPEED[k]) for r in seed_runs]) for k in ("peak_rss_mb", "params")),
-            [r.run_id for r in seed_runs],
+            *(_mean([r.metrics.get(SPEED[k]) for r in compared]) for k in ("peak_rss_mb", "rss_growth_mb", "params")),
+            control=best.trait("control"), compared=compared,
         ))  # fmt: skip
     return rows
+
+
+def by_task(rows: list[Row]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        out.setdefault(row.task, []).append(row)
+    return out
+
+
+# ─── significance ──────────────────────────────────────────────────────────────────────────────
+Predictions = dict[str, tuple[list[str], list[list[str]]]]  # run id -> (hypotheses, references)
+
+
+@dataclass
+class PairTest:
+    """Mechanism ``a`` against ``b`` (``a`` the more accurate by mean)."""
+
+    task: str
+    a: str
+    b: str
+    metric: str
+    a_mean: float
+    b_mean: float
+    a_best: float
+    b_best: float
+    seed: sig.SeedTest | None = None
+    seed_note: str = ""  # why the seed-level test was not run
+    best_p: float | None = None  # best run vs best run
+    best_note: str = ""
+
+    @property
+    def p_value(self) -> float | None:
+        return None if self.seed is None else self.seed.p_value
+
+    @property
+    def significant(self) -> bool | None:
+        return None if self.seed is None else self.seed.significant
+
+    def involves(self, x: str, y: str) -> bool:
+        return {self.a, self.b} == {x, y}
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["seed"] = None if self.seed is None else asdict(self.seed) | {"test": self.seed.name}
+        return data | {"p_value": self.p_value, "significant": self.significant}
+
+
+def _statistics(row: Row, preds: Predictions) -> tuple[list, list[list[str]] | None, str]:
+    runs = [r for r in row.compared if r.run_id in preds]
+    if not runs:
+        return [], None, f"{row.mechanism} logged no test predictions"
+    references = preds[runs[0].run_id][1]
+    if any(preds[r.run_id][1] != references for r in runs):
+        return [], None, f"{row.mechanism}'s runs were tested on different test sets"
+    return [sig.sentence_statistics(preds[r.run_id][0], references) for r in runs], references, ""
+
+
+def pair_tests(rows: list[Row], preds: Predictions, samples: int = 1000) -> list[PairTest]:
+    """Every pair of mechanisms of a task: the seed-level test and best run vs best run."""
+    out = []
+    for task, group in by_task(rows).items():
+        stats = {row.mechanism: _statistics(row, preds) for row in group}
+        for a, b in itertools.combinations(sorted(group, key=lambda r: (-r.mean, r.mechanism)), 2):
+            test = PairTest(task, a.mechanism, b.mechanism, a.metric, a.mean, b.mean, a.best, b.best)
+            (sa, ra, na), (sb, rb, nb) = stats[a.mechanism], stats[b.mechanism]
+            if na or nb:
+                test.seed_note = test.best_note = na or nb
+            elif ra != rb:
+                test.seed_note = test.best_note = "the mechanisms were tested on different test sets"
+            else:
+                test.seed = sig.seed_test(sa, sb, samples)
+                ha, hb = preds.get(a.best_run), preds.get(b.best_run)
+                if ha is None or hb is None:
+                    test.best_note = "a best run logged no test predictions"
+                else:
+                    test.best_p = sig.best_run_test(ha[0], hb[0], ra, samples)
+                    test.best_note = "sacrebleu paired bootstrap, best run vs best run"
+            out.append(test)
+    return out
+
+
+def find_test(tests: list[PairTest], task: str, x: str, y: str) -> PairTest | None:
+    return next((t for t in tests if t.task == task and t.involves(x, y)), None)
+
+
+def difference(test: PairTest, x: str) -> float:
+    """The seed-level BLEU difference as seen from ``x`` (positive: ``x`` is better)."""
+    assert test.seed is not None
+    return test.seed.delta if test.a == x else -test.seed.delta
+
+
+# ─── diagnostics ───────────────────────────────────────────────────────────────────────────────
+@dataclass
+class Diagnosis:
+    """What stands between a mechanism's figures and a fair comparison."""
+
+    task: str
+    mechanism: str
+    seeds: int
+    min_seeds: int
+    not_converged: list[str]  # names of compared runs that stopped while still improving
+    unrecorded: list[str]  # compared runs that recorded no convergence outcome
+    compared_runs: int
+    trials: int
+    compute_s: float
+    control: bool = False
+    at_floor: bool | None = None  # None: no control in the comparison (or this is it), or not testable
+    floor_note: str = ""
+    curves: dict[str, list[float]] = field(default_factory=dict)  # the not-converged runs' learning curves
+
+    @property
+    def too_few_seeds(self) -> bool:
+        return self.seeds < self.min_seeds
+
+    @property
+    def flags(self) -> list[str]:
+        out = []
+        if self.not_converged:
+            out.append(f"not converged: {len(self.not_converged)} of {self.compared_runs} runs stopped while "
+                       f"still improving")  # fmt: skip
+        if self.unrecorded:
+            out.append(f"convergence unknown: {len(self.unrecorded)} of {self.compared_runs} runs recorded none")
+        if self.too_few_seeds:
+            out.append(f"too few seeds: n = {self.seeds} (a CI and a verdict need {self.min_seeds})")
+        if self.at_floor:
+            out.append(f"at the floor: {self.floor_note}")
+        return out
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"too_few_seeds": self.too_few_seeds, "flags": self.flags}
+
+
+def diagnose(rows: list[Row], tests: list[PairTest], curves: dict[str, list[float]] | None = None,
+             min_seeds: int = MIN_SEEDS) -> list[Diagnosis]:  # fmt: skip
+    """Per task × mechanism. ``curves``: run id -> validation metric per epoch (evidence for the flags)."""
+    curves = curves or {}
+    out = []
+    for task, group in by_task(rows).items():
+        control = next((r for r in group if r.control), None)
+        for row in group:
+            stuck = [r for r in row.compared if r.converged is False]
+            d = Diagnosis(task, row.mechanism, row.seeds, min_seeds, [r.name for r in stuck],
+                          [r.name for r in row.compared if r.converged is None], len(row.compared), row.trials,
+                          row.compute_s, row.control, curves={r.name: curves[r.run_id] for r in stuck
+                                                              if r.run_id in curves})  # fmt: skip
+            if control is not None and row is not control:
+                test = find_test(tests, task, row.mechanism, control.mechanism)
+                if test is None or test.seed is None:
+                    d.floor_note = f"not tested against {control.mechanism}: {test.seed_note if test else 'no pair'}"
+                else:
+                    gain = difference(test, row.mechanism)
+                    d.at_floor = not (gain > 0 and test.seed.significant)
+                    d.floor_note = (f"{gain:+.2f} BLEU against the {control.mechanism} control "
+                                    f"(p = {test.seed.p_value:.3f})")  # fmt: skip
+            out.append(d)
+    return out
+
+
+# ─── verdicts ──────────────────────────────────────────────────────────────────────────────────
+@dataclass
+class PairVerdict:
+    mechanism: str
+    reference: str
+    text: str  # the comparison as it would read; shown only when nothing is withheld
+    withheld: str = ""  # why no verdict is given (see :func:`explain`); empty: stated
+
+    @property
+    def line(self) -> str:
+        return f"{self.mechanism} vs {self.reference}: inconclusive: {self.withheld}" if self.withheld else self.text
+
+
+@dataclass
+class TaskVerdict:
+    task: str
+    reference: str
+    summary: str
+    pairs: list[PairVerdict]
+    withheld: bool = False  # the summary names no winner because something was not comparable
+
+    @property
+    def lines(self) -> list[str]:
+        return [self.summary, *(p.line for p in self.pairs)]
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"lines": self.lines}
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """One reason a comparison is not fair: ``kind`` groups it, ``mechanism`` says whose, ``detail`` how."""
+
+    kind: str  # not converged | unrecorded | too few seeds | unequal budgets | floor | untestable
+    mechanism: str
+    detail: str
+
+
+def _not_comparable(row: Row, d: Diagnosis) -> list[Blocker]:
+    out = []
+    if d.not_converged:
+        out.append(Blocker("not converged", row.mechanism, f"{len(d.not_converged)} of {d.compared_runs} runs"))
+    if d.unrecorded:
+        out.append(Blocker("unrecorded", row.mechanism, f"{len(d.unrecorded)} of {d.compared_runs} runs"))
+    if d.too_few_seeds:
+        out.append(Blocker("too few seeds", row.mechanism, str(row.seeds)))
+    return out
+
+
+def _budget_blockers(x: Row, ref: Row) -> list[Blocker]:
+    if x.trials != ref.trials:
+        return [Blocker("unequal budgets", x.mechanism, f"{x.mechanism} {x.trials}, {ref.mechanism} {ref.trials}")]
+    return []
+
+
+def explain(blockers: list[Blocker], min_seeds: int = MIN_SEEDS) -> str:
+    """Blockers as one sentence, grouped by kind: ``hard did not converge in 3 of 3 runs; raise …``."""
+    by_kind: dict[str, list[Blocker]] = {}
+    for b in dict.fromkeys(blockers):
+        by_kind.setdefault(b.kind, []).append(b)
+    parts = []
+    for kind, found in by_kind.items():
+        if kind == "not converged":
+            first, *rest = found
+            text = f"{first.mechanism} did not converge in {first.detail}"
+            text += "".join(f", {b.mechanism} in {b.detail}" for b in rest)
+            parts.append(text + "; raise trainer.max_epochs")
+        elif kind == "unrecorded":
+            listing = ", ".join(f"{b.mechanism} {b.detail}" for b in found)
+            parts.append(f"no convergence record ({listing}): rerun with this version")
+        elif kind == "too few seeds":
+            listing = ", ".join(f"{b.mechanism} {b.detail}" for b in found)
+            parts.append(f"too few seed runs ({listing}; a verdict needs {min_seeds}: seeds: [0, 1, 2])")
+        elif kind == "unequal budgets":
+            parts.append("unequal tuning budgets in trials (" + "; ".join(b.detail for b in found) + ")")
+        else:
+            parts += [b.detail for b in found]
+    return "; ".join(parts)
+
+
+def _facts(x: Row, ref: Row, min_seeds: int) -> list[str]:
+    """Ratios of per-seed figures, each only from ``min_seeds`` runs a side and where it is larger than the
+    noise between seeds (Welch's t-test for means, the F-test for the seed variance)."""
+    out = []
+    for key, what, faster_if_lower in (("speed/infer_latency_ms_p50_b1", "inference at batch 1", True),
+                                       ("speed/train_samples_per_s", "training throughput", False)):  # fmt: skip
+        xs, rs = x.values(key), ref.values(key)
+        p = sig.welch_p(xs, rs)
+        if p is None or min(len(xs), len(rs)) < min_seeds:
+            continue
+        if p >= 0.05:
+            out.append(f"{what}: no significant difference (Welch p = {p:.2f})")
+            continue
+        mean_x, mean_r = statistics.fmean(xs), statistics.fmean(rs)
+        ratio = mean_r / mean_x if faster_if_lower else mean_x / mean_r
+        word = "faster" if ratio > 1 else "slower"
+        out.append(f"{what}: {max(ratio, 1 / ratio):.2f}× {word} (Welch p = {p:.3f})")
+    xs, rs = [r.accuracy for r in x.compared], [r.accuracy for r in ref.compared]
+    p = sig.variance_ratio_p(xs, rs)
+    # a variance from two values has one degree of freedom: never a finding, whatever min_seeds says
+    if p is not None and p < 0.05 and min(len(xs), len(rs)) >= max(3, min_seeds):
+        ratio = statistics.variance(xs) / statistics.variance(rs)
+        size = f"{ratio:.1f}× the" if ratio >= 1 else f"1/{1 / ratio:.0f} of the"
+        out.append(f"{size} seed variance (F-test p = {p:.3f})")
+    if x.failed_rate or ref.failed_rate:
+        out.append(f"{x.failed_rate:.0%} of its runs failed (vs {ref.failed_rate:.0%})")
+    low, high = sorted((x.compute_s, ref.compute_s))
+    if low and high / low > COMPUTE_RATIO_NOTE:
+        out.append(f"compute: {x.compute_s / ref.compute_s:.1f}× its run time")
+    return out
+
+
+def choose_reference(group: list[Row], requested: str | None = None) -> Row:
+    """The mechanism every other is compared with: ``requested``, else ``soft`` when present (the usual
+    baseline), else the most accurate non-control mechanism."""
+    names = {r.mechanism: r for r in group}
+    if requested:
+        if requested not in names:
+            raise LookupError(f"reference mechanism {requested!r} is not in the report; mechanisms: {', '.join(names)}")
+        return names[requested]
+    if "soft" in names:
+        return names["soft"]
+    candidates = [r for r in group if not r.control] or group
+    return max(candidates, key=lambda r: (r.mean, r.mechanism))
+
+
+def verdicts(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], reference: str | None = None,
+             min_seeds: int = MIN_SEEDS) -> dict[str, TaskVerdict]:  # fmt: skip
+    out = {}
+    diag = {(d.task, d.mechanism): d for d in diagnoses}
+    for task, group in by_task(rows).items():
+        ref = choose_reference(group, reference)
+        blockers = {r.mechanism: _not_comparable(r, diag[task, r.mechanism]) for r in group}
+        pairs = []
+        for row in group:
+            if row is ref:
+                continue
+            found = blockers[row.mechanism] + blockers[ref.mechanism] + _budget_blockers(row, ref)
+            if diag[task, row.mechanism].at_floor and diag[task, ref.mechanism].at_floor:
+                detail = f"neither {row.mechanism} nor {ref.mechanism} beats the control significantly"
+                found.append(Blocker("floor", row.mechanism, detail))
+            test = find_test(tests, task, row.mechanism, ref.mechanism)
+            if test is None or test.seed is None:
+                detail = f"significance cannot be tested: {test.seed_note if test else 'no pair'}"
+                found.append(Blocker("untestable", row.mechanism, detail))
+            pairs.append(
+                PairVerdict(
+                    row.mechanism, ref.mechanism, _pair_text(row, ref, test, min_seeds), explain(found, min_seeds)
+                )
+            )
+        out[task] = _summary(task, group, ref, pairs, tests, blockers, min_seeds)
+    return out
+
+
+def _pair_text(row: Row, ref: Row, test: PairTest | None, min_seeds: int) -> str:
+    unit = row.metric.split("/")[-1]
+    text = f"{row.mechanism} vs {ref.mechanism}: {row.mean - ref.mean:+.2f} {unit} "
+    text += f"(mean of {row.seeds} vs {ref.seeds} seeds)"
+    if test is None or test.seed is None:
+        return text
+    s = test.seed
+    delta = difference(test, row.mechanism)
+    low, high = (s.ci_low, s.ci_high) if test.a == row.mechanism else (-s.ci_high, -s.ci_low)
+    verdict = "tie" if delta == 0 else ("significant" if s.significant else "not significant")
+    text += (f", {verdict} ({s.name}: Δ {delta:+.2f} BLEU, 95 % CI {low:+.2f} to {high:+.2f}, p = {s.p_value:.3f}, "
+             f"n = {s.n_a} and {s.n_b} seeds × {s.n_sentences} sentences)")  # fmt: skip
+    if test.best_p is not None:
+        text += f"; best run vs best run {row.best - ref.best:+.2f}, p = {test.best_p:.3f}"
+    facts = _facts(row, ref, min_seeds)
+    return "; ".join([text, *facts])
+
+
+def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], tests: list[PairTest],
+             blockers: dict[str, list[Blocker]], min_seeds: int) -> TaskVerdict:  # fmt: skip
+    leader = sorted(group, key=lambda r: (-r.mean, r.mechanism))[0]
+    others = [r for r in group if r is not leader]
+    found = [b for r in group for b in blockers[r.mechanism]]
+    found += [b for other in others for b in _budget_blockers(other, leader)]
+    untested = []
+    tied = []
+    for other in others:
+        test = find_test(tests, task, leader.mechanism, other.mechanism)
+        if test is None or test.seed is None:
+            untested.append(other.mechanism)
+        elif not test.seed.significant or difference(test, leader.mechanism) <= 0:
+            tied.append((other.mechanism, test.seed.p_value))
+    if untested:
+        detail = f"significance cannot be tested against {', '.join(untested)}"
+        found.append(Blocker("untestable", leader.mechanism, detail))
+    if found:
+        return TaskVerdict(task, ref.mechanism, "inconclusive: " + explain(found, min_seeds), pairs, withheld=True)
+    spread = f" ± {leader.ci95:.2f} (95 % CI)" if leader.ci95 is not None else ""
+    if tied:
+        names = ", ".join(f"{m} (p = {p:.3f})" for m, p in tied)
+        text = (f"no single winner: {leader.mechanism} ({leader.metric} {leader.mean:.2f}{spread}) does not differ "
+                f"significantly from {names}")  # fmt: skip
+    else:
+        text = (f"most accurate: {leader.mechanism} ({leader.metric} {leader.mean:.2f}{spread} over {leader.seeds} "
+                f"seeds), significantly above every other mechanism")  # fmt: skip
+    return TaskVerdict(task, ref.mechanism, text, pairs)
 
 
 def budget_warnings(rows: list[Row]) -> list[str]:
     """Mechanisms of one task tuned with different budgets are not compared like with like: say so."""
     warnings = []
-    for task, group in itertools.groupby(sorted(rows, key=lambda r: r.task), key=lambda r: r.task):
-        budgets = {r.mechanism: r.trials_complete + r.trials_pruned + r.trials_failed for r in group}
-        if len(set(budgets.values())) > 1:
-            listing = ", ".join(f"{m} {n}" for m, n in budgets.items())
+    for task, group in by_task(rows).items():
+        trials = {r.mechanism: r.trials for r in group}
+        if len(set(trials.values())) > 1:
+            listing = ", ".join(f"{m} {n}" for m, n in trials.items())
             warnings.append(f"{task}: tuning budgets differ between mechanisms (trials: {listing})")
     return warnings
-
-
-def significance(rows: list[Row], tracking_uri: str, n_samples: int = 1000) -> list[Comparison]:
-    """Every pair of mechanisms of a task, best run against best run, with sacrebleu's paired bootstrap
-    resampling on the shared test set (the runs' ``predictions/test.{hyp,ref}.txt``)."""
-    from sacrebleu.metrics import BLEU
-    from sacrebleu.significance import PairedTest
-
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        preds = {}
-        for row in rows:
-            folder = Path(tmp) / row.best_run
-            hyp = read_artifact(tracking_uri, row.best_run, "predictions/test.hyp.txt", folder)
-            ref = read_artifact(tracking_uri, row.best_run, "predictions/test.ref.txt", folder)
-            if hyp and ref:
-                preds[(row.task, row.mechanism)] = (_lines(hyp), [line.split("\t") for line in _lines(ref)])
-        for task, group in itertools.groupby(sorted(rows, key=lambda r: r.task), key=lambda r: r.task):
-            group = sorted(group, key=lambda r: -r.best)
-            for a, b in itertools.combinations(group, 2):
-                comparison = Comparison(task, a.mechanism, b.mechanism, a.metric, a.best, b.best, None)
-                pa, pb = preds.get((task, a.mechanism)), preds.get((task, b.mechanism))
-                if pa is None or pb is None:
-                    comparison.note = "no test predictions logged"
-                elif pa[1] != pb[1]:
-                    comparison.note = "different test sets"
-                else:
-                    width = max(len(refs) for refs in pa[1])
-                    references = [[refs[i] if i < len(refs) else refs[0] for refs in pa[1]] for i in range(width)]
-                    test = PairedTest([(a.mechanism, pa[0]), (b.mechanism, pb[0])], {"BLEU": BLEU()}, references,
-                                      test_type="bs", n_samples=n_samples)  # fmt: skip
-                    _, results = test()
-                    comparison.p_value = float(results["BLEU"][1].p_value)
-                    comparison.note = "paired bootstrap, sacrebleu BLEU, best run vs best run"
-                out.append(comparison)
-    return out
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a and b else None
-
-
-def verdicts(rows: list[Row], comparisons: list[Comparison]) -> dict[str, list[str]]:
-    """Per task, one sentence per mechanism against the reference (soft if present, else the most accurate)."""
-    out: dict[str, list[str]] = {}
-    for task, group in itertools.groupby(sorted(rows, key=lambda r: r.task), key=lambda r: r.task):
-        group = list(group)
-        ref = next((r for r in group if r.mechanism == "soft"), max(group, key=lambda r: r.best))
-        lines = []
-        best = max(group, key=lambda r: r.mean)
-        spread = f" ± {best.ci95:.2f}" if best.ci95 is not None else ""
-        lines.append(f"most accurate: {best.mechanism} ({best.metric} {best.mean:.2f}{spread}, {best.seeds} seed(s))")
-        for row in group:
-            if row is ref:
-                continue
-            parts = [f"{row.mechanism} vs {ref.mechanism}: {row.best - ref.best:+.2f} {row.metric.split('/')[-1]}"]
-            test = next(
-                (c for c in comparisons if c.task == task and {c.a, c.b} == {row.mechanism, ref.mechanism}), None
-            )
-            if test is None or test.p_value is None:
-                parts[0] += f" (significance not tested: {test.note if test else 'no pair'})"
-            else:
-                parts[0] += f", {'significant' if test.significant else 'not significant'} (p = {test.p_value:.3f})"
-            speed = _ratio(ref.infer_ms_p50_b1, row.infer_ms_p50_b1)
-            if speed and abs(speed - 1) < 0.05:
-                parts.append("the same inference speed at batch 1")
-            elif speed:
-                parts.append(f"{speed:.2f}× faster" if speed > 1 else f"{1 / speed:.2f}× slower")
-                parts[-1] += " inference at batch 1"
-            if row.seed_std is not None and ref.seed_std:
-                parts.append(f"{(row.seed_std / ref.seed_std) ** 2:.1f}× the seed variance")
-            if row.failed_rate or ref.failed_rate:
-                parts.append(f"{row.failed_rate:.0%} of its runs failed (vs {ref.failed_rate:.0%})")
-            train = _ratio(row.train_samples_per_s, ref.train_samples_per_s)
-            if train:
-                parts.append(f"trains at {train:.2f}× the throughput")
-            lines.append("; ".join(parts))
-        out[task] = lines
-    return out
 
 
 # ─── plot data (rendered by both plotly and matplotlib, see render.py) ─────────────────────────
@@ -213,7 +502,7 @@ class Series:
     name: str
     x: list[float]
     y: list[float]
-    mode: str = "markers"  # markers | lines | band (y = mean, low/high the band)
+    mode: str = "markers"  # markers | lines | dashed | band (y = mean, low/high the band)
     low: list[float] | None = None
     high: list[float] | None = None
     labels: list[str] | None = None
@@ -227,6 +516,7 @@ class Plot:
     series: list[Series]
     kind: str = "scatter"  # scatter | bar
     note: str = ""
+    task: str = ""
 
 
 def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -240,7 +530,7 @@ def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def pareto_plots(task: str, rows: list[Row], collected: Collected) -> list[Plot]:
-    metric = HEADLINE[task][0]
+    metric = rows[0].metric
     latency = SPEED["infer_ms_p50_b1"]
     series = []
     for row in rows:
@@ -254,63 +544,49 @@ def pareto_plots(task: str, rows: list[Row], collected: Collected) -> list[Plot]
             front = frontier(points)
             series.append(Series(f"{row.mechanism} frontier", *map(list, zip(*front)), mode="lines"))
     note = "every finished run; lines: each mechanism's Pareto frontier (lower latency, higher accuracy)"
-    plots = [Plot(f"{task}: accuracy vs inference latency", "greedy latency, b1 (ms, p50)", metric, series, note=note)]
+    plots = [Plot(f"{task}: accuracy vs inference latency", "greedy latency, b1 (ms, p50)", metric, series, note=note,
+                  task=task)]  # fmt: skip
     seeded = [r for r in rows if r.seed_std is not None]
     if seeded:
         points = [(r.seed_std, r.mean) for r in seeded]
-        series = [Series(r.mechanism, [r.seed_std], [r.mean]) for r in seeded]
+        series = [Series(f"{r.mechanism} (n = {r.seeds})", [r.seed_std], [r.mean]) for r in seeded]
         front = frontier(points)
         series.append(Series("frontier", *map(list, zip(*front)), mode="lines"))
         plots.append(Plot(f"{task}: accuracy vs seed spread", f"std of {metric} over seeds", f"mean {metric}", series,
-                          note="one point per mechanism: its seed runs"))  # fmt: skip
+                          note="one point per mechanism: its seed runs", task=task))  # fmt: skip
     return plots
 
 
-def learning_curves(task: str, rows: list[Row], tracking_uri: str) -> Plot:
-    from .collect import metric_history
-
-    key = HEADLINE[task][1]
+def learning_curves(task: str, rows: list[Row], curves: dict[str, list[float]], key: str) -> Plot:
+    """Mean and min–max band over each mechanism's compared runs, per epoch; runs that stopped while still
+    improving are drawn on their own (dashed): the evidence for a *not converged* flag."""
     series = []
     for row in rows:
-        histories = [dict(metric_history(tracking_uri, run_id, key)) for run_id in row.seed_run_ids]
-        steps = sorted(set.intersection(*(set(h) for h in histories))) if histories else []
-        if not steps:
+        histories = [curves[r.run_id] for r in row.compared if curves.get(r.run_id)]
+        if not histories:
             continue
-        mean = [statistics.fmean(h[s] for h in histories) for s in steps]
-        low = [min(h[s] for h in histories) for s in steps]
-        high = [max(h[s] for h in histories) for s in steps]
-        series.append(Series(f"{row.mechanism} ({len(histories)} seed(s))", steps, mean, "band", low, high))
-    return Plot(f"{task}: learning curves", "training step", key, series, note="mean over seeds; band: min to max")
+        epochs = range(max(len(h) for h in histories))
+        at = [[h[e] for h in histories if e < len(h)] for e in epochs]
+        x = [e + 1 for e in epochs]
+        series.append(Series(f"{row.mechanism} ({len(histories)} run(s))", x, [statistics.fmean(v) for v in at],
+                             "band", [min(v) for v in at], [max(v) for v in at]))  # fmt: skip
+        for run in row.compared:
+            if run.converged is False and curves.get(run.run_id):
+                values = curves[run.run_id]
+                series.append(Series(f"{html.escape(run.name)}: still improving", list(range(1, len(values) + 1)),
+                                     values, "dashed"))  # fmt: skip
+    note = ("mean over each mechanism's compared runs (its seed runs); band: min to max; dashed: a run that stopped "
+            "at the epoch cap while still improving")  # fmt: skip
+    return Plot(f"{task}: learning curves", "epoch", key, series, note=note, task=task)
 
 
-def importances(collected: Collected, rows: list[Row]) -> list[Plot]:
-    """Hyperparameter importances (Optuna's fANOVA) of each search study the report can open."""
-    import optuna
-
-    from ..sweep.storage import HeartbeatJournalStorage
-
+def importance_plots(collected: Collected, values: dict[str, dict[str, float]]) -> list[Plot]:
+    """One bar chart per study with importances (see :func:`.collect.importances`)."""
     plots = []
-    by_study: dict[str, RunRecord] = {}
-    for run in collected.runs:
-        if run.kind == "trial" and run.study:
-            by_study.setdefault(run.study, run)
-    for study_name, run in sorted(by_study.items()):
-        url = collected.storages.get(study_name, "")
-        try:
-            if url.startswith("journal:") and Path(url.removeprefix("journal:")).is_file():
-                storage = HeartbeatJournalStorage(url.removeprefix("journal:"), 10, 60)
-            elif url and "***" not in url:
-                storage = url
-            else:
-                continue
-            study = optuna.load_study(study_name=study_name, storage=storage)
-            if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 4:
-                continue  # importances from a handful of trials are noise (Optuna warns as much)
-            values = optuna.importance.get_param_importances(study)
-        except (RuntimeError, ValueError, KeyError):  # too few trials, or one value per parameter
-            continue
-        if values:
-            names = list(values)
-            plots.append(Plot(f"{run.task} / {run.mechanism}: hyperparameter importance ({study_name})", "importance",
-                              "", [Series(run.mechanism, [values[n] for n in names], names)], kind="bar"))  # fmt: skip
+    for study_name, found in sorted(values.items()):
+        run = next(r for r in collected.runs if r.study == study_name)
+        names = list(found)
+        plots.append(Plot(f"{run.task} / {run.mechanism}: hyperparameter importance ({study_name})", "importance", "",
+                          [Series(run.mechanism, [found[n] for n in names], names)], kind="bar",
+                          note=f"evaluator: {IMPORTANCE_EVALUATOR}", task=run.task))  # fmt: skip
     return plots

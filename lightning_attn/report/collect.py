@@ -1,22 +1,33 @@
-"""Read what a comparison needs back from MLflow (and, for importances, from the Optuna studies).
+"""Everything a report reads: runs from MLflow, their artifacts and metric histories, and hyperparameter
+importances from the Optuna studies. The rest of the report only computes (:mod:`.analysis`,
+:mod:`.significance`) and writes (:mod:`.render`).
 
-Every finished run with the task's test metric is a *result*: a sweep trial, a seed run (a child of
-a seeds parent, from ``train seeds=[…]`` or a sweep's ``seeds``), or a single ``train`` run. Parent
-runs are bookkeeping and are read only to tell seed runs apart.
+Every finished run with its task's headline test metric is a *result*: a sweep trial, a seed run (a
+child of a seeds parent, from ``train seeds=[…]`` or a sweep's ``seeds``), or a single ``train`` run.
+Parent runs are bookkeeping and are read only to tell seed runs apart. A run names its own headline
+and validation metrics (tags ``metric.headline``, ``metric.validation``), so the report needs to know
+nothing about tasks.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..tracking import mask_secrets
+from ..tracking import tags as T
+
 # a report downloads a few small artifacts per run: no progress bar for each
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-#: per task: the accuracy metric a report ranks by (test) and its learning curve (validation)
-HEADLINE = {"translation": ("test/bleu", "val/bleu"), "captioning": ("test/bleu4", "val/bleu4")}
+PREDICTIONS = ("predictions/test.hyp.txt", "predictions/test.ref.txt")
+#: Optuna's importance evaluator, pinned: Optuna 5 changed its default (fANOVA -> PED-ANOVA), and a
+#: report must say which one it used and give the same answer twice
+IMPORTANCE_EVALUATOR = "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)"
+IMPORTANCE_MIN_TRIALS = 4  # importances from a handful of trials are noise (Optuna warns as much)
 
 
 @dataclass
@@ -33,10 +44,28 @@ class RunRecord:
     tags: dict[str, str]
     study: str | None = None
     optuna_state: str | None = None  # COMPLETE | PRUNED | FAIL for sweep trials
+    wall_s: float | None = None  # from start to end, as MLflow recorded them
+
+    @property
+    def headline(self) -> str | None:
+        return self.tags.get(T.HEADLINE_METRIC)
+
+    @property
+    def validation_metric(self) -> str | None:
+        return self.tags.get(T.VALIDATION_METRIC)
 
     @property
     def accuracy(self) -> float | None:
-        return self.metrics.get(HEADLINE.get(self.task, ("",))[0])
+        return self.metrics.get(self.headline) if self.headline else None
+
+    @property
+    def converged(self) -> bool | None:
+        """``None``: the run recorded no outcome (it predates the record, or failed before the end)."""
+        value = self.metrics.get("run/converged")
+        return None if value is None else value >= 0.5
+
+    def trait(self, name: str) -> bool:
+        return T.has_trait(self.tags, name)
 
 
 @dataclass
@@ -57,7 +86,8 @@ def collect(tracking_uri: str, experiments: list[str] | None, studies: list[str]
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 known = ", ".join(e.name for e in client.search_experiments())
-                raise LookupError(f"no MLflow experiment {name!r} in {tracking_uri}; experiments: {known or 'none'}")
+                where = mask_secrets(tracking_uri)
+                raise LookupError(f"no MLflow experiment {name!r} in {where}; experiments: {known or 'none'}")
             found.append(exp)
     else:
         found = [e for e in client.search_experiments() if e.name != "Default"]
@@ -65,47 +95,44 @@ def collect(tracking_uri: str, experiments: list[str] | None, studies: list[str]
     runs = []
     for exp in found:
         runs += [(exp.name, r) for r in client.search_runs([exp.experiment_id], max_results=50000)]
-    seed_parents = {r.info.run_id for _, r in runs if _role(r) == "seeds"}
+    seed_parents = {r.info.run_id for _, r in runs if r.data.tags.get(T.ROLE) == T.ROLE_SEEDS}
     for exp_name, r in runs:
         tags = r.data.tags
-        if _role(r) in ("study", "seeds"):
-            if "storage" in r.data.params and "optuna.study" in tags:
-                out.storages[tags["optuna.study"]] = r.data.params["storage"]
+        if tags.get(T.ROLE) in (T.ROLE_STUDY, T.ROLE_SEEDS):
+            if "storage" in r.data.params and T.STUDY in tags:
+                out.storages[tags[T.STUDY]] = r.data.params["storage"]
             continue
-        study = tags.get("optuna.study")
+        study = tags.get(T.STUDY)
         if studies and (study is None or study.removesuffix("-seeds") not in studies and study not in studies):
             continue
-        kind = (
-            "seed" if tags.get("mlflow.parentRunId") in seed_parents else ("trial" if "optuna.trial" in tags else "run")
-        )
+        kind = "seed" if tags.get(T.PARENT) in seed_parents else ("trial" if T.TRIAL in tags else "run")
+        info = r.info
+        wall = (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None
         out.runs.append(
             RunRecord(
-                r.info.run_id, r.info.run_name or r.info.run_id, exp_name, _task(r), _mechanism(r), r.info.status,
-                kind, dict(r.data.metrics),
-                dict(r.data.params), dict(tags), study, tags.get("optuna.state"),
+                info.run_id, info.run_name or info.run_id, exp_name, _task(r), _mechanism(r), info.status, kind,
+                dict(r.data.metrics), dict(r.data.params), dict(tags), study, tags.get(T.TRIAL_STATE), wall,
             )
         )  # fmt: skip
     return out
 
 
 def _task(run: Any) -> str:
-    return run.data.tags.get("task") or run.data.params.get("task.name", "?")
+    return run.data.tags.get(T.TASK) or run.data.params.get("task.name", "?")
 
 
 def _mechanism(run: Any) -> str:
     """A sweep's mechanism label (it may name a variant of an attention choice), else the attention choice."""
     tags, params = run.data.tags, run.data.params
-    return tags.get("mechanism") or tags.get("attention") or params.get("attention.mechanism", "?")
+    return tags.get(T.MECHANISM) or tags.get(T.ATTENTION) or params.get("attention.mechanism", "?")
 
 
-def _role(run: Any) -> str | None:
-    return run.data.tags.get("sweep.role") or run.data.tags.get("lightning_attn.role")
-
-
-def metric_history(tracking_uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
+def metric_histories(tracking_uri: str, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
+    """``{run id: [(step, value), …]}`` of one metric, in step order."""
     from mlflow import MlflowClient
 
-    return [(m.step, m.value) for m in MlflowClient(tracking_uri).get_metric_history(run_id, key)]
+    client = MlflowClient(tracking_uri)
+    return {r: sorted((m.step, m.value) for m in client.get_metric_history(r, key)) for r in run_ids}
 
 
 def read_artifact(tracking_uri: str, run_id: str, path: str, dst: Path) -> Path | None:
@@ -119,8 +146,23 @@ def read_artifact(tracking_uri: str, run_id: str, path: str, dst: Path) -> Path 
         return None
 
 
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+
+
+def predictions(tracking_uri: str, run_ids: list[str]) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """``{run id: (hypotheses, references per sentence)}`` of the runs that logged their test predictions."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run_id in dict.fromkeys(run_ids):
+            hyp, ref = (read_artifact(tracking_uri, run_id, p, Path(tmp) / run_id) for p in PREDICTIONS)
+            if hyp and ref:
+                out[run_id] = (_lines(hyp), [line.split("\t") for line in _lines(ref)])
+    return out
+
+
 def attention_pictures(tracking_uri: str, run_id: str, dst: Path, n: int = 2) -> list[Path]:
-    """The last epoch's attention pictures of a run (captioning logs them), at most ``n``."""
+    """The last epoch's attention pictures of a run, at most ``n``."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -129,3 +171,34 @@ def attention_pictures(tracking_uri: str, run_id: str, dst: Path, n: int = 2) ->
         return []
     files = sorted(a.path for a in client.list_artifacts(run_id, epochs[-1]) if a.path.endswith(".png"))[:n]
     return [p for f in files if (p := read_artifact(tracking_uri, run_id, f, dst)) is not None]
+
+
+def importances(collected: Collected) -> dict[str, dict[str, float]]:
+    """``{study name: {parameter: importance}}`` for every search study the report can open that has at
+    least :data:`IMPORTANCE_MIN_TRIALS` completed trials, by the pinned :data:`IMPORTANCE_EVALUATOR`."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    out: dict[str, dict[str, float]] = {}
+    studies = sorted({r.study for r in collected.runs if r.kind == "trial" and r.study})
+    for study_name in studies:
+        url = collected.storages.get(study_name, "")
+        try:
+            if url.startswith("journal:") and Path(url.removeprefix("journal:")).is_file():
+                storage: Any = JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+            elif url and "***" not in url:  # a masked password cannot be used to connect
+                storage = url
+            else:
+                continue
+            study = optuna.load_study(study_name=study_name, storage=storage)
+            complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if len(complete) < IMPORTANCE_MIN_TRIALS:
+                continue
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+            values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        except (RuntimeError, ValueError, KeyError):  # too few trials, or one value per parameter
+            continue
+        if values:
+            out[study_name] = dict(values)
+    return out

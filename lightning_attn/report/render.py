@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..tracking import mask_secrets
-from .analysis import Comparison, Plot, Row
+from .analysis import Diagnosis, PairTest, Plot, Row
 
 COLUMNS = [
     ("mechanism", "mechanism", "{}"),
@@ -29,25 +29,63 @@ COLUMNS = [
     ("infer_ms_p50_b1", "latency b1 (ms)", "{:.2f}"),
     ("infer_ms_p50_bB", "latency bB (ms)", "{:.2f}"),
     ("peak_rss_mb", "peak RSS (MiB)", "{:.0f}"),
+    ("rss_growth_mb", "RSS growth (MiB)", "{:.0f}"),
     ("params", "params", "{:,.0f}"),
     ("budget", "trials ok/pruned/failed", "{}"),
+    ("compute_s", "compute (s)", "{:.0f}"),
 ]
 
 
 def cells(row: Row) -> list[str]:
     data = row.as_dict() | {"budget": f"{row.trials_complete}/{row.trials_pruned}/{row.trials_failed}"}
-    return ["—" if data[key] is None else fmt.format(data[key]) for key, _, fmt in COLUMNS]
+    if row.ci95 is None:
+        data["ci95"] = row.ci_note or None  # "n = 2: no CI": never an interval from too few seeds
+    return ["—" if data[key] is None else (data[key] if isinstance(data[key], str) and key == "ci95"
+            else fmt.format(data[key])) for key, _, fmt in COLUMNS]  # fmt: skip
 
 
-SIG_HEADER = ["pair", "best", "p", "significant", "how"]
+DIAG_HEADER = ["mechanism", "compared runs", "converged", "seeds", "at the floor", "trials", "compute (s)", "flags"]
 
 
-def significance_rows(tests: list[Comparison]) -> list[list[str]]:
-    return [
-        [f"{c.a} vs {c.b}", f"{c.a_score:.2f} vs {c.b_score:.2f}", "—" if c.p_value is None else f"{c.p_value:.4f}",
-         {True: "yes", False: "no", None: "not tested"}[c.significant], c.note]
-        for c in tests
-    ]  # fmt: skip
+def diagnosis_rows(diagnoses: list[Diagnosis]) -> list[list[str]]:
+    out = []
+    for d in diagnoses:
+        converged = d.compared_runs - len(d.not_converged) - len(d.unrecorded)
+        floor = "control" if d.control else {True: "yes", False: "no", None: "—"}[d.at_floor]
+        if d.floor_note and not d.control:
+            floor += f" ({d.floor_note})"
+        seeds = f"{d.seeds}" + (" (too few)" if d.too_few_seeds else "")
+        out.append([d.mechanism, str(d.compared_runs), f"{converged} of {d.compared_runs}", seeds, floor,
+                    str(d.trials), f"{d.compute_s:.0f}", "; ".join(d.flags) or "none"])  # fmt: skip
+    return out
+
+
+SIG_HEADER = ["pair", "mean", "Δ BLEU (95 % CI)", "p (seeds × sentences)", "significant", "best runs",
+              "p (best vs best)", "note"]  # fmt: skip
+
+
+def significance_rows(tests: list[PairTest]) -> list[list[str]]:
+    out = []
+    for t in tests:
+        s = t.seed
+        delta = "—" if s is None else f"{s.delta:+.2f} ({s.ci_low:+.2f} to {s.ci_high:+.2f})"
+        n = "" if s is None else f" (n = {s.n_a}, {s.n_b}; {s.n_sentences} sentences)"
+        significant = "not tested" if s is None else ("tie" if s.delta == 0 else ("yes" if s.significant else "no"))
+        out.append([f"{t.a} vs {t.b}", f"{t.a_mean:.2f} vs {t.b_mean:.2f}", delta,
+                    "—" if s is None else f"{s.p_value:.4f}{n}", significant, f"{t.a_best:.2f} vs {t.b_best:.2f}",
+                    "—" if t.best_p is None else f"{t.best_p:.4f}", t.seed_note or t.best_note])  # fmt: skip
+    return out
+
+
+SIG_NOTE = ("p (seeds × sentences): two-level bootstrap over every seed run and the test sentences (sacreBLEU), "
+            "the test the verdict rests on; p (best vs best): sacrebleu's paired bootstrap of the best runs "
+            "(one seed each). p < 0.05 counts as significant; a tie never does.")  # fmt: skip
+
+FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while their validation metric or loss was "
+              "still improving (see the learning curves); too few seeds: fewer than the seed runs a CI and a "
+              "verdict need; at the floor: not significantly better than the control mechanism (uniform "
+              "attention); budgets: tuning trials and summed run wall-clock. A verdict is withheld while any of "
+              "these makes a comparison unfair.")  # fmt: skip
 
 
 def _write(path: Path, data: str | bytes) -> None:
@@ -57,24 +95,33 @@ def _write(path: Path, data: str | bytes) -> None:
 
 
 # ─── CSV / JSON ────────────────────────────────────────────────────────────────────────────────
-def write_csv(path: Path, rows: list[Row]) -> None:
+def write_csv(out: Path, rows: list[Row]) -> Path:
     buffer = io.StringIO()
     fields = list(rows[0].as_dict()) if rows else ["task", "mechanism"]
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     for row in rows:
-        writer.writerow(row.as_dict())
+        writer.writerow(row.as_dict() | {"compared_runs": " ".join(row.as_dict()["compared_runs"])})
+    path = out / "report.csv"
     _write(path, buffer.getvalue())
+    return path
 
 
-def write_json(path: Path, rows: list[Row], comparisons: list[Comparison], verdicts: dict, warnings: list[str]) -> None:
+def write_json(out: Path, report: dict) -> Path:
     data = {
-        "rows": [r.as_dict() for r in rows],
-        "significance": [c.__dict__ | {"significant": c.significant} for c in comparisons],
-        "verdicts": verdicts,
-        "warnings": warnings,
+        "rows": [r.as_dict() for r in report["rows"]],
+        "diagnostics": {
+            task: {d.mechanism: d.as_dict() for d in report["diagnoses"] if d.task == task} for task in report["tasks"]
+        },
+        "significance": [t.as_dict() for t in report["tests"]],
+        "verdicts": {task: v.as_dict() for task, v in report["verdicts"].items()},
+        "warnings": report["warnings"],
+        "min_seeds": report["min_seeds"],
+        "importance_evaluator": report["importance_evaluator"],
     }
-    _write(path, json.dumps(data, indent=2, default=str))
+    path = out / "report.json"
+    _write(path, mask_secrets(json.dumps(data, indent=2, default=str)))
+    return path
 
 
 # ─── plots ─────────────────────────────────────────────────────────────────────────────────────
@@ -89,6 +136,8 @@ def plotly_figure(plot: Plot):
             fig.add_trace(go.Scatter(x=s.x + s.x[::-1], y=s.high + s.low[::-1], fill="toself", opacity=0.2,
                                      line={"width": 0}, showlegend=False, hoverinfo="skip", name=s.name))  # fmt: skip
             fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines", name=s.name))
+        elif s.mode == "dashed":
+            fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines", name=s.name, line={"dash": "dash", "width": 1}))
         else:
             fig.add_trace(go.Scatter(x=s.x, y=s.y, mode=s.mode, name=s.name, text=s.labels))
     fig.update_layout(title=plot.title, xaxis_title=plot.x_label, yaxis_title=plot.y_label, height=420,
@@ -109,7 +158,7 @@ def png(plot: Plot, path: Path) -> None:
         elif s.mode == "band":
             ax.fill_between(s.x, s.low, s.high, alpha=0.2)
             ax.plot(s.x, s.y, label=s.name)
-        elif s.mode == "lines":
+        elif s.mode in ("lines", "dashed"):
             ax.plot(s.x, s.y, linestyle="--", linewidth=1, label=s.name)
         else:
             ax.scatter(s.x, s.y, label=s.name)
@@ -137,13 +186,17 @@ def write_markdown(out: Path, report: dict) -> Path:
     lines += [f"> **warning:** {w}" for w in report["warnings"]] + ([""] if report["warnings"] else [])
     for task in report["tasks"]:
         rows = [r for r in report["rows"] if r.task == task]
-        lines += [f"## {task}", "", f"Accuracy: `{rows[0].metric}` (best run; mean ± 95 % CI over seeds).", ""]
+        verdict = report["verdicts"][task]
+        lines += [f"## {task}", "", f"Accuracy: `{rows[0].metric}` (best run; mean ± 95 % CI over the seed runs, "
+                  f"from {report['min_seeds']} seeds up).", ""]  # fmt: skip
         lines += [_md_table([c[1] for c in COLUMNS], [cells(r) for r in rows]), ""]
-        lines += ["**Verdict**", ""] + [f"- {v}" for v in report["verdicts"].get(task, [])] + [""]
-        tests = [c for c in report["comparisons"] if c.task == task]
+        diagnoses = [d for d in report["diagnoses"] if d.task == task]
+        lines += ["**Diagnostics**", "", _md_table(DIAG_HEADER, diagnosis_rows(diagnoses)), "", f"*{FLAGS_NOTE}*", ""]
+        lines += [f"**Verdict** (reference: {verdict.reference})", ""] + [f"- {v}" for v in verdict.lines] + [""]
+        tests = [t for t in report["tests"] if t.task == task]
         if tests:
-            lines += ["**Significance** (p < 0.05)", "", _md_table(SIG_HEADER, significance_rows(tests)), ""]
-        for i, plot in enumerate(p for p in report["plots"] if p.title.startswith(task)):
+            lines += ["**Significance**", "", _md_table(SIG_HEADER, significance_rows(tests)), "", f"*{SIG_NOTE}*", ""]
+        for i, plot in enumerate(p for p in report["plots"] if p.task == task):
             name = f"{task}_{i}.png"
             png(plot, out / name)
             lines += [f"![{plot.title}]({name})", "", f"*{plot.note}*" if plot.note else "", ""]
@@ -162,7 +215,8 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200p
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}.warn{background:#fff3cd;padding:.6em;border-radius:4px}
-.verdict li{margin:.3em 0}.gallery{display:flex;gap:1em;flex-wrap:wrap}.gallery figure{margin:0;max-width:48%}
+.verdict li{margin:.3em 0}.verdict .withheld{color:#8a4b00}
+.gallery{display:flex;gap:1em;flex-wrap:wrap}.gallery figure{margin:0;max-width:48%}
 .gallery img{max-width:100%;border:1px solid #ddd}.note{color:#666;font-size:.85em}"""
 
 
@@ -181,15 +235,23 @@ def write_html(out: Path, report: dict) -> Path:
     first_plot = True
     for task in report["tasks"]:
         rows = [r for r in report["rows"] if r.task == task]
-        parts.append(f"<h2>{e(task)}</h2><p>Accuracy: <code>{e(rows[0].metric)}</code> "
-                     "(best run; mean ± 95 % CI over seeds).</p>")  # fmt: skip
+        verdict = report["verdicts"][task]
+        parts.append(f"<h2>{e(task)}</h2><p>Accuracy: <code>{e(rows[0].metric)}</code> (best run; mean ± 95 % CI "
+                     f"over the seed runs, from {report['min_seeds']} seeds up).</p>")  # fmt: skip
         parts.append(_html_table([c[1] for c in COLUMNS], [cells(r) for r in rows]))
-        parts.append("<h3>Verdict</h3><ul class='verdict'>"
-                     + "".join(f"<li>{e(v)}</li>" for v in report["verdicts"].get(task, [])) + "</ul>")  # fmt: skip
-        tests = [c for c in report["comparisons"] if c.task == task]
+        diagnoses = [d for d in report["diagnoses"] if d.task == task]
+        parts.append("<h3>Diagnostics</h3>" + _html_table(DIAG_HEADER, diagnosis_rows(diagnoses))
+                     + f"<p class='note'>{e(FLAGS_NOTE)}</p>")  # fmt: skip
+        items = "".join(f"<li class='{'withheld' if p.withheld else 'stated'}'>{e(p.line)}</li>" for p in verdict.pairs)
+        summary_class = "withheld" if verdict.withheld else "stated"
+        summary = f"<li class='{summary_class}'><b>{e(verdict.summary)}</b></li>"
+        parts.append(f"<h3>Verdict <span class='note'>(reference: {e(verdict.reference)})</span></h3>"
+                     f"<ul class='verdict'>{summary}{items}</ul>")  # fmt: skip
+        tests = [t for t in report["tests"] if t.task == task]
         if tests:
-            parts.append("<h3>Significance (p &lt; 0.05)</h3>" + _html_table(SIG_HEADER, significance_rows(tests)))
-        for plot in (p for p in report["plots"] if p.title.startswith(task)):
+            parts.append("<h3>Significance</h3>" + _html_table(SIG_HEADER, significance_rows(tests))
+                         + f"<p class='note'>{e(SIG_NOTE)}</p>")  # fmt: skip
+        for plot in (p for p in report["plots"] if p.task == task):
             fig = plotly_figure(plot)
             parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first_plot else False))
             first_plot = False
@@ -197,7 +259,7 @@ def write_html(out: Path, report: dict) -> Path:
                 parts.append(f"<p class='note'>{e(plot.note)}</p>")
         gallery = report["gallery"].get(task, {})
         if gallery:
-            parts.append("<h3>Attention gallery</h3><p class='note'>the same validation images, each mechanism's "
+            parts.append("<h3>Attention gallery</h3><p class='note'>the same validation examples, each mechanism's "
                          "best run, last epoch</p><div class='gallery'>")  # fmt: skip
             for mechanism, pictures in gallery.items():
                 for picture in pictures:

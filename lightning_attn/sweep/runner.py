@@ -28,6 +28,7 @@ from rich.table import Table
 
 from ..config import ConfigError
 from ..tracking import ensure_experiment, log_params, mask_secrets, resolve_tracking_uri
+from ..tracking import tags as T
 from ..tracking.seeds import seed_stats, summarise_seeds
 from . import spec as sweep_spec
 from .spec import SweepSpec
@@ -139,8 +140,8 @@ def open_parent_runs(sweep: Sweep) -> None:
             if "failure_reason" in client.get_run(run_id).data.tags:
                 client.delete_tag(run_id, "failure_reason")
             continue
-        role = "seeds" if sweep_spec.is_seeds(key) else "study"
-        tags = {"sweep": spec.name, "optuna.study": study.study_name, "mechanism": mech, "sweep.role": role}
+        role = T.ROLE_SEEDS if sweep_spec.is_seeds(key) else T.ROLE_STUDY
+        tags = {T.SWEEP: spec.name, T.STUDY: study.study_name, T.MECHANISM: mech, T.ROLE: role}
         run = client.create_run(experiment_id, run_name=study.study_name, tags=tags)
         run_id = run.info.run_id
         params = {
@@ -307,9 +308,8 @@ def summary_table(sweep: Sweep) -> Table:
         done = [t for t in trials if t.state == TrialState.COMPLETE]
         if sweep_spec.is_seeds(mech) and done:  # the best parameters again, once per seed
             st = seed_stats([t.value for t in done])
-            spread = f" ± {st.ci95:.3g} (95 % CI over {st.n} seeds)" if st.n > 1 else " (1 seed)"
             params = ", ".join(f"{k}={_short(v)}" for k, v in done[0].params.items()) or "(defaults)"
-            table.add_row(*row, f"{st.mean:.4g}{spread}", f"best of #{done[0].user_attrs.get('best_of')}", params)
+            table.add_row(*row, st.describe(), f"best of #{done[0].user_attrs.get('best_of')}", params)
             continue
         if not best:
             table.add_row(*row, "—", "—", "no trial completed")

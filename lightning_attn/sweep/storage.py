@@ -110,10 +110,19 @@ def fail_stale_trials(study: optuna.Study, on_failed: Callable[[FrozenTrial], No
             continue  # another worker got there first
         trial = storage.get_trial(trial_id)
         failed.append(trial.number)
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number}, skip_if_exists=False)
+        study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial), skip_if_exists=False)
         if on_failed is not None:
             on_failed(trial)
     return failed
+
+
+#: user attributes a retry keeps from the trial it repeats (a seed run must be retried with its own seed)
+INHERITED = ("seed", "best_of")
+
+
+def retry_attrs(trial: FrozenTrial | optuna.Trial) -> dict:
+    """The user attributes of a retry of ``trial``: what it inherits, and which trial it repeats."""
+    return {k: trial.user_attrs[k] for k in INHERITED if k in trial.user_attrs} | {RETRY_OF: trial.number}
 
 
 def _grace(storage: BaseStorage) -> int:

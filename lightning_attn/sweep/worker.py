@@ -38,7 +38,7 @@ from ..config import ConfigError, compose, to_yaml
 from ..tracking import mask_secrets
 from . import spec as sweep_spec
 from .spec import SweepSpec
-from .storage import FAILURE_REASON, RETRY_OF, STALE, budget_lock, fail_stale_trials, open_storage
+from .storage import FAILURE_REASON, RETRY_OF, STALE, budget_lock, fail_stale_trials, open_storage, retry_attrs
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna
         # interrupted, not failed: the trial is retried on --resume and does not use budget
         _fail(study, trial, "interrupted (Ctrl+C or terminated)", stale=True)
         _set_run_status(worker, run_id, TrialState.FAIL, "interrupted", status="KILLED")
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+        study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial))
         raise
     except Exception as e:  # a failed trial is a result: record why, go on with the sweep
         reason = mask_secrets(f"{type(e).__name__}: {e}")[:2000]
@@ -344,7 +344,9 @@ def _create_child_run(worker: Worker, study: optuna.Study, mechanism: str, trial
         STATE_TAG: "RUNNING",
         **({"optuna.retry_of": str(retry)} if retry is not None else {}),
     }
-    run = client.create_run(parent.info.experiment_id, tags=tags, run_name=f"{mechanism}-t{trial.number}")
+    # a seeds study retrains one configuration: its runs differ by seed, a search's by trial
+    name = f"{mechanism}-seed{seed}" if "best_of" in trial.user_attrs else f"{mechanism}-t{trial.number}"
+    run = client.create_run(parent.info.experiment_id, tags=tags, run_name=name)
     return run.info.run_id
 
 

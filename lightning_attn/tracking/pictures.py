@@ -82,18 +82,36 @@ def _token(codec, i: int) -> str:
 
 class AttentionPictures(Callback):
     """Logs attention pictures of the first ``n_images`` validation examples every ``every_n_epochs`` epochs
-    and at the last epoch: captioning, the image with one panel per word; translation, the alignment
-    matrix of generated words over source words."""
+    and at the last epoch trained (wherever early stopping ended training): captioning, the image with one
+    panel per word; translation, the alignment matrix of generated words over source words."""
 
     def __init__(self, every_n_epochs: int = 1, n_images: int = 4):
         self.every_n_epochs = every_n_epochs
         self.n_images = n_images
+        self.validated = 0  # the last epoch validated (1-based)
+        self.logged = 0  # the last epoch pictured
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        epoch = trainer.current_epoch + 1
-        last = epoch == trainer.max_epochs
-        if trainer.sanity_checking or not trainer.is_global_zero or (epoch % self.every_n_epochs and not last):
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        self.validated = trainer.current_epoch + 1
+        if self.validated % self.every_n_epochs == 0 or self.validated == trainer.max_epochs:
+            self._log(trainer, pl_module, self.validated)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # early stopping ends training at an epoch nobody knew in advance: picture it too
+        if not trainer.is_global_zero or not self.validated or self.logged == self.validated:
+            return
+        was_training = pl_module.training
+        pl_module.eval()  # the model as it is evaluated (a hard mechanism takes its argmax, not a sample)
+        try:
+            self._log(trainer, pl_module, self.validated)
+        finally:
+            pl_module.train(was_training)
+
+    @torch.no_grad()
+    def _log(self, trainer, pl_module, epoch: int) -> None:
+        self.logged = epoch
         import matplotlib.pyplot as plt
 
         data = trainer.datamodule

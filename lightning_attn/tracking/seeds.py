@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+#: seed runs below which a 95 % interval means little: it is not printed, logged or reported (and a
+#: report gives no verdict, see ``lightning-attn report --min-seeds``)
+MIN_SEEDS_FOR_CI = 3
+
 
 @dataclass
 class SeedStats:
@@ -14,6 +18,17 @@ class SeedStats:
     mean: float
     std: float  # sample standard deviation (n - 1); 0 for a single seed
     ci95: float  # half-width: the mean lies in mean ± ci95 with 95 % confidence; nan for a single seed
+
+    @property
+    def interval(self) -> bool:
+        """Whether there are enough seeds for the interval to mean something."""
+        return self.n >= MIN_SEEDS_FOR_CI and math.isfinite(self.ci95)
+
+    def describe(self, digits: int = 2) -> str:
+        """``97.21 ± 3.83 (95 % CI, n = 3)``, or ``96.40 (n = 2: no CI)`` with too few seeds."""
+        if self.interval:
+            return f"{self.mean:.{digits}f} ± {self.ci95:.{digits}f} (95 % CI, n = {self.n})"
+        return f"{self.mean:.{digits}f} (n = {self.n}: no CI)"
 
     @property
     def low(self) -> float:
@@ -36,18 +51,18 @@ def seed_stats(values: list[float]) -> SeedStats:
 
 
 #: metric families summarised over seeds
-SEED_METRICS = ("test/", "val/", "speed/", "stability/")
+SEED_METRICS = ("test/", "val/", "speed/", "stability/", "run/")
 
 
 def summarise_seeds(client, parent_run_id: str, per_seed: list[dict[str, float]]) -> dict[str, SeedStats]:
-    """Log ``<metric>_mean``, ``_std`` and ``_ci95`` on the parent run for every final metric all seeds
-    share (of the families in :data:`SEED_METRICS`); returns the statistics."""
+    """Log ``<metric>_mean``, ``_std`` and (from :data:`MIN_SEEDS_FOR_CI` seeds) ``_ci95`` on the parent run
+    for every final metric all seeds share (of the families in :data:`SEED_METRICS`); returns the statistics."""
     if not per_seed:
         return {}
     shared = set.intersection(*(set(m) for m in per_seed))
     summary = {k: seed_stats([m[k] for m in per_seed]) for k in sorted(shared) if k.startswith(SEED_METRICS)}
     for key, st in summary.items():
-        for suffix, value in (("mean", st.mean), ("std", st.std), ("ci95", st.ci95)):
-            if not math.isnan(value):  # a single seed has no interval
-                client.log_metric(parent_run_id, f"{key}_{suffix}", value)
+        values = {"mean": st.mean, "std": st.std} | ({"ci95": st.ci95} if st.interval else {})
+        for suffix, value in values.items():
+            client.log_metric(parent_run_id, f"{key}_{suffix}", value)
     return summary

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import resource
 import sys
+import threading
 import time
 
 import lightning as L
@@ -62,19 +63,88 @@ def inference_latency(module, examples: list, collate, batch_size: int, n_single
     return results
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+def lifetime_peak_rss_mb() -> float:
+    """Peak resident memory of this process since it started (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024 / (1024 if sys.platform == "darwin" else 1)
 
 
+def _proc_status_mb(field: str) -> float | None:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MiB; ``None`` off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class RunMemory:
+    """Resident memory of this process from :meth:`start` on, so a run's figures are its own.
+
+    A sweep worker trains many runs in one process: the process's lifetime peak would be whichever
+    earlier run peaked highest. On Linux the kernel's peak (``VmHWM``) is reset at the start by writing
+    ``5`` to ``/proc/self/clear_refs``; where that is refused, a thread samples the resident size every
+    20 ms instead; elsewhere (no ``/proc``) only the lifetime peak exists, and ``scope`` says so.
+    """
+
+    def __init__(self):
+        self.start_mb = 0.0
+        self.scope = "process"  # run: the figures belong to this run alone
+        self._sampled = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.stop()
+        current = _proc_status_mb("VmRSS")
+        if current is None:  # no /proc: the lifetime peak is all there is
+            self.start_mb, self.scope = 0.0, "process"
+            return
+        self.start_mb, self.scope = current, "run"
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+                f.write("5")  # reset the peak resident set size to the current one
+        except OSError:
+            self._sampled = current
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+            self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sampled = max(self._sampled, _proc_status_mb("VmRSS") or 0.0)
+
+    def peak_mb(self) -> float:
+        if self.scope != "run":
+            return lifetime_peak_rss_mb()
+        if self._thread is not None:
+            return max(self._sampled, _proc_status_mb("VmRSS") or 0.0)
+        return _proc_status_mb("VmHWM") or lifetime_peak_rss_mb()
+
+    def growth_mb(self) -> float:
+        """Peak above the resident size at the start: what this run added, whatever came before it."""
+        return max(0.0, self.peak_mb() - self.start_mb)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=1)
+            self._thread = None
+
+
 class SpeedMonitor(Callback):
-    """Per epoch: training throughput and step times, peak memory.
+    """Per epoch: training throughput and step times, the run's memory.
 
     A step is timed from ``on_train_batch_start`` to ``on_train_batch_end`` (forward, backward,
     optimiser; data loading excluded; on a GPU the clock waits for the device). Logged as
-    ``speed/train_samples_per_s``, ``speed/train_tokens_per_s`` (target tokens),
-    ``speed/step_time_ms_p50|p95``, ``speed/peak_rss_mb`` and, on a GPU, ``speed/cuda_max_memory_mb``.
+    ``speed/train_samples_per_s``, ``speed/train_tokens_per_s`` (target tokens; under DDP the whole
+    job's: every rank's samples over the slowest rank's time), ``speed/step_time_ms_p50|p95`` (rank 0),
+    ``speed/peak_rss_mb`` (this run's peak, see :class:`RunMemory`), ``speed/rss_growth_mb`` (that peak
+    above the resident size when the run started) and, on a GPU, ``speed/cuda_max_memory_mb`` (peak
+    statistics reset when the run starts).
     """
 
     def __init__(self):
@@ -82,6 +152,19 @@ class SpeedMonitor(Callback):
         self.samples = 0
         self.tokens = 0
         self._start = 0.0
+        self.memory = RunMemory()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a worker trains many runs in one process: each run's peaks start from here
+        self.memory.start()
+        if pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.memory.stop()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.memory.stop()
 
     def _sync(self, pl_module: L.LightningModule) -> None:
         if pl_module.device.type == "cuda":
@@ -103,13 +186,21 @@ class SpeedMonitor(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.times:
             return
-        total = sum(self.times)
+        samples, tokens, total = float(self.samples), float(self.tokens), sum(self.times)
+        if trainer.world_size > 1:
+            # the job's throughput: every rank's samples, over the time of the slowest rank
+            mine = torch.tensor([samples, tokens, total], dtype=torch.float64, device=pl_module.device)
+            gathered = trainer.strategy.all_gather(mine).reshape(-1, 3)
+            samples, tokens = float(gathered[:, 0].sum()), float(gathered[:, 1].sum())
+            total = float(gathered[:, 2].max())
         metrics = {
-            "speed/train_samples_per_s": self.samples / total,
-            "speed/train_tokens_per_s": self.tokens / total,
+            "speed/train_samples": samples,  # this epoch's, every rank's: the job's throughput counts them all
+            "speed/train_samples_per_s": samples / total,
+            "speed/train_tokens_per_s": tokens / total,
             "speed/step_time_ms_p50": float(np.percentile(self.times, 50)) * 1000,
             "speed/step_time_ms_p95": float(np.percentile(self.times, 95)) * 1000,
-            "speed/peak_rss_mb": peak_rss_mb(),
+            "speed/peak_rss_mb": self.memory.peak_mb(),
+            "speed/rss_growth_mb": self.memory.growth_mb(),
         }
         if pl_module.device.type == "cuda":
             metrics["speed/cuda_max_memory_mb"] = torch.cuda.max_memory_allocated(pl_module.device) / 2**20

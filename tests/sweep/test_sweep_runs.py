@@ -50,7 +50,8 @@ def mlflow_runs(experiment: str):
     client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    parents = {r.data.tags["optuna.study"]: r for r in runs if r.data.tags.get("sweep.role") in ("study", "seeds")}
+    roles = ("study", "seeds")
+    parents = {r.data.tags["optuna.study"]: r for r in runs if r.data.tags.get("lightning_attn.role") in roles}
     children = [r for r in runs if "optuna.trial" in r.data.tags]
     return client, parents, children
 
@@ -67,7 +68,7 @@ def test_smoke_sweep_on_two_cpu_workers():
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "smoke-soft" not in proc.stderr and "soft 2/2" in proc.stdout  # the sweep-level progress line
     found = studies("smoke")
-    assert set(found) == {"smoke-soft", "smoke-hard"}
+    assert set(found) == {"smoke-soft", "smoke-hard", "smoke-uniform"}  # the control is compared too
     intervals = []
     for study in found.values():
         trials = study.get_trials()
@@ -77,7 +78,7 @@ def test_smoke_sweep_on_two_cpu_workers():
     # the two workers' trials overlap in time
     assert any(a0 < b1 and b0 < a1 and wa != wb for a0, a1, wa in intervals for b0, b1, wb in intervals)
     client, parents, children = mlflow_runs("smoke")
-    assert set(parents) == {"smoke-soft", "smoke-hard"} and len(children) == 4
+    assert set(parents) == set(found) and len(children) == 6
     for name, study in found.items():
         parent = parents[name]
         assert parent.info.status == "FINISHED" and "best/val/bleu" in parent.data.metrics
@@ -89,6 +90,7 @@ def test_smoke_sweep_on_two_cpu_workers():
             assert run.data.tags["device"] == "cpu" and run.data.tags["seed"] == "0"
             assert run.data.params["task.lr"] == str(trial.params["task.lr"])
             assert run.data.metrics["val/bleu"] == trial.value
+            assert run.data.metrics["run/epochs"] == 1 and run.data.metrics["run/converged"] == 0  # the cap of 1
             # every trial carries the stability and speed families, like every train run
             for metric in ("stability/grad_norm_mean", "stability/attention_entropy", "speed/train_samples_per_s",
                            "speed/step_time_ms_p95", "speed/infer_latency_ms_p50_b1", "speed/peak_rss_mb"):  # fmt: skip
@@ -209,10 +211,32 @@ def test_seeds_retrain_the_best_parameters_once_per_seed_across_workers():
     assert {t.user_attrs["worker"] for t in retrained} == {0, 1}  # spread over the workers
     client, parents, children = mlflow_runs("seeds")
     parent = parents["seeds-soft-seeds"]
-    assert parent.data.tags["sweep.role"] == "seeds" and parent.info.status == "FINISHED"
+    assert parent.data.tags["lightning_attn.role"] == "seeds" and parent.info.status == "FINISHED"
     runs = [child_of(children, "seeds-soft-seeds", t.number) for t in retrained]
     assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
     values = [r.data.metrics["test/loss"] for r in runs]
     assert parent.data.metrics["test/loss_mean"] == pytest.approx(sum(values) / 2)
-    assert "val/bleu_ci95" in parent.data.metrics
-    assert "± " in proc.stdout and "95 % CI over 2 seeds" in proc.stdout
+    assert "val/bleu_std" in parent.data.metrics and "val/bleu_ci95" not in parent.data.metrics  # 2 seeds: no CI
+    assert "(n = 2: no CI)" in proc.stdout and "± " not in proc.stdout
+
+
+def test_memory_figures_of_a_trial_are_its_own_in_a_shared_worker():
+    """One worker trains a large model, then a small one: the small trial must not report the large one's peak."""
+    big = "[model.decoder_hidden=2048, model.embed_dim=512, data.batch_size=4]"
+    path = sweep_file(
+        "mem",
+        f"mechanisms: {{big: {{attention: soft, overrides: {big}}}, small: {{attention: soft}}}}\n"
+        "n_trials: 1\npruner: {kind: none}\n",
+    )
+    proc = sweep(str(path), "--devices", "cpu:1", "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    found = studies("mem")
+    first, second = found["mem-big"].get_trials()[0], found["mem-small"].get_trials()[0]
+    assert first.user_attrs["pid"] == second.user_attrs["pid"]  # the same worker process
+    assert first.datetime_complete <= second.datetime_start  # the large model first
+    _, _, children = mlflow_runs("mem")
+    big_run, small_run = (child_of(children, f"mem-{m}", 0).data.metrics for m in ("big", "small"))
+    assert big_run["speed/rss_growth_mb"] > 150  # the large model's optimiser state and activations
+    assert small_run["speed/rss_growth_mb"] < 0.25 * big_run["speed/rss_growth_mb"]
+    # the absolute peak is the small run's own: never above the large run's (a lifetime peak would equal it)
+    assert small_run["speed/peak_rss_mb"] < big_run["speed/peak_rss_mb"]

@@ -1,0 +1,62 @@
+"""Every MLflow tag name the toolkit writes or reads, and the one way a failure reason is written.
+
+Runs, sweeps and reports meet only through these names, so they live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from .mlflow import mask_secrets
+
+# ─── every run ─────────────────────────────────────────────────────────────────────────────────
+TASK = "task"
+MECHANISM = "mechanism"  # the compared mechanism's label (a sweep may name a variant of an attention choice)
+ATTENTION = "attention"  # the conf/attention/ choice the run trained
+SEED = "seed"
+DATA = "data"
+VERSION = "lightning_attn.version"
+PARENT = "mlflow.parentRunId"  # MLflow's own: nests a run under another
+RUN_NAME = "mlflow.runName"
+FAILURE_REASON = "failure_reason"  # why a run (or a trial) failed or was stopped
+PRUNED = "pruned"  # why a sweep trial was pruned
+STOP_REASON = "stop_reason"  # how training ended: converged (plateau) or stopped while still improving
+BEST_CHECKPOINT = "best_checkpoint"
+HEADLINE_METRIC = "metric.headline"  # the test metric a report ranks the run by (its task's)
+VALIDATION_METRIC = "metric.validation"  # the validation metric of its learning curve and early stopping
+#: what the trained mechanism is, asked of the mechanism itself (see ``Attention.traits``): ``attention.<trait>``
+TRAIT_PREFIX = "attention."
+
+# ─── parent runs: a multi-seed run, a sweep study ──────────────────────────────────────────────
+ROLE = "lightning_attn.role"  # seeds (a parent of seed runs) | study (a sweep study's parent)
+ROLE_SEEDS, ROLE_STUDY = "seeds", "study"
+
+# ─── sweeps ────────────────────────────────────────────────────────────────────────────────────
+SWEEP = "sweep"
+STUDY = "optuna.study"
+TRIAL = "optuna.trial"
+TRIAL_STATE = "optuna.state"
+RETRY_OF = "optuna.retry_of"
+DEVICE = "device"
+WORKER = "worker"
+BEST_TRIAL = "best.trial"
+BEST_PARAMS = "best.params"
+BEST_RUN = "best.run_id"
+PARETO_TRIALS = "pareto.trials"
+SEEDS_PARAMS = "seeds.params"
+
+#: the longest failure reason kept (MLflow tags hold 8000 characters; Optuna attributes any JSON)
+REASON_LIMIT = 2000
+
+
+def failure_reason(error: BaseException | str) -> str:
+    """An exception (or a sentence) as a failure reason: ``Type: message``, secrets masked, cut to a safe length."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return mask_secrets(text)[:REASON_LIMIT]
+
+
+def trait_tags(traits: dict[str, bool]) -> dict[str, str]:
+    """``{"control": True}`` -> ``{"attention.control": "true"}``: what a report may ask of a run's mechanism."""
+    return {f"{TRAIT_PREFIX}{name}": str(bool(value)).lower() for name, value in traits.items()}
+
+
+def has_trait(tags: dict[str, str], name: str) -> bool:
+    return tags.get(f"{TRAIT_PREFIX}{name}") == "true"
