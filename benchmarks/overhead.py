@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from lightning_attn.cli import quiet_third_party
 from lightning_attn.config import compose
+from lightning_attn.console import quiet_third_party
 from lightning_attn.data.codec import PAD
 from lightning_attn.train import build_task, build_trainer
 

@@ -4,52 +4,26 @@
     lightning-attn train --print-config attention=hard     # show the composed config, train nothing
     lightning-attn config                                  # the groups and their choices
 
-Bad input (an unknown key or choice, a wrong type, missing or malformed data) prints one
-``error:`` line and exits with code 2, before anything is written.
+Bad input (an unknown key or choice, a wrong type, missing or malformed data, a device this machine
+does not have) prints one ``error:`` line and exits with code 2, before anything is written; an MLflow
+store or Optuna storage that cannot be reached prints one line naming it (password masked) and exits
+with code 3.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import signal
 import sys
-import warnings
 from pathlib import Path
 
+from . import console
 from .config import GROUPS, ConfigError, compose, group_choices, to_yaml
 from .tracking import mask_secrets
 
 EXIT_BAD_INPUT = 2
-
-
-def quiet_third_party() -> None:
-    """Hide known, harmless third-party chatter; real warnings still show."""
-    # Lightning's advert for litlogger, printed on every Trainer start
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage()
-    )
-    # Lightning 2.6 calls a torch.utils._pytree API that torch 2.13 deprecates; nothing a user can act on
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
-    # under DDP: these are torchmetrics values (synced by compute()) or per-rank training means
-    warnings.filterwarnings(
-        "ignore", message=r".*self\.log\('((val|test)/(bleu\d?|align_acc|exact)|train/[a-z_]+)'.*sync_dist=True"
-    )
-    # data lives in memory: more loader workers would only add start-up time
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    # MLflow announces database migrations at INFO through its own handler (set up on import)
-    import mlflow  # noqa: F401
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-
-
-def setup_logging() -> None:
-    """Our own progress lines, plainly; Lightning and MLflow bring their own handlers."""
-    package_log = logging.getLogger("lightning_attn")
-    if not package_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        package_log.addHandler(handler)
-    package_log.setLevel(logging.INFO)
+EXIT_UNREACHABLE = 3
+EXIT_FAILED = 1
 
 
 def _groups_help() -> str:
@@ -65,6 +39,7 @@ def _train(args: argparse.Namespace) -> int:
         print(mask_secrets(to_yaml(cfg)), end="")
         return 0
     from .data import DataError
+    from .tracking.stability import DivergedError
     from .train import train, train_seeds
 
     try:
@@ -73,6 +48,9 @@ def _train(args: argparse.Namespace) -> int:
         result = train(cfg)
     except DataError as e:
         raise ConfigError(str(e)) from None
+    except DivergedError as e:  # an outcome, not a bug: recorded as FAILED with this reason
+        print(f"error: {e} (the MLflow run is marked FAILED with this reason)", file=sys.stderr)
+        return EXIT_FAILED
     metric_line = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
     print(f"\nrun {result.run_id}: {metric_line}")
     if result.stop_reason:
@@ -88,7 +66,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     spec = load(args.file, args.overrides)
     return run_sweep(spec, folder=args.out, storage=args.storage, devices=args.devices, ddp=args.ddp,
-                     resume=args.resume, dry=args.dry_run)  # fmt: skip
+                     resume=args.resume, dry=args.dry_run, command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
 
 
 def _print_seeds(result) -> int:
@@ -104,18 +82,23 @@ def _print_seeds(result) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .report import FORMATS, build_report
-    from .tracking import resolve_tracking_uri
+    from .tracking import check_tracking_store, resolve_tracking_uri
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     uri = resolve_tracking_uri(args.tracking_uri)
+    check_tracking_store(uri)
     try:
         written = build_report(uri, args.out, args.experiment, args.study, formats, args.bootstrap_samples,
                                args.reference, args.min_seeds)  # fmt: skip
     except (LookupError, ValueError) as e:
         raise ConfigError(str(e).replace("choose from", f"choose from ({', '.join(FORMATS)}):")[:2000]) from None
-    for fmt, path in written.items():
+    for fmt, path in written.paths.items():
         print(f"{fmt:<5} {path.resolve()}")
     print(f"open the runs behind it: lightning-attn ui{_uri_flag(args.tracking_uri)}")
+    if not written.results:
+        print(f"no finished run to compare: {written.failures} run(s) failed; the report lists them and why",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
@@ -124,10 +107,11 @@ def _uri_flag(uri: str | None) -> str:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    import subprocess
+    import os
 
     from .tracking import resolve_tracking_uri
 
+    env = dict(os.environ)
     if args.optuna:
         storage = args.storage or _only_sweep_journal()
         dashboard = "import sys; from optuna_dashboard._cli import main; sys.exit(main())"  # its console script
@@ -137,14 +121,42 @@ def _ui(args: argparse.Namespace) -> int:
         what = f"optuna-dashboard on {mask_secrets(storage)}"
     else:
         uri = resolve_tracking_uri(args.tracking_uri)
-        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
-               "--port", str(args.port or 5000)]  # fmt: skip
+        # the store travels in the environment, not on a command line that `ps` shows to every user
+        env["MLFLOW_BACKEND_STORE_URI"] = uri
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port or 5000)]
         what = f"MLflow UI on {mask_secrets(uri)}"
     print(f"{what}: http://{args.host}:{args.port or (8080 if args.optuna else 5000)}  (Ctrl+C stops it)", flush=True)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
+    return _serve(cmd, env)
+
+
+def _serve(cmd: list[str], env: dict[str, str]) -> int:
+    """Run a server until it ends or a signal stops us; then stop it and everything it started (its
+    process group). Its output passes through ours, where secrets are masked."""
+    import subprocess
+    import threading
+
+    from .processes import Stopped, die_with_parent, stop_group, stop_signals
+
+    server = None
+    with stop_signals():
+        try:
+            server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      start_new_session=True, preexec_fn=die_with_parent)  # fmt: skip
+            relay = threading.Thread(target=_relay, args=(server.stdout,), daemon=True)
+            relay.start()
+            code = server.wait()
+            relay.join(timeout=2)
+            return code
+        except Stopped as stop:
+            if server is not None:
+                stop_group(server, grace_s=10)
+            return 0 if stop.signum == signal.SIGINT else stop.exit_code
+
+
+def _relay(stream) -> None:
+    for line in stream:
+        sys.stdout.write(line)  # masked on its way out (console.mask_output)
+        sys.stdout.flush()
 
 
 def _only_sweep_journal() -> str:
@@ -221,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    console.mask_output()  # before anything is printed, by us or by a library
     parser = build_parser()
     # key=value overrides may also come after the options (argparse alone refuses that order)
     args, extra = parser.parse_known_args(argv)
@@ -228,13 +241,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
-    setup_logging()
-    quiet_third_party()
+    console.setup()
     try:
         return args.func(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ConnectionError as e:  # an MLflow store or Optuna storage that cannot be reached: said in one line
+        print(f"error: {mask_secrets(str(e))}", file=sys.stderr)
+        return EXIT_UNREACHABLE
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ valid, before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,29 +294,70 @@ def group_choices(group: str, root: Path | None = None) -> list[str]:
     return sorted(p.stem for p in ((root or conf_dir()) / group).glob("*.yaml"))
 
 
-def _short(e: OmegaConfBaseException) -> str:
+def first_line(e: OmegaConfBaseException) -> str:
+    """OmegaConf's message without its multi-line context."""
     return str(e).splitlines()[0]
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping from ``path``; a syntax error names the file, line and column."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read YAML ({str(e).splitlines()[0]})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        context = f" ({e.context})" if e.context else ""
+        raise ConfigError(f"{where}: invalid YAML: {e.problem}{context}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values")
     return data
 
 
-def _valid_keys(node: Any) -> str:
+def valid_keys(node: Any) -> str:
     return ", ".join(str(k) for k in node) if isinstance(node, DictConfig) else "(none: not a section)"
+
+
+def unknown_key(data: Any, schema: Any, where: str = "") -> tuple[str, str, list[str]] | None:
+    """The first key in ``data`` that its schema does not have, as ``(key, where, valid keys there)``.
+
+    ``schema`` is a dataclass whose fields may hold dataclasses, ``dict[str, X]`` or ``list[X]`` (walked
+    into); ``where`` reads like ``space['model.encoder_hidden']`` (keys of user mappings may hold dots).
+    """
+    origin = typing.get_origin(schema)
+    if dataclasses.is_dataclass(schema) and isinstance(data, dict):
+        hints = typing.get_type_hints(schema)
+        for key, value in data.items():
+            if key not in hints:
+                return str(key), where or "the top level", list(hints)
+            found = unknown_key(value, hints[key], f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+    elif origin is dict and isinstance(data, dict):
+        inner = typing.get_args(schema)[1]
+        for key, value in data.items():
+            found = unknown_key(value, inner, f"{where}[{key!r}]")
+            if found:
+                return found
+    elif origin is list and isinstance(data, list):
+        inner = typing.get_args(schema)[0]
+        for i, value in enumerate(data):
+            found = unknown_key(value, inner, f"{where}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def _load_group(group: str, choice: str, root: Path) -> DictConfig:
     path = root / group / f"{choice}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown {group} {choice!r}; choose one of: {', '.join(group_choices(group, root))}")
-    data = _read_yaml(path)
+    data = read_yaml(path)
     data.pop("defaults", None)  # a task's default choices for other groups, read by compose()
     selector, schemas = GROUPS[group]
     if selector is None:
@@ -328,9 +371,9 @@ def _load_group(group: str, choice: str, root: Path) -> DictConfig:
     try:
         return OmegaConf.merge(node, data)
     except ConfigKeyError as e:
-        raise ConfigError(f"{path}: unknown key {e.key!r}; valid keys: {_valid_keys(node)}") from None
+        raise ConfigError(f"{path}: unknown key {e.key!r}; valid keys: {valid_keys(node)}") from None
     except ValidationError as e:
-        raise ConfigError(f"{path}: {e.full_key}: {_short(e)}") from None
+        raise ConfigError(f"{path}: {e.full_key}: {first_line(e)}") from None
 
 
 def _check_key(cfg: DictConfig, dotted: str) -> None:
@@ -344,7 +387,7 @@ def _check_key(cfg: DictConfig, dotted: str) -> None:
         if not isinstance(node, DictConfig):
             raise ConfigError(f"unknown key {dotted!r}: {where} is a value, not a section")
         if part not in node.keys():  # noqa: SIM118 — `in node` is False for keys whose value is MISSING
-            raise ConfigError(f"unknown key {dotted!r}; valid keys in {where}: {_valid_keys(node)}")
+            raise ConfigError(f"unknown key {dotted!r}; valid keys in {where}: {valid_keys(node)}")
         node = node._get_node(part)
     group = parts[0]
     if group in GROUPS and len(parts) == 2 and parts[1] == GROUPS[group][0]:
@@ -363,7 +406,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
         ConfigError: one line naming the offending key and the valid keys or choices.
     """
     root = root or conf_dir()
-    defaults = _read_yaml(root / "config.yaml")
+    defaults = read_yaml(root / "config.yaml")
     choices = dict(defaults.pop("defaults", {}))
     explicit: dict[str, str] = {}
     dotted: list[tuple[str, str]] = []
@@ -379,7 +422,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
     # the task's YAML names its own default model/data; the command line still wins
     task_file = root / "task" / f"{explicit.get('task', choices.get('task'))}.yaml"
     if task_file.is_file():
-        choices.update(_read_yaml(task_file).get("defaults", {}))
+        choices.update(read_yaml(task_file).get("defaults", {}))
     choices.update(explicit)
 
     cfg = OmegaConf.structured(RunConfig)
@@ -392,9 +435,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
         selector = GROUPS[group][0]
         if cfg[group][selector] not in accepted:
             valid = [
-                c
-                for c in group_choices(group, root)
-                if _read_yaml(root / group / f"{c}.yaml").get(selector) in accepted
+                c for c in group_choices(group, root) if read_yaml(root / group / f"{c}.yaml").get(selector) in accepted
             ]
             raise ConfigError(
                 f"task {cfg.task.name} cannot use {group}={choices[group]}; choose one of: {', '.join(valid)}"
@@ -402,7 +443,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
     try:
         cfg = OmegaConf.merge(cfg, defaults)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"{root / 'config.yaml'}: {_short(e)}") from None
+        raise ConfigError(f"{root / 'config.yaml'}: {first_line(e)}") from None
     OmegaConf.set_struct(cfg, True)
 
     for key, value in dotted:
@@ -410,7 +451,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={value}"]))
         except OmegaConfBaseException as e:
-            raise ConfigError(f"invalid value for {key}: {_short(e)}") from None
+            raise ConfigError(f"invalid value for {key}: {first_line(e)}") from None
 
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
@@ -418,7 +459,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"cannot resolve the config: {_short(e)}") from None
+        raise ConfigError(f"cannot resolve the config: {first_line(e)}") from None
     return cfg
 
 

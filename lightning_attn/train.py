@@ -24,7 +24,14 @@ from .config import ConfigError, flatten, section, to_yaml
 from .data import TranslationDataModule
 from .data.captioning import CaptioningDataModule
 from .tasks import CaptioningModule, TranslationModule
-from .tracking import ensure_experiment, log_params, mask_params, mask_secrets, resolve_tracking_uri
+from .tracking import (
+    check_tracking_store,
+    ensure_experiment,
+    log_params,
+    mask_params,
+    mask_secrets,
+    resolve_tracking_uri,
+)
 from .tracking import tags as T
 from .tracking.convergence import Convergence
 from .tracking.pictures import AttentionPictures
@@ -66,6 +73,22 @@ def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModul
             raise ConfigError(str(e)) from e
         return data, module
     raise ValueError(f"unknown task {cfg.task.name!r}")
+
+
+def check_devices(cfg: DictConfig) -> None:
+    """The accelerator and device count the trainer section asks for exist here (one line if not)."""
+    import torch
+
+    accelerator, devices = str(cfg.trainer.accelerator), cfg.trainer.devices
+    if accelerator in ("gpu", "cuda"):
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not available:
+            raise ConfigError(f"trainer.accelerator={accelerator}, but CUDA sees no GPU here "
+                              "(torch.cuda.is_available() is False); use trainer=cpu")  # fmt: skip
+        if isinstance(devices, int) and devices > available:
+            raise ConfigError(f"trainer.devices={devices}, but CUDA sees {available} GPU(s) here")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator=mps, but MPS is not available here; use trainer=cpu")
 
 
 def stopping_rule(cfg: DictConfig) -> tuple[str, str]:
@@ -138,9 +161,12 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             study's parent) instead of starting a new one.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    # 1. data and model first: a data error must not leave an empty MLflow run behind
-    data, module = build_task(cfg)
+    # 1. what can fail fast does, before anything is prepared or written: devices, the tracking store;
+    # then data and model: a data error must not leave an empty MLflow run behind
+    check_devices(cfg)
     uri = resolve_tracking_uri(cfg.logger.tracking_uri)
+    check_tracking_store(uri)
+    data, module = build_task(cfg)
     logger = _make_logger(cfg, uri, run_id)
     trainer = build_trainer(cfg, logger, callbacks)
     checkpointing = trainer.checkpoint_callback is not None

@@ -8,6 +8,7 @@ plots, verdicts → HTML / Markdown / CSV / JSON.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,17 +18,26 @@ from . import analysis, collect, render
 FORMATS = ("html", "md", "csv", "json")
 
 
+@dataclass
+class Written:
+    paths: dict[str, Path]  # format -> file
+    results: int  # task x mechanism rows
+    failures: int  # failed runs listed
+
+
 def build_report(tracking_uri: str, out: Path, experiments: list[str] | None = None,
                  studies: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
                  bootstrap_samples: int = 1000, reference: str | None = None,
-                 min_seeds: int = analysis.MIN_SEEDS) -> dict[str, Path]:  # fmt: skip
-    """Write the report into ``out``; returns ``{format: path}``."""
+                 min_seeds: int = analysis.MIN_SEEDS) -> Written:  # fmt: skip
+    """Write the report into ``out``: every format asked for, and how many comparable results and
+    failed runs it holds (a report over failed runs only lists the failures and their reasons)."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown format {unknown[0]!r}; choose from: {', '.join(FORMATS)}")
     collected = collect.collect(tracking_uri, experiments, studies)
     rows = analysis.summarise(collected, min_seeds)
-    if not rows:
+    failed = analysis.failures(collected)
+    if not rows and not failed:
         raise LookupError(f"no finished runs with test metrics in {mask_secrets(tracking_uri)} "
                           f"(experiments: {', '.join(collected.experiments) or 'none'})")  # fmt: skip
     compared = [r.run_id for row in rows for r in row.compared] + [row.best_run for row in rows]
@@ -44,7 +54,8 @@ def build_report(tracking_uri: str, out: Path, experiments: list[str] | None = N
     out.mkdir(parents=True, exist_ok=True)
     report = {"title": "Attention trade-offs", "tasks": sorted({r.task for r in rows}), "rows": rows,
               "tests": tests, "diagnoses": diagnoses, "verdicts": verdicts, "warnings": warnings,
-              "min_seeds": min_seeds, "importance_evaluator": collect.IMPORTANCE_EVALUATOR}  # fmt: skip
+              "failures": failed, "min_seeds": min_seeds,
+              "importance_evaluator": collect.IMPORTANCE_EVALUATOR}  # fmt: skip
     written: dict[str, Path] = {}
     if "csv" in formats:
         written["csv"] = render.write_csv(out, rows)
@@ -71,4 +82,4 @@ def build_report(tracking_uri: str, out: Path, experiments: list[str] | None = N
                 written["html"] = render.write_html(out, report)
             if "md" in formats:
                 written["md"] = render.write_markdown(out, report)
-    return written
+    return Written(written, len(rows), len(failed))

@@ -127,6 +127,24 @@ def summarise(collected: Collected, min_seeds: int = MIN_SEEDS) -> list[Row]:
     return rows
 
 
+@dataclass
+class Failure:
+    """A run that failed, and why (its ``failure_reason``)."""
+
+    task: str
+    mechanism: str
+    run: str
+    run_id: str
+    kind: str  # trial | seed | run
+    reason: str
+
+
+def failures(collected: Collected) -> list[Failure]:
+    """Every failed run, so that a report over failed runs says what went wrong."""
+    return [Failure(r.task, r.mechanism, r.name, r.run_id, r.kind, r.tags.get("failure_reason", "no reason recorded"))
+            for r in collected.runs if r.status == "FAILED"]  # fmt: skip
+
+
 def by_task(rows: list[Row]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
     for row in rows:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import html
 import io
 import json
@@ -13,7 +14,7 @@ import os
 from pathlib import Path
 
 from ..tracking import mask_secrets
-from .analysis import Diagnosis, PairTest, Plot, Row
+from .analysis import Diagnosis, Failure, PairTest, Plot, Row
 
 COLUMNS = [
     ("mechanism", "mechanism", "{}"),
@@ -58,6 +59,13 @@ def diagnosis_rows(diagnoses: list[Diagnosis]) -> list[list[str]]:
         out.append([d.mechanism, str(d.compared_runs), f"{converged} of {d.compared_runs}", seeds, floor,
                     str(d.trials), f"{d.compute_s:.0f}", "; ".join(d.flags) or "none"])  # fmt: skip
     return out
+
+
+FAIL_HEADER = ["task", "mechanism", "run", "kind", "reason"]
+
+
+def failure_rows(failures: list[Failure]) -> list[list[str]]:
+    return [[f.task, f.mechanism, f.run, f.kind, f.reason.splitlines()[0][:300]] for f in failures]
 
 
 SIG_HEADER = ["pair", "mean", "Δ BLEU (95 % CI)", "p (seeds × sentences)", "significant", "best runs",
@@ -116,6 +124,7 @@ def write_json(out: Path, report: dict) -> Path:
         "significance": [t.as_dict() for t in report["tests"]],
         "verdicts": {task: v.as_dict() for task, v in report["verdicts"].items()},
         "warnings": report["warnings"],
+        "failures": [dataclasses.asdict(f) for f in report["failures"]],
         "min_seeds": report["min_seeds"],
         "importance_evaluator": report["importance_evaluator"],
     }
@@ -205,6 +214,8 @@ def write_markdown(out: Path, report: dict) -> Path:
                 name = f"attention_{task}_{mechanism}_{j}.png"
                 _write(out / name, picture.read_bytes())
                 lines += [f"![{mechanism} attention]({name})", ""]
+    if report["failures"]:
+        lines += ["## Failed runs", "", _md_table(FAIL_HEADER, failure_rows(report["failures"])), ""]
     path = out / "report.md"
     _write(path, mask_secrets("\n".join(lines)) + "\n")
     return path
@@ -270,6 +281,8 @@ def write_html(out: Path, report: dict) -> Path:
         else:
             parts.append("<p class='note'>Attention gallery: the best runs logged no attention pictures "
                          "(task.attention_pictures_every=0).</p>")  # fmt: skip
+    if report["failures"]:
+        parts.append("<h2>Failed runs</h2>" + _html_table(FAIL_HEADER, failure_rows(report["failures"])))
     parts.append("</body></html>")
     path = out / "report.html"
     _write(path, mask_secrets("".join(parts)))

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from ..config import ConfigError, _read_yaml, _short, _valid_keys, compose
+from ..config import ConfigError, compose, first_line, read_yaml, unknown_key
 from ..train import MONITOR
 
 PARAM_TYPES = ("float", "int", "categorical")
@@ -105,6 +105,7 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=list)
     heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
     grace_period: int = 60  # a RUNNING trial silent this long is failed and retried
+    worker_restarts: int = 3  # a worker that dies while work remains is replaced, this many times per launch
 
 
 # ─── reading ───────────────────────────────────────────────────────────────────────────────────
@@ -127,15 +128,15 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep file {path} not found")
-    data = _read_yaml(path)
+    data = read_yaml(path)
+    _refuse_unknown_keys(data, str(path))
     spec_node = OmegaConf.structured(SweepSpec)
     try:
         spec_node = OmegaConf.merge(spec_node, data)
-    except ConfigKeyError as e:
-        valid = _valid_keys(_parent(spec_node, e))
-        raise ConfigError(f"{path}: unknown key {e.full_key!r}; valid keys: {valid}") from None
     except ValidationError as e:
-        raise ConfigError(f"{path}: {e.full_key}: {_short(e)}") from None
+        raise ConfigError(f"{path}: {e.full_key}: {first_line(e)}") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{path}: {first_line(e)}") from None
     run_overrides: list[str] = []
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -144,10 +145,17 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep
         if not _top_level_field(key.strip()):
             run_overrides.append(item)
             continue
+        nested: dict = {}
+        node = nested
+        *heads, last = key.strip().split(".")
+        for part in heads:
+            node = node.setdefault(part, {})
+        node[last] = value
+        _refuse_unknown_keys(nested, "the command line")
         try:
             spec_node = OmegaConf.merge(spec_node, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as e:
-            raise ConfigError(f"invalid value for {key}: {_short(e)}") from None
+            raise ConfigError(f"invalid value for {key}: {first_line(e)}") from None
     missing = sorted(OmegaConf.missing_keys(spec_node))
     if missing:
         raise ConfigError(f"{path}: {missing[0]} needs a value")
@@ -166,12 +174,12 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep
     return spec
 
 
-def _parent(node: DictConfig, e: ConfigKeyError) -> Any:
-    parent: Any = node
-    for part in (e.full_key or "").split(".")[:-1]:
-        if isinstance(parent, DictConfig) and part in parent:
-            parent = parent[part]
-    return parent
+def _refuse_unknown_keys(data: dict, where: str) -> None:
+    """One line naming a key the schema does not have, and the keys valid at that level."""
+    found = unknown_key(data, SweepSpec)
+    if found:
+        key, level, valid = found
+        raise ConfigError(f"{where}: unknown key {key!r} in {level}; valid keys there: {', '.join(valid)}")
 
 
 def check(spec: SweepSpec, where: Any = "sweep") -> None:

@@ -26,6 +26,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from ..tracking import mask_secrets
+from ..tracking.secrets import gist, register_url
 
 JOURNAL = "optuna.journal"
 HEARTBEAT_ATTR = "heartbeat"
@@ -62,13 +63,35 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return None  # fail_stale_trials below does the retrying
 
 
+CONNECT_TIMEOUT_S = 10  # a database that does not answer within this is reported, not waited for
+
+
 def open_storage(url: str | None, folder: Path, heartbeat_interval: int, grace_period: int) -> BaseStorage:
-    """The storage for ``url`` (``None``: the journal file in ``folder``), with heartbeats on."""
+    """The storage for ``url`` (``None``: the journal file in ``folder``), with heartbeats on.
+
+    Raises:
+        StorageUnavailable: the database cannot be reached or opened (one line, URL masked).
+    """
+    register_url(url)
     if url is None or url.startswith("journal:"):
         path = Path(url.removeprefix("journal:")) if url else folder / JOURNAL
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return HeartbeatJournalStorage(path, heartbeat_interval, grace_period)
-    return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return HeartbeatJournalStorage(path, heartbeat_interval, grace_period)
+        except OSError as e:
+            raise StorageUnavailable(f"cannot open the Optuna journal {path}: {e.strerror or e}") from None
+    engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if url.startswith("postgresql") else {}
+    try:
+        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    except ModuleNotFoundError as e:
+        raise StorageUnavailable(f"the database driver for {mask_secrets(url)} is not installed ({e}); for "
+                                 "PostgreSQL: pip install 'lightning-attn[postgres]'") from None  # fmt: skip
+    except Exception as e:  # SQLAlchemy and its drivers raise many kinds: the message is what matters
+        raise StorageUnavailable(f"cannot reach the Optuna storage {mask_secrets(url)}: {gist(e)}") from None
+
+
+class StorageUnavailable(ConnectionError):
+    """The Optuna storage cannot be reached or opened; the message is one line, secrets masked."""
 
 
 def describe(url: str | None, folder: Path) -> str:
@@ -125,6 +148,10 @@ def retry_attrs(trial: FrozenTrial | optuna.Trial) -> dict:
     return {k: trial.user_attrs[k] for k in INHERITED if k in trial.user_attrs} | {RETRY_OF: trial.number}
 
 
-def _grace(storage: BaseStorage) -> int:
-    backend = getattr(storage, "_backend", storage)  # RDB storages come wrapped in a cache
-    return int(getattr(backend, "grace_period", 0) or 0)
+def _grace(storage: BaseStorage) -> int | str:
+    """The storage's grace period: ours keeps it as an attribute; an RDB storage may come wrapped in a cache."""
+    for candidate in (storage, getattr(storage, "_backend", None)):
+        value = getattr(candidate, "grace_period", None)
+        if value:
+            return int(value)
+    return "the grace period"

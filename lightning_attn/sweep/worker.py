@@ -20,30 +20,33 @@ import hashlib
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from ..config import ConfigError, compose, to_yaml
+from ..processes import die_with_parent
 from ..tracking import mask_secrets
 from . import spec as sweep_spec
+from .budget import budget, enqueue_seeds, next_action
+from .launch import STORAGE_ENV
 from .spec import SweepSpec
 from .storage import FAILURE_REASON, RETRY_OF, STALE, budget_lock, fail_stale_trials, open_storage, retry_attrs
 
 log = logging.getLogger(__name__)
 
 SPEC_FILE = "sweep.yaml"
-STORAGE_ENV = "LIGHTNING_ATTN_SWEEP_STORAGE"  # the launcher hands the storage URL over in the environment
 PARENT_RUN = "mlflow_parent_run_id"  # study user attribute
 RUN_ID = "mlflow_run_id"  # trial user attribute
 WORKER = "worker"  # trial user attribute: which worker runs it
@@ -66,12 +69,20 @@ class Worker:
     device_overrides: list[str]
     parallel: bool  # other workers share the studies (TPE then uses constant_liar)
     ddp: bool = False
+    launch: int = 1  # which launch of the sweep started this worker (1, then one more per --resume)
 
 
 # ─── samplers and pruners ──────────────────────────────────────────────────────────────────────
-def make_sampler(spec: SweepSpec, mechanism: str, worker: int, parallel: bool) -> optuna.samplers.BaseSampler:
+def sampler_seed(spec: SweepSpec, launch: int, worker: int) -> int:
+    """The sampler seed of one worker of one launch: reproducible from the sweep's seed, and different for
+    every worker and every launch — a resumed sweep continues its search instead of replaying the random
+    start-up points it already tried (each launch of a fixed seed would draw the same ones)."""
+    return int(np.random.SeedSequence([spec.sampler.seed, launch, worker]).generate_state(1)[0])
+
+
+def make_sampler(spec: SweepSpec, mechanism: str, worker: int, parallel: bool, launch: int = 1):
     s = spec.sampler
-    seed = s.seed + worker
+    seed = sampler_seed(spec, launch, worker)
     if s.kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.kind == "grid":
@@ -136,47 +147,14 @@ class PruningCallback(PyTorchLightningPruningCallback):
 
 
 # ─── the trial loop ────────────────────────────────────────────────────────────────────────────
-def counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    """Per state; ``counted`` = trials that use budget (all but those failed because a worker died)."""
-    c = {"complete": 0, "pruned": 0, "failed": 0, "stale": 0, "running": 0, "waiting": 0}
-    for t in trials:
-        if t.state == TrialState.FAIL and t.user_attrs.get(STALE):
-            c["stale"] += 1
-        else:
-            key = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-                   TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[t.state]  # fmt: skip
-            c[key] += 1
-    c["counted"] = c["complete"] + c["pruned"] + c["failed"] + c["running"] + c["waiting"]
-    return c
-
-
-def next_action(trials: list[FrozenTrial], n_trials: int | None) -> str:
-    """``ask`` (budget left, or a retry waiting), ``wait`` (no budget left but trials still running,
-    one of which may yet die and need a retry) or ``done``."""
-    c = counts(trials)
-    if c["waiting"] or n_trials is None or c["counted"] < n_trials:
-        return "ask"
-    return "wait" if c["running"] else "done"
-
-
-def budget(spec: SweepSpec, key: str) -> int | None:
-    """Trials per study: ``n_trials``, never more than a grid has points; a seeds study: one per seed."""
-    if sweep_spec.is_seeds(key):
-        return len(spec.seeds)
-    mechanism = key
-    if spec.sampler.kind != "grid":
-        return spec.n_trials
-    size = math.prod(len(v) for v in sweep_spec.grid_of(sweep_spec.space_of(spec, mechanism)).values())
-    return size if spec.n_trials is None else min(spec.n_trials, size)
-
-
 def run(worker: Worker) -> None:
     spec = worker.spec
     storage = open_storage(worker.storage_url, worker.folder, spec.heartbeat_interval, spec.grace_period)
     studies = {}
     for key in sweep_spec.study_keys(spec):
         seeds = sweep_spec.is_seeds(key)  # fixed parameters: nothing to sample, nothing to prune
-        sampler = optuna.samplers.RandomSampler() if seeds else make_sampler(spec, key, worker.index, worker.parallel)
+        sampler = (optuna.samplers.RandomSampler() if seeds
+                   else make_sampler(spec, key, worker.index, worker.parallel, worker.launch))  # fmt: skip
         pruner = optuna.pruners.NopPruner() if seeds else make_pruner(spec)
         name = sweep_spec.study_name(spec, key)
         studies[key] = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
@@ -206,25 +184,6 @@ def run(worker: Worker) -> None:
             time.sleep(0.5)  # waiting for other workers: a retry or the seed runs may appear
     if worker.ddp:
         _broadcast(None)  # tell the other ranks there is nothing more
-
-
-def enqueue_seeds(spec: SweepSpec, search: optuna.Study, seeds: optuna.Study, search_finished: bool) -> str | None:
-    """Fill a seeds study with the search's best parameters, once per seed, when the search is over.
-
-    Returns ``wait`` while the search still runs anywhere, ``done`` when there is nothing to retrain
-    (no completed trial), ``None`` once the seed trials exist (the usual budget logic takes over).
-    """
-    if seeds.get_trials(deepcopy=False):
-        return None
-    trials = search.get_trials(deepcopy=False)
-    if not search_finished or any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
-        return "wait"
-    if not any(t.state == TrialState.COMPLETE for t in trials):
-        return "done"
-    best = search.best_trial
-    for seed in spec.seeds:
-        seeds.enqueue_trial(best.params, user_attrs={"seed": seed, "best_of": best.number}, skip_if_exists=False)
-    return None
 
 
 def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna.Trial) -> TrialState:
@@ -407,6 +366,20 @@ def _init_ddp() -> int:
 
 
 # ─── entry point (started by the launcher) ─────────────────────────────────────────────────────
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_like_ctrl_c(launcher_pid: int | None) -> None:
+    """SIGTERM and SIGHUP stop a worker the way Ctrl+C does: its trial is recorded as interrupted (retried on
+    --resume) and its MLflow run KILLED. It gets SIGTERM when the launcher dies, however that happens."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    die_with_parent(signal.SIGTERM)
+    if launcher_pid is not None and os.getppid() != launcher_pid:  # the launcher died before we asked
+        raise SystemExit("the sweep launcher is gone; stopping")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lightning_attn.sweep")
     parser.add_argument("folder", type=Path)
@@ -416,15 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ddp", action="store_true")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--override", action="append", default=[], help="a device override for every trial")
+    parser.add_argument("--launch", type=int, default=1, help="which launch of the sweep this is")
+    parser.add_argument("--launcher-pid", type=int, help="stop when this process is gone")
     args = parser.parse_args(argv)
-    from ..cli import quiet_third_party, setup_logging
+    from .. import console
 
-    setup_logging()
-    quiet_third_party()
-    # trials are asked for one by one (the budget needs it), with heartbeats kept by run_trial
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-    # TPE options chosen on purpose (multivariate, conditional groups, constant liar for parallel workers)
-    warnings.filterwarnings("ignore", message=r"Argument ``(multivariate|group|constant_liar)`` is an experimental")
+    console.setup()
+    _stop_like_ctrl_c(args.launcher_pid)
     if args.threads:
         import torch
 
@@ -432,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = sweep_spec.load(args.folder / SPEC_FILE)
     storage, tracking_uri = os.environ.get(STORAGE_ENV), os.environ["MLFLOW_TRACKING_URI"]
     worker = Worker(spec, args.folder, storage, tracking_uri, args.index, args.device, args.override, args.parallel,
-                    args.ddp)  # fmt: skip
+                    args.ddp, args.launch)  # fmt: skip
     try:
         if args.ddp and _init_ddp() > 0:
             follow(spec)

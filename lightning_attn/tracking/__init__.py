@@ -1,5 +1,21 @@
 """Tracking: MLflow runs and experiments, secrets kept out of logs."""
 
-from .mlflow import ensure_experiment, log_params, mask_params, mask_secrets, resolve_tracking_uri
+from .mlflow import (
+    TrackingUnavailable,
+    check_tracking_store,
+    ensure_experiment,
+    log_params,
+    mask_params,
+    mask_secrets,
+    resolve_tracking_uri,
+)
 
-__all__ = ["ensure_experiment", "log_params", "mask_params", "mask_secrets", "resolve_tracking_uri"]
+__all__ = [
+    "TrackingUnavailable",
+    "check_tracking_store",
+    "ensure_experiment",
+    "log_params",
+    "mask_params",
+    "mask_secrets",
+    "resolve_tracking_uri",
+]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from .secrets import gist, mask_secrets, register_url
 
 DEFAULT_DB = "mlflow.db"
-_URL_WITH_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
 
 
 def resolve_tracking_uri(configured: str | None = None) -> str:
@@ -19,12 +23,69 @@ def resolve_tracking_uri(configured: str | None = None) -> str:
     A local ``./mlruns`` folder store is never the fallback: MLflow 3.13+ refuses it.
     """
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
+    register_url(uri)  # its password is masked wherever anything prints it
     return uri or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
 
 
-def mask_secrets(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@host`` in ``text`` with ``***``."""
-    return _URL_WITH_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+class TrackingUnavailable(ConnectionError):
+    """The MLflow tracking store cannot be reached or opened; the message is one line, secrets masked."""
+
+
+CONNECT_TIMEOUT_S = 10
+
+
+def check_tracking_store(uri: str) -> None:
+    """Reach the MLflow store before any work starts, so that a wrong or unreachable URI costs one line
+    (naming the masked URI and the cause) instead of a traceback after the data was prepared.
+
+    Raises:
+        TrackingUnavailable: the server does not answer, refuses, or the database cannot be opened.
+    """
+    parts = urlsplit(uri)
+    where = mask_secrets(uri)
+    if parts.scheme in ("http", "https"):
+        _check_server(uri, where)
+        return
+    if parts.scheme in ("", "file"):
+        raise TrackingUnavailable(
+            f"{where}: MLflow 3.13+ no longer accepts a local folder store; use sqlite:///mlflow.db or a server"
+        )
+    if parts.scheme == "sqlite":
+        # a local file: MLflow creates it on first use; checking must not (bad input writes nothing)
+        if parts.path not in ("", "/", "/:memory:"):
+            folder = Path(parts.path[1:] if parts.path.startswith("//") else parts.path).parent
+            if not folder.is_dir():
+                raise TrackingUnavailable(f"{where}: the folder {folder} does not exist")
+            if not os.access(folder, os.W_OK):
+                raise TrackingUnavailable(f"{where}: the folder {folder} is not writable")
+        return
+    os.environ.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_S))  # libpq: do not wait forever
+    from mlflow import MlflowClient
+
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as e:  # MLflow, SQLAlchemy and drivers raise many kinds: the gist is what matters
+        raise TrackingUnavailable(f"cannot open the MLflow tracking store {where}: {gist(e)}") from None
+
+
+def _check_server(uri: str, where: str) -> None:
+    parts = urlsplit(uri)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    health = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+    request = urllib.request.Request(health)
+    if parts.username is not None:  # the credentials in the URL, as MLflow's client would send them
+        token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT_S).close()
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403) or e.code >= 500:
+            raise TrackingUnavailable(f"the MLflow tracking server {where} refused: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = mask_secrets(str(getattr(e, "reason", e)))
+        raise TrackingUnavailable(f"cannot reach the MLflow tracking server {where}: {reason}") from None
 
 
 def mask_params(params: dict[str, Any]) -> dict[str, Any]:

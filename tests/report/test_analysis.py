@@ -234,6 +234,7 @@ def test_the_json_carries_diagnostics_and_withheld_verdicts(tmp_path):
         "diagnoses": list(diagnoses.values()),
         "verdicts": {"translation": verdict},
         "warnings": [],
+        "failures": [],
         "min_seeds": 3,
         "importance_evaluator": "x",
     }

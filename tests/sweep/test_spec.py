@@ -12,11 +12,12 @@ from optuna.trial import TrialState
 from lightning_attn.cli import main
 from lightning_attn.config import ConfigError, compose
 from lightning_attn.resources import sweeps_dir
-from lightning_attn.sweep import load
-from lightning_attn.sweep.runner import parse_devices
+from lightning_attn.sweep import launch, load
+from lightning_attn.sweep.budget import counts, next_action
+from lightning_attn.sweep.launch import parse_devices
 from lightning_attn.sweep.spec import grid_of, run_overrides, space_of, suggest
 from lightning_attn.sweep.storage import FAILURE_REASON, STALE, HeartbeatJournalStorage, describe, fail_stale_trials
-from lightning_attn.sweep.worker import counts, make_pruner, make_sampler, next_action
+from lightning_attn.sweep.worker import make_pruner, make_sampler, sampler_seed
 
 LR = "task.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}"
 SWEEP = """
@@ -63,10 +64,22 @@ def test_defaults_objective_is_the_tasks_validation_metric():
 
 
 def test_unknown_key_names_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"unknown key 'n_trails'.*valid keys: .*n_trials"):
+    with pytest.raises(ConfigError, match=r"unknown key 'n_trails' in the top level; valid keys there: .*n_trials"):
         load(write(SWEEP + "n_trails: 4\n"))
+    # nested: the keys valid at the level of the mistake (a search-space key may hold dots)
+    typo = SWEEP.replace(LR, "task.lr: {typ: float, low: 1.0e-4, high: 1.0e-2}")
+    with pytest.raises(ConfigError, match=r"unknown key 'typ' in space\['task.lr'\]; valid keys there: type, low"):
+        load(write(typo))
+    with pytest.raises(ConfigError, match=r"unknown key 'kidn' in sampler; valid keys there: kind, seed"):
+        load(write(SWEEP), ["sampler.kidn=random"])
     with pytest.raises(ConfigError, match=r"unknown key 'task.lrr'"):
         load(write(SWEEP.replace("task.lr:", "task.lrr:")))
+
+
+def test_malformed_yaml_names_file_line_and_column():
+    path = write(SWEEP + "pruner: {kind: median\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:\d+:\d+: invalid YAML: "):
+        load(path)
 
 
 def test_bad_values_are_named():
@@ -139,12 +152,21 @@ def test_samplers_and_pruners():
     )
 
 
-def test_devices():
+def test_devices(monkeypatch):
     cpu = parse_devices("cpu:2")
-    assert cpu.kind == "cpu" and len(cpu.ids) == 2 and cpu.threads >= 1
-    assert parse_devices("0,1,3").ids == ["0", "1", "3"]
+    assert cpu.kind == "cpu" and len(cpu.ids) == 2 and cpu.threads >= 1 and not cpu.warning
+    assert "share cores" in parse_devices(f"cpu:{4 * launch.cpu_cores()}").warning  # allowed, but said
     with pytest.raises(ConfigError, match="cpu:N"):
         parse_devices("gpu")
+    # GPU ids are checked against what CUDA sees, before anything starts
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 4)
+    assert parse_devices("0,1,3").ids == ["0", "1", "3"]
+    assert parse_devices("0,0,1,1").ids == ["0", "0", "1", "1"]  # several workers packed on a GPU
+    with pytest.raises(ConfigError, match=r"--devices 0,7: no GPU 7 on this machine \(CUDA sees 4: 0, 1, 2, 3\)"):
+        parse_devices("0,7")
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 0)
+    with pytest.raises(ConfigError, match="no GPU 7 on this machine \\(CUDA sees no GPU here\\)"):
+        parse_devices("7")
 
 
 def test_storage_password_is_masked():
@@ -210,3 +232,16 @@ def test_bad_sweep_file_exits_2_with_one_line(capsys):
     assert main(["sweep", str(write(SWEEP + "bogus: 1\n"))]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bogus" in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_launch_and_worker_samples_from_its_own_seed():
+    """A resumed launch continues the search: its start-up draws are not the first launch's again."""
+    spec = load(write(SWEEP))
+    seeds = {sampler_seed(spec, launch, worker) for launch in (1, 2, 3) for worker in (0, 1, 2)}
+    assert len(seeds) == 9 and sampler_seed(spec, 2, 1) == sampler_seed(spec, 2, 1)  # distinct, reproducible
+
+    def first_draws(launch: int) -> list[float]:
+        study = optuna.create_study(sampler=make_sampler(spec, "soft", 0, parallel=False, launch=launch))
+        return [study.ask().suggest_float("task.lr", 1e-4, 1e-2, log=True) for _ in range(3)]
+
+    assert first_draws(1) == first_draws(1) and not set(first_draws(1)) & set(first_draws(2))

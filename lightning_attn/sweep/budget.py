@@ -1,0 +1,87 @@
+"""A study's budget: what counts against it, what a worker does next, and when a sweep is done.
+
+Trials that a dead or interrupted worker left behind (``stale``) do not count: they are retried with the
+same parameters. Everything else — complete, pruned, failed, running, waiting — does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from . import spec as sweep_spec
+from .spec import SweepSpec
+from .storage import STALE
+
+
+def counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Per state; ``counted`` = trials that use budget (all but those failed because a worker died)."""
+    c = {"complete": 0, "pruned": 0, "failed": 0, "stale": 0, "running": 0, "waiting": 0}
+    for t in trials:
+        if t.state == TrialState.FAIL and t.user_attrs.get(STALE):
+            c["stale"] += 1
+        else:
+            key = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+                   TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[t.state]  # fmt: skip
+            c[key] += 1
+    c["counted"] = c["complete"] + c["pruned"] + c["failed"] + c["running"] + c["waiting"]
+    return c
+
+
+def next_action(trials: list[FrozenTrial], n_trials: int | None) -> str:
+    """``ask`` (budget left, or a retry waiting), ``wait`` (no budget left but trials still running,
+    one of which may yet die and need a retry) or ``done``."""
+    c = counts(trials)
+    if c["waiting"] or n_trials is None or c["counted"] < n_trials:
+        return "ask"
+    return "wait" if c["running"] else "done"
+
+
+def budget(spec: SweepSpec, key: str) -> int | None:
+    """Trials per study: ``n_trials``, never more than a grid has points; a seeds study: one per seed."""
+    if sweep_spec.is_seeds(key):
+        return len(spec.seeds)
+    if spec.sampler.kind != "grid":
+        return spec.n_trials
+    size = math.prod(len(v) for v in sweep_spec.grid_of(sweep_spec.space_of(spec, key)).values())
+    return size if spec.n_trials is None else min(spec.n_trials, size)
+
+
+def enqueue_seeds(spec: SweepSpec, search: optuna.Study, seeds: optuna.Study, search_finished: bool) -> str | None:
+    """Fill a seeds study with the search's best parameters, once per seed, when the search is over.
+
+    Returns ``wait`` while the search still runs anywhere, ``done`` when there is nothing to retrain
+    (no completed trial), ``None`` once the seed trials exist (the usual budget logic takes over).
+    """
+    if seeds.get_trials(deepcopy=False):
+        return None
+    trials = search.get_trials(deepcopy=False)
+    if not search_finished or any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
+        return "wait"
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        return "done"
+    best = search.best_trial
+    for seed in spec.seeds:
+        seeds.enqueue_trial(best.params, user_attrs={"seed": seed, "best_of": best.number}, skip_if_exists=False)
+    return None
+
+
+def spent(spec: SweepSpec, studies: dict[str, optuna.Study]) -> bool:
+    """Whether every study's budget is used up, with nothing running or waiting (a ``timeout``-only study
+    is spent when nothing runs). A seeds study whose search completed no trial has nothing to retrain."""
+    for key, study in studies.items():
+        trials = study.get_trials(deepcopy=False)
+        c = counts(trials)
+        if c["running"] or c["waiting"]:
+            return False
+        if sweep_spec.is_seeds(key) and not trials:
+            search = studies[sweep_spec.mechanism_of(key)].get_trials(deepcopy=False)
+            if any(t.state == TrialState.COMPLETE for t in search):
+                return False
+            continue
+        limit = budget(spec, key)
+        if limit is not None and c["counted"] < limit:
+            return False
+    return True

@@ -1,0 +1,110 @@
+"""The MLflow side of a sweep: one parent run per study (created once, reopened on ``--resume``), closed
+with the study's outcome — best value and parameters, trial counts, the Pareto front, the failures."""
+
+from __future__ import annotations
+
+import json
+
+from optuna.trial import TrialState
+
+from ..tracking import ensure_experiment, log_params, mask_secrets
+from ..tracking import tags as T
+from ..tracking.seeds import summarise_seeds
+from . import spec as sweep_spec
+from .budget import budget, counts
+from .storage import FAILURE_REASON, describe
+from .studies import Sweep
+from .worker import PARENT_RUN
+
+
+def open_parent_runs(sweep: Sweep) -> None:
+    """One MLflow parent run per study (reopened on resume); its id is a study user attribute."""
+    from mlflow import MlflowClient
+
+    spec = sweep.spec
+    experiment_id = ensure_experiment(sweep.tracking_uri, sweep_spec.experiment_name(spec))
+    client = MlflowClient(sweep.tracking_uri)
+    for key, study in sweep.studies.items():
+        mech = sweep_spec.mechanism_of(key)
+        run_id = study.user_attrs.get(PARENT_RUN)
+        if run_id is not None:  # resumed: running again, and whatever stopped it last time is history
+            client.update_run(run_id, status="RUNNING")
+            if T.FAILURE_REASON in client.get_run(run_id).data.tags:
+                client.delete_tag(run_id, T.FAILURE_REASON)
+            continue
+        role = T.ROLE_SEEDS if sweep_spec.is_seeds(key) else T.ROLE_STUDY
+        tags = {T.SWEEP: spec.name, T.STUDY: study.study_name, T.MECHANISM: mech, T.ROLE: role}
+        run = client.create_run(experiment_id, run_name=study.study_name, tags=tags)
+        run_id = run.info.run_id
+        params = {
+            "task": spec.task,
+            "mechanism": mech,
+            "attention": spec.mechanisms[mech].attention,
+            "n_trials": budget(spec, key),
+            **({"seeds": ",".join(map(str, spec.seeds))} if sweep_spec.is_seeds(key) else {}),
+            "timeout_s": spec.timeout,
+            "objectives": ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives),
+            "sampler": spec.sampler.kind,
+            "pruner": spec.pruner.kind if len(spec.objectives) == 1 else "none (multi-objective)",
+            "storage": describe(sweep.storage_url, sweep.folder),
+            "devices": sweep.devices.label + (" (ddp)" if sweep.ddp else ""),
+            "overrides": " ".join(spec.overrides + spec.mechanisms[mech].overrides),
+            **{f"space.{k}": describe_param(p) for k, p in sweep_spec.space_of(spec, mech).items()},
+        }
+        log_params(client, run_id, params)
+        client.log_text(run_id, mask_secrets(sweep_spec.to_yaml(spec)), "sweep.yaml")
+        study.set_user_attr(PARENT_RUN, run_id)
+
+
+def describe_param(p: sweep_spec.ParamSpec) -> str:
+    if p.type == "categorical":
+        text = f"categorical{list(p.choices)}"
+    else:
+        text = f"{p.type}[{p.low}, {p.high}]" + (" log" if p.log else "") + (f" step {p.step}" if p.step else "")
+    if p.when:
+        text += " when " + ", ".join(f"{k}={v}" for k, v in p.when.items())
+    return text
+
+
+def close_parent_runs(sweep: Sweep, status: str, reason: str | None = None) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(sweep.tracking_uri)
+    for key, study in sweep.studies.items():
+        run_id = study.user_attrs[PARENT_RUN]
+        trials = study.get_trials(deepcopy=False)
+        c = counts(trials)
+        for state in ("complete", "pruned", "failed", "stale"):
+            client.log_metric(run_id, f"trials_{state}", c[state])
+        best = best_trials(study, trials)
+        if sweep_spec.is_seeds(key):
+            # mean / std / 95 % CI over the seeds of every final metric their runs share
+            runs = [t.user_attrs["mlflow_run_id"] for t in trials if t.state == TrialState.COMPLETE]
+            summarise_seeds(client, run_id, [client.get_run(r).data.metrics for r in runs])
+            if runs:
+                client.set_tag(run_id, T.SEEDS_PARAMS, json.dumps(trials[0].params))
+        elif len(best) == 1:
+            for objective, value in zip(sweep.spec.objectives, best[0].values):
+                client.log_metric(run_id, f"best/{objective.metric}", value)
+            client.set_tag(run_id, T.BEST_TRIAL, str(best[0].number))
+            client.set_tag(run_id, T.BEST_PARAMS, json.dumps(best[0].params))
+            child = best[0].user_attrs.get("mlflow_run_id")
+            if child:
+                client.set_tag(run_id, T.BEST_RUN, child)
+        elif best:
+            client.set_tag(run_id, T.PARETO_TRIALS, ",".join(str(t.number) for t in best))
+        front = [{"trial": t.number, "values": t.values, "params": t.params} for t in best]
+        client.log_text(run_id, json.dumps(front, indent=2), "best_trials.json")
+        failures = {t.number: t.user_attrs[FAILURE_REASON] for t in trials if FAILURE_REASON in t.user_attrs}
+        if failures:
+            client.log_text(run_id, json.dumps(failures, indent=2), "failed_trials.json")
+        if reason:
+            client.set_tag(run_id, T.FAILURE_REASON, reason)
+        client.set_terminated(run_id, status)
+
+
+def best_trials(study, trials) -> list:
+    """The best trial (one objective) or the Pareto front (several); none before a trial completes."""
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        return []
+    return study.best_trials if len(study.directions) > 1 else [study.best_trial]

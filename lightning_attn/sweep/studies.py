@@ -1,0 +1,85 @@
+"""A sweep's Optuna studies: one search study per mechanism (and one seeds study each), created on the
+first launch and reopened by ``--resume`` — never mixed with a different sweep definition."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+
+from ..config import ConfigError
+from . import spec as sweep_spec
+from .launch import Devices
+from .spec import SweepSpec
+from .storage import describe, open_storage
+
+#: sweep-file fields that define what a study searches; changing them between launches mixes results
+IDENTITY = ("task", "overrides", "mechanisms", "space", "objectives", "seed", "vary_seed")
+IDENTITY_ATTR, LAUNCHES_ATTR = "sweep.identity", "sweep.launches"
+
+
+@dataclass
+class Sweep:
+    """One launch of a sweep: its definition, where it keeps its studies and runs, and on what it runs."""
+
+    spec: SweepSpec
+    folder: Path
+    storage_url: str | None
+    tracking_uri: str
+    devices: Devices
+    ddp: bool = False
+    studies: dict[str, optuna.Study] = field(default_factory=dict)
+    launch: int = 1  # 1 on the first launch, one more on every --resume
+
+    @property
+    def n_workers(self) -> int:
+        return 1 if self.ddp else len(self.devices.ids)
+
+
+def identity(spec: SweepSpec) -> str:
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(OmegaConf.structured(spec))
+    return json.dumps({k: data[k] for k in IDENTITY}, sort_keys=True)
+
+
+def open_studies(sweep: Sweep, resume: bool) -> None:
+    """Create the studies, or with ``resume`` reopen them; count this launch.
+
+    Raises:
+        ConfigError: the sweep exists and ``resume`` was not asked for, or it was started from a different
+            definition (task, overrides, mechanisms, space, objectives or seed).
+    """
+    spec = sweep.spec
+    storage = open_storage(sweep.storage_url, sweep.folder, spec.heartbeat_interval, spec.grace_period)
+    where = describe(sweep.storage_url, sweep.folder)
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    names = {key: sweep_spec.study_name(spec, key) for key in sweep_spec.study_keys(spec)}
+    found = [n for n in names.values() if n in existing]
+    if found and not resume:
+        listing = ", ".join(f"{n} ({existing[n].n_trials} trials)" for n in found)
+        raise ConfigError(
+            f"sweep {spec.name!r} already exists in {where}: {listing}. Pass --resume to continue it, "
+            f"or start a new one with another name (name=...) or folder (--out)"
+        )
+    for key, name in names.items():
+        study = optuna.create_study(
+            study_name=name, storage=storage, directions=sweep_spec.directions(spec), load_if_exists=True
+        )
+        stored = study.user_attrs.get(IDENTITY_ATTR)
+        if stored is not None and stored != identity(spec):
+            raise ConfigError(
+                f"study {name} was started from a different sweep file (task, overrides, mechanisms, space, "
+                f"objectives or seed changed); --resume only continues the same search. Use another name=..."
+            )
+        if stored is None:
+            study.set_user_attr(IDENTITY_ATTR, identity(spec))
+            study.set_user_attr("mechanism", sweep_spec.mechanism_of(key))
+            study.set_user_attr("role", "seeds" if sweep_spec.is_seeds(key) else "search")
+        sweep.studies[key] = study
+    # every launch gets its own number: workers seed their samplers with it, so no launch replays another
+    first = next(iter(sweep.studies.values()))
+    sweep.launch = int(first.user_attrs.get(LAUNCHES_ATTR, 0)) + 1
+    first.set_user_attr(LAUNCHES_ATTR, sweep.launch)
