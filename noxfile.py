@@ -4,14 +4,23 @@ Every session installs ``torch==2.13.0`` *before* the package: on a CPU-only mac
 resolves to the CPU wheel, and the package's open ``torch`` range is then already satisfied
 (otherwise pip could pull a multi-GB CUDA build). Set ``LIGHTNING_ATTN_TORCH`` to another
 requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
+
+* ``tests`` — the fast suite (unit-level; about 2 minutes); ``-- -m e2e`` runs the end-to-end suite
+  (sweeps, DDP, servers, a browser, a wheel) in the same environment, ``-- -m slow`` the full-default
+  accuracy runs;
+* ``lint`` — ruff, check and format;
+* ``lowest`` — the fast suite on the lowest dependency versions ``pyproject.toml`` allows;
+* ``demo`` — the README's main job; ``bench`` — the benchmarks.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nox
+import tomllib
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
@@ -20,15 +29,36 @@ PYTHON = "3.11"
 TORCH = os.environ.get("LIGHTNING_ATTN_TORCH", "torch==2.13.0")
 
 
-def install(session: nox.Session, extras: str = "dev") -> None:
+def install(session: nox.Session, extras: str = "dev", constraints: Path | None = None) -> None:
     session.install(TORCH)
-    session.install("-e", f".[{extras}]")
+    session.install(*(["-c", str(constraints)] if constraints else []), "-e", f".[{extras}]")
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite without the slow end-to-end runs (pass `-- -m slow` for those)."""
+    """The fast test suite (pass `-- -m e2e` for the end-to-end runs, `-- -m slow` for the long ones)."""
     install(session)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def lowest(session: nox.Session) -> None:
+    """The fast suite on the lowest versions pyproject.toml allows: every dependency's `name>=X` pinned to
+    `name==X` (the test tools themselves float).
+
+    torch stays at the machine's build (LIGHTNING_ATTN_TORCH): a CPU-only machine has no other.
+    """
+    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["postgres"]
+    pins = []
+    for requirement in requirements:
+        found = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)", requirement)
+        if found and found[1] != "torch":
+            pins.append(f"{found[1]}=={found[3]}")
+    constraints = Path(session.create_tmp()) / "lowest.txt"
+    constraints.write_text("\n".join(pins) + "\n")
+    session.log("lowest: " + ", ".join(pins))
+    install(session, constraints=constraints)
     session.run("pytest", *(session.posargs or ["-q"]))
 
 

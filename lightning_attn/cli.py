@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from . import console
-from .config import GROUPS, ConfigError, compose, group_choices, to_yaml
+from .config import GROUP_NAMES, ConfigError, compose, group_choices, to_yaml
+from .plugins import load_plugins
 from .tracking import mask_secrets
 
 EXIT_BAD_INPUT = 2
@@ -28,7 +29,7 @@ EXIT_FAILED = 1
 
 def _groups_help() -> str:
     lines = ["config groups (pick with group=choice):"]
-    for group in GROUPS:
+    for group in GROUP_NAMES:
         lines.append(f"  {group:<10} {', '.join(group_choices(group))}")
     return "\n".join(lines)
 
@@ -173,6 +174,9 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .report.significance import BOOTSTRAP_SAMPLES
+    from .tracking.seeds import MIN_SEEDS_FOR_CI
+
     parser = argparse.ArgumentParser(
         prog="lightning-attn",
         description="Hard or soft attention, for my task, at what cost? Train, sweep and compare attention mechanisms.",
@@ -216,9 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     report.add_argument("--out", type=Path, default=Path("outputs/report"), help="folder (default: outputs/report)")
     report.add_argument("--format", default="html,md,csv,json", help="any of html,md,csv,json")
-    report.add_argument("--bootstrap-samples", type=int, default=1000, help="bootstrap resamples of each test")
+    report.add_argument(
+        "--bootstrap-samples", type=int, default=BOOTSTRAP_SAMPLES, help="bootstrap resamples of each test"
+    )
     report.add_argument("--reference", help="the mechanism the others are compared with (default: soft when present)")
-    report.add_argument("--min-seeds", type=int, default=3, help="seed runs a CI and a verdict need (default 3)")
+    report.add_argument("--min-seeds", type=int, default=MIN_SEEDS_FOR_CI,
+                        help=f"seed runs a CI and a verdict need (default {MIN_SEEDS_FOR_CI})")  # fmt: skip
     report.set_defaults(func=_report)
     ui = sub.add_parser("ui", help="start the MLflow UI (or with --optuna optuna-dashboard) on 127.0.0.1")
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
@@ -243,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     console.setup()
     try:
+        load_plugins()
         return args.func(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

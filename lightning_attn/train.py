@@ -21,9 +21,7 @@ from omegaconf import DictConfig
 from . import __version__
 from .attention import MECHANISMS
 from .config import ConfigError, flatten, section, to_yaml
-from .data import TranslationDataModule
-from .data.captioning import CaptioningDataModule
-from .tasks import CaptioningModule, TranslationModule
+from .tasks import TASKS
 from .tracking import (
     check_tracking_store,
     ensure_experiment,
@@ -38,12 +36,9 @@ from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
 from .tracking.speed import SpeedMonitor, inference_latency
 from .tracking.stability import DivergenceGuard, StabilityMonitor
-from .tracking.tags import trait_tags
+from .tracking.tags import failure_reason, trait_tags
 
 log = logging.getLogger(__name__)
-
-MONITOR = {"translation": ("val/bleu", "max"), "captioning": ("val/bleu4", "max")}
-HEADLINE = {"translation": "test/bleu", "captioning": "test/bleu4"}  # what a report ranks runs by
 
 
 @dataclass
@@ -58,21 +53,16 @@ class TrainResult:
 
 
 def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
-    """The DataModule (already set up, so data errors surface now) and the LightningModule."""
-    sections = section(cfg, "task"), section(cfg, "model"), section(cfg, "attention")
-    if cfg.task.name == "translation":
-        data = TranslationDataModule(section(cfg, "data"))
-        data.setup()
-        return data, TranslationModule(*sections, src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec))
-    if cfg.task.name == "captioning":
-        data = CaptioningDataModule(section(cfg, "data"))
-        data.setup()
-        try:
-            module = CaptioningModule(*sections, len(data.codec), data.channels, data.image_size, data.layout_grid)
-        except (ImportError, ValueError) as e:  # e.g. model.encoder=resnet without torchvision
-            raise ConfigError(str(e)) from e
-        return data, module
-    raise ValueError(f"unknown task {cfg.task.name!r}")
+    """The DataModule (already set up, so data errors surface now) and the LightningModule, as the task
+    registry says."""
+    spec = TASKS[cfg.task.name]
+    data = spec.datamodule(section(cfg, "data"))
+    data.setup()
+    try:
+        module = spec.module.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
+    except (ImportError, ValueError) as e:  # e.g. model.encoder=resnet without torchvision
+        raise ConfigError(str(e)) from e
+    return data, module
 
 
 def check_devices(cfg: DictConfig) -> None:
@@ -93,7 +83,8 @@ def check_devices(cfg: DictConfig) -> None:
 
 def stopping_rule(cfg: DictConfig) -> tuple[str, str]:
     """The metric early stopping (and the convergence record) watches, and whether higher is better."""
-    task_metric, task_mode = MONITOR[cfg.task.name]
+    spec = TASKS[cfg.task.name]
+    task_metric, task_mode = spec.monitor, spec.mode
     monitor = cfg.early_stopping.monitor or task_metric
     if monitor == task_metric:
         return monitor, task_mode
@@ -105,7 +96,7 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
     """The Trainer every run uses: the ``trainer`` section plus the project's callbacks (divergence
     guard, early stopping and the convergence record, stability and speed monitors, progress bar,
     attention pictures, best checkpoint)."""
-    monitor, mode = MONITOR[cfg.task.name]
+    spec = TASKS[cfg.task.name]
     trainer_kwargs = section(cfg, "trainer")
     stop = cfg.early_stopping
     stop_metric, stop_mode = stopping_rule(cfg)
@@ -122,7 +113,7 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
         all_callbacks.append(AttentionPictures(cfg.task.attention_pictures_every, cfg.task.attention_pictures))
     if trainer_kwargs["enable_checkpointing"]:
         all_callbacks.append(
-            ModelCheckpoint(monitor=monitor, mode=mode, filename="best", auto_insert_metric_name=False)
+            ModelCheckpoint(monitor=spec.monitor, mode=spec.mode, filename="best", auto_insert_metric_name=False)
         )
     return L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=cfg.output_dir)
 
@@ -130,13 +121,13 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
 def run_tags(cfg: DictConfig) -> dict[str, str]:
     mechanism_cls, _ = MECHANISMS[cfg.attention.mechanism]
     return {
-        "task": cfg.task.name,
-        "attention": cfg.attention.mechanism,
-        "seed": str(cfg.seed),
-        "data": cfg.choices.data,
-        "lightning_attn.version": __version__,
-        T.HEADLINE_METRIC: HEADLINE[cfg.task.name],
-        T.VALIDATION_METRIC: MONITOR[cfg.task.name][0],
+        T.TASK: cfg.task.name,
+        T.ATTENTION: cfg.attention.mechanism,
+        T.SEED: str(cfg.seed),
+        T.DATA: cfg.choices.data,
+        T.VERSION: __version__,
+        T.HEADLINE_METRIC: TASKS[cfg.task.name].headline,
+        T.VALIDATION_METRIC: TASKS[cfg.task.name].monitor,
         **trait_tags(mechanism_cls.traits()),
     }
 
@@ -201,8 +192,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
         stopped = isinstance(e, (KeyboardInterrupt, SystemExit, optuna.TrialPruned))
         if trainer.is_global_zero and logger._initialized:
             pruned = isinstance(e, optuna.TrialPruned)
-            key, why = ("pruned", str(e)) if pruned else ("failure_reason", f"{type(e).__name__}: {e}")
-            logger.experiment.set_tag(logger.run_id, key, mask_secrets(why)[:5000])
+            key, why = (T.PRUNED, str(e)) if pruned else (T.FAILURE_REASON, e)
+            logger.experiment.set_tag(logger.run_id, key, failure_reason(why))
             logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
         raise
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
@@ -223,7 +214,7 @@ def _scalars(metrics: dict) -> dict[str, float]:
 def _log_outcome(logger: MLFlowLogger, module: Any, trainer: L.Trainer, best: str | None) -> None:
     client, run_id = logger.experiment, logger.run_id
     if best:
-        client.set_tag(run_id, "best_checkpoint", best)
+        client.set_tag(run_id, T.BEST_CHECKPOINT, best)
     if trainer.world_size == 1 and module.test_hypotheses:
         # test predictions beside the references: what a paired significance test needs later
         client.log_text(run_id, "\n".join(module.test_hypotheses) + "\n", "predictions/test.hyp.txt")
@@ -254,7 +245,7 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
     experiment_id = ensure_experiment(uri, cfg.logger.experiment_name)
     client = MlflowClient(uri)
     name = cfg.logger.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}"
-    tags = run_tags(cfg) | {"seed": ",".join(map(str, seeds)), T.ROLE: T.ROLE_SEEDS}
+    tags = run_tags(cfg) | {T.SEED: ",".join(map(str, seeds)), T.ROLE: T.ROLE_SEEDS}
     parent = client.create_run(experiment_id, run_name=f"{name}-seeds", tags=tags).info.run_id
     runs: dict[int, TrainResult] = {}
     try:
@@ -262,14 +253,14 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
         for seed in seeds:
             one = cfg.copy()
             one.seed, one.seeds = seed, []
-            child_tags = run_tags(one) | {"mlflow.parentRunId": parent}
+            child_tags = run_tags(one) | {T.PARENT: parent}
             child = client.create_run(experiment_id, run_name=f"{name}-seed{seed}", tags=child_tags).info.run_id
             log.info("seed %d (%d of %d)", seed, len(runs) + 1, len(seeds))
             runs[seed] = train(one, run_id=child)
         summary = summarise_seeds(client, parent, [r.metrics for r in runs.values()])
         client.set_terminated(parent, "FINISHED")
     except BaseException as e:
-        client.set_tag(parent, "failure_reason", mask_secrets(f"{type(e).__name__}: {e}")[:5000])
+        client.set_tag(parent, T.FAILURE_REASON, failure_reason(e))
         client.set_terminated(parent, "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
         raise
     return SeedsResult(parent, uri, runs, summary)

@@ -17,6 +17,9 @@ def _isolated_cwd(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     yield
+    # MLflow's set_tracking_uri (Lightning's logger calls it) exports the URI for subprocesses: a test
+    # that trained in this process must not hand its store to the next test's subprocesses
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 @pytest.fixture

@@ -1,5 +1,9 @@
 """Shared settings for tests: tiny models and data that train in seconds."""
 
+import dataclasses
+
+from lightning_attn.attention import MECHANISMS
+
 TINY = [
     "data.n_train=96",
     "data.n_val=16",
@@ -18,5 +22,7 @@ TINY = [
 
 
 def tiny(*overrides: str, mechanism: str = "soft") -> list[str]:
-    extra = [o for o in TINY if not (mechanism == "uniform" and o.startswith("attention."))]
-    return [f"attention={mechanism}", *extra, *overrides]
+    """TINY for ``mechanism``: its ``attention.*`` settings only where its config has the key."""
+    fields = {f.name for f in dataclasses.fields(MECHANISMS[mechanism][1])}
+    keep = [o for o in TINY if not o.startswith("attention.") or o.partition("=")[0].split(".", 1)[1] in fields]
+    return [f"attention={mechanism}", *keep, *overrides]

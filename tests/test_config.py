@@ -128,3 +128,20 @@ def test_broken_group_yaml_names_the_file(tmp_path):
     (conf / "attention" / "broken.yaml").write_text("mechanism: soft\ntemperature: 3\n")
     with pytest.raises(ConfigError, match=r"broken.yaml: unknown key 'temperature'; valid keys: mechanism, score"):
         compose(["attention=broken"], root=conf)
+
+
+def test_every_train_command_in_the_readme_composes():
+    """The README's `lightning-attn train …` examples are valid configs, as written (data is not read)."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = re.findall(r"^\$? ?lightning-attn train((?: [^\n#]*)?)(?:#.*)?$", readme, flags=re.MULTILINE)
+    assert len(commands) >= 8
+    for command in commands:
+        overrides = [a for a in shlex.split(command) if not a.startswith("--")]
+        if "attention.temperature=2" in overrides:  # the README's own example of an error
+            with pytest.raises(ConfigError, match="unknown key 'attention.temperature'"):
+                compose(overrides)
+            continue
+        compose(overrides)

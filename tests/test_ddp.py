@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
 from .helpers import tiny
+
+pytestmark = pytest.mark.e2e  # sweeps, servers, browsers, DDP, wheels: the CI suite
 
 
 def test_ddp_on_two_cpu_processes_records_one_run():

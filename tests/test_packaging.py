@@ -7,6 +7,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # sweeps, servers, browsers, DDP, wheels: the CI suite
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

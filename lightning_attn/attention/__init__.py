@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .base import Attention, AttentionOutput
+from .base import Attention, AttentionOutput, AttentionTrace, TrainingTerms
 from .hard import HardAttention, HardAttentionConfig, ReinforceTerms
 from .scorers import ScoreKind
 from .soft import SoftAttention, SoftAttentionConfig
@@ -31,29 +31,31 @@ def build_attention(config: Any, query_dim: int, key_dim: int) -> Attention:
     """Build the mechanism a config names.
 
     Args:
-        config: a mechanism config dataclass, or a mapping with the same fields.
+        config: a mechanism config dataclass, or a mapping with (some of) its fields and ``mechanism``;
+            fields left out take the dataclass's defaults.
         query_dim: size of the decoder's query.
         key_dim: size of the encoder states it attends over.
     """
     fields = dict(config) if not dataclasses.is_dataclass(config) else dataclasses.asdict(config)
-    name = fields.pop("mechanism")
+    name = fields.get("mechanism")
     if name not in MECHANISMS:
         raise ValueError(f"unknown attention mechanism {name!r}; choose one of: {', '.join(sorted(MECHANISMS))}")
-    cls, _ = MECHANISMS[name]
-    fields = {k: (v.value if isinstance(v, ScoreKind) else v) for k, v in fields.items()}
-    return cls(query_dim=query_dim, key_dim=key_dim, **fields)
+    cls, schema = MECHANISMS[name]
+    return cls(query_dim, key_dim, schema(**fields))
 
 
 __all__ = [
     "MECHANISMS",
     "Attention",
     "AttentionOutput",
+    "AttentionTrace",
     "HardAttention",
     "HardAttentionConfig",
     "ReinforceTerms",
     "ScoreKind",
     "SoftAttention",
     "SoftAttentionConfig",
+    "TrainingTerms",
     "UniformAttention",
     "UniformAttentionConfig",
     "build_attention",

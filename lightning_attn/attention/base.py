@@ -15,7 +15,7 @@ and done once per sequence; :meth:`Attention.forward` is the one-shot form of th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -34,8 +34,7 @@ class AttentionOutput:
         log_prob: ``(B,)`` log-probability of the selection for stochastic mechanisms, zero in rows
             that did not sample; ``None`` for deterministic mechanisms.
         entropy: ``(B,)`` entropy of ``probs`` (nats); ``None`` where the mechanism does not report it.
-        sampled: ``(B,)`` bool, rows whose context came from a sampled position; ``None`` for
-            deterministic mechanisms.
+        extras: ``{name: (B, …)}`` whatever else the mechanism's own training terms need from each step.
     """
 
     context: Tensor
@@ -43,27 +42,82 @@ class AttentionOutput:
     probs: Tensor
     log_prob: Tensor | None = None
     entropy: Tensor | None = None
-    sampled: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class AttentionTrace:
+    """The attention of a teacher-forced pass, every decoder step stacked along dimension 1.
+
+    Attributes:
+        weights, probs: ``(B, T, N)``.
+        log_prob, entropy: ``(B, T)``, or ``None`` when the mechanism does not report them.
+        extras: ``{name: (B, T, …)}``.
+    """
+
+    weights: Tensor
+    probs: Tensor
+    log_prob: Tensor | None
+    entropy: Tensor | None
+    extras: dict[str, Tensor]
+
+    @classmethod
+    def stack(cls, steps: list[AttentionOutput]) -> AttentionTrace:
+        def along(values: list[Tensor | None]) -> Tensor | None:
+            return None if values[0] is None else torch.stack(values, dim=1)
+
+        extras = {k: torch.stack([s.extras[k] for s in steps], dim=1) for k in steps[0].extras}
+        return cls(along([s.weights for s in steps]), along([s.probs for s in steps]),
+                   along([s.log_prob for s in steps]), along([s.entropy for s in steps]), extras)  # fmt: skip
+
+
+@dataclass
+class TrainingTerms:
+    """What a mechanism adds to a training step.
+
+    Attributes:
+        losses: ``{name: scalar}`` added to the task's loss (logged as ``train/<name>``).
+        metrics: ``{name: scalar}`` logged once per epoch as ``stability/<name>``.
+    """
+
+    losses: dict[str, Tensor] = field(default_factory=dict)
+    metrics: dict[str, Tensor] = field(default_factory=dict)
 
 
 class Attention(nn.Module):
-    """Base class: ``prepare`` once per sequence, ``attend`` once per decoder step.
+    """Base class: ``prepare`` once per sequence, ``attend`` once per decoder step, and
+    :meth:`training_terms` for whatever a mechanism needs beyond the task's likelihood.
 
     What a mechanism *is* is said by class attributes, which tasks, pictures and reports ask
     (:meth:`traits`) instead of looking at its name:
 
-    * ``stochastic`` — its selection is sampled and trained with a score-function (REINFORCE)
-      estimator; the task then asks it for a surrogate loss;
+    * ``stochastic`` — its selection is sampled during training (its training terms bring the estimator);
+    * ``selects_one`` — at evaluation it reads a single position (one-hot weights): pictures outline
+      that position instead of drawing a heat map;
     * ``control`` — it does not attend at all (the uniform average): the floor a report compares with.
     """
 
     stochastic: bool = False
+    selects_one: bool = False
     control: bool = False
+    #: the metrics :meth:`training_terms` reports (logged as ``stability/<name>``), for whoever checks for them
+    training_metrics: tuple[str, ...] = ()
 
     @classmethod
     def traits(cls) -> dict[str, bool]:
-        """What the mechanism is, by name: ``{"stochastic": …, "control": …}``."""
-        return {"stochastic": cls.stochastic, "control": cls.control}
+        """What the mechanism is, by name: ``{"stochastic": …, "selects_one": …, "control": …}``."""
+        return {"stochastic": cls.stochastic, "selects_one": cls.selects_one, "control": cls.control}
+
+    def training_terms(self, trace: AttentionTrace, token_log_lik: Tensor, step_mask: Tensor) -> TrainingTerms:
+        """Extra loss terms and metrics of one training step (none by default).
+
+        Args:
+            trace: the step's attention, every decoder step stacked.
+            token_log_lik: ``(B, T)`` log-likelihood of each target token (0 at padding), attached to the
+                graph: a mechanism may reward with it (detached) or train through it.
+            step_mask: ``(B, T)`` bool, True at real target steps.
+        """
+        return TrainingTerms()
 
     def prepare(self, keys: Tensor) -> Tensor:
         """Precompute what depends on the keys only. ``(B, N, Dk) -> (B, N, *)``."""

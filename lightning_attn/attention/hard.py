@@ -23,7 +23,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import AttentionOutput, entropy_from_log_probs, full_mask, gather_rows, weighted_sum
+from .base import (
+    AttentionOutput,
+    AttentionTrace,
+    TrainingTerms,
+    entropy_from_log_probs,
+    full_mask,
+    gather_rows,
+    weighted_sum,
+)
 from .soft import SoftAttention, SoftAttentionConfig
 
 
@@ -64,38 +72,30 @@ class HardAttention(SoftAttention):
     """Stochastic hard attention (Xu et al., 2015).
 
     Args:
-        query_dim, key_dim, score, hidden_dim: as :class:`SoftAttention`.
-        baseline_decay: decay of the moving-average reward baseline.
-        entropy_weight: weight λ_H of the entropy bonus.
-        semi_sampling_p: probability, per example and step, of using the soft expectation.
-        reinforce_weight: multiplier of the whole surrogate loss.
-        reward_per_token: reward = mean token log-likelihood of the target; False: the sum.
+        query_dim, key_dim: as :class:`SoftAttention`.
+        config: the scorer and the REINFORCE knobs (:class:`HardAttentionConfig`, its defaults when omitted):
+            ``baseline_decay`` of the moving-average reward baseline, ``entropy_weight`` λ_H of the entropy
+            bonus, ``semi_sampling_p`` the probability, per example and step, of using the soft expectation,
+            ``reinforce_weight`` the multiplier of the whole surrogate loss, ``reward_per_token`` whether the
+            reward is the mean token log-likelihood of the target (else the sum).
     """
 
     stochastic = True
+    selects_one = True
+    training_metrics = ("reinforce_baseline", "reinforce_advantage_mean", "reinforce_advantage_var")
 
-    def __init__(
-        self,
-        query_dim: int,
-        key_dim: int,
-        score: str = "additive",
-        hidden_dim: int = 128,
-        baseline_decay: float = 0.9,
-        entropy_weight: float = 0.002,
-        semi_sampling_p: float = 0.5,
-        reinforce_weight: float = 1.0,
-        reward_per_token: bool = True,
-    ):
-        super().__init__(query_dim, key_dim, score, hidden_dim)
-        if not 0.0 <= semi_sampling_p <= 1.0:
-            raise ValueError(f"semi_sampling_p must lie in [0, 1], got {semi_sampling_p}")
-        if not 0.0 <= baseline_decay < 1.0:
-            raise ValueError(f"baseline_decay must lie in [0, 1), got {baseline_decay}")
-        self.baseline_decay = baseline_decay
-        self.entropy_weight = entropy_weight
-        self.semi_sampling_p = semi_sampling_p
-        self.reinforce_weight = reinforce_weight
-        self.reward_per_token = reward_per_token
+    def __init__(self, query_dim: int, key_dim: int, config: HardAttentionConfig | None = None):
+        c = config or HardAttentionConfig()
+        super().__init__(query_dim, key_dim, c)
+        if not 0.0 <= c.semi_sampling_p <= 1.0:
+            raise ValueError(f"semi_sampling_p must lie in [0, 1], got {c.semi_sampling_p}")
+        if not 0.0 <= c.baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must lie in [0, 1), got {c.baseline_decay}")
+        self.baseline_decay = c.baseline_decay
+        self.entropy_weight = c.entropy_weight
+        self.semi_sampling_p = c.semi_sampling_p
+        self.reinforce_weight = c.reinforce_weight
+        self.reward_per_token = c.reward_per_token
         # The baseline is state, not a parameter: it is saved in checkpoints and synchronised by DDP.
         self.register_buffer("baseline", torch.zeros(()))
         self.register_buffer("baseline_started", torch.zeros((), dtype=torch.bool))
@@ -126,7 +126,20 @@ class HardAttention(SoftAttention):
         use_sample = sampled.unsqueeze(1)
         context = torch.where(use_sample, gather_rows(values, index), weighted_sum(probs, values))
         weights = torch.where(use_sample, one_hot, probs)
-        return AttentionOutput(context, weights, probs, log_prob=log_prob, entropy=entropy, sampled=sampled)
+        return AttentionOutput(context, weights, probs, log_prob=log_prob, entropy=entropy, extras={"sampled": sampled})
+
+    def training_terms(self, trace: AttentionTrace, token_log_lik: Tensor, step_mask: Tensor) -> TrainingTerms:
+        """The REINFORCE surrogate, rewarded with the target's log-likelihood under the attention sampled;
+        and what a stability monitor wants to see of the estimator."""
+        terms = self.reinforce_loss(token_log_lik, trace.log_prob, trace.entropy, step_mask)
+        return TrainingTerms(
+            losses={"reinforce_loss": terms.loss},
+            metrics={
+                "reinforce_baseline": terms.baseline,
+                "reinforce_advantage_mean": terms.advantage_mean,
+                "reinforce_advantage_var": terms.advantage_var,
+            },
+        )
 
     def reinforce_loss(
         self, token_log_lik: Tensor, log_prob: Tensor, entropy: Tensor, step_mask: Tensor

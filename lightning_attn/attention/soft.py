@@ -25,13 +25,14 @@ class SoftAttention(Attention):
     Args:
         query_dim: size ``Dq`` of the query.
         key_dim: size ``Dk`` of the keys.
-        score: score function, see :mod:`.scorers`.
-        hidden_dim: hidden size of the additive scorer.
+        config: the score function (see :mod:`.scorers`) and the additive scorer's hidden size
+            (:class:`SoftAttentionConfig`, its defaults when omitted).
     """
 
-    def __init__(self, query_dim: int, key_dim: int, score: str = "additive", hidden_dim: int = 128):
+    def __init__(self, query_dim: int, key_dim: int, config: SoftAttentionConfig | None = None):
         super().__init__()
-        self.scorer = build_scorer(score, query_dim, key_dim, hidden_dim)
+        c = config or SoftAttentionConfig()
+        self.scorer = build_scorer(c.score, query_dim, key_dim, c.hidden_dim)
 
     def prepare(self, keys: Tensor) -> Tensor:
         return self.scorer.prepare(keys)

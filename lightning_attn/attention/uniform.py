@@ -25,7 +25,7 @@ class UniformAttention(Attention):
 
     control = True
 
-    def __init__(self, query_dim: int = 0, key_dim: int = 0):
+    def __init__(self, query_dim: int = 0, key_dim: int = 0, config: UniformAttentionConfig | None = None):
         super().__init__()
 
     def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:

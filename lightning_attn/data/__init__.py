@@ -1,7 +1,36 @@
-"""Data: the built-in synthetic corpus, parallel text files, vocabularies, the DataModule."""
+"""Data: built-in corpora (a synthetic language pair, digit scenes), file formats (parallel text, Karpathy
+JSON), vocabularies, DataModules.
+
+:data:`DATA` is the data registry: ``kind`` (what ``conf/data/*.yaml`` names) -> its config schema; the
+task's DataModule (see :data:`lightning_attn.tasks.TASKS`) reads any kind its task accepts.
+"""
 
 from .codec import BOS, EOS, PAD, UNK, Codec
-from .parallel import DataError
+from .digits import DigitsDataConfig
+from .karpathy import KarpathyDataConfig
+from .parallel import DataError, ParallelDataConfig
+from .synthetic import SyntheticDataConfig
 from .translation import TranslationBatch, TranslationDataModule
 
-__all__ = ["BOS", "EOS", "PAD", "UNK", "Codec", "DataError", "TranslationBatch", "TranslationDataModule"]
+DATA: dict[str, type] = {
+    "synthetic": SyntheticDataConfig,
+    "parallel": ParallelDataConfig,
+    "digits": DigitsDataConfig,
+    "karpathy": KarpathyDataConfig,
+}
+
+__all__ = [
+    "BOS",
+    "DATA",
+    "EOS",
+    "PAD",
+    "UNK",
+    "Codec",
+    "DataError",
+    "DigitsDataConfig",
+    "KarpathyDataConfig",
+    "ParallelDataConfig",
+    "SyntheticDataConfig",
+    "TranslationBatch",
+    "TranslationDataModule",
+]

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .base import SplitDataModule
 from .codec import BOS, EOS, PAD, Codec
-from .digits import generate_scenes
+from .digits import DigitsDataConfig, generate_scenes
 from .karpathy import read_karpathy
 
 log = logging.getLogger(__name__)
@@ -95,19 +95,8 @@ class CaptioningDataModule(SplitDataModule):
     def _setup_digits(self) -> None:
         c = self.cfg
         sizes = {"train": c["n_train"], "val": c["n_val"], "test": c["n_test"]}
-        scenes = {
-            split: generate_scenes(
-                n,
-                split,
-                seed=c["scene_seed"],
-                canvas=c["canvas"],
-                cell=c["cell"],
-                min_digits=c["min_digits"],
-                max_digits=c["max_digits"],
-                clutter=c["clutter"],
-            )  # fmt: skip
-            for split, n in sizes.items()
-        }
+        config = DigitsDataConfig(**c)
+        scenes = {split: generate_scenes(n, split, config) for split, n in sizes.items()}
         self.layout_grid = c["canvas"] // c["cell"]
         self.codec = Codec.word_level(s.caption for s in scenes["train"])
         for split, items in scenes.items():

@@ -20,6 +20,25 @@ from functools import lru_cache
 
 import numpy as np
 
+
+@dataclass
+class DigitsDataConfig:
+    """Built-in digit scenes (see :mod:`lightning_attn.data.digits`)."""
+
+    kind: str = "digits"
+    n_train: int = 12000
+    n_val: int = 500
+    n_test: int = 1000
+    scene_seed: int = 1234
+    canvas: int = 64
+    cell: int = 16  # 64/16: a 4x4 layout, matching the encoder's 4x4 grid
+    min_digits: int = 2
+    max_digits: int = 4
+    clutter: int = 0  # digit fragments in empty cells
+    batch_size: int = 64
+    num_workers: int = 0
+
+
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ROW_WORDS = {2: ("top", "bottom"), 3: ("top", "middle", "bottom"), 4: ("top", "upper", "lower", "bottom")}
 COL_WORDS = {2: ("left", "right"), 3: ("left", "centre", "right"), 4: ("left", "centre-left", "centre-right", "right")}
@@ -55,7 +74,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return (data.images / 16.0).astype(np.float32), data.target.astype(np.int64)
 
 
-def _pool(split: str) -> np.ndarray:
+def handwriting_pool(split: str) -> np.ndarray:
     """Indices of the handwriting samples a split may use (a fixed shuffle, then disjoint slices)."""
     images, _ = _digits()
     order = np.random.default_rng(20151102).permutation(len(images))
@@ -68,24 +87,16 @@ def _scaled(image: np.ndarray, size: int) -> np.ndarray:
     return np.kron(image, np.ones((factor, factor), dtype=np.float32))
 
 
-def generate_scenes(
-    n: int,
-    split: str = "train",
-    seed: int = 0,
-    canvas: int = 64,
-    cell: int = 16,
-    min_digits: int = 2,
-    max_digits: int = 4,
-    clutter: int = 0,
-) -> list[Scene]:
-    """``n`` scenes of one split, deterministic from ``seed``.
+def generate_scenes(n: int, split: str, config: DigitsDataConfig) -> list[Scene]:
+    """``n`` scenes of one split, deterministic from ``config.scene_seed``.
 
-    Args:
-        canvas: image side in pixels (a multiple of ``cell``).
-        cell: layout cell side in pixels (a multiple of 8, the digits' native size).
-        min_digits, max_digits: digits per scene.
-        clutter: digit fragments (a random quarter of a digit) added in empty cells.
+    From the config: ``canvas`` (image side in pixels, a multiple of ``cell``), ``cell`` (layout cell side,
+    a multiple of 8, the digits' native size), ``min_digits``/``max_digits`` per scene, and ``clutter``
+    (digit fragments, a random quarter of a digit, added in empty cells).
     """
+    c = config
+    canvas, cell, min_digits, max_digits, clutter, seed = (c.canvas, c.cell, c.min_digits, c.max_digits, c.clutter,
+                                                          c.scene_seed)  # fmt: skip
     if canvas % cell or cell % 8:
         raise ValueError(f"canvas ({canvas}) must be a multiple of cell ({cell}), and cell a multiple of 8")
     grid = canvas // cell
@@ -96,7 +107,7 @@ def generate_scenes(
     if max_digits + clutter > grid * grid:
         raise ValueError(f"{max_digits} digits and {clutter} clutter fragments do not fit {grid * grid} cells")
     images, labels = _digits()
-    pool = _pool(split)
+    pool = handwriting_pool(split)
     rng = np.random.default_rng([seed, list(SPLIT_SHARE).index(split)])
     scenes = []
     for _ in range(n):

@@ -19,8 +19,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from omegaconf import MISSING
 
 from .parallel import DataError
+
+
+@dataclass
+class KarpathyDataConfig:
+    """COCO / Flickr8k / Flickr30k in the Karpathy-split JSON format."""
+
+    kind: str = "karpathy"
+    json: str = MISSING  # dataset_coco.json, dataset_flickr8k.json, ...
+    image_root: str = MISSING
+    image_size: int = 128
+    min_count: int = 5  # words rarer than this in the train captions become <unk>
+    max_caption_len: int = 30  # longer training captions are dropped
+    skip_bad_images: bool = False  # count and skip missing/corrupt images instead of stopping
+    batch_size: int = 32
+    num_workers: int = 0
+
 
 log = logging.getLogger(__name__)
 

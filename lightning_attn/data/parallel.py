@@ -9,9 +9,32 @@ import gzip
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import MISSING
+
 from .codec import Codec
+
+
+@dataclass
+class ParallelDataConfig:
+    """Parallel text files ``{root}/{split}.{lang}[.gz]`` (Multi30k, IWSLT, your own)."""
+
+    kind: str = "parallel"
+    root: str = MISSING
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    bpe_vocab_size: int = 8000
+    lowercase: bool = False
+    max_train_len: int = 60  # drop training pairs longer than this many subwords on either side
+    cache_dir: str | None = None  # vocabulary cache; default: next to the data, else ~/.cache
+    batch_size: int = 64
+    num_workers: int = 0
+
 
 log = logging.getLogger(__name__)
 

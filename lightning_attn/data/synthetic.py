@@ -71,6 +71,23 @@ def _stem(word: str) -> str:
     return stem[:-1] if stem[-1] in "aeiou" and len(stem) > 3 else stem
 
 
+@dataclass
+class SyntheticDataConfig:
+    """The built-in synthetic language pair (see :mod:`lightning_attn.data.synthetic`)."""
+
+    kind: str = "synthetic"
+    n_train: int = 20000
+    n_val: int = 500
+    n_test: int = 1000
+    corpus_seed: int = 1234  # the corpus is the same whatever the training seed
+    max_adjectives: int = 3
+    p_prepositional: float = 0.8  # long sentences (15.7 source words on average) defeat the uniform control
+    p_adverb: float = 0.5
+    lexicon_share: float = 1.0  # the share of each word list used: a smaller vocabulary is a smaller task
+    batch_size: int = 64
+    num_workers: int = 0  # data lives in memory: worker processes only add start-up time
+
+
 @dataclass(frozen=True)
 class Example:
     """One sentence pair.
@@ -156,28 +173,20 @@ def _sentence(rng: random.Random, lex: Lexicon, max_adjectives: int, p_pp: float
     return Example(tuple(src), tuple(t for t, _ in tgt), tuple(i for _, i in tgt))
 
 
-def generate_corpus(
-    n_train: int,
-    n_val: int,
-    n_test: int,
-    seed: int = 0,
-    max_adjectives: int = 2,
-    p_prepositional: float = 0.5,
-    p_adverb: float = 0.5,
-    lexicon_share: float = 1.0,
-) -> dict[str, list[Example]]:
-    """Generate disjoint train/val/test splits of distinct sentence pairs, deterministically.
+def generate_corpus(config: SyntheticDataConfig) -> dict[str, list[Example]]:
+    """Generate disjoint train/val/test splits of distinct sentence pairs, deterministically from
+    ``config.corpus_seed`` (independent of the training seed).
 
-    Args:
-        n_train, n_val, n_test: number of pairs per split.
-        seed: the corpus seed (independent of the training seed).
-        max_adjectives: most adjectives per noun phrase (difficulty: longer phrases).
-        p_prepositional: probability that a noun phrase carries a prepositional phrase.
-        p_adverb: probability of a sentence-final adverb.
-        lexicon_share: the share of each word list drawn from (a smaller vocabulary is a smaller task).
+    The config's ``n_train``/``n_val``/``n_test`` give the split sizes; ``max_adjectives`` (adjectives per
+    noun phrase), ``p_prepositional`` (a noun phrase carries a prepositional phrase), ``p_adverb`` (a
+    sentence-final adverb) and ``lexicon_share`` (the share of each word list drawn from) the difficulty.
     """
+    c = config
+    n_train, n_val, n_test = c.n_train, c.n_val, c.n_test
+    max_adjectives, p_prepositional, p_adverb = c.max_adjectives, c.p_prepositional, c.p_adverb
+    seed = c.corpus_seed
     rng = random.Random(seed)
-    lex = Lexicon.share(lexicon_share)
+    lex = Lexicon.share(c.lexicon_share)
     wanted = n_train + n_val + n_test
     seen: set[tuple[str, ...]] = set()
     examples: list[Example] = []

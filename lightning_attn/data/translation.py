@@ -13,7 +13,7 @@ from torch import Tensor
 from .base import SplitDataModule
 from .codec import BOS, EOS, PAD, Codec
 from .parallel import DataError, cached_bpe, find_split_file, read_parallel
-from .synthetic import generate_corpus
+from .synthetic import SyntheticDataConfig, generate_corpus
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,7 @@ class TranslationDataModule(SplitDataModule):
 
     def _setup_synthetic(self) -> None:
         c = self.cfg
-        corpus = generate_corpus(
-            c["n_train"], c["n_val"], c["n_test"], seed=c["corpus_seed"], max_adjectives=c["max_adjectives"],
-            p_prepositional=c["p_prepositional"], p_adverb=c["p_adverb"], lexicon_share=c["lexicon_share"],
-        )  # fmt: skip
+        corpus = generate_corpus(SyntheticDataConfig(**c))
         train = corpus["train"]
         self.src_codec = Codec.word_level(" ".join(e.source) for e in train)
         self.tgt_codec = Codec.word_level(" ".join(e.target) for e in train)

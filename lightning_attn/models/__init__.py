@@ -1,6 +1,25 @@
-"""Plain ``nn.Module`` models (no Lightning)."""
+"""Plain ``nn.Module`` models (no Lightning), built from their config dataclasses.
 
+:data:`MODELS` is the model registry: ``kind`` (what ``conf/model/*.yaml`` names) -> (class, config).
+"""
+
+from .captioner import Captioner, CaptionerConfig
 from .decoding import DecoderOutput, beam_search, greedy, teacher_forcing
-from .seq2seq import Seq2Seq
+from .seq2seq import Seq2Seq, Seq2SeqConfig
 
-__all__ = ["DecoderOutput", "Seq2Seq", "beam_search", "greedy", "teacher_forcing"]
+MODELS: dict[str, tuple[type, type]] = {
+    "seq2seq": (Seq2Seq, Seq2SeqConfig),
+    "captioner": (Captioner, CaptionerConfig),
+}
+
+__all__ = [
+    "MODELS",
+    "Captioner",
+    "CaptionerConfig",
+    "DecoderOutput",
+    "Seq2Seq",
+    "Seq2SeqConfig",
+    "beam_search",
+    "greedy",
+    "teacher_forcing",
+]

@@ -17,13 +17,29 @@ The initial ``h_0, c_0`` come from the mean region feature (§3.1.2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..attention import Attention, AttentionOutput, build_attention
 from .decoding import BatchState, DecoderOutput, beam_search, greedy, teacher_forcing
+
+
+@dataclass
+class CaptionerConfig:
+    """Show-Attend-Tell: CNN grid encoder (from scratch, or a torchvision ResNet), attention LSTM decoder."""
+
+    kind: str = "captioner"
+    encoder: str = "cnn"  # cnn (from scratch) | resnet (needs torchvision)
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # cnn: each block halves the image
+    resnet_depth: int = 18  # resnet: 18 | 34 | 50 | 101 | 152; its grid is image_size / 32
+    resnet_weights: str | None = None  # resnet: a local state_dict file; nothing is downloaded
+    freeze_encoder: bool = False  # resnet: keep the (pretrained) weights fixed
+    embed_dim: int = 64
+    hidden: int = 256
+    dropout: float = 0.1
 
 
 class GridEncoder(nn.Module):
@@ -63,7 +79,7 @@ class ResNetGridEncoder(nn.Module):
     Grey images are repeated to three channels.
     """
 
-    def __init__(self, in_channels: int, image_size: int, depth: int = 18, weights: str | None = None,
+    def __init__(self, in_channels: int, image_size: int, depth: int, weights: str | None,
                  freeze: bool = False):  # fmt: skip
         super().__init__()
         try:
@@ -158,36 +174,25 @@ class Captioner(nn.Module):
         vocab: caption vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
         attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
         in_channels, image_size: input images ``(B, in_channels, image_size, image_size)``.
-        encoder: ``cnn`` (from scratch; ``channels`` are its block widths, each halves the resolution) or
-            ``resnet`` (torchvision; ``resnet_depth``, ``resnet_weights`` a local file, ``freeze_encoder``).
-        embed_dim, hidden, dropout: decoder sizes.
+        config: encoder and decoder (:class:`CaptionerConfig`, its defaults when omitted): ``cnn`` (from
+            scratch; ``channels`` are its block widths, each halves the resolution) or ``resnet``
+            (torchvision; ``resnet_depth``, ``resnet_weights`` a local file, ``freeze_encoder``).
     """
 
-    def __init__(
-        self,
-        vocab: int,
-        attention: dict,
-        in_channels: int = 1,
-        image_size: int = 64,
-        channels: tuple[int, ...] = (32, 64, 128, 128),
-        embed_dim: int = 64,
-        hidden: int = 256,
-        dropout: float = 0.1,
-        encoder: str = "cnn",
-        resnet_depth: int = 18,
-        resnet_weights: str | None = None,
-        freeze_encoder: bool = False,
-    ):
+    def __init__(self, vocab: int, attention: Any, in_channels: int, image_size: int,
+                 config: CaptionerConfig | None = None):  # fmt: skip
         super().__init__()
+        c = config or CaptionerConfig()
         self.encoder: GridEncoder | ResNetGridEncoder
-        if encoder == "cnn":
-            self.encoder = GridEncoder(in_channels, image_size, tuple(channels))
-        elif encoder == "resnet":
-            self.encoder = ResNetGridEncoder(in_channels, image_size, resnet_depth, resnet_weights, freeze_encoder)
+        if c.encoder == "cnn":
+            self.encoder = GridEncoder(in_channels, image_size, tuple(c.channels))
+        elif c.encoder == "resnet":
+            self.encoder = ResNetGridEncoder(in_channels, image_size, c.resnet_depth, c.resnet_weights,
+                                             c.freeze_encoder)  # fmt: skip
         else:
-            raise ValueError(f"model.encoder={encoder!r}: choose cnn or resnet")
-        mechanism = build_attention(attention, query_dim=hidden, key_dim=self.encoder.dim)
-        self.decoder = CaptionDecoder(vocab, embed_dim, hidden, self.encoder.dim, mechanism, dropout)
+            raise ValueError(f"model.encoder={c.encoder!r}: choose cnn or resnet")
+        mechanism = build_attention(attention, query_dim=c.hidden, key_dim=self.encoder.dim)
+        self.decoder = CaptionDecoder(vocab, c.embed_dim, c.hidden, self.encoder.dim, mechanism, c.dropout)
 
     @property
     def attention(self) -> Attention:
@@ -210,6 +215,6 @@ class Captioner(nn.Module):
         return greedy(self.decoder.step, self.encode(images), images.size(0), max_len, images.device)
 
     @torch.no_grad()
-    def beam_search(self, images: Tensor, max_len: int, beam_size: int, length_penalty: float = 1.0) -> Tensor:
+    def beam_search(self, images: Tensor, max_len: int, beam_size: int, length_penalty: float) -> Tensor:
         state = self.encode(images)
         return beam_search(self.decoder.step, state, images.size(0), max_len, beam_size, length_penalty, images.device)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..attention import AttentionTrace
 from ..data.codec import BOS, EOS, PAD
 
 Step = Callable[[Tensor, Any], tuple[Tensor, Any, Any]]
@@ -36,30 +37,22 @@ class DecoderOutput:
 
     Attributes:
         logits: ``(B, T, V)``.
-        attention: ``(B, T, N)`` weights used at each step.
-        probs: ``(B, T, N)`` the attention distributions (equal to ``attention`` for soft mechanisms).
-        log_prob: ``(B, T)`` selection log-probabilities (stochastic attention), else ``None``.
-        entropy: ``(B, T)`` attention entropy per step.
+        trace: the attention of every step (:class:`~lightning_attn.attention.AttentionTrace`): weights and
+            distributions ``(B, T, N)``, and what the mechanism's training terms read.
     """
 
     logits: Tensor
-    attention: Tensor
-    probs: Tensor
-    log_prob: Tensor | None
-    entropy: Tensor | None
+    trace: AttentionTrace
 
 
 def teacher_forcing(step: Step, state: Any, tgt_in: Tensor) -> DecoderOutput:
     """Run ``step`` over the gold previous tokens ``tgt_in (B, T)`` (starting with ``<s>``)."""
-    steps = []
+    logits, attention = [], []
     for t in range(tgt_in.size(1)):
-        logits, state, att = step(tgt_in[:, t], state)
-        steps.append((logits, att.weights, att.probs, att.log_prob, att.entropy))
-
-    def stack(i: int) -> Tensor | None:
-        return None if steps[0][i] is None else torch.stack([s[i] for s in steps], dim=1)
-
-    return DecoderOutput(*(stack(i) for i in range(5)))
+        step_logits, state, att = step(tgt_in[:, t], state)
+        logits.append(step_logits)
+        attention.append(att)
+    return DecoderOutput(torch.stack(logits, dim=1), AttentionTrace.stack(attention))
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ encoder hidden (the memory the decoder attends over), ``V`` target vocabulary.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +27,17 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..attention import Attention, AttentionOutput, build_attention
 from ..data.codec import PAD
 from .decoding import BatchState, DecoderOutput, beam_search, greedy, teacher_forcing
+
+
+@dataclass
+class Seq2SeqConfig:
+    """Bidirectional GRU encoder, attention GRU decoder."""
+
+    kind: str = "seq2seq"
+    embed_dim: int = 64
+    encoder_hidden: int = 64  # per direction; the decoder attends over 2 x this
+    decoder_hidden: int = 128  # = 2 x encoder_hidden, so attention.score=dot works out of the box
+    dropout: float = 0.1
 
 
 @dataclass
@@ -96,24 +108,16 @@ class Seq2Seq(nn.Module):
     Args:
         src_vocab, tgt_vocab: vocabulary sizes (ids 0-3 are ``<pad> <s> </s> <unk>``).
         attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
-        embed_dim, encoder_hidden, decoder_hidden, dropout: sizes as in :class:`Seq2SeqConfig`.
+        config: sizes and dropout (:class:`Seq2SeqConfig`, its defaults when omitted).
     """
 
-    def __init__(
-        self,
-        src_vocab: int,
-        tgt_vocab: int,
-        attention: dict,
-        embed_dim: int = 128,
-        encoder_hidden: int = 128,
-        decoder_hidden: int = 256,
-        dropout: float = 0.1,
-    ):
+    def __init__(self, src_vocab: int, tgt_vocab: int, attention: Any, config: Seq2SeqConfig | None = None):
         super().__init__()
-        memory_dim = 2 * encoder_hidden
-        self.encoder = Encoder(src_vocab, embed_dim, encoder_hidden, dropout)
-        mechanism = build_attention(attention, query_dim=decoder_hidden, key_dim=memory_dim)
-        self.decoder = AttentionDecoder(tgt_vocab, embed_dim, decoder_hidden, memory_dim, mechanism, dropout)
+        c = config or Seq2SeqConfig()
+        memory_dim = 2 * c.encoder_hidden
+        self.encoder = Encoder(src_vocab, c.embed_dim, c.encoder_hidden, c.dropout)
+        mechanism = build_attention(attention, query_dim=c.decoder_hidden, key_dim=memory_dim)
+        self.decoder = AttentionDecoder(tgt_vocab, c.embed_dim, c.decoder_hidden, memory_dim, mechanism, c.dropout)
 
     @property
     def attention(self) -> Attention:
@@ -136,7 +140,7 @@ class Seq2Seq(nn.Module):
 
     @torch.no_grad()
     def beam_search(
-        self, src: Tensor, src_lengths: Tensor, max_len: int, beam_size: int, length_penalty: float = 1.0
+        self, src: Tensor, src_lengths: Tensor, max_len: int, beam_size: int, length_penalty: float
     ) -> Tensor:
         """Batched beam search (see :mod:`lightning_attn.models.decoding`): tokens ``(B, L)``."""
         state = self.encode(src, src_lengths)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..tracking import mask_secrets
-from . import analysis, collect, render
+from . import analysis, collect, render, significance
 
 FORMATS = ("html", "md", "csv", "json")
 
@@ -27,7 +27,7 @@ class Written:
 
 def build_report(tracking_uri: str, out: Path, experiments: list[str] | None = None,
                  studies: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
-                 bootstrap_samples: int = 1000, reference: str | None = None,
+                 bootstrap_samples: int = significance.BOOTSTRAP_SAMPLES, reference: str | None = None,
                  min_seeds: int = analysis.MIN_SEEDS) -> Written:  # fmt: skip
     """Write the report into ``out``: every format asked for, and how many comparable results and
     failed runs it holds (a report over failed runs only lists the failures and their reasons)."""

@@ -21,6 +21,7 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
+from ..tracking import tags as T
 from ..tracking.seeds import MIN_SEEDS_FOR_CI, seed_stats
 from . import significance as sig
 from .collect import IMPORTANCE_EVALUATOR, Collected, RunRecord
@@ -141,7 +142,7 @@ class Failure:
 
 def failures(collected: Collected) -> list[Failure]:
     """Every failed run, so that a report over failed runs says what went wrong."""
-    return [Failure(r.task, r.mechanism, r.name, r.run_id, r.kind, r.tags.get("failure_reason", "no reason recorded"))
+    return [Failure(r.task, r.mechanism, r.name, r.run_id, r.kind, r.tags.get(T.FAILURE_REASON, "no reason recorded"))
             for r in collected.runs if r.status == "FAILED"]  # fmt: skip
 
 
@@ -200,7 +201,7 @@ def _statistics(row: Row, preds: Predictions) -> tuple[list, list[list[str]] | N
     return [sig.sentence_statistics(preds[r.run_id][0], references) for r in runs], references, ""
 
 
-def pair_tests(rows: list[Row], preds: Predictions, samples: int = 1000) -> list[PairTest]:
+def pair_tests(rows: list[Row], preds: Predictions, samples: int = sig.BOOTSTRAP_SAMPLES) -> list[PairTest]:
     """Every pair of mechanisms of a task: the seed-level test and best run vs best run."""
     out = []
     for task, group in by_task(rows).items():

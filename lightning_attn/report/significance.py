@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+BOOTSTRAP_SAMPLES = 1000  # resamples per test (the report's --bootstrap-samples)
 #: corpus BLEU as the runs' own test metric computes it (sacreBLEU's 13a tokenisation, no smoothing), so a
 #: test never finds a difference between two runs whose logged scores are equal
 SMOOTH = "none"
@@ -93,7 +94,9 @@ def _p_two_sided(replicates: np.ndarray, observed: float) -> float:
     return (exceed + 1) / (len(replicates) + 1)
 
 
-def seed_test(stats_a: list[np.ndarray], stats_b: list[np.ndarray], samples: int = 1000, seed: int = 0) -> SeedTest:
+def seed_test(
+    stats_a: list[np.ndarray], stats_b: list[np.ndarray], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> SeedTest:
     """Two-level bootstrap (seeds x sentences) of the difference in mean corpus BLEU, a minus b.
 
     Args:
@@ -126,7 +129,9 @@ def seed_test(stats_a: list[np.ndarray], stats_b: list[np.ndarray], samples: int
                     samples)  # fmt: skip
 
 
-def best_run_test(hyp_a: list[str], hyp_b: list[str], references: list[list[str]], samples: int = 1000) -> float:
+def best_run_test(
+    hyp_a: list[str], hyp_b: list[str], references: list[list[str]], samples: int = BOOTSTRAP_SAMPLES
+) -> float:
     """sacrebleu's paired bootstrap p-value of run a against run b on the same test set; 1 for a tie."""
     from sacrebleu.metrics import BLEU
     from sacrebleu.significance import PairedTest

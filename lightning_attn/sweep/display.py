@@ -14,9 +14,8 @@ from ..tracking.seeds import seed_stats
 from . import spec as sweep_spec
 from .budget import budget, counts
 from .runs import best_trials, describe_param
-from .storage import describe
+from .storage import WORKER, describe
 from .studies import Sweep
-from .worker import WORKER
 
 
 def _values(trial: FrozenTrial) -> str:

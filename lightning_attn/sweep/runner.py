@@ -33,7 +33,6 @@ from .runs import close_parent_runs, open_parent_runs
 from .spec import SweepSpec
 from .storage import STALE, describe, open_storage
 from .studies import Sweep, open_studies
-from .worker import SPEC_FILE
 
 
 def run_sweep(
@@ -85,7 +84,7 @@ def _launch(sweep: Sweep, resume: bool, console: Console) -> int:
     spec, folder = sweep.spec, sweep.folder
     open_studies(sweep, resume)
     open_parent_runs(sweep)
-    _write_atomic(folder / SPEC_FILE, sweep_spec.to_yaml(spec))
+    _write_atomic(folder / sweep_spec.SPEC_FILE, sweep_spec.to_yaml(spec))
     console.print(f"sweep {spec.name} (launch {sweep.launch}): {sweep.n_workers} worker(s) on {sweep.devices.label}"
                   f"{' (ddp)' if sweep.ddp else ''}; storage {describe(sweep.storage_url, folder)}; "
                   f"logs in {folder / 'logs'}", highlight=False)  # fmt: skip

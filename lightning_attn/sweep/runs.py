@@ -4,17 +4,20 @@ with the study's outcome — best value and parameters, trial counts, the Pareto
 from __future__ import annotations
 
 import json
+import logging
 
-from optuna.trial import TrialState
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from ..tracking import ensure_experiment, log_params, mask_secrets
 from ..tracking import tags as T
 from ..tracking.seeds import summarise_seeds
 from . import spec as sweep_spec
 from .budget import budget, counts
-from .storage import FAILURE_REASON, describe
+from .storage import FAILURE_REASON, PARENT_RUN, RETRY_OF, RUN_ID, describe
 from .studies import Sweep
-from .worker import PARENT_RUN
+
+log = logging.getLogger(__name__)
 
 
 def open_parent_runs(sweep: Sweep) -> None:
@@ -108,3 +111,52 @@ def best_trials(study, trials) -> list:
     if not any(t.state == TrialState.COMPLETE for t in trials):
         return []
     return study.best_trials if len(study.directions) > 1 else [study.best_trial]
+
+
+# ─── child runs: one per trial ─────────────────────────────────────────────────────────────────
+MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+def create_child_run(tracking_uri: str, sweep: str, study: optuna.Study, mechanism: str, trial: optuna.Trial, seed: int,
+                     device: str, worker: int) -> str:  # fmt: skip
+    """The trial's MLflow run, under its study's parent run, tagged with what identifies it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(study.user_attrs[PARENT_RUN])
+    retry = trial.user_attrs.get(RETRY_OF)
+    tags = {
+        T.PARENT: parent.info.run_id,
+        T.SWEEP: sweep,
+        T.STUDY: study.study_name,
+        T.TRIAL: str(trial.number),
+        T.MECHANISM: mechanism,
+        T.DEVICE: device,
+        T.WORKER: str(worker),
+        T.SEED: str(seed),
+        T.TRIAL_STATE: "RUNNING",
+        **({T.RETRY_OF: str(retry)} if retry is not None else {}),
+    }
+    # a seeds study retrains one configuration: its runs differ by seed, a search's by trial
+    name = f"{mechanism}-seed{seed}" if "best_of" in trial.user_attrs else f"{mechanism}-t{trial.number}"
+    run = client.create_run(parent.info.experiment_id, tags=tags, run_name=name)
+    return run.info.run_id
+
+
+def set_run_status(tracking_uri: str, run_id: str | None, state: TrialState, reason: str | None, status=None) -> None:
+    """Mirror a trial's outcome on its MLflow run: the Optuna state, the reason, the run status."""
+    if run_id is None:
+        return
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    client.set_tag(run_id, T.TRIAL_STATE, state.name)
+    if reason:
+        client.set_tag(run_id, T.FAILURE_REASON, reason)
+    client.set_terminated(run_id, status or MLFLOW_STATUS[state])
+
+
+def mirror_stale(tracking_uri: str, trial: FrozenTrial) -> None:
+    """A trial failed because its worker died: say so, and mark its run FAILED with the reason."""
+    log.warning("trial #%d: %s; retrying it", trial.number, trial.user_attrs.get(FAILURE_REASON))
+    set_run_status(tracking_uri, trial.user_attrs.get(RUN_ID), TrialState.FAIL, trial.user_attrs.get(FAILURE_REASON))

@@ -3,19 +3,19 @@
 A sweep file (``sweeps/NAME.yaml``) is read into :class:`SweepSpec`, whose dataclasses are the schema
 and the single source of defaults. Example::
 
-    name: smoke
+    name: example
     task: translation
     overrides: [trainer.max_epochs=2]        # every trial of every mechanism
     mechanisms:                              # one Optuna study each, the same budget each
       soft: {}
       hard:
-        overrides: [attention.semi_sampling=0.5]
+        overrides: [attention.semi_sampling_p=0.5]
         space:                               # added to the shared space for this mechanism
           attention.entropy_weight: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
     space:                                   # shared: dotted run-config keys
       task.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
       attention.score: {type: categorical, choices: [additive, general]}
-      attention.hidden: {type: int, low: 32, high: 128, step: 32, when: {attention.score: additive}}
+      attention.hidden_dim: {type: int, low: 32, high: 128, step: 32, when: {attention.score: additive}}
     objectives: [{metric: val/bleu, direction: maximize}]
     n_trials: 4
 
@@ -35,8 +35,9 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from ..config import ConfigError, compose, first_line, read_yaml, unknown_key
-from ..train import MONITOR
+from ..tasks import TASKS
 
+SPEC_FILE = "sweep.yaml"  # the copy of the sweep definition a launch leaves in its folder; workers read it
 PARAM_TYPES = ("float", "int", "categorical")
 SAMPLERS = ("tpe", "random", "nsga2", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -166,10 +167,10 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep
     for name, mech in spec.mechanisms.items():
         mech.attention = mech.attention or name
     if not spec.objectives:
-        metric, mode = MONITOR.get(spec.task, (None, None))
-        if metric is None:
-            raise ConfigError(f"{path}: task {spec.task!r} unknown; choose one of: {', '.join(MONITOR)}")
-        spec.objectives = [ObjectiveSpec(metric, "maximize" if mode == "max" else "minimize")]
+        if spec.task not in TASKS:
+            raise ConfigError(f"{path}: task {spec.task!r} unknown; choose one of: {', '.join(TASKS)}")
+        task = TASKS[spec.task]
+        spec.objectives = [ObjectiveSpec(task.monitor, "maximize" if task.mode == "max" else "minimize")]
     check(spec, path)
     return spec
 

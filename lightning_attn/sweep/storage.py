@@ -30,9 +30,13 @@ from ..tracking.secrets import gist, register_url
 
 JOURNAL = "optuna.journal"
 HEARTBEAT_ATTR = "heartbeat"
+# the attributes a sweep keeps on Optuna's studies and trials
 FAILURE_REASON = "failure_reason"  # trial user attribute, also an MLflow tag
 RETRY_OF = "retry_of"  # user attribute of a retry: the number of the trial it repeats
 STALE = "stale"  # user attribute: True on a trial failed because its worker died (not counted in the budget)
+PARENT_RUN = "mlflow_parent_run_id"  # study user attribute: the study's MLflow parent run
+RUN_ID = "mlflow_run_id"  # trial user attribute: the trial's MLflow run
+WORKER = "worker"  # trial user attribute: which worker runs it
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):

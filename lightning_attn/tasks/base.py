@@ -1,18 +1,35 @@
-"""What every attention task shares: the loss (NLL + REINFORCE surrogate for stochastic attention),
+"""What every attention task shares: the loss (NLL + the mechanism's own training terms + the task's),
 perplexity, alignment against gold attention, the optimiser. Subclasses say how a batch is run
 through their model and how outputs are decoded and scored."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import lightning as L
 import torch
 import torch.nn.functional as F
+from omegaconf import MISSING
 from torch import Tensor
 from torchmetrics import MeanMetric
 
 from ..data.codec import PAD
 from ..models import DecoderOutput
 from .metrics import alignment_hits
+
+
+@dataclass
+class TaskConfig:
+    """What every task has: optimiser, loss smoothing, decoding."""
+
+    name: str = MISSING
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    val_beam_size: int = 1  # validation decodes greedily by default: cheap and tracks the test metric
+    beam_size: int = 5  # test decoding; 1 = greedy
+    length_penalty: float = 1.0  # beam score = log p / length ** length_penalty
+    max_decode_len: int = 100  # hard cap on generated tokens
 
 
 class AttentionTask(L.LightningModule):
@@ -50,26 +67,19 @@ class AttentionTask(L.LightningModule):
         loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=smoothing) if smoothing else nll
         metrics = {f"{stage}/nll": nll}
         stability: dict[str, Tensor] = {}  # per-epoch means, measured alike for every mechanism
-        attention = self.model.attention
+        trace = out.trace
         if stage == "train":
-            if attention.stochastic:
-                # reward: the target's log-likelihood under the attention that was sampled
-                terms = attention.reinforce_loss(-token_nll, out.log_prob, out.entropy, step_mask)
-                loss = loss + terms.loss
-                metrics |= {"train/reinforce_loss": terms.loss, "train/baseline": terms.baseline}
-                stability |= {
-                    "stability/reinforce_baseline": terms.baseline,
-                    "stability/reinforce_advantage_mean": terms.advantage_mean,
-                    "stability/reinforce_advantage_var": terms.advantage_var,
-                }
-            if out.entropy is not None:  # mean over real decoder steps, nats
-                stability["stability/attention_entropy"] = (out.entropy * step_mask).sum() / n_tokens
-            for name, value in self.extra_loss(out, step_mask, n_tokens).items():
+            # the mechanism's own terms (REINFORCE for hard attention, none for soft), then the task's
+            terms = self.model.attention.training_terms(trace, -token_nll, step_mask)
+            for name, value in {**terms.losses, **self.extra_loss(out, step_mask, n_tokens)}.items():
                 loss = loss + value
                 metrics[f"train/{name}"] = value
+            stability |= {f"stability/{name}": value for name, value in terms.metrics.items()}
+            if trace.entropy is not None:  # mean over real decoder steps, nats
+                stability["stability/attention_entropy"] = (trace.entropy * step_mask).sum() / n_tokens
         else:
             metrics[f"{stage}/ppl"] = torch.exp(nll.clamp_max(50))
-            hits, total = alignment_hits(self.attended_gold_index(out.attention), batch.alignment)
+            hits, total = alignment_hits(self.attended_gold_index(trace.weights), batch.alignment)
             if total > 0:
                 self.align[stage].update(hits / total, weight=total)
         on_step, sync = stage == "train", stage != "train"

@@ -1,20 +1,34 @@
 """``TranslationModule``: a thin LightningModule around :class:`~lightning_attn.models.Seq2Seq`.
 
-Loss: token-level NLL under teacher forcing; a stochastic attention mechanism adds its REINFORCE
-surrogate, rewarded with the target's log-likelihood. Validation/test decode the source and score
-BLEU (sacrebleu's 13a tokenisation, through torchmetrics so it syncs across DDP ranks).
+Loss: token-level NLL under teacher forcing, plus the mechanism's own training terms (hard attention:
+its REINFORCE surrogate, rewarded with the target's log-likelihood). Validation/test decode the source
+and score BLEU (sacrebleu's 13a tokenisation, through torchmetrics so it syncs across DDP ranks).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torchmetrics.text import SacreBLEUScore
 
 from ..data.translation import TranslationBatch
 from ..models import DecoderOutput, Seq2Seq
-from .base import AttentionTask
+from ..models.seq2seq import Seq2SeqConfig
+from .base import AttentionTask, TaskConfig
+
+
+@dataclass
+class TranslationTaskConfig(TaskConfig):
+    """Training objective, optimiser and decoding for translation."""
+
+    name: str = "translation"
+    decode_len_ratio: float = 2.0  # per batch: at most ratio x longest source + 5 tokens
+    # alignment pictures (target words x source words) in MLflow: every N epochs and at the last one
+    # trained (wherever early stopping ends the run); 0 turns them off
+    attention_pictures_every: int = 4
+    attention_pictures: int = 2  # how many validation sentences get a picture
 
 
 class TranslationModule(AttentionTask):
@@ -29,11 +43,15 @@ class TranslationModule(AttentionTask):
         super().__init__(task)
         # plain dicts only: the checkpoint must load with torch.load(weights_only=True)
         self.save_hyperparameters(logger=False)
-        sizes = {k: v for k, v in model.items() if k != "kind"}
-        self.model = Seq2Seq(src_vocab, tgt_vocab, attention, **sizes)
+        self.model = Seq2Seq(src_vocab, tgt_vocab, attention, Seq2SeqConfig(**model))
         self.bleu = torch.nn.ModuleDict({"val": SacreBLEUScore(tokenize="13a"), "test": SacreBLEUScore(tokenize="13a")})
         self.test_hypotheses: list[str] = []
         self.test_references: list[str] = []
+
+    @classmethod
+    def from_data(cls, task: dict, model: dict, attention: dict, data) -> TranslationModule:
+        """The module for a set-up :class:`~lightning_attn.data.TranslationDataModule` (its vocabularies)."""
+        return cls(task, model, attention, src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec))
 
     def teacher_forced(self, batch: TranslationBatch) -> DecoderOutput:
         return self.model(batch.src, batch.src_lengths, batch.tgt_in)

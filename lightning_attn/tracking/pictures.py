@@ -85,7 +85,7 @@ class AttentionPictures(Callback):
     and at the last epoch trained (wherever early stopping ended training): captioning, the image with one
     panel per word; translation, the alignment matrix of generated words over source words."""
 
-    def __init__(self, every_n_epochs: int = 1, n_images: int = 4):
+    def __init__(self, every_n_epochs: int, n_images: int):
         self.every_n_epochs = every_n_epochs
         self.n_images = n_images
         self.validated = 0  # the last epoch validated (1-based)
@@ -121,12 +121,12 @@ class AttentionPictures(Callback):
             return
         images = torch.stack([item.image for item in items]).to(pl_module.device)
         tokens, weights = pl_module.model.greedy(images, pl_module.cfg["max_decode_len"])
-        hard = pl_module.model.attention.stochastic
+        one = pl_module.model.attention.selects_one  # one region read: outline it; a distribution: heat map
         grid = pl_module.model.grid
         for i, item in enumerate(items):
             words = data.detokenize(tokens[i].tolist()).split()
             picture = item.image.permute(1, 2, 0).squeeze(-1).cpu().numpy()
-            fig = attention_figure(picture, words, weights[i, : len(words)].cpu().numpy(), grid, outline=hard)
+            fig = attention_figure(picture, words, weights[i, : len(words)].cpu().numpy(), grid, outline=one)
             trainer.logger.experiment.log_figure(trainer.logger.run_id, fig, f"attention/epoch_{epoch:03d}/val_{i}.png")
             plt.close(fig)
 

@@ -32,7 +32,7 @@ class DivergenceGuard(Callback):
     raised alone would leave the others waiting in the next collective).
     """
 
-    def __init__(self, max_loss: float = 1e4):
+    def __init__(self, max_loss: float):
         self.max_loss = max_loss
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
@@ -57,7 +57,7 @@ class SpikeCounter:
     three numbers says little.
     """
 
-    def __init__(self, factor: float = 3.0, window: int = 50, warmup: int = 10):
+    def __init__(self, factor: float, window: int, warmup: int = 10):
         self.factor, self.warmup = factor, warmup
         self.recent: deque[float] = deque(maxlen=window)
         self.spikes = 0
@@ -73,11 +73,12 @@ class StabilityMonitor(Callback):
     """Per epoch: gradient global norm (mean / max / std, before clipping) and loss spikes.
 
     Logged as ``stability/grad_norm_{mean,max,std}`` and ``stability/loss_spikes``; the task itself logs
-    ``stability/attention_entropy`` and, for stochastic attention, the REINFORCE advantage and baseline.
+    ``stability/attention_entropy`` and whatever the mechanism's training terms report (hard attention: the
+    REINFORCE advantage and baseline).
     A non-finite gradient stops the run like a non-finite loss does.
     """
 
-    def __init__(self, spike_factor: float = 3.0, spike_window: int = 50):
+    def __init__(self, spike_factor: float, spike_window: int):
         self.spike_factor, self.spike_window = spike_factor, spike_window
         self.norms: list[float] = []
         self.spikes = SpikeCounter(spike_factor, spike_window)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_attn.attention import MECHANISMS, HardAttention, SoftAttention, UniformAttention, build_attention
+from lightning_attn.attention import (
+    MECHANISMS,
+    HardAttention,
+    HardAttentionConfig,
+    SoftAttention,
+    SoftAttentionConfig,
+    UniformAttention,
+    build_attention,
+)
 from lightning_attn.attention.hard import sample_positions
 
 B, N, DQ, DK = 4, 7, 8, 8
@@ -30,7 +38,7 @@ def pad(keys, mask, extra: int):
 @pytest.mark.parametrize("score", SCORES)
 def test_soft_weights_sum_to_one_over_real_positions(score):
     query, keys, mask = inputs()
-    out = SoftAttention(DQ, DK, score=score, hidden_dim=16)(query, keys, keys, mask)
+    out = SoftAttention(DQ, DK, SoftAttentionConfig(score=score, hidden_dim=16))(query, keys, keys, mask)
     torch.testing.assert_close(out.weights.sum(-1), torch.ones(B))
     assert (out.weights[~mask] == 0).all()
     assert out.context.shape == (B, DK)
@@ -39,17 +47,19 @@ def test_soft_weights_sum_to_one_over_real_positions(score):
 @pytest.mark.parametrize("score", SCORES)
 def test_soft_context_is_the_weighted_mean(score):
     query, keys, mask = inputs()
-    out = SoftAttention(DQ, DK, score=score, hidden_dim=16)(query, keys, keys, mask)
+    out = SoftAttention(DQ, DK, SoftAttentionConfig(score=score, hidden_dim=16))(query, keys, keys, mask)
     torch.testing.assert_close(out.context, (out.weights.unsqueeze(-1) * keys).sum(1))
 
 
 def test_dot_rejects_mismatched_sizes():
     with pytest.raises(ValueError, match="general or additive"):
-        SoftAttention(4, 6, score="dot")
+        SoftAttention(4, 6, SoftAttentionConfig(score="dot"))
 
 
 def test_general_handles_mismatched_sizes():
-    out = SoftAttention(4, 6, score="general")(torch.randn(2, 4), torch.randn(2, 3, 6), torch.randn(2, 3, 6))
+    out = SoftAttention(4, 6, SoftAttentionConfig(score="general"))(
+        torch.randn(2, 4), torch.randn(2, 3, 6), torch.randn(2, 3, 6)
+    )
     assert out.context.shape == (2, 6)
 
 
@@ -72,12 +82,12 @@ def test_uniform_ignores_the_query():
 def test_hard_samples_only_unmasked_positions():
     torch.manual_seed(0)
     query, keys, mask = inputs()
-    attention = HardAttention(DQ, DK, semi_sampling_p=0.0).train()
+    attention = HardAttention(DQ, DK, HardAttentionConfig(semi_sampling_p=0.0)).train()
     for _ in range(200):
         out = attention(query, keys, keys, mask)
         chosen = out.weights.argmax(-1)
         assert mask[torch.arange(B), chosen].all()
-        assert out.sampled.all()
+        assert out.extras["sampled"].all()
         # the context is exactly the chosen value, not a mixture
         torch.testing.assert_close(out.context, keys[torch.arange(B), chosen])
 
@@ -116,25 +126,27 @@ def test_hard_eval_uses_a_gather_not_a_matmul(monkeypatch):
         raise AssertionError("hard attention at evaluation must not build the context with a matmul")
 
     monkeypatch.setattr(torch, "bmm", no_bmm)
-    attention.scorer = SoftAttention(DQ, DK, score="additive").scorer  # additive scorer uses no bmm
+    attention.scorer = SoftAttention(
+        DQ, DK, SoftAttentionConfig(score="additive")
+    ).scorer  # additive scorer uses no bmm
     attention(query, keys, keys, mask)
 
 
 def test_semi_sampling_mixes_soft_and_sampled_rows():
     torch.manual_seed(0)
     query, keys, mask = inputs()
-    attention = HardAttention(DQ, DK, semi_sampling_p=0.5).train()
-    sampled = torch.cat([attention(query, keys, keys, mask).sampled for _ in range(400)]).float()
+    attention = HardAttention(DQ, DK, HardAttentionConfig(semi_sampling_p=0.5)).train()
+    sampled = torch.cat([attention(query, keys, keys, mask).extras["sampled"] for _ in range(400)]).float()
     assert 0.4 < sampled.mean() < 0.6
     out = attention(query, keys, keys, mask)
-    soft_rows = ~out.sampled
+    soft_rows = ~out.extras["sampled"]
     torch.testing.assert_close(out.weights[soft_rows], out.probs[soft_rows])
     assert (out.log_prob[soft_rows] == 0).all()
 
 
 def test_semi_sampling_one_is_soft_attention():
     query, keys, mask = inputs()
-    hard = HardAttention(DQ, DK, semi_sampling_p=1.0).train()
+    hard = HardAttention(DQ, DK, HardAttentionConfig(semi_sampling_p=1.0)).train()
     soft = SoftAttention(DQ, DK)
     soft.load_state_dict({k: v for k, v in hard.state_dict().items() if k.startswith("scorer")})
     torch.testing.assert_close(hard(query, keys, keys, mask).context, soft(query, keys, keys, mask).context)
@@ -143,7 +155,7 @@ def test_semi_sampling_one_is_soft_attention():
 def test_reinforce_gives_the_scorer_gradients_and_moves_the_baseline():
     torch.manual_seed(0)
     query, keys, mask = inputs()
-    attention = HardAttention(DQ, DK, semi_sampling_p=0.0, entropy_weight=0.0).train()
+    attention = HardAttention(DQ, DK, HardAttentionConfig(semi_sampling_p=0.0, entropy_weight=0.0)).train()
     out = attention(query, keys, keys, mask)
     reward = torch.tensor([-1.0, -2.0, -3.0, -4.0])
     attention.reinforce_loss(reward.unsqueeze(1), out.log_prob.unsqueeze(1), out.entropy.unsqueeze(1), mask[:, :1])
@@ -163,7 +175,7 @@ def test_reinforce_pushes_up_selections_with_above_baseline_reward():
     """A small gradient step makes a selection with positive advantage more likely (one sentence)."""
     torch.manual_seed(0)
     query, keys, mask = (x[:1] for x in inputs())
-    attention = HardAttention(DQ, DK, semi_sampling_p=0.0, entropy_weight=0.0).train()
+    attention = HardAttention(DQ, DK, HardAttentionConfig(semi_sampling_p=0.0, entropy_weight=0.0)).train()
     attention.baseline_started.fill_(True)  # baseline 0, reward 1: advantage +1
     out = attention(query, keys, keys, mask)
     chosen = out.weights.argmax(-1)
@@ -178,7 +190,7 @@ def test_reinforce_pushes_up_selections_with_above_baseline_reward():
 
 def test_entropy_bonus_flattens_the_distribution():
     query, keys, mask = inputs()
-    attention = HardAttention(DQ, DK, semi_sampling_p=0.0, entropy_weight=1.0).train()
+    attention = HardAttention(DQ, DK, HardAttentionConfig(semi_sampling_p=0.0, entropy_weight=1.0)).train()
     attention.baseline_started.fill_(True)
     out = attention(query, keys, keys, mask)
     terms = attention.reinforce_loss(
@@ -196,7 +208,7 @@ def test_reward_is_the_mean_or_the_sum_of_token_log_likelihoods():
     step_mask = torch.tensor([[True, True, False], [True, False, False]])
     zeros = torch.zeros(2, 3)
     for per_token, expected in ((True, [-2.0, -2.0]), (False, [-4.0, -2.0])):
-        attention = HardAttention(DQ, DK, reward_per_token=per_token).train()
+        attention = HardAttention(DQ, DK, HardAttentionConfig(reward_per_token=per_token)).train()
         attention.reinforce_loss(token_log_lik, zeros, zeros, step_mask)
         assert attention.baseline.item() == pytest.approx(sum(expected) / 2)
 

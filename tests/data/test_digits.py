@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lightning_attn.data.digits import COL_WORDS, DIGIT_WORDS, ROW_WORDS, _pool, generate_scenes
+from lightning_attn.data.digits import COL_WORDS, DIGIT_WORDS, ROW_WORDS, DigitsDataConfig, handwriting_pool
+from lightning_attn.data.digits import generate_scenes as generate
+
+
+def generate_scenes(n: int, split: str = "train", seed: int = 0, **settings):
+    return generate(n, split, DigitsDataConfig(scene_seed=seed, **settings))
 
 
 def test_same_seed_same_scenes():
@@ -16,7 +21,7 @@ def test_same_seed_same_scenes():
 
 
 def test_splits_use_disjoint_handwriting():
-    pools = [set(_pool(s).tolist()) for s in ("train", "val", "test")]
+    pools = [set(handwriting_pool(s).tolist()) for s in ("train", "val", "test")]
     assert not (pools[0] & pools[1]) and not (pools[0] & pools[2]) and not (pools[1] & pools[2])
     assert sum(map(len, pools)) == 1797
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from lightning_attn.data.synthetic import ADJECTIVES, NOUNS, VERBS, generate_corpus
+from lightning_attn.data.synthetic import ADJECTIVES, NOUNS, VERBS, SyntheticDataConfig, generate_corpus
 
 
 def corpus(**kw):
-    return generate_corpus(200, 20, 20, seed=kw.pop("seed", 0), **kw)
+    return generate_corpus(SyntheticDataConfig(n_train=200, n_val=20, n_test=20, corpus_seed=kw.pop("seed", 0), **kw))
 
 
 def test_same_seed_same_corpus_other_seed_other_corpus():
@@ -49,7 +49,8 @@ def test_adjectives_agree_with_the_noun():
 
 
 def test_difficulty_knobs_change_lengths():
-    short = generate_corpus(300, 1, 1, max_adjectives=0, p_prepositional=0.0, p_adverb=0.0)["train"]
-    long = generate_corpus(300, 1, 1, max_adjectives=3, p_prepositional=1.0, p_adverb=1.0)["train"]
+    sizes = {"n_train": 300, "n_val": 1, "n_test": 1}
+    short = generate_corpus(SyntheticDataConfig(**sizes, max_adjectives=0, p_prepositional=0.0, p_adverb=0.0))["train"]
+    long = generate_corpus(SyntheticDataConfig(**sizes, max_adjectives=3, p_prepositional=1.0, p_adverb=1.0))["train"]
     assert max(len(e.source) for e in short) == 5
     assert min(len(e.source) for e in long) > 9

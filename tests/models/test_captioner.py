@@ -5,14 +5,15 @@ import torch
 
 from lightning_attn.attention import MECHANISMS
 from lightning_attn.data.codec import PAD
-from lightning_attn.models.captioner import Captioner, GridEncoder
+from lightning_attn.models.captioner import Captioner, CaptionerConfig, GridEncoder
 
 V = 20
 
 
 def model(mechanism: str = "soft") -> Captioner:
     torch.manual_seed(0)
-    return Captioner(V, {"mechanism": mechanism}, channels=(8, 8, 16, 16), embed_dim=8, hidden=16, dropout=0.0)
+    sizes = CaptionerConfig(channels=[8, 8, 16, 16], embed_dim=8, hidden=16, dropout=0.0)
+    return Captioner(V, {"mechanism": mechanism}, 1, 64, sizes)
 
 
 def batch():
@@ -27,8 +28,8 @@ def batch():
 def test_teacher_forcing_shapes_and_attention_over_the_grid(mechanism):
     out = model(mechanism).train()(*batch())
     assert out.logits.shape == (3, 6, V)
-    assert out.attention.shape == (3, 6, 16)  # 64 px / 2**4 = a 4x4 grid
-    torch.testing.assert_close(out.attention.sum(-1), torch.ones(3, 6))
+    assert out.trace.weights.shape == (3, 6, 16)  # 64 px / 2**4 = a 4x4 grid
+    torch.testing.assert_close(out.trace.weights.sum(-1), torch.ones(3, 6))
 
 
 def test_grid_follows_image_size_and_depth():
@@ -51,7 +52,7 @@ def test_beam_of_one_is_greedy_and_beam_runs_for_hard_attention():
     beam = m.beam_search(images, max_len=7, beam_size=1, length_penalty=0.0)
     for g, b in zip(greedy.tolist(), beam.tolist()):
         assert [t for t in g if t != PAD] == [t for t in b if t != PAD]
-    assert model("hard").eval().beam_search(images, max_len=7, beam_size=3).shape[0] == 3
+    assert model("hard").eval().beam_search(images, max_len=7, beam_size=3, length_penalty=1.0).shape[0] == 3
 
 
 def test_hard_attention_eval_is_deterministic():
@@ -65,12 +66,12 @@ def test_resnet_encoder_without_torchvision_says_how_to_get_it(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "torchvision", None)  # as on a machine without torchvision
     with pytest.raises(ImportError, match="pip install torchvision"):
-        Captioner(V, {"mechanism": "soft"}, encoder="resnet")
+        Captioner(V, {"mechanism": "soft"}, 1, 64, CaptionerConfig(encoder="resnet"))
 
 
 def test_unknown_encoder_names_the_choices():
     with pytest.raises(ValueError, match="cnn or resnet"):
-        Captioner(V, {"mechanism": "soft"}, encoder="vit")
+        Captioner(V, {"mechanism": "soft"}, 1, 64, CaptionerConfig(encoder="vit"))
 
 
 def test_resnet_encoder_grid_and_local_weights(tmp_path):
@@ -79,12 +80,12 @@ def test_resnet_encoder_grid_and_local_weights(tmp_path):
     reference = models.resnet18(weights=None)
     torch.save(reference.state_dict(), tmp_path / "resnet18.pt")
     weights = str(tmp_path / "resnet18.pt")
-    m = Captioner(V, {"mechanism": "hard"}, in_channels=1, image_size=64, encoder="resnet", resnet_weights=weights,
-                  freeze_encoder=True, embed_dim=8, hidden=16)  # fmt: skip
+    config = CaptionerConfig(encoder="resnet", resnet_weights=weights, freeze_encoder=True, embed_dim=8, hidden=16)
+    m = Captioner(V, {"mechanism": "hard"}, 1, 64, config)
     assert m.grid == 2 and m.encoder.dim == 512
     torch.testing.assert_close(m.encoder.cnn[0].weight, reference.conv1.weight)  # the file's weights, not random
     assert not any(p.requires_grad for p in m.encoder.cnn.parameters())
     m.train()
     assert not m.encoder.cnn.training  # frozen BatchNorm keeps its statistics
     images, tgt = batch()
-    assert m(images, tgt).attention.shape == (3, 6, 4)
+    assert m(images, tgt).trace.weights.shape == (3, 6, 4)

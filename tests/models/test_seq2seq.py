@@ -6,15 +6,15 @@ import torch
 from lightning_attn.attention import MECHANISMS
 from lightning_attn.data.codec import EOS, PAD
 from lightning_attn.models import Seq2Seq
+from lightning_attn.models.seq2seq import Seq2SeqConfig
 
 V_SRC, V_TGT = 30, 25
 
 
 def model(mechanism: str = "soft", **kw) -> Seq2Seq:
     torch.manual_seed(0)
-    return Seq2Seq(
-        V_SRC, V_TGT, {"mechanism": mechanism}, embed_dim=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0, **kw
-    )
+    sizes = Seq2SeqConfig(embed_dim=8, encoder_hidden=8, decoder_hidden=16, dropout=0.0, **kw)
+    return Seq2Seq(V_SRC, V_TGT, {"mechanism": mechanism}, sizes)
 
 
 def batch(extra_pad: int = 0):
@@ -34,9 +34,9 @@ def test_teacher_forcing_shapes(mechanism):
     src, lengths, tgt = batch()
     out = model(mechanism)(src, lengths, tgt)
     assert out.logits.shape == (3, 5, V_TGT)
-    assert out.attention.shape == (3, 5, 6)
+    assert out.trace.weights.shape == (3, 5, 6)
     # attention never lands on padding
-    assert (out.attention[1, :, 4:] == 0).all() and (out.attention[2, :, 2:] == 0).all()
+    assert (out.trace.weights[1, :, 4:] == 0).all() and (out.trace.weights[2, :, 2:] == 0).all()
 
 
 @pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
@@ -50,13 +50,13 @@ def test_appending_source_padding_changes_no_output(mechanism, training):
     torch.manual_seed(3)
     b = m(longer, lengths, tgt)
     torch.testing.assert_close(a.logits, b.logits)
-    torch.testing.assert_close(a.attention, b.attention[..., :6])
+    torch.testing.assert_close(a.trace.weights, b.trace.weights[..., :6])
 
 
 def test_hard_training_reports_log_probs_and_entropy():
     out = model("hard").train()(*batch())
-    assert out.log_prob.shape == (3, 5) and out.entropy.shape == (3, 5)
-    assert model("soft")(*batch()).log_prob is None
+    assert out.trace.log_prob.shape == (3, 5) and out.trace.entropy.shape == (3, 5)
+    assert model("soft")(*batch()).trace.log_prob is None
 
 
 def test_greedy_stops_at_the_length_limit_and_pads_after_eos():
@@ -102,13 +102,13 @@ def test_beam_finds_at_least_as_likely_a_translation_as_greedy():
 def test_beam_search_is_batch_independent():
     m = model().eval()
     src, lengths, _ = batch()
-    together = m.beam_search(src, lengths, max_len=8, beam_size=3)
-    alone = m.beam_search(src[1:2, :4], lengths[1:2], max_len=8, beam_size=3)
+    together = m.beam_search(src, lengths, max_len=8, beam_size=3, length_penalty=1.0)
+    alone = m.beam_search(src[1:2, :4], lengths[1:2], max_len=8, beam_size=3, length_penalty=1.0)
     width = alone.size(1)
     assert together[1, :width].tolist() == alone[0].tolist()
 
 
 def test_dot_attention_needs_matching_sizes():
     with pytest.raises(ValueError, match="dot attention"):
-        Seq2Seq(V_SRC, V_TGT, {"mechanism": "soft", "score": "dot"}, encoder_hidden=8, decoder_hidden=10)
-    Seq2Seq(V_SRC, V_TGT, {"mechanism": "soft", "score": "dot"}, encoder_hidden=8, decoder_hidden=16)
+        Seq2Seq(V_SRC, V_TGT, {"mechanism": "soft", "score": "dot"}, Seq2SeqConfig(encoder_hidden=8, decoder_hidden=10))
+    Seq2Seq(V_SRC, V_TGT, {"mechanism": "soft", "score": "dot"}, Seq2SeqConfig(encoder_hidden=8, decoder_hidden=16))

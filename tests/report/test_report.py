@@ -24,6 +24,9 @@ from lightning_attn.cli import main
 
 from ..sweep.test_sweep_runs import studies, sweep, sweep_file
 
+pytestmark = pytest.mark.e2e  # sweeps, servers, browsers, DDP, wheels: the CI suite
+
+
 EVIL = "<script>alert('run')</script>"
 
 

@@ -22,6 +22,9 @@ from optuna.trial import TrialState
 from ..helpers import TINY
 from .test_sweep_runs import mlflow_runs, studies, sweep, sweep_file
 
+pytestmark = pytest.mark.e2e  # sweeps, servers, browsers, DDP, wheels: the CI suite
+
+
 LONG = ["early_stopping.enabled=false", "trainer.max_epochs=12"]  # trials of a few seconds: time to interrupt
 BODY = (
     "mechanisms: {soft: {}}\n"

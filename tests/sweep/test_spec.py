@@ -15,9 +15,9 @@ from lightning_attn.resources import sweeps_dir
 from lightning_attn.sweep import launch, load
 from lightning_attn.sweep.budget import counts, next_action
 from lightning_attn.sweep.launch import parse_devices
+from lightning_attn.sweep.samplers import make_pruner, make_sampler, sampler_seed
 from lightning_attn.sweep.spec import grid_of, run_overrides, space_of, suggest
 from lightning_attn.sweep.storage import FAILURE_REASON, STALE, HeartbeatJournalStorage, describe, fail_stale_trials
-from lightning_attn.sweep.worker import make_pruner, make_sampler, sampler_seed
 
 LR = "task.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}"
 SWEEP = """
@@ -245,3 +245,17 @@ def test_every_launch_and_worker_samples_from_its_own_seed():
         return [study.ask().suggest_float("task.lr", 1e-4, 1e-2, log=True) for _ in range(3)]
 
     assert first_draws(1) == first_draws(1) and not set(first_draws(1)) & set(first_draws(2))
+
+
+def test_the_documented_example_is_a_valid_sweep_file():
+    """The sweep-file example in lightning_attn.sweep.spec's docstring loads and composes, as written."""
+    import textwrap
+
+    from lightning_attn.sweep import spec as sweep_spec
+
+    doc = sweep_spec.__doc__
+    block = doc[doc.index("Example::") + len("Example::") : doc.index("``when`` makes")]
+    path = Path("example.yaml")
+    path.write_text(textwrap.dedent(block).strip() + "\n")
+    spec = load(path)  # composes every mechanism's trial config: a key the schema rejects fails here
+    assert set(spec.mechanisms) == {"soft", "hard"} and spec.n_trials == 4

@@ -23,6 +23,9 @@ from lightning_attn.sweep.storage import FAILURE_REASON, STALE, HeartbeatJournal
 
 from ..helpers import TINY
 
+pytestmark = pytest.mark.e2e  # sweeps, servers, browsers, DDP, wheels: the CI suite
+
+
 RUN = [o for o in TINY if not o.startswith(("trainer.max_epochs", "trainer.enable_progress_bar"))]
 
 
@@ -34,10 +37,12 @@ def sweep_file(name: str, body: str) -> Path:
 
 
 def sweep(*args: str, timeout: int = 300, wait: bool = True):
+    """``lightning-attn sweep …`` in a subprocess, its MLflow store the working folder's ``mlflow.db``."""
     cmd = [sys.executable, "-m", "lightning_attn", "sweep", *args]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def studies(name: str, root: Path = Path()) -> dict[str, optuna.Study]:

@@ -6,6 +6,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from lightning_attn.attention import MECHANISMS
 from lightning_attn.config import compose
 from lightning_attn.tasks.captioning import CaptioningModule, cider_d
 from lightning_attn.train import train
@@ -29,7 +30,7 @@ TINY = [
 ]
 
 
-@pytest.mark.parametrize("mechanism", ["soft", "hard", "uniform"])
+@pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
 def test_tiny_captioning_run_is_recorded(mechanism):
     result = train(compose([*TINY, f"attention={mechanism}"]))
     run = MlflowClient(result.tracking_uri).get_run(result.run_id)
@@ -40,7 +41,11 @@ def test_tiny_captioning_run_is_recorded(mechanism):
     assert 0 <= run.data.metrics["test/exact"] <= 100
 
 
-@pytest.mark.parametrize("mechanism", ["soft", "hard"])
+# one mechanism per picture style: a heat map of a distribution, or the one region a mechanism reads
+PICTURE_STYLES = {cls.selects_one: name for name, (cls, _) in sorted(MECHANISMS.items()) if not cls.control}
+
+
+@pytest.mark.parametrize("mechanism", sorted(PICTURE_STYLES.values()))
 def test_attention_pictures_are_mlflow_artifacts(mechanism, tmp_path):
     from PIL import Image
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from lightning_attn.attention import MECHANISMS
 from lightning_attn.cli import main
 from lightning_attn.config import compose
 from lightning_attn.train import train
@@ -15,7 +16,7 @@ from lightning_attn.train import train
 from ..helpers import tiny
 
 
-@pytest.mark.parametrize("mechanism", ["soft", "hard", "uniform"])
+@pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
 def test_tiny_run_is_recorded_in_mlflow(mechanism):
     result = train(compose(tiny(mechanism=mechanism)))
     assert result.tracking_uri == f"sqlite:///{Path.cwd() / 'mlflow.db'}"
@@ -42,8 +43,10 @@ def test_tiny_run_is_recorded_in_mlflow(mechanism):
 
 def test_hard_run_logs_the_reinforce_baseline():
     result = train(compose(tiny(mechanism="hard")))
-    history = MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/baseline_epoch")
+    client = MlflowClient(result.tracking_uri)
+    history = client.get_metric_history(result.run_id, "stability/reinforce_baseline")
     assert history and history[-1].value < 0  # a log-likelihood
+    assert client.get_metric_history(result.run_id, "train/reinforce_loss_epoch")  # its loss term, logged
 
 
 def test_failed_run_is_marked_failed_with_its_reason(monkeypatch):

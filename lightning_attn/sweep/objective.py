@@ -1,0 +1,59 @@
+"""The trial objective: one trial's run config, trained, its objective values checked."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ..config import compose
+from . import spec as sweep_spec
+from .ddp import check_ranks_agree
+from .samplers import PruningCallback, prune_metric
+from .spec import SweepSpec
+
+
+class ObjectiveError(RuntimeError):
+    """The run finished but its objective value is missing or not a number."""
+
+
+def trial_overrides(spec: SweepSpec, mechanism: str, params: dict[str, Any], seed: int, tracking_uri: str,
+                    output_dir: Path, device_overrides: list[str]) -> list[str]:  # fmt: skip
+    """Every run-config override of one trial: the sweep's, the sampled parameters, where it logs and writes,
+    and the device the worker runs on."""
+    return [
+        *sweep_spec.run_overrides(spec, mechanism, params, seed),
+        f"logger.tracking_uri={tracking_uri}",
+        f"logger.experiment_name={sweep_spec.experiment_name(spec)}",
+        f"output_dir={output_dir}",
+        "trainer.enable_progress_bar=false",  # the launcher shows sweep-level progress
+        "trainer.enable_model_summary=false",
+        *device_overrides,
+    ]
+
+
+def train_trial(spec: SweepSpec, overrides: list[str], trial: optuna.Trial | None, run_id: str | None):
+    """Train one trial's config; the objective values on rank 0 (None on other ranks)."""
+    from ..train import train
+
+    cfg = compose(overrides)
+    check_ranks_agree(cfg)
+    monitor = prune_metric(spec)
+    pruning = PruningCallback(trial, monitor) if monitor else None
+    result = train(cfg, callbacks=[pruning] if pruning else [], run_id=run_id)
+    if pruning is not None:
+        pruning.check_pruned()
+    if trial is None:
+        return None
+    values = []
+    for objective in spec.objectives:
+        if objective.metric not in result.metrics:
+            known = ", ".join(sorted(result.metrics))
+            raise ObjectiveError(f"the run logged no {objective.metric!r}; it logged: {known}")
+        value = result.metrics[objective.metric]
+        if not math.isfinite(value):
+            raise ObjectiveError(f"{objective.metric} is {value}")
+        values.append(value)
+    return values
