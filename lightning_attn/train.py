@@ -19,7 +19,6 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig
 
 from . import __version__
-from .attention import MECHANISMS
 from .config import ConfigError, flatten, section, to_yaml
 from .tasks import TASKS
 from .tracking import (
@@ -32,6 +31,7 @@ from .tracking import (
 )
 from .tracking import tags as T
 from .tracking.convergence import Convergence
+from .tracking.estimator import EstimatorVariance
 from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
 from .tracking.speed import SpeedMonitor, inference_latency
@@ -105,6 +105,7 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
                                      stop.loss_min_delta, stop=stop.enabled))  # fmt: skip
     if cfg.stability.monitor:
         all_callbacks.append(StabilityMonitor(cfg.stability.spike_factor, cfg.stability.spike_window))
+        all_callbacks.append(EstimatorVariance(cfg.stability.estimator_every, cfg.stability.estimator_samples))
     if cfg.speed.monitor:
         all_callbacks.append(SpeedMonitor())
     if trainer_kwargs["enable_progress_bar"]:
@@ -118,8 +119,8 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
     return L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=cfg.output_dir)
 
 
-def run_tags(cfg: DictConfig) -> dict[str, str]:
-    mechanism_cls, _ = MECHANISMS[cfg.attention.mechanism]
+def run_tags(cfg: DictConfig, attention: Any = None) -> dict[str, str]:
+    """What identifies a run; with its built ``attention`` mechanism, also what the mechanism is (its traits)."""
     return {
         T.TASK: cfg.task.name,
         T.ATTENTION: cfg.attention.mechanism,
@@ -128,16 +129,16 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
         T.VERSION: __version__,
         T.HEADLINE_METRIC: TASKS[cfg.task.name].headline,
         T.VALIDATION_METRIC: TASKS[cfg.task.name].monitor,
-        **trait_tags(mechanism_cls.traits()),
+        **(trait_tags(attention.traits()) if attention is not None else {}),
     }
 
 
-def _make_logger(cfg: DictConfig, uri: str, run_id: str | None) -> MLFlowLogger:
+def _make_logger(cfg: DictConfig, uri: str, run_id: str | None, tags: dict[str, str]) -> MLFlowLogger:
     lc = cfg.logger
     ensure_experiment(uri, lc.experiment_name)
     run_name = lc.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}-seed{cfg.seed}"
     return MLFlowLogger(
-        experiment_name=lc.experiment_name, run_name=run_name, tracking_uri=uri, tags=run_tags(cfg),
+        experiment_name=lc.experiment_name, run_name=run_name, tracking_uri=uri, tags=tags,
         log_model=lc.log_model, run_id=run_id,
     )  # fmt: skip
 
@@ -158,14 +159,15 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
     uri = resolve_tracking_uri(cfg.logger.tracking_uri)
     check_tracking_store(uri)
     data, module = build_task(cfg)
-    logger = _make_logger(cfg, uri, run_id)
+    tags = run_tags(cfg, module.model.attention)
+    logger = _make_logger(cfg, uri, run_id, tags)
     trainer = build_trainer(cfg, logger, callbacks)
     checkpointing = trainer.checkpoint_callback is not None
     try:
         # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere)
         if trainer.is_global_zero:
             if run_id is not None:  # MLFlowLogger only tags the runs it creates
-                for key, value in run_tags(cfg).items():
+                for key, value in tags.items():
                     logger.experiment.set_tag(run_id, key, value)
             logger.log_hyperparams(mask_params(flatten(cfg)))
             logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import pytest
+
 from lightning_attn.attention import MECHANISMS
 
 TINY = [
@@ -26,3 +28,9 @@ def tiny(*overrides: str, mechanism: str = "soft") -> list[str]:
     fields = {f.name for f in dataclasses.fields(MECHANISMS[mechanism][1])}
     keep = [o for o in TINY if not o.startswith("attention.") or o.partition("=")[0].split(".", 1)[1] in fields]
     return [f"attention={mechanism}", *keep, *overrides]
+
+
+def every_mechanism(fast: tuple[str, ...] = ("soft", "hard", "uniform")) -> list:
+    """Every registered mechanism as a pytest parameter; beyond ``fast``, each runs in the e2e suite (CI), so
+    the fast suite keeps a few tiny training runs while CI trains every mechanism."""
+    return [m if m in fast else pytest.param(m, marks=pytest.mark.e2e) for m in sorted(MECHANISMS)]

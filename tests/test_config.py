@@ -74,7 +74,7 @@ def test_flatten_uses_command_line_keys():
         (["attention.temperature=2"], "unknown key 'attention.temperature'; valid keys in attention: mechanism, score"),
         (["trainer.epochs=2"], "valid keys in trainer: accelerator"),
         (["nope=1"], "unknown key 'nope'; valid keys in the top level: task, model, attention"),
-        (["attention=bogus"], "unknown attention 'bogus'; choose one of: hard, soft, uniform"),
+        (["attention=bogus"], "unknown attention 'bogus'; choose one of: entmax15, gumbel, hard, local"),
         (["data=imagenet"], "unknown data 'imagenet'; choose one of: digits, karpathy, multi30k, parallel, synthetic"),
         (["trainer.max_epochs=three"], "invalid value for trainer.max_epochs"),
         (["attention.score=cosine"], "expected one of [additive, dot, general]"),

@@ -2,8 +2,9 @@
 
 The registry below is the one place a mechanism is named. Adding one:
 
-1. a module here with an :class:`Attention` subclass and a config dataclass whose ``mechanism``
-   field defaults to the registry name;
+1. a module here with an :class:`Attention` subclass (its traits as attributes, its own training terms
+   from :meth:`Attention.training_terms`, its readout if it reads otherwise than the weighted average)
+   and a config dataclass whose ``mechanism`` field defaults to the registry name;
 2. a line in :data:`MECHANISMS`;
 3. ``conf/attention/<name>.yaml``.
 """
@@ -13,10 +14,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .base import Attention, AttentionOutput, AttentionTrace, TrainingTerms
+from .base import TRAITS, Attention, AttentionOutput, AttentionTrace, TrainingTerms
+from .gumbel import GumbelAttention, GumbelAttentionConfig
 from .hard import HardAttention, HardAttentionConfig, ReinforceTerms
+from .local import LocalAttention, LocalAttentionConfig
+from .marginal import MarginalAttention, MarginalAttentionConfig
 from .scorers import ScoreKind
 from .soft import SoftAttention, SoftAttentionConfig
+from .sparse import Entmax15Attention, Entmax15AttentionConfig, SparsemaxAttention, SparsemaxAttentionConfig
+from .topk import TopKAttention, TopKAttentionConfig
 from .uniform import UniformAttention, UniformAttentionConfig
 
 #: name -> (mechanism class, config dataclass)
@@ -24,6 +30,12 @@ MECHANISMS: dict[str, tuple[type[Attention], type]] = {
     "soft": (SoftAttention, SoftAttentionConfig),
     "hard": (HardAttention, HardAttentionConfig),
     "uniform": (UniformAttention, UniformAttentionConfig),
+    "gumbel": (GumbelAttention, GumbelAttentionConfig),
+    "sparsemax": (SparsemaxAttention, SparsemaxAttentionConfig),
+    "entmax15": (Entmax15Attention, Entmax15AttentionConfig),
+    "topk": (TopKAttention, TopKAttentionConfig),
+    "marginal": (MarginalAttention, MarginalAttentionConfig),
+    "local": (LocalAttention, LocalAttentionConfig),
 }
 
 
@@ -46,6 +58,7 @@ def build_attention(config: Any, query_dim: int, key_dim: int) -> Attention:
 
 __all__ = [
     "MECHANISMS",
+    "TRAITS",
     "Attention",
     "AttentionOutput",
     "AttentionTrace",

@@ -15,10 +15,13 @@ and done once per sequence; :meth:`Attention.forward` is the one-shot form of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+
+TRAITS = ("stochastic", "selects_one", "sparse", "control")
 
 
 @dataclass
@@ -85,28 +88,44 @@ class TrainingTerms:
 
 
 class Attention(nn.Module):
-    """Base class: ``prepare`` once per sequence, ``attend`` once per decoder step, and
-    :meth:`training_terms` for whatever a mechanism needs beyond the task's likelihood.
+    """Base class: ``prepare`` once per sequence, ``attend`` once per decoder step, :meth:`readout` for how
+    the decoder's output reads what was attended, and :meth:`training_terms` for whatever a mechanism
+    needs beyond the task's likelihood.
 
-    What a mechanism *is* is said by class attributes, which tasks, pictures and reports ask
-    (:meth:`traits`) instead of looking at its name:
+    What a mechanism *is* is said by attributes, which tasks, pictures and reports ask (:meth:`traits`)
+    instead of looking at its name:
 
-    * ``stochastic`` — its selection is sampled during training (its training terms bring the estimator);
+    * ``stochastic`` — its choice is sampled (or relaxed) during training: its training terms bring the
+      estimator, and the gradient estimator's variance is worth measuring;
     * ``selects_one`` — at evaluation it reads a single position (one-hot weights): pictures outline
       that position instead of drawing a heat map;
+    * ``sparse`` — its weights have exact zeros (a sparse normaliser, a top-k or a window);
     * ``control`` — it does not attend at all (the uniform average): the floor a report compares with.
     """
 
     stochastic: bool = False
     selects_one: bool = False
+    sparse: bool = False
     control: bool = False
     #: the metrics :meth:`training_terms` reports (logged as ``stability/<name>``), for whoever checks for them
     training_metrics: tuple[str, ...] = ()
 
-    @classmethod
-    def traits(cls) -> dict[str, bool]:
-        """What the mechanism is, by name: ``{"stochastic": …, "selects_one": …, "control": …}``."""
-        return {"stochastic": cls.stochastic, "selects_one": cls.selects_one, "control": cls.control}
+    def traits(self) -> dict[str, bool]:
+        """What the mechanism is, by name (an instance may differ from its class: top-k with k = 1 selects one)."""
+        return {name: bool(getattr(self, name)) for name in TRAITS}
+
+    def readout(self, att: AttentionOutput, values: Tensor, predict: Callable[[Tensor], Tensor]) -> Tensor:
+        """The step's output scores ``(B, V)`` from what was attended.
+
+        Args:
+            att: this step's attention.
+            values: ``(B, N, Dv)`` what was attended over.
+            predict: the decoder's output layer: contexts ``(B, …, Dv)`` to logits ``(B, …, V)``.
+
+        The default reads the context (the weighted average); a mechanism may read otherwise — marginal
+        attention mixes the output distributions of every position instead.
+        """
+        return predict(att.context)
 
     def training_terms(self, trace: AttentionTrace, token_log_lik: Tensor, step_mask: Tensor) -> TrainingTerms:
         """Extra loss terms and metrics of one training step (none by default).
@@ -163,3 +182,22 @@ def weighted_sum(weights: Tensor, values: Tensor) -> Tensor:
 def gather_rows(values: Tensor, index: Tensor) -> Tensor:
     """Pick one position per row without a one-hot matmul. ``(B, N, D), (B,) -> (B, D)``."""
     return values.gather(1, index.view(-1, 1, 1).expand(-1, 1, values.size(-1))).squeeze(1)
+
+
+def entropy_of(weights: Tensor) -> Tensor:
+    """Entropy ``(B,)`` in nats of distributions ``(B, N)`` that may hold exact zeros (``0 log 0 = 0``)."""
+    return -(weights * torch.log(weights.clamp_min(1e-30))).sum(dim=-1)
+
+
+def masked_scores(scores: Tensor, mask: Tensor) -> Tensor:
+    """``scores`` with ``-inf`` at padding: no normaliser gives padding any weight."""
+    return scores.masked_fill(~mask, float("-inf"))
+
+
+def read_best(scores: Tensor, values: Tensor) -> AttentionOutput:
+    """Evaluation of a mechanism that selects one position: the argmax of ``scores (B, N)`` (``-inf`` at
+    padding), read with a gather — no normaliser, no weighted sum. ``weights`` and ``probs`` are the
+    one-hot choice (the policy actually followed)."""
+    index = scores.argmax(dim=-1)
+    weights = torch.zeros_like(scores).scatter_(1, index.unsqueeze(1), 1.0)
+    return AttentionOutput(gather_rows(values, index), weights, weights)

@@ -30,6 +30,8 @@ from .base import (
     entropy_from_log_probs,
     full_mask,
     gather_rows,
+    masked_scores,
+    read_best,
     weighted_sum,
 )
 from .soft import SoftAttention, SoftAttentionConfig
@@ -108,10 +110,7 @@ class HardAttention(SoftAttention):
             # argmax of α, so no softmax, no entropy, no weighted sum: the saving hard attention
             # promises at inference. ``probs`` is then the one-hot choice (the policy actually
             # followed); :meth:`distribution` still gives α to whoever wants to look at it.
-            scores = self.scorer.score(query, prepared_keys).masked_fill(~mask, float("-inf"))
-            index = scores.argmax(dim=-1)
-            weights = torch.zeros_like(scores).scatter_(1, index.unsqueeze(1), 1.0)
-            return AttentionOutput(gather_rows(values, index), weights, weights)
+            return read_best(masked_scores(self.scorer.score(query, prepared_keys), mask), values)
         # 1. the attention distribution α, exactly as soft attention computes it
         log_probs = self.distribution(query, prepared_keys, mask)
         probs = log_probs.exp()

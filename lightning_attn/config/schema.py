@@ -51,6 +51,10 @@ class StabilityConfig:
     monitor: bool = True  # log stability/* (gradient norms, loss spikes) every epoch
     spike_factor: float = 3.0  # a loss above this x the running median counts as a spike
     spike_window: int = 50  # steps in that running median
+    # mechanisms that sample (or relax) their choice in training: the variance of the attention gradient
+    # over `estimator_samples` samples of the same batch, every `estimator_every` steps (0: never)
+    estimator_every: int = 50
+    estimator_samples: int = 8
 
 
 @dataclass

@@ -161,9 +161,18 @@ class CaptionDecoder(nn.Module):
         # 2. attend over the regions
         att = self.attention.attend(hidden, state.keys, state.regions, state.mask)
         # 3. the gating scalar β decides how much of the context to let through
-        context = torch.sigmoid(self.beta(hidden)) * att.context
-        # 4. deep output
-        logits = self.output(self.dropout(emb + self.out_h(hidden) + self.out_z(context)))
+        gate = torch.sigmoid(self.beta(hidden))
+        context = gate * att.context
+
+        # 4. deep output, read as the mechanism reads (marginal attention: every region's prediction, mixed)
+        def predict(regions: Tensor) -> Tensor:
+            """Contexts ``(B, …, F)`` -> logits ``(B, …, V)``."""
+            extra = regions.shape[1:-1]
+            fixed = (emb + self.out_h(hidden)).view(hidden.size(0), *(1,) * len(extra), -1)
+            gated = gate.view(hidden.size(0), *(1,) * len(extra), 1) * regions
+            return self.output(self.dropout(fixed + self.out_z(gated)))
+
+        logits = self.attention.readout(att, state.regions, predict)
         return logits, CaptionState(hidden, cell, context, state.regions, state.keys, state.mask), att
 
 

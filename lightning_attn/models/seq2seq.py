@@ -4,7 +4,7 @@ Decoder step t (Luong et al., 2015, with input feeding; the attention mechanism 
 
     1. update the state:                 h_t = GRUCell([emb(y_{t-1}); c_{t-1}], h_{t-1})
     2. attend with the new state:        c_t = Attention(h_t, memory)
-    3. predict the next token:           p(y_t) = softmax(W_o tanh(W_h [h_t; c_t; emb(y_{t-1})]))
+    3. predict the next token:           p(y_t) = softmax(W_o tanh(W_h [h_t; emb(y_{t-1}); c_t]))
 
 Attending *after* the update lets the query know the word just emitted, which is what tells a
 reordering decoder where to look next (the Bahdanau order, attending with h_{t-1}, learnt the
@@ -79,7 +79,7 @@ class AttentionDecoder(nn.Module):
         self.attention = attention
         self.init_state = nn.Linear(memory_dim, hidden)
         self.cell = nn.GRUCell(embed_dim + memory_dim, hidden)
-        self.pre_output = nn.Linear(hidden + memory_dim + embed_dim, hidden)
+        self.pre_output = nn.Linear(hidden + embed_dim + memory_dim, hidden)
         self.output = nn.Linear(hidden, vocab_size)
         self.dropout = nn.Dropout(dropout)
 
@@ -96,9 +96,17 @@ class AttentionDecoder(nn.Module):
         hidden = self.cell(torch.cat([emb, state.context], dim=-1), state.hidden)
         # 2. attend with the new state
         att = self.attention.attend(hidden, state.keys, state.memory, state.mask)
-        # 3. deep output: state, context and previous token predict the next token
-        pre = torch.tanh(self.pre_output(torch.cat([hidden, att.context, emb], dim=-1)))
-        logits = self.output(self.dropout(pre))
+        # 3. deep output: state, context and previous token predict the next token — read as the
+        # mechanism reads (the context by default; marginal attention mixes every position's prediction)
+
+        def predict(context: Tensor) -> Tensor:
+            """Contexts ``(B, …, M)`` -> logits ``(B, …, V)``."""
+            extra = context.shape[1:-1]
+            fixed = torch.cat([hidden, emb], dim=-1).view(hidden.size(0), *(1,) * len(extra), -1)
+            joined = torch.cat([fixed.expand(*context.shape[:-1], -1), context], dim=-1)
+            return self.output(self.dropout(torch.tanh(self.pre_output(joined))))
+
+        logits = self.attention.readout(att, state.memory, predict)
         return logits, DecoderState(hidden, att.context, state.memory, state.keys, state.mask), att
 
 

@@ -26,6 +26,15 @@ from ..tracking.seeds import MIN_SEEDS_FOR_CI, seed_stats
 from . import significance as sig
 from .collect import IMPORTANCE_EVALUATOR, Collected, RunRecord
 
+#: Row field -> the run metric it averages over the compared runs
+ATTENTION_MEASURES = {
+    "align_aer": "test/align_aer",
+    "align_precision": "test/align_precision",
+    "align_recall": "test/align_recall",
+    "zero_share": "test/attention_zero_share",
+    "attended_positions": "test/attention_positions",
+    "estimator_var": "stability/grad_estimator_var",
+}
 MIN_SEEDS = MIN_SEEDS_FOR_CI  # below this a confidence interval over seeds means little, and no verdict is given
 COMPUTE_RATIO_NOTE = 2.0  # mention compute budgets that differ by more than this factor
 
@@ -69,6 +78,14 @@ class Row:
     rss_growth_mb: float | None
     params: float | None
     control: bool = False  # the mechanism does not attend: the floor the others must beat
+    # how it attends, on the test set: alignment against gold attention (built-in data), sparsity; and how
+    # random its gradient estimate is (mechanisms that sample or relax their choice)
+    align_aer: float | None = None
+    align_precision: float | None = None
+    align_recall: float | None = None
+    zero_share: float | None = None
+    attended_positions: float | None = None
+    estimator_var: float | None = None
     compared: list[RunRecord] = field(default_factory=list)  # the seed runs (or the best run)
 
     @property
@@ -124,6 +141,7 @@ def summarise(collected: Collected, min_seeds: int = MIN_SEEDS) -> list[Row]:
             _mean(batch_latency),
             *(_mean([r.metrics.get(SPEED[k]) for r in compared]) for k in ("peak_rss_mb", "rss_growth_mb", "params")),
             control=best.trait("control"), compared=compared,
+            **{field: _mean([r.metrics.get(key) for r in compared]) for field, key in ATTENTION_MEASURES.items()},
         ))  # fmt: skip
     return rows
 

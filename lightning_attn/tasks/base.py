@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import Tensor
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 
+from ..attention.base import entropy_of
 from ..data.codec import PAD
 from ..models import DecoderOutput
 from .metrics import alignment_hits
@@ -32,8 +33,30 @@ class TaskConfig:
     max_decode_len: int = 100  # hard cap on generated tokens
 
 
+STAGES = ("val", "test")
+
+
+@dataclass
+class StepLosses:
+    """One step's loss and what is logged of it."""
+
+    loss: Tensor
+    metrics: dict[str, Tensor]  # logged per step (training) and per epoch
+    stability: dict[str, Tensor]  # logged per epoch: measured alike for every mechanism, plus its own
+
+
 class AttentionTask(L.LightningModule):
     """Subclasses set ``self.model`` (with an ``attention`` property) and implement :meth:`teacher_forced`.
+
+    At evaluation every task measures, from the attention the model used (``trace.weights``) over the real
+    memory positions (:meth:`memory_mask`):
+
+    * alignment against the gold attention, where the data has it: ``align_precision`` (predicted links —
+      the most-attended position of each target token — that are gold), ``align_recall`` (gold links found;
+      also logged as ``align_acc``) and ``align_aer`` (alignment error rate, ``1 − 2|A∩G| / (|A| + |G|)``
+      with every gold link sure);
+    * sparsity: ``attention_zero_share`` (the share of real positions with exactly zero weight) and
+      ``attention_positions`` (the effective number of positions attended, ``exp`` of the entropy).
 
     Args:
         task: the ``task`` config section (optimiser, loss knobs, decoding).
@@ -42,21 +65,32 @@ class AttentionTask(L.LightningModule):
     def __init__(self, task: dict):
         super().__init__()
         self.cfg = task
-        # share of target tokens whose most-attended position is the gold one (data with gold attention)
-        self.align = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+        # alignment link counts and sparsity means, per evaluation stage (torchmetrics: synced under DDP)
+        self.links = torch.nn.ModuleDict(
+            {s: torch.nn.ModuleDict({k: SumMetric() for k in ("hits", "predicted", "gold")}) for s in STAGES}
+        )
+        self.sparsity = torch.nn.ModuleDict(
+            {s: torch.nn.ModuleDict({k: MeanMetric() for k in ("zero_share", "positions")}) for s in STAGES}
+        )
 
     def teacher_forced(self, batch) -> DecoderOutput:
         raise NotImplementedError
+
+    def memory_mask(self, batch, weights: Tensor) -> Tensor:
+        """``(B, N)`` bool: the real positions attended over (default: all of them)."""
+        return torch.ones(weights.shape[0], weights.shape[-1], dtype=torch.bool, device=weights.device)
 
     def attended_gold_index(self, attention: Tensor) -> Tensor:
         """Where the model looked, in the index space of the gold alignment. ``(B, T, N) -> (B, T)``."""
         return attention.argmax(dim=-1)
 
     def extra_loss(self, out: DecoderOutput, step_mask: Tensor, n_tokens: Tensor) -> dict[str, Tensor]:
-        """Further training terms (name -> value), added to the loss."""
+        """Further training terms of the task (name -> value), added to the loss."""
         return {}
 
-    def _losses(self, batch, stage: str) -> Tensor:
+    def losses(self, batch, stage: str) -> StepLosses:
+        """The teacher-forced loss of a batch — the likelihood, the mechanism's own training terms and the
+        task's — and what is logged of it. Evaluation stages also update the alignment and sparsity counts."""
         out = self.teacher_forced(batch)
         step_mask = batch.tgt_out != PAD
         n_tokens = step_mask.sum()
@@ -66,7 +100,7 @@ class AttentionTask(L.LightningModule):
         smoothing = self.cfg["label_smoothing"] if stage == "train" else 0.0
         loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=smoothing) if smoothing else nll
         metrics = {f"{stage}/nll": nll}
-        stability: dict[str, Tensor] = {}  # per-epoch means, measured alike for every mechanism
+        stability: dict[str, Tensor] = {}
         trace = out.trace
         if stage == "train":
             # the mechanism's own terms (REINFORCE for hard attention, none for soft), then the task's
@@ -79,23 +113,39 @@ class AttentionTask(L.LightningModule):
                 stability["stability/attention_entropy"] = (trace.entropy * step_mask).sum() / n_tokens
         else:
             metrics[f"{stage}/ppl"] = torch.exp(nll.clamp_max(50))
-            hits, total = alignment_hits(self.attended_gold_index(trace.weights), batch.alignment)
-            if total > 0:
-                self.align[stage].update(hits / total, weight=total)
+            self._measure_attention(batch, trace.weights, step_mask, stage)
+        return StepLosses(loss, metrics, stability)
+
+    def training_loss(self, batch) -> Tensor:
+        """The training loss of a batch, nothing logged (the gradient-estimator measurement uses it)."""
+        return self.losses(batch, "train").loss
+
+    def _measure_attention(self, batch, weights: Tensor, step_mask: Tensor, stage: str) -> None:
+        real = self.memory_mask(batch, weights).unsqueeze(1).expand_as(weights)  # (B, T, N)
+        steps = step_mask.bool()
+        # alignment: one predicted link per real target token, one gold link where the data has one
+        attended = self.attended_gold_index(weights)
+        hits, gold = alignment_hits(attended, batch.alignment)
+        if gold > 0:
+            counts = self.links[stage]
+            counts["hits"].update(hits)
+            counts["gold"].update(gold)
+            counts["predicted"].update(steps.sum())
+        # sparsity over the real positions of the real steps
+        zero_share = ((weights == 0) & real).sum(-1) / real.sum(-1).clamp_min(1)
+        positions = torch.exp(entropy_of(weights / weights.sum(-1, keepdim=True).clamp_min(1e-30)))
+        self.sparsity[stage]["zero_share"].update(zero_share[steps])
+        self.sparsity[stage]["positions"].update(positions[steps])
+
+    def _losses(self, batch, stage: str) -> Tensor:
+        step = self.losses(batch, stage)
         on_step, sync = stage == "train", stage != "train"
-        self.log_dict(metrics, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync)
-        if stability:
-            self.log_dict(stability, batch_size=len(batch), on_step=False, on_epoch=True)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            batch_size=len(batch),
-            on_step=on_step,
-            on_epoch=True,
-            sync_dist=sync,
-            prog_bar=on_step,
-        )
-        return loss
+        self.log_dict(step.metrics, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync)
+        if step.stability:
+            self.log_dict(step.stability, batch_size=len(batch), on_step=False, on_epoch=True)
+        self.log(f"{stage}/loss", step.loss, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync,
+                 prog_bar=on_step)  # fmt: skip
+        return step.loss
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         return self._losses(batch, "train")
@@ -121,9 +171,21 @@ class AttentionTask(L.LightningModule):
         self._log_epoch_metrics("test")
 
     def _log_alignment(self, stage: str) -> None:
-        if self.align[stage].update_called:
-            self.log(f"{stage}/align_acc", self.align[stage].compute())
-        self.align[stage].reset()
+        """Log (and reset) the stage's alignment and sparsity measures; alignment only with gold attention."""
+        counts = self.links[stage]
+        if counts["gold"].update_called:
+            hits, predicted, gold = (counts[k].compute() for k in ("hits", "predicted", "gold"))
+            recall = hits / gold.clamp_min(1)
+            self.log(f"{stage}/align_acc", recall)
+            self.log(f"{stage}/align_recall", recall)
+            self.log(f"{stage}/align_precision", hits / predicted.clamp_min(1))
+            self.log(f"{stage}/align_aer", 1 - 2 * hits / (predicted + gold).clamp_min(1))
+        for metric in counts.values():
+            metric.reset()
+        for name, metric in self.sparsity[stage].items():
+            if metric.update_called:
+                self.log(f"{stage}/attention_{name}", metric.compute())
+            metric.reset()
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])

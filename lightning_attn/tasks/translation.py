@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 from torchmetrics.text import SacreBLEUScore
 
 from ..data.translation import TranslationBatch
@@ -52,6 +53,11 @@ class TranslationModule(AttentionTask):
     def from_data(cls, task: dict, model: dict, attention: dict, data) -> TranslationModule:
         """The module for a set-up :class:`~lightning_attn.data.TranslationDataModule` (its vocabularies)."""
         return cls(task, model, attention, src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec))
+
+    def memory_mask(self, batch: TranslationBatch, weights: Tensor) -> Tensor:
+        """The real source positions of each sentence."""
+        positions = torch.arange(weights.size(-1), device=weights.device).unsqueeze(0)
+        return positions < batch.src_lengths.to(weights.device).unsqueeze(1)
 
     def teacher_forced(self, batch: TranslationBatch) -> DecoderOutput:
         return self.model(batch.src, batch.src_lengths, batch.tgt_in)

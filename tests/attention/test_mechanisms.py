@@ -259,7 +259,7 @@ def test_registry_names_match_config_defaults():
 
 
 def test_unknown_mechanism_names_the_valid_ones():
-    with pytest.raises(ValueError, match="hard, soft, uniform"):
+    with pytest.raises(ValueError, match="hard, local, marginal, soft, sparsemax, topk, uniform"):
         build_attention({"mechanism": "nope"}, DQ, DK)
 
 

@@ -87,16 +87,18 @@ def test_beam_of_one_is_greedy():
         assert [t for t in g if t != PAD] == [t for t in b if t != PAD]
 
 
-def test_beam_finds_at_least_as_likely_a_translation_as_greedy():
+def test_a_beam_as_wide_as_the_vocabulary_finds_the_most_likely_translation():
+    """Two steps with a beam of V hypotheses keep every one-word prefix: the best of all sequences of at most
+    two words must come out (checked against every such sequence, scored by teacher forcing)."""
     m = model().eval()
     src, lengths, _ = batch()
-    greedy, _ = m.greedy(src, lengths, max_len=8)
-    beam = m.beam_search(src, lengths, max_len=8, beam_size=5, length_penalty=0.0)
+    beam = m.beam_search(src, lengths, max_len=2, beam_size=V_TGT, length_penalty=0.0)
     for i in range(3):
         one = (src[i : i + 1, : lengths[i]], lengths[i : i + 1])
-        g = sequence_log_prob(m, *one, [t for t in greedy[i].tolist() if t != PAD])
-        b = sequence_log_prob(m, *one, [t for t in beam[i].tolist() if t != PAD])
-        assert b >= g - 1e-4
+        candidates = [[EOS]] + [[a, b] for a in range(V_TGT) if a not in (PAD, EOS) for b in range(V_TGT) if b != PAD]
+        best = max(sequence_log_prob(m, *one, c) for c in candidates)
+        found = sequence_log_prob(m, *one, [t for t in beam[i].tolist() if t != PAD])
+        assert found == pytest.approx(best, abs=1e-4)
 
 
 def test_beam_search_is_batch_independent():

@@ -119,3 +119,29 @@ def test_alignment_pictures_are_mlflow_artifacts():
     assert files == ["attention/epoch_001/val_0.png", "attention/epoch_001/val_1.png"]
     picture = Image.open(client.download_artifacts(result.run_id, files[0], str(Path.cwd())))
     assert picture.width > 200 and picture.height > 100
+
+
+def _run_metrics(result) -> dict[str, float]:
+    return MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics
+
+
+def test_alignment_and_sparsity_are_measured_at_evaluation():
+    soft, hard = (_run_metrics(train(compose(tiny(mechanism=m)))) for m in ("soft", "hard"))
+    precision, recall, aer = (soft[f"test/align_{k}"] for k in ("precision", "recall", "aer"))
+    assert 0 <= precision <= 1 and recall == soft["test/align_acc"]
+    assert aer == pytest.approx(1 - 2 * precision * recall / (precision + recall), abs=1e-6)  # 1 - F1
+    assert soft["test/attention_zero_share"] == 0 and soft["test/attention_positions"] > 1  # a distribution
+    assert hard["test/attention_positions"] == pytest.approx(1.0)  # argmax at evaluation: one position
+    assert hard["test/attention_zero_share"] > 0.8
+
+
+def test_the_gradient_estimator_variance_is_measured_without_changing_training():
+    measured = train(compose(tiny("stability.estimator_every=1", "stability.estimator_samples=3", mechanism="hard")))
+    plain = train(compose(tiny("stability.estimator_every=0", mechanism="hard")))
+    a, b = _run_metrics(measured), _run_metrics(plain)
+    assert a["stability/grad_estimator_var"] > 0 and a["stability/grad_estimator_snr"] >= 0
+    assert "stability/grad_estimator_var" not in b
+    for key in ("train/loss_epoch", "val/loss", "test/bleu", "stability/reinforce_baseline"):
+        assert a[key] == pytest.approx(b[key], rel=1e-6), key  # the same training, measured or not
+    soft = _run_metrics(train(compose(tiny("stability.estimator_every=1", mechanism="soft"))))
+    assert "stability/grad_estimator_var" not in soft  # a deterministic mechanism has no estimator variance
