@@ -8,12 +8,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import MISSING
 
+from .cache import cache_folder
 from .codec import Codec
 
 
@@ -32,7 +32,10 @@ class ParallelDataConfig:
     lowercase: bool = False
     max_train_len: int = 60  # drop training pairs longer than this many subwords on either side
     cache_dir: str | None = None  # vocabulary cache; default: next to the data, else ~/.cache
-    batch_size: int = 64
+    batch_size: int = 64  # sentences per batch (when batch_tokens is 0)
+    # > 0: batches of similar-length pairs holding up to this many padded tokens on either side (less
+    # padding, even step times); 0: batch_size pairs drawn at random
+    batch_tokens: int = 0
     num_workers: int = 0
 
 
@@ -70,12 +73,8 @@ def read_lines(path: Path) -> list[str]:
     return lines
 
 
-def read_parallel(root: str | Path, split: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
-    """The aligned source and target lines of one split; empty pairs dropped (and counted in the log)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"data.root {root} is not a directory")
-    src_path, tgt_path = find_split_file(root, split, src_lang), find_split_file(root, split, tgt_lang)
+def read_aligned(src_path: Path, tgt_path: Path) -> tuple[list[str], list[str]]:
+    """The aligned lines of a source file and its target file; empty pairs dropped (and counted in the log)."""
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
         raise DataError(
@@ -85,22 +84,18 @@ def read_parallel(root: str | Path, split: str, src_lang: str, tgt_lang: str) ->
     pairs = [(s.strip(), t.strip()) for s, t in zip(src, tgt)]
     kept = [(s, t) for s, t in pairs if s and t]
     if len(kept) < len(pairs):
-        log.info("%s: dropped %d pairs with an empty side", src_path.parent / split, len(pairs) - len(kept))
+        log.info("%s: dropped %d pairs with an empty side", src_path, len(pairs) - len(kept))
     if not kept:
         raise DataError(f"{src_path}: no non-empty sentence pairs")
     return [s for s, _ in kept], [t for _, t in kept]
 
 
-def _cache_dir(root: Path, configured: str | None) -> Path:
-    """Where trained vocabularies live: next to the data, or in the user cache if that is read-only."""
-    if configured:
-        return Path(configured)
-    beside = root / ".lightning_attn_cache"
-    if os.access(beside if beside.exists() else root, os.W_OK):
-        return beside
-    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "lightning_attn" / key
+def read_parallel(root: str | Path, split: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
+    """The aligned source and target lines of one split (see :func:`read_aligned`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a directory")
+    return read_aligned(find_split_file(root, split, src_lang), find_split_file(root, split, tgt_lang))
 
 
 def cached_bpe(
@@ -114,7 +109,7 @@ def cached_bpe(
 ) -> Codec:
     """The BPE vocabulary for ``train_file``, trained once and reused while the file is unchanged."""
     digest = hashlib.sha256(train_file.read_bytes()).hexdigest()[:12]
-    path = _cache_dir(Path(root), cache_dir) / f"bpe-{lang}-{vocab_size}{'-lc' if lowercase else ''}-{digest}.json"
+    path = cache_folder(Path(root), cache_dir) / f"bpe-{lang}-{vocab_size}{'-lc' if lowercase else ''}-{digest}.json"
     if path.is_file():
         log.info("using cached vocabulary %s", path)
         return Codec.load(path)

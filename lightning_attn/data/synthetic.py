@@ -85,6 +85,7 @@ class SyntheticDataConfig:
     p_adverb: float = 0.5
     lexicon_share: float = 1.0  # the share of each word list used: a smaller vocabulary is a smaller task
     batch_size: int = 64
+    batch_tokens: int = 0  # > 0: length-bucketed batches of up to this many padded tokens (see ParallelDataConfig)
     num_workers: int = 0  # data lives in memory: worker processes only add start-up time
 
 
