@@ -1,24 +1,39 @@
-"""``CaptioningDataModule``: built-in digit scenes or a Karpathy-format dataset, as padded batches."""
+"""``CaptioningDataModule``: built-in digit scenes or a Karpathy-format dataset, as padded batches.
+
+Karpathy-format images are read from their on-disk cache as batches are made (see
+:mod:`lightning_attn.data.karpathy`), so memory does not grow with the dataset. With a frozen encoder the
+model can train on its grid features instead: :meth:`CaptioningDataModule.use_features` extracts them once
+into a feature cache keyed by the encoder's weights and the image set, and every later run that has the
+same encoder and images reads them back without recomputing.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .base import SplitDataModule
+from .cache import RowFile, RowFileWriter, digest
 from .codec import BOS, EOS, PAD, Codec
 from .digits import DigitsDataConfig, generate_scenes
-from .karpathy import read_karpathy
+from .karpathy import SPLITS, ImageRow, read_karpathy
+from .parallel import DataError
+
+#: how cached features are stored (half the disk of float32; converted back when read)
+FEATURE_DTYPE = "float16"
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class CaptionItem:
-    image: Tensor  # (C, S, S) float
+    image: Tensor | ImageRow  # (C, S, S) float; or a cache row: uint8 pixels (S, S, 3) or features (G·G, D)
     caption: list[int]  # target ids, without <s> / </s>
     references: list[str]  # every reference caption of the image, as text
     regions: list[int] | None = None  # gold layout cell per caption word (built-in data), -1 where none
@@ -43,6 +58,16 @@ class CaptionBatch:
         return self.images.size(0)
 
 
+def as_tensor(image: Tensor | ImageRow) -> Tensor:
+    """An item's image as the model takes it: ``(C, S, S)`` floats in [0, 1], or cached features ``(G·G, D)``."""
+    if isinstance(image, Tensor):
+        return image
+    array = image.load()
+    if array.dtype == np.uint8:
+        return torch.from_numpy(array.transpose(2, 0, 1).astype(np.float32) / 255.0)
+    return torch.from_numpy(array.astype(np.float32))
+
+
 def collate(items: list[CaptionItem]) -> CaptionBatch:
     batch, length = len(items), max(len(i.caption) for i in items) + 1
     tgt_in = torch.full((batch, length), PAD, dtype=torch.long)
@@ -54,7 +79,7 @@ def collate(items: list[CaptionItem]) -> CaptionBatch:
         tgt_out[b, : n + 1] = torch.tensor([*item.caption, EOS])
         if item.regions is not None:
             alignment[b, :n] = torch.tensor(item.regions)
-    images = torch.stack([i.image for i in items])
+    images = torch.stack([as_tensor(i.image) for i in items])
     return CaptionBatch(images, tgt_in, tgt_out, [i.references for i in items], alignment)
 
 
@@ -63,16 +88,20 @@ class CaptioningDataModule(SplitDataModule):
     data: a data config section (``kind: digits`` or ``kind: karpathy``) as a dict.
 
     Attributes (after :meth:`setup`): ``codec`` (caption vocabulary), ``channels``, ``image_size``,
-    ``layout_grid`` (cells per side of the built-in layout, else ``None``), ``skipped`` (bad images).
+    ``layout_grid`` (cells per side of the built-in layout, else ``None``), ``skipped`` (bad images),
+    ``images`` (the Karpathy image cache, else ``None``).
     """
 
     collate = staticmethod(collate)
+    VOCABULARIES = {"captions": "codec"}
 
     def __init__(self, data: dict):
         super().__init__(data)
         self.codec: Codec | None = None
         self.layout_grid: int | None = None
         self.skipped: list[str] = []
+        self.images: RowFile | None = None
+        self.features: RowFile | None = None
 
     @property
     def channels(self) -> int:
@@ -86,43 +115,105 @@ class CaptioningDataModule(SplitDataModule):
         if self.splits:
             return
         if self.cfg["kind"] == "digits":
-            self._setup_digits()
+            self._setup_digits(("train", "val", "test"))
         else:
-            self._setup_karpathy()
+            self._setup_karpathy(("train", "val", "test"))
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         log.info("data: %s examples; vocabulary %d words", sizes, len(self.codec))
 
-    def _setup_digits(self) -> None:
+    def setup_evaluation(self, split: str | None = None, files: tuple[str, str] | None = None) -> str:
+        """Make ``test`` the images of ``split`` (default ``test``). Needs the vocabulary."""
+        if files is not None:
+            raise DataError("src=/ref= file pairs are for translation; captioning evaluates a split: split=NAME")
+        if self.codec is None:
+            raise RuntimeError("load_vocabularies() first: a trained model reads only its own vocabulary")
+        name = split or "test"
+        valid = ("train", "val", "test") if self.cfg["kind"] == "digits" else tuple(SPLITS)
+        if name not in valid:
+            raise DataError(f"no split {name!r} in {self.cfg['kind']} data; choose one of: {', '.join(valid)}")
+        if self.cfg["kind"] == "digits":
+            self._setup_digits((name,))
+        else:
+            self._setup_karpathy((SPLITS[name],))
+        self.splits = {"test": self.splits[SPLITS.get(name, name)]}
+        return name
+
+    def _setup_digits(self, splits: tuple[str, ...]) -> None:
         c = self.cfg
         sizes = {"train": c["n_train"], "val": c["n_val"], "test": c["n_test"]}
         config = DigitsDataConfig(**c)
-        scenes = {split: generate_scenes(n, split, config) for split, n in sizes.items()}
         self.layout_grid = c["canvas"] // c["cell"]
-        self.codec = Codec.word_level(s.caption for s in scenes["train"])
-        for split, items in scenes.items():
+        if self.codec is None:
+            self.codec = Codec.word_level(s.caption for s in generate_scenes(sizes["train"], "train", config))
+        for split in splits:
+            items = generate_scenes(sizes[split], split, config)
             ids = self.codec.encode([s.caption for s in items])
             self.splits[split] = [
                 CaptionItem(torch.from_numpy(s.image).unsqueeze(0), i, [s.caption], list(s.regions))
                 for s, i in zip(items, ids)
             ]
 
-    def _setup_karpathy(self) -> None:
+    def _setup_karpathy(self, splits: tuple[str, ...]) -> None:
         c = self.cfg
-        data = read_karpathy(c["json"], c["image_root"], c["image_size"], c["skip_bad_images"])
-        self.skipped = data.skipped
-        train_captions = [" ".join(t) for item in data.splits["train"] for t in item.captions]
-        self.codec = Codec.word_level(train_captions, min_count=c["min_count"])
-        for split, items in data.splits.items():
+        data = read_karpathy(c["json"], c["image_root"], c["image_size"], c["skip_bad_images"], c["cache_dir"],
+                             c["num_workers"])  # fmt: skip
+        self.skipped, self.images = data.skipped, data.store
+        if self.codec is None:
+            train_captions = [" ".join(t) for item in data.splits["train"] for t in item.captions]
+            self.codec = Codec.word_level(train_captions, min_count=c["min_count"])
+        for split in splits:
             examples = []
-            for item in items:
-                image = torch.from_numpy(item.image).permute(2, 0, 1).float() / 255.0
+            for item in data.splits[split]:
                 refs = [" ".join(t) for t in item.captions]
                 # training sees every caption once per epoch; evaluation scores each image once
                 targets = refs if split == "train" else refs[:1]
                 for ids in self.codec.encode(targets):
                     if split != "train" or len(ids) <= c["max_caption_len"]:
-                        examples.append(CaptionItem(image, ids, refs))
+                        examples.append(CaptionItem(item.image, ids, refs))
             self.splits[split] = examples
+
+    def use_features(self, backbone: Callable[[Tensor], Tensor], backbone_key: str, batch_size: int = 64) -> RowFile:
+        """Serve a frozen encoder's grid features instead of images: ``backbone(images (B, C, S, S)) ->
+        (B, N, D)``, run once over every cached image into a feature cache keyed by ``backbone_key`` (the
+        encoder's weights) and the image set, and reused by every later run with the same two.
+        """
+        if self.images is None:
+            raise DataError("model.cache_features=true needs data=karpathy (the built-in scenes are generated in "
+                            "memory; there is no image set to cache features of)")  # fmt: skip
+        self.features = feature_cache(self.images, backbone, backbone_key, batch_size)
+        for examples in self.splits.values():
+            for example in examples:
+                example.image = ImageRow(self.features, example.image.row)
+        return self.features
 
     def detokenize(self, ids: list[int]) -> str:
         return self.codec.decode(ids)
+
+
+@torch.inference_mode()
+def feature_cache(images: RowFile, backbone: Callable[[Tensor], Tensor], backbone_key: str,
+                  batch_size: int = 64) -> RowFile:  # fmt: skip
+    """Every image of the cache ``images`` through ``backbone``, stored as float16 rows ``(N, D)`` beside it;
+    built once per (encoder weights, image set)."""
+    key = digest("features", backbone_key, images.meta["key"])
+    path = images.path.with_name(f"features-{key}.{np.dtype(FEATURE_DTYPE).str[1:]}")
+    store = RowFile.open(path, key)
+    if store is not None:
+        log.info("using the feature cache %s (%d images)", path, len(store))
+        return store
+    started = last = time.monotonic()
+    with RowFileWriter(path, (), FEATURE_DTYPE) as out:
+        for start in range(0, len(images), batch_size):
+            rows = range(start, min(start + batch_size, len(images)))
+            batch = torch.stack([as_tensor(ImageRow(images, r)) for r in rows])
+            features = backbone(batch).float().cpu().numpy()
+            if out.rows == 0:  # the row shape is known once the first batch is through
+                out.row_shape = features.shape[1:]
+            for row in features:
+                out.append(row)
+            if time.monotonic() - last > 10:
+                last = time.monotonic()
+                log.info("extracting features: %d / %d images", out.rows, len(images))
+        store = out.commit(key, {"images": images.meta["key"], "encoder": backbone_key})
+    log.info("built the feature cache %s: %d images in %.0f s", path, len(store), time.monotonic() - started)
+    return store

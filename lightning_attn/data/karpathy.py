@@ -6,21 +6,29 @@
                  "split": "train" | "val" | "test" | "restval",   # restval counts as train
                  "sentences": [{"tokens": ["a", "dog", ...]}, ...]}, ...]}
 
-Images live under ``image_root/[filepath/]filename``. Every image is decoded and resized once, when
-the data is set up, so a missing or corrupt file is reported (or, with ``skip_bad_images``, counted
-and skipped) before training starts — never in the middle of an epoch.
+Images live under ``image_root/[filepath/]filename``. They are decoded and resized **once**, into a
+uint8 cache on disk (:class:`~lightning_attn.data.cache.RowFile`, keyed by the JSON, the image files'
+sizes and times, and the image size) that training then reads row by row — never the whole set in
+memory, whatever its size. Building the cache is what finds a missing or corrupt file, so that is
+reported (or, with ``skip_bad_images``, counted and skipped) before training starts, never in the
+middle of an epoch; the DataLoader's workers (``num_workers``) decode in parallel.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import MISSING
+from torch.utils.data import DataLoader, Dataset
 
+from .cache import RowFile, RowFileWriter, cache_folder, digest
 from .parallel import DataError
 
 
@@ -35,8 +43,10 @@ class KarpathyDataConfig:
     min_count: int = 5  # words rarer than this in the train captions become <unk>
     max_caption_len: int = 30  # longer training captions are dropped
     skip_bad_images: bool = False  # count and skip missing/corrupt images instead of stopping
+    # the decoded-image cache (and a frozen encoder's feature cache): default next to the images, else ~/.cache
+    cache_dir: str | None = None
     batch_size: int = 32
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader workers; building the image cache uses at least 1
 
 
 log = logging.getLogger(__name__)
@@ -45,10 +55,21 @@ SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 
 
 @dataclass
-class CaptionedImage:
-    """An image (``(size, size, 3)`` uint8) and its tokenised reference captions."""
+class ImageRow:
+    """A lazily read image: row ``row`` of a cache (``(size, size, 3)`` uint8, or a feature grid)."""
 
-    image: np.ndarray
+    store: RowFile
+    row: int
+
+    def load(self) -> np.ndarray:
+        return self.store[self.row]
+
+
+@dataclass
+class CaptionedImage:
+    """An image (read on demand) and its tokenised reference captions."""
+
+    image: ImageRow
     captions: list[list[str]]
     path: Path
 
@@ -57,6 +78,7 @@ class CaptionedImage:
 class KarpathyData:
     splits: dict[str, list[CaptionedImage]]
     skipped: list[str] = field(default_factory=list)  # "path: reason" of every skipped image
+    store: RowFile | None = None  # the decoded images
 
 
 def _entries(json_path: Path) -> list[dict]:
@@ -102,39 +124,132 @@ def load_image(path: Path, size: int) -> np.ndarray:
         return np.array(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)  # a writable copy
 
 
+@dataclass
+class Entry:
+    """One image of the JSON: where it is, its split and captions (nothing decoded)."""
+
+    index: int  # position in the JSON's images list
+    path: Path
+    split: str
+    captions: list[list[str]]
+
+
+def read_entries(json_path: Path, image_root: Path) -> list[Entry]:
+    """Every entry of a Karpathy JSON, checked; images are not opened."""
+    entries = []
+    for index, entry in enumerate(_entries(json_path)):
+        if not isinstance(entry, dict):
+            raise DataError(f"{json_path}: images[{index}] is not an object")
+        captions = _captions(json_path, index, entry)
+        path = image_root / entry.get("filepath", "") / entry["filename"]
+        entries.append(Entry(index, path, SPLITS[entry["split"]], captions))
+    return entries
+
+
+class _Decode(Dataset):
+    """Decodes entry ``i`` (in a DataLoader worker): ``(i, pixels or None, problem or None)``."""
+
+    def __init__(self, entries: list[Entry], size: int, json_path: Path):
+        self.entries, self.size, self.json_path = entries, size, json_path
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str | None]:
+        entry = self.entries[i]
+        try:
+            return i, load_image(entry.path, self.size), None
+        except FileNotFoundError:
+            return i, None, f"{entry.path}: missing image (images[{entry.index}] in {self.json_path})"
+        except Exception as e:  # Pillow raises many types for corrupt files
+            return i, None, f"{entry.path}: cannot read image ({type(e).__name__}: {e})"
+
+
+def _as_is(item):
+    return item
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def image_cache(entries: list[Entry], json_path: Path, size: int, folder: Path, skip_bad_images: bool,
+                workers: int) -> tuple[RowFile, list[int], list[str]]:  # fmt: skip
+    """The decoded images of ``entries``: built once (decoding in ``workers`` processes), then reused while
+    the JSON, the image files and the size are unchanged.
+
+    Returns:
+        the cache, the entries it holds (indices into ``entries``; its rows in that order) and the problems
+        of the images skipped.
+
+    Raises:
+        DataError: the first missing or unreadable image, unless ``skip_bad_images``.
+    """
+    json_digest = hashlib.sha256(json_path.read_bytes()).hexdigest()
+    key = digest("images", json_digest, size, [(str(e.path), _stat(e.path)) for e in entries])
+    path = folder / f"images-{size}px-{key}.u8"
+    store = RowFile.open(path, key)
+    if store is not None:
+        log.info("using the image cache %s (%d images)", path, len(store))
+        return store, store.meta["entries"], store.meta["skipped"]
+    kept: list[int] = []
+    skipped: list[str] = []
+    # its own generator: building the cache must not draw from the global RNG, or a model initialised
+    # after it would differ between the run that built the cache and the runs that reuse it
+    loader = DataLoader(_Decode(entries, size, json_path), batch_size=None, num_workers=max(1, workers),
+                        collate_fn=_as_is, generator=torch.Generator())  # fmt: skip
+    started, last = time.monotonic(), time.monotonic()
+    with RowFileWriter(path, (size, size, 3), "uint8") as out:
+        for done, (i, pixels, problem) in enumerate(loader, start=1):
+            if problem is not None:
+                if not skip_bad_images:
+                    raise DataError(problem + "; set data.skip_bad_images=true to skip such images")
+                skipped.append(problem)
+                continue
+            out.append(pixels)
+            kept.append(i)
+            if time.monotonic() - last > 10:  # long work shows progress
+                last = time.monotonic()
+                log.info("decoding images into the cache: %d / %d (%.0f per second)", done, len(entries),
+                         done / (last - started))  # fmt: skip
+        store = out.commit(key, {"entries": kept, "skipped": skipped, "json": str(json_path)})
+    log.info("built the image cache %s: %d images in %.0f s", path, len(kept), time.monotonic() - started)
+    return store, kept, skipped
+
+
 def read_karpathy(
-    json_path: str | Path, image_root: str | Path, size: int, skip_bad_images: bool = False
+    json_path: str | Path,
+    image_root: str | Path,
+    size: int,
+    skip_bad_images: bool = False,
+    cache_dir: str | None = None,
+    workers: int = 0,
 ) -> KarpathyData:
-    """All splits of a Karpathy-format dataset, images decoded and resized.
+    """All splits of a Karpathy-format dataset; images decoded and resized into the cache (once).
 
     Args:
         json_path: the ``dataset_*.json`` file.
         image_root: the folder the ``filepath``/``filename`` of each entry are relative to.
         size: side of the square the images are resized to.
         skip_bad_images: count and skip missing or unreadable images instead of stopping.
+        cache_dir: where the decoded images go (default: next to the images, else the user's cache).
+        workers: processes decoding images while the cache is built.
 
     Raises:
         DataError: naming the file (and entry, or line and column for broken JSON).
     """
     json_path, image_root = Path(json_path), Path(image_root)
-    data = KarpathyData({"train": [], "val": [], "test": []})
-    for index, entry in enumerate(_entries(json_path)):
-        if not isinstance(entry, dict):
-            raise DataError(f"{json_path}: images[{index}] is not an object")
-        captions = _captions(json_path, index, entry)
-        path = image_root / entry.get("filepath", "") / entry["filename"]
-        try:
-            image = load_image(path, size)
-        except FileNotFoundError:
-            problem = f"{path}: missing image (images[{index}] in {json_path})"
-        except Exception as e:  # Pillow raises many types for corrupt files
-            problem = f"{path}: cannot read image ({type(e).__name__}: {e})"
-        else:
-            data.splits[SPLITS[entry["split"]]].append(CaptionedImage(image, captions, path))
-            continue
-        if not skip_bad_images:
-            raise DataError(problem + "; set data.skip_bad_images=true to skip such images")
-        data.skipped.append(problem)
+    entries = read_entries(json_path, image_root)
+    folder = cache_folder(image_root, cache_dir)
+    store, kept, skipped = image_cache(entries, json_path, size, folder, skip_bad_images, workers)
+    data = KarpathyData({"train": [], "val": [], "test": []}, skipped, store)
+    for row, i in enumerate(kept):
+        entry = entries[i]
+        data.splits[entry.split].append(CaptionedImage(ImageRow(store, row), entry.captions, entry.path))
     if data.skipped:
         log.warning("skipped %d unreadable images, first: %s", len(data.skipped), data.skipped[0])
     for split, items in data.splits.items():

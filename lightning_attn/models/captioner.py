@@ -3,7 +3,9 @@
 Encoder: a small CNN trained from scratch (:class:`GridEncoder`, the default) or a torchvision ResNet
 (:class:`ResNetGridEncoder`, when torchvision is installed) turns an image ``(B, C, S, S)`` into
 ``N = G x G`` region features ``(B, N, D)``, each with a learned position embedding added so that a
-context vector says *where* it was read (captions name positions).
+context vector says *where* it was read (captions name positions). A frozen encoder's features can be
+computed once and cached (the usual practice with a pretrained CNN): the model then takes them instead
+of images.
 
 Decoder step t (same order as the translation decoder, see :mod:`.seq2seq`)::
 
@@ -17,6 +19,7 @@ The initial ``h_0, c_0`` come from the mean region feature (§3.1.2).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,20 +38,78 @@ class CaptionerConfig:
     encoder: str = "cnn"  # cnn (from scratch) | resnet (needs torchvision)
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # cnn: each block halves the image
     resnet_depth: int = 18  # resnet: 18 | 34 | 50 | 101 | 152; its grid is image_size / 32
-    resnet_weights: str | None = None  # resnet: a local state_dict file; nothing is downloaded
-    freeze_encoder: bool = False  # resnet: keep the (pretrained) weights fixed
+    # the encoder's weights from a local file (nothing is downloaded): resnet, torchvision's state_dict; cnn,
+    # a captioning run's checkpoint or the CNN's own state_dict
+    encoder_weights: str | None = None
+    freeze_encoder: bool = False  # keep the encoder's CNN fixed (BatchNorm statistics too)
+    # with freeze_encoder and data=karpathy: extract the frozen CNN's grid features once, into a cache keyed
+    # by the encoder's weights and the image set, and train the decoder on them (no CNN in the training step)
+    cache_features: bool = False
     embed_dim: int = 64
     hidden: int = 256
     dropout: float = 0.1
 
 
-class GridEncoder(nn.Module):
+class GridFeatureEncoder(nn.Module):
+    """What both encoders share: a CNN (``self.cnn``) whose last feature map is the attention's regions.
+
+    ``backbone(images (B, C, S, S)) -> (B, G·G, D)`` is the CNN alone; ``forward`` adds a learned position
+    embedding (so a context vector says *where* it was read) and also takes features ``backbone`` computed
+    earlier, ``(B, G·G, D)`` — what a feature cache holds. A frozen CNN keeps its weights and BatchNorm
+    statistics; :meth:`backbone_key` identifies its weights, which is what a feature cache is keyed by.
+    """
+
+    cnn: nn.Module
+    grid: int
+    dim: int
+    frozen: bool = False
+
+    def backbone(self, images: Tensor) -> Tensor:
+        return self.cnn(images).flatten(2).transpose(1, 2)  # (B, G·G, D), row-major regions
+
+    def forward(self, images_or_features: Tensor) -> Tensor:
+        x = images_or_features
+        features = x if x.dim() == 3 else self.backbone(x)
+        return features + self.position
+
+    def freeze(self) -> None:
+        self.frozen = True
+        self.cnn.requires_grad_(False)
+        self.cnn.eval()
+
+    def train(self, mode: bool = True) -> GridFeatureEncoder:
+        super().train(mode)
+        if self.frozen:
+            self.cnn.eval()
+        return self
+
+    def backbone_key(self) -> str:
+        """A digest of the CNN's class and every weight and buffer: equal keys, equal features."""
+        h = hashlib.sha256(type(self).__name__.encode())
+        for name, tensor in self.cnn.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def _load_cnn_weights(cnn: nn.Module, path: str) -> None:
+    """A CNN state_dict, or a captioning run's checkpoint (its ``model.encoder.cnn.*`` weights)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    prefix = "model.encoder.cnn."
+    if any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    cnn.load_state_dict(state)
+
+
+class GridEncoder(GridFeatureEncoder):
     """``(B, C, S, S) -> (B, G·G, D)``: conv-BN-ReLU-maxpool blocks, then a learned position embedding.
 
     ``G = S / 2**len(channels)``.
     """
 
-    def __init__(self, in_channels: int, image_size: int, channels: tuple[int, ...] = (32, 64, 128, 128)):
+    def __init__(self, in_channels: int, image_size: int, channels: tuple[int, ...] = (32, 64, 128, 128),
+                 weights: str | None = None, freeze: bool = False):  # fmt: skip
         super().__init__()
         layers: list[nn.Module] = []
         for c_in, c_out in zip((in_channels, *channels[:-1]), channels):
@@ -61,16 +122,16 @@ class GridEncoder(nn.Module):
             )
         self.dim = channels[-1]
         self.position = nn.Parameter(torch.randn(self.grid * self.grid, self.dim) * 0.02)
-
-    def forward(self, images: Tensor) -> Tensor:
-        features = self.cnn(images)  # (B, D, G, G)
-        return features.flatten(2).transpose(1, 2) + self.position  # (B, G·G, D), row-major regions
+        if weights is not None:
+            _load_cnn_weights(self.cnn, weights)
+        if freeze:
+            self.freeze()
 
 
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
 
 
-class ResNetGridEncoder(nn.Module):
+class ResNetGridEncoder(GridFeatureEncoder):
     """``(B, C, S, S) -> (B, G·G, D)`` from a torchvision ResNet's last convolutional block (``G = S / 32``).
 
     As in Show, Attend and Tell the regions are the CNN's last feature map, before pooling. Weights
@@ -101,22 +162,14 @@ class ResNetGridEncoder(nn.Module):
         if in_channels not in (1, 3):
             raise ValueError(f"a ResNet encoder takes 1- or 3-channel images, not {in_channels}")
         self.cnn = nn.Sequential(*list(resnet.children())[:-2])  # drop avgpool and fc
-        self.freeze = freeze
-        if freeze:
-            self.cnn.requires_grad_(False)
         self.grid = image_size // 32
         self.dim = resnet.fc.in_features
         self.position = nn.Parameter(torch.randn(self.grid * self.grid, self.dim) * 0.02)
+        if freeze:
+            self.freeze()
 
-    def train(self, mode: bool = True) -> ResNetGridEncoder:
-        super().train(mode)
-        if self.freeze:  # frozen weights keep their BatchNorm statistics too
-            self.cnn.eval()
-        return self
-
-    def forward(self, images: Tensor) -> Tensor:
-        features = self.cnn(images.repeat(1, self.repeat, 1, 1))  # (B, D, G, G)
-        return features.flatten(2).transpose(1, 2) + self.position
+    def backbone(self, images: Tensor) -> Tensor:
+        return super().backbone(images.repeat(1, self.repeat, 1, 1))
 
 
 @dataclass
@@ -185,21 +238,24 @@ class Captioner(nn.Module):
         in_channels, image_size: input images ``(B, in_channels, image_size, image_size)``.
         config: encoder and decoder (:class:`CaptionerConfig`, its defaults when omitted): ``cnn`` (from
             scratch; ``channels`` are its block widths, each halves the resolution) or ``resnet``
-            (torchvision; ``resnet_depth``, ``resnet_weights`` a local file, ``freeze_encoder``).
+            (torchvision; ``resnet_depth``); ``encoder_weights`` a local file, ``freeze_encoder``.
     """
 
     def __init__(self, vocab: int, attention: Any, in_channels: int, image_size: int,
                  config: CaptionerConfig | None = None):  # fmt: skip
         super().__init__()
         c = config or CaptionerConfig()
-        self.encoder: GridEncoder | ResNetGridEncoder
+        self.encoder: GridFeatureEncoder
         if c.encoder == "cnn":
-            self.encoder = GridEncoder(in_channels, image_size, tuple(c.channels))
+            self.encoder = GridEncoder(in_channels, image_size, tuple(c.channels), c.encoder_weights, c.freeze_encoder)
         elif c.encoder == "resnet":
-            self.encoder = ResNetGridEncoder(in_channels, image_size, c.resnet_depth, c.resnet_weights,
+            self.encoder = ResNetGridEncoder(in_channels, image_size, c.resnet_depth, c.encoder_weights,
                                              c.freeze_encoder)  # fmt: skip
         else:
             raise ValueError(f"model.encoder={c.encoder!r}: choose cnn or resnet")
+        if c.cache_features and not c.freeze_encoder:
+            raise ValueError("model.cache_features=true needs model.freeze_encoder=true: only a frozen encoder's "
+                             "features stay the same from one step to the next")  # fmt: skip
         mechanism = build_attention(attention, query_dim=c.hidden, key_dim=self.encoder.dim)
         self.decoder = CaptionDecoder(vocab, c.embed_dim, c.hidden, self.encoder.dim, mechanism, c.dropout)
 
@@ -215,7 +271,8 @@ class Captioner(nn.Module):
         return self.decoder.start(self.encoder(images))
 
     def forward(self, images: Tensor, tgt_in: Tensor) -> DecoderOutput:
-        """Teacher forcing: ``images (B, C, S, S), tgt_in (B, T)`` starting with ``<s>``."""
+        """Teacher forcing: ``images (B, C, S, S)`` (or their cached grid features ``(B, G·G, D)``),
+        ``tgt_in (B, T)`` starting with ``<s>``."""
         return teacher_forcing(self.decoder.step, self.encode(images), tgt_in)
 
     @torch.no_grad()

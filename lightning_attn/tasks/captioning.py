@@ -88,6 +88,14 @@ class CaptioningModule(AttentionTask):
         """The module for a set-up :class:`~lightning_attn.data.captioning.CaptioningDataModule`."""
         return cls(task, model, attention, len(data.codec), data.channels, data.image_size, data.layout_grid)
 
+    def bind_data(self, data) -> None:
+        """With ``model.cache_features``, the data serves the frozen encoder's cached grid features instead
+        of images (extracted on first use, see :meth:`CaptioningDataModule.use_features`)."""
+        if self.hparams["model"].get("cache_features"):
+            encoder = self.model.encoder
+            encoder.eval()  # BatchNorm's running statistics, as a frozen encoder uses in training too
+            data.use_features(encoder.backbone, encoder.backbone_key(), batch_size=data.cfg["batch_size"])
+
     def teacher_forced(self, batch: CaptionBatch) -> DecoderOutput:
         return self.model(batch.images, batch.tgt_in)
 

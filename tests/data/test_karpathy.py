@@ -39,7 +39,8 @@ def test_reads_splits_images_and_captions(tmp_path):
     data = read_karpathy(make_dataset(tmp_path), tmp_path / "images", size=16)
     assert [len(data.splits[s]) for s in ("train", "val", "test")] == [3, 1, 2]  # restval joins train
     item = data.splits["train"][0]
-    assert item.image.shape == (16, 16, 3) and item.image.dtype == np.uint8
+    pixels = item.image.load()
+    assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8
     assert item.captions == [["a", "red", "square"], ["a", "box"]]
     assert not data.skipped
 

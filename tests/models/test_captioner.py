@@ -80,7 +80,7 @@ def test_resnet_encoder_grid_and_local_weights(tmp_path):
     reference = models.resnet18(weights=None)
     torch.save(reference.state_dict(), tmp_path / "resnet18.pt")
     weights = str(tmp_path / "resnet18.pt")
-    config = CaptionerConfig(encoder="resnet", resnet_weights=weights, freeze_encoder=True, embed_dim=8, hidden=16)
+    config = CaptionerConfig(encoder="resnet", encoder_weights=weights, freeze_encoder=True, embed_dim=8, hidden=16)
     m = Captioner(V, {"mechanism": "hard"}, 1, 64, config)
     assert m.grid == 2 and m.encoder.dim == 512
     torch.testing.assert_close(m.encoder.cnn[0].weight, reference.conv1.weight)  # the file's weights, not random
