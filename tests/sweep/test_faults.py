@@ -75,8 +75,10 @@ def test_a_signal_stops_everything_and_resume_continues_the_search_without_repla
 
     def two_running_one_done():
         trials = trials_of(name, f"{name}-soft")
-        states = [t.state for t in trials]
-        return trials if states.count(TrialState.RUNNING) == 2 and TrialState.COMPLETE in states else None
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        # a trial is RUNNING a moment before its worker records where it runs: wait for both pids
+        started = len(running) == 2 and all("pid" in t.user_attrs for t in running)
+        return trials if started and any(t.state == TrialState.COMPLETE for t in trials) else None
 
     running = [t for t in wait_for(two_running_one_done) if t.state == TrialState.RUNNING]
     worker_pids = {t.user_attrs["pid"] for t in running}
