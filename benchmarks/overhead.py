@@ -55,6 +55,7 @@ def plain(module, batches) -> float:
 
 
 def project(cfg, module, batches, folder: Path) -> float:
+    """The Trainer every run uses (callbacks, MLflow logger) over ``batches`` (a list or a DataLoader)."""
     from lightning.pytorch.loggers import MLFlowLogger
 
     logger = MLFlowLogger(experiment_name="overhead", tracking_uri=cfg.logger.tracking_uri)

@@ -2,6 +2,7 @@
 
     lightning-attn train [group=choice ...] [dotted.key=value ...]
     lightning-attn train --print-config attention=hard     # show the composed config, train nothing
+    lightning-attn evaluate RUN_ID [split=NAME | src=FILE ref=FILE] [dotted.key=value ...]
     lightning-attn config                                  # the groups and their choices
 
 Bad input (an unknown key or choice, a wrong type, missing or malformed data, a device this machine
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 from . import console
-from .config import GROUP_NAMES, ConfigError, compose, group_choices, to_yaml
+from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose, group_choices, to_yaml
 from .plugins import load_plugins
 from .tracking import mask_secrets
 
@@ -29,8 +30,8 @@ EXIT_FAILED = 1
 
 def _groups_help() -> str:
     lines = ["config groups (pick with group=choice):"]
-    for group in GROUP_NAMES:
-        lines.append(f"  {group:<10} {', '.join(group_choices(group))}")
+    for group in (*GROUP_NAMES, EXPERIMENT):
+        lines.append(f"  {group:<10} {', '.join(group_choices(group)) or '(none)'}")
     return "\n".join(lines)
 
 
@@ -78,6 +79,21 @@ def _print_seeds(result) -> int:
             print(f"  {key:<20} {st.describe()}{std}")
     print(f"tracking store: {mask_secrets(result.tracking_uri)}")
     print(f"see it with:    lightning-attn ui --tracking-uri '{mask_secrets(result.tracking_uri)}'")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import EvaluateError, evaluate
+
+    try:
+        result = evaluate(args.run_id, args.overrides, args.tracking_uri)
+    except EvaluateError as e:
+        raise ConfigError(str(e)) from None
+    scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
+    print(f"\nrun {result.run_id} on {result.evaluated}: {scores}")
+    if result.signature:
+        print(f"sacreBLEU signature: {result.signature}")
+    print(f"logged to child run {result.child_run_id} (scores, predictions/test.hyp.txt)")
     return 0
 
 
@@ -191,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help="group=choice or dotted.key=value")
     train.add_argument("--print-config", action="store_true", help="print the composed config and exit")
     train.set_defaults(func=_train)
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score a trained run again (its best checkpoint) on any split or file pair, into a child run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lightning-attn evaluate RUN_ID                       # its test split again\n"
+        "  lightning-attn evaluate RUN_ID split=test_2017_flickr task.beam_size=1\n"
+        "  lightning-attn evaluate RUN_ID src=news.de ref=news.en",
+    )
+    evaluate.add_argument("run_id", help="the MLflow run id (train prints it)")
+    evaluate.add_argument("overrides", nargs="*", help="split=NAME, src=FILE ref=FILE, or dotted.key=value")
+    evaluate.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    evaluate.set_defaults(func=_evaluate)
     sweep = sub.add_parser(
         "sweep",
         help="tune each mechanism with Optuna (one study per mechanism, equal budgets), every trial in MLflow",

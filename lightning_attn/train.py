@@ -14,12 +14,12 @@ from typing import Any
 
 import lightning as L
 import optuna
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig
 
 from . import __version__
-from .config import ConfigError, flatten, section, to_yaml
+from .config import EXPERIMENT, ConfigError, flatten, section, to_yaml
 from .tasks import TASKS
 from .tracking import (
     check_tracking_store,
@@ -60,6 +60,7 @@ def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModul
     data.setup()
     try:
         module = spec.module.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
+        module.bind_data(data)
     except (ImportError, ValueError) as e:  # e.g. model.encoder=resnet without torchvision
         raise ConfigError(str(e)) from e
     return data, module
@@ -108,6 +109,8 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
         all_callbacks.append(EstimatorVariance(cfg.stability.estimator_every, cfg.stability.estimator_samples))
     if cfg.speed.monitor:
         all_callbacks.append(SpeedMonitor())
+    if cfg.task.get("lr_schedule", "constant") != "constant" and logger:
+        all_callbacks.append(LearningRateMonitor(logging_interval="epoch"))  # logged as lr-Adam
     if trainer_kwargs["enable_progress_bar"]:
         all_callbacks.append(ProgressBar())
     if cfg.task.get("attention_pictures_every", 0) > 0:
@@ -126,6 +129,7 @@ def run_tags(cfg: DictConfig, attention: Any = None) -> dict[str, str]:
         T.ATTENTION: cfg.attention.mechanism,
         T.SEED: str(cfg.seed),
         T.DATA: cfg.choices.data,
+        **({T.EXPERIMENT: cfg.choices[EXPERIMENT]} if EXPERIMENT in cfg.choices else {}),
         T.VERSION: __version__,
         T.HEADLINE_METRIC: TASKS[cfg.task.name].headline,
         T.VALIDATION_METRIC: TASKS[cfg.task.name].monitor,
@@ -153,13 +157,17 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             study's parent) instead of starting a new one.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     # 1. what can fail fast does, before anything is prepared or written: devices, the tracking store;
     # then data and model: a data error must not leave an empty MLflow run behind
     check_devices(cfg)
     uri = resolve_tracking_uri(cfg.logger.tracking_uri)
     check_tracking_store(uri)
     data, module = build_task(cfg)
-    tags = run_tags(cfg, module.model.attention)
+    tags = run_tags(cfg, module.model.attention) | module.run_tags()
     logger = _make_logger(cfg, uri, run_id, tags)
     trainer = build_trainer(cfg, logger, callbacks)
     checkpointing = trainer.checkpoint_callback is not None
@@ -171,6 +179,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
                     logger.experiment.set_tag(run_id, key, value)
             logger.log_hyperparams(mask_params(flatten(cfg)))
             logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
+            _log_vocabularies(logger, data)
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)
         trainer.fit(module, datamodule=data)
         metrics = _scalars(trainer.callback_metrics)  # test replaces callback_metrics: keep fit's
@@ -199,6 +208,15 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
         raise
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
+
+
+def _log_vocabularies(logger: MLFlowLogger, data: Any) -> None:
+    """The vocabularies the model's ids refer to, as artifacts: ``lightning-attn evaluate`` needs them."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        data.save_vocabularies(folder)
+        logger.experiment.log_artifacts(logger.run_id, folder, T.VOCABULARIES)
 
 
 def _measure_speed(cfg: DictConfig, data: Any, module: Any) -> dict[str, float]:

@@ -145,3 +145,61 @@ def test_every_train_command_in_the_readme_composes():
                 compose(overrides)
             continue
         compose(overrides)
+
+
+# ── experiment presets (conf/experiment/) ──────────────────────────────────────────────────────
+def test_multi30k_experiments_choose_data_model_and_schedule(tmp_path):
+    de_en = compose(["experiment=multi30k_de_en", f"data.root={tmp_path}"])
+    assert (de_en.data.src_lang, de_en.data.tgt_lang, de_en.data.test_split) == ("de", "en", "test_2016_flickr")
+    assert de_en.data.batch_tokens > 0 and de_en.model.decoder_hidden == 512 and de_en.task.beam_size == 5
+    assert de_en.choices.experiment == "multi30k_de_en"
+    en_de = compose(["experiment=multi30k_en_de", f"data.root={tmp_path}", "attention=hard"])
+    assert (en_de.data.src_lang, en_de.data.tgt_lang, en_de.attention.mechanism) == ("en", "de", "hard")
+
+
+def test_the_command_line_beats_the_experiment(tmp_path):
+    cfg = compose(["experiment=multi30k_de_en", f"data.root={tmp_path}", "model.dropout=0.1", "task=translation"])
+    assert cfg.model.dropout == pytest.approx(0.1)
+
+
+def _conf_with(tmp_path, experiment: str):
+    import shutil
+
+    from lightning_attn.resources import conf_dir
+
+    root = tmp_path / "conf"
+    shutil.copytree(conf_dir(), root)
+    (root / "experiment" / "mine.yaml").write_text(experiment)
+    return root
+
+
+def test_by_attention_sets_values_for_one_mechanism(tmp_path):
+    root = _conf_with(
+        tmp_path, "task: {lr: 0.01}\nby_attention:\n  hard: {task: {lr: 0.001}, attention: {entropy_weight: 0.0}}\n"
+    )
+    assert compose(["experiment=mine"], root=root).task.lr == pytest.approx(0.01)
+    hard = compose(["experiment=mine", "attention=hard"], root=root)
+    assert hard.task.lr == pytest.approx(0.001) and hard.attention.entropy_weight == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "model: {hidden_size: 3}\n",
+            r"mine\.yaml: unknown key 'model\.hidden_size'; valid keys there: kind, embed_dim",
+        ),
+        ("modell: {dropout: 0.1}\n", r"mine\.yaml: unknown key 'modell'; valid keys there: task, model"),
+        ("defaults: {dataset: x}\n", r"defaults: unknown group 'dataset'; valid groups: task, model"),
+        ("by_attention: {harder: {task: {lr: 1}}}\n", r"by_attention: unknown attention 'harder'; choose among: "),
+        ("task: {lr: fast}\n", r"mine\.yaml: .*lr"),
+    ],
+)
+def test_a_bad_experiment_file_is_one_line_naming_it(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        compose(["experiment=mine"], root=_conf_with(tmp_path, text))
+
+
+def test_an_unknown_experiment_lists_the_choices():
+    with pytest.raises(ConfigError, match="unknown experiment 'wmt'; choose one of: multi30k_de_en, multi30k_en_de"):
+        compose(["experiment=wmt"])

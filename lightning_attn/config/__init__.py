@@ -5,7 +5,9 @@ found through their registries; :mod:`.compose` puts a config together and check
 """
 
 from .compose import (
+    EXPERIMENT,
     GROUP_NAMES,
+    apply_overrides,
     compose,
     first_line,
     flatten,
@@ -31,7 +33,9 @@ from .schema import (
 )
 
 __all__ = [
+    "EXPERIMENT",
     "GROUP_NAMES",
+    "apply_overrides",
     "LOGGERS",
     "ConfigError",
     "EarlyStoppingConfig",

@@ -6,8 +6,13 @@ composition through the registries (:func:`groups`). YAML files in ``conf/<group
 schema and override what they must; ``key=value`` arguments override the YAML. Composition::
 
     conf/config.yaml  defaults: {task: translation, attention: soft, ...}
+      + experiment=name              ->  conf/experiment/<name>.yaml: a preset — group choices, values for
+                                         any section, and values per attention choice (``by_attention``)
       + group=choice                 ->  conf/<group>/<choice>.yaml merged onto its schema
       + dotted.key=value             ->  merged onto the result, type-checked
+
+Precedence, lowest first: the schema, the group YAMLs, ``config.yaml``, the experiment, its
+``by_attention`` entry for the chosen attention, the command line.
 
 Anything that does not fit — an unknown key, an unknown choice, a value of the wrong type, a
 required value left out — raises :class:`ConfigError` with one line naming the key and what is
@@ -30,6 +35,8 @@ from .errors import ConfigError
 from .schema import LOGGERS, RunConfig, TrainerConfig
 
 GROUP_NAMES = ("task", "model", "attention", "data", "trainer", "logger")
+#: the preset group: one file sets choices and values across groups (``experiment=multi30k_de_en``)
+EXPERIMENT = "experiment"
 
 
 def groups() -> dict[str, tuple[str | None, dict[str, type] | type]]:
@@ -152,6 +159,71 @@ def _load_group(group: str, choice: str, root: Path) -> DictConfig:
         raise ConfigError(f"{path}: {e.full_key}: {first_line(e)}") from None
 
 
+@dataclasses.dataclass
+class Experiment:
+    """A ``conf/experiment/`` preset: group choices, section values, and values per attention choice."""
+
+    name: str
+    path: Path
+    choices: dict[str, str]
+    values: dict[str, Any]
+    by_attention: dict[str, dict[str, Any]]
+
+
+def read_experiment(name: str, root: Path) -> Experiment:
+    path = root / EXPERIMENT / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown experiment {name!r}; choose one of: {', '.join(group_choices(EXPERIMENT, root))}")
+    data = read_yaml(path)
+    choices = data.pop("defaults", None) or {}
+    by_attention = data.pop("by_attention", None) or {}
+    for what, mapping in (("defaults", choices), ("by_attention", by_attention)):
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{path}: {what} must be a mapping")
+    for group in choices:
+        if group not in GROUP_NAMES:
+            raise ConfigError(f"{path}: defaults: unknown group {group!r}; valid groups: {', '.join(GROUP_NAMES)}")
+    attention_choices = group_choices("attention", root)
+    for choice, values in by_attention.items():
+        if choice not in attention_choices:
+            raise ConfigError(f"{path}: by_attention: unknown attention {choice!r}; "
+                              f"choose among: {', '.join(attention_choices)}")  # fmt: skip
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: by_attention.{choice} must be a mapping of sections to values")
+    return Experiment(name, path, {k: str(v) for k, v in choices.items()}, data, by_attention)
+
+
+def _unknown_file_key(node: Any, values: dict, where: str = "") -> tuple[str, Any] | None:
+    """The first dotted key of ``values`` that the composed config ``node`` lacks, with the section it is
+    missing from."""
+    for key, value in values.items():
+        name = f"{where}.{key}" if where else str(key)
+        if not isinstance(node, DictConfig) or key == "choices" or key not in node.keys():  # noqa: SIM118
+            return name, node
+        child = node._get_node(key)
+        if isinstance(value, dict) and isinstance(child, DictConfig):
+            found = _unknown_file_key(child, value, name)
+            if found:
+                return found
+    return None
+
+
+def _merge_file_values(cfg: DictConfig, values: dict[str, Any], path: Path | str, where: str = "") -> DictConfig:
+    """Merge a file's section values (a preset's, a saved run's) onto the composed config; an unknown key
+    names the valid ones."""
+    prefix = f"{where}: " if where else ""
+    unknown = _unknown_file_key(cfg, values)
+    if unknown:
+        key, node = unknown
+        valid = [k for k in node.keys() if k != "choices"] if isinstance(node, DictConfig) else []  # noqa: SIM118
+        raise ConfigError(f"{path}: {prefix}unknown key {key!r}; valid keys there: {', '.join(valid) or '(none)'}")
+    try:
+        return OmegaConf.merge(cfg, values)
+    except OmegaConfBaseException as e:
+        key = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
+        raise ConfigError(f"{path}: {prefix}{key}{first_line(e)}") from None
+
+
 def _check_key(cfg: DictConfig, dotted: str) -> None:
     """Raise a ConfigError naming the first unknown part of ``dotted`` and the keys valid there."""
     node: Any = cfg
@@ -170,13 +242,20 @@ def _check_key(cfg: DictConfig, dotted: str) -> None:
         raise ConfigError(f"{dotted} is set by the group choice; write {group}=NAME instead")
 
 
-def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = None) -> DictConfig:
+def compose(
+    overrides: list[str] | tuple[str, ...] = (),
+    root: Path | None = None,
+    base: dict[str, Any] | None = None,
+    base_source: str = "the saved config",
+) -> DictConfig:
     """Compose the run config from ``conf/`` and ``key=value`` overrides.
 
     Args:
-        overrides: ``group=choice`` (e.g. ``attention=hard``) and ``dotted.key=value``
+        overrides: ``group=choice`` (e.g. ``attention=hard``), ``experiment=name`` and ``dotted.key=value``
             (e.g. ``trainer.max_epochs=3``).
         root: the config folder; the packaged ``conf/`` by default.
+        base: values merged before the ``dotted.key=value`` overrides — a saved run's whole config (as
+            ``lightning-attn evaluate`` rebuilds it), without its ``choices``; ``base_source`` names it in errors.
 
     Raises:
         ConfigError: one line naming the offending key and the valid keys or choices.
@@ -186,19 +265,24 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
     choices = dict(defaults.pop("defaults", {}))
     explicit: dict[str, str] = {}
     dotted: list[tuple[str, str]] = []
+    experiment: Experiment | None = None
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"cannot read override {item!r}: expected key=value (e.g. attention=hard)")
-        if key in GROUP_NAMES:
+        if key == EXPERIMENT:
+            experiment = read_experiment(value, root)
+        elif key in GROUP_NAMES:
             explicit[key] = value
         else:
             dotted.append((key, value))
-    # the task's YAML names its own default model/data; the command line still wins
-    task_file = root / "task" / f"{explicit.get('task', choices.get('task'))}.yaml"
+    preset = experiment.choices if experiment else {}
+    # the task's YAML names its own default model/data; an experiment overrides those, the command line all
+    task_file = root / "task" / f"{explicit.get('task', preset.get('task', choices.get('task')))}.yaml"
     if task_file.is_file():
         choices.update(read_yaml(task_file).get("defaults", {}))
+    choices.update(preset)
     choices.update(explicit)
 
     cfg = OmegaConf.structured(RunConfig)
@@ -206,7 +290,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
         if group not in choices:
             raise ConfigError(f"{root / 'config.yaml'}: no default for group {group!r}")
         cfg[group] = _load_group(group, choices[group], root)
-    cfg.choices = choices
+    cfg.choices = choices | ({EXPERIMENT: experiment.name} if experiment else {})
     for group, accepted in task_needs(cfg.task.name).items():
         selector = groups()[group][0]
         if cfg[group][selector] not in accepted:
@@ -221,13 +305,14 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
     except OmegaConfBaseException as e:
         raise ConfigError(f"{root / 'config.yaml'}: {first_line(e)}") from None
     OmegaConf.set_struct(cfg, True)
-
-    for key, value in dotted:
-        _check_key(cfg, key)
-        try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={value}"]))
-        except OmegaConfBaseException as e:
-            raise ConfigError(f"invalid value for {key}: {first_line(e)}") from None
+    if experiment:
+        cfg = _merge_file_values(cfg, experiment.values, experiment.path)
+        per_attention = experiment.by_attention.get(choices["attention"])
+        if per_attention:
+            cfg = _merge_file_values(cfg, per_attention, experiment.path, f"by_attention.{choices['attention']}")
+    if base:
+        cfg = _merge_file_values(cfg, base, base_source)
+    cfg = apply_overrides(cfg, dotted)
 
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
@@ -236,6 +321,21 @@ def compose(overrides: list[str] | tuple[str, ...] = (), root: Path | None = Non
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as e:
         raise ConfigError(f"cannot resolve the config: {first_line(e)}") from None
+    return cfg
+
+
+def apply_overrides(cfg: DictConfig, dotted: list[tuple[str, str]] | list[str]) -> DictConfig:
+    """Merge ``dotted.key=value`` overrides (pairs, or ``"key=value"`` strings) onto a composed config, each
+    key checked (an unknown one names the valid keys where it went wrong) and each value type-checked."""
+    for item in dotted:
+        key, value = item if isinstance(item, tuple) else item.split("=", 1) if "=" in item else (item, None)
+        if value is None:
+            raise ConfigError(f"cannot read override {item!r}: expected key=value")
+        _check_key(cfg, key)
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={value}"]))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"invalid value for {key}: {first_line(e)}") from None
     return cfg
 
 
@@ -267,7 +367,9 @@ def section(cfg: DictConfig, group: str) -> dict:
 
 
 __all__ = [
+    "EXPERIMENT",
     "GROUP_NAMES",
+    "apply_overrides",
     "compose",
     "first_line",
     "flatten",

@@ -98,6 +98,8 @@ class RunConfig:
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     seed: int = 0
+    # torch's intra-op threads for this run; 0: leave torch's choice (one per core; a sweep worker, its share)
+    threads: int = 0
     seeds: list[int] = field(default_factory=list)  # e.g. [0,1,2]: one run per seed under a parent with mean/std/CI
     output_dir: str = "outputs"  # checkpoints go to <output_dir>/<mlflow run id>/
     choices: dict[str, str] = field(default_factory=dict)  # filled in: which YAML each group came from

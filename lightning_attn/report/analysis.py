@@ -21,6 +21,7 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
+from ..bleu import sentence_statistics
 from ..tracking import tags as T
 from ..tracking.seeds import MIN_SEEDS_FOR_CI, seed_stats
 from . import significance as sig
@@ -216,7 +217,7 @@ def _statistics(row: Row, preds: Predictions) -> tuple[list, list[list[str]] | N
     references = preds[runs[0].run_id][1]
     if any(preds[r.run_id][1] != references for r in runs):
         return [], None, f"{row.mechanism}'s runs were tested on different test sets"
-    return [sig.sentence_statistics(preds[r.run_id][0], references) for r in runs], references, ""
+    return [sentence_statistics(preds[r.run_id][0], references) for r in runs], references, ""
 
 
 def pair_tests(rows: list[Row], preds: Predictions, samples: int = sig.BOOTSTRAP_SAMPLES) -> list[PairTest]:

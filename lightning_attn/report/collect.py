@@ -102,6 +102,8 @@ def collect(tracking_uri: str, experiments: list[str] | None, studies: list[str]
             if "storage" in r.data.params and T.STUDY in tags:
                 out.storages[tags[T.STUDY]] = r.data.params["storage"]
             continue
+        if tags.get(T.ROLE) == T.ROLE_EVALUATION:  # a later evaluation of a run (lightning-attn evaluate)
+            continue
         study = tags.get(T.STUDY)
         if studies and (study is None or study.removesuffix("-seeds") not in studies and study not in studies):
             continue

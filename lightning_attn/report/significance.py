@@ -15,10 +15,9 @@
 Ties are never significant: identical outputs, or equal scores, give ``p = 1`` (sacrebleu's bootstrap
 alone returns its smallest p for two identical systems).
 
-Corpus BLEU is sacrebleu's: each sentence's sufficient statistics (n-gram matches and totals,
-hypothesis and reference lengths) from :meth:`BLEU.sentence_score`, summed over a resample and scored
-with :meth:`BLEU.compute_bleu` — exactly ``BLEU(smooth_method="none").corpus_score`` on those sentences,
-which is what the runs log as their test BLEU.
+Corpus BLEU is the runs' own test metric (:mod:`lightning_attn.bleu`: sacreBLEU's defaults): each
+sentence's sufficient statistics summed over a resample and scored — exactly sacreBLEU's corpus score of
+those sentences — so a test never finds a difference between two runs whose logged scores are equal.
 """
 
 from __future__ import annotations
@@ -28,10 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bleu import SMOOTH, TOKENIZE, corpus_bleu
+
 BOOTSTRAP_SAMPLES = 1000  # resamples per test (the report's --bootstrap-samples)
-#: corpus BLEU as the runs' own test metric computes it (sacreBLEU's 13a tokenisation, no smoothing), so a
-#: test never finds a difference between two runs whose logged scores are equal
-SMOOTH = "none"
 
 
 def references_by_position(references: list[list[str]]) -> list[list[str]]:
@@ -39,26 +37,6 @@ def references_by_position(references: list[list[str]]) -> list[list[str]]:
     lists padded with their first reference (sacrebleu wants every sentence to have as many)."""
     width = max(len(refs) for refs in references)
     return [[refs[i] if i < len(refs) else refs[0] for refs in references] for i in range(width)]
-
-
-def sentence_statistics(hypotheses: list[str], references: list[list[str]]) -> np.ndarray:
-    """``(n_sentences, 2 + 2·4)`` sufficient statistics: hyp length, ref length, 4 match counts, 4 totals."""
-    from sacrebleu.metrics import BLEU
-
-    bleu = BLEU(effective_order=True)  # only the counts are used: effective order silences a warning
-    rows = []
-    for hyp, refs in zip(hypotheses, references):
-        s = bleu.sentence_score(hyp, refs)
-        rows.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
-    return np.asarray(rows, dtype=np.int64).reshape(-1, 10)
-
-
-def corpus_bleu(stats: np.ndarray) -> float:
-    """Corpus BLEU of summed statistics ``(2 + 2·4,)``."""
-    from sacrebleu.metrics import BLEU
-
-    values = [int(v) for v in stats]
-    return BLEU.compute_bleu(values[2:6], values[6:10], values[0], values[1], smooth_method=SMOOTH).score
 
 
 @dataclass
@@ -139,7 +117,7 @@ def best_run_test(
     if hyp_a == hyp_b:
         return 1.0
     refs = references_by_position(references)
-    bleu = BLEU(smooth_method=SMOOTH)
+    bleu = BLEU(tokenize=TOKENIZE, smooth_method=SMOOTH)
     if bleu.corpus_score(hyp_a, refs).score == bleu.corpus_score(hyp_b, refs).score:
         return 1.0  # sacrebleu would give its smallest p: no resample differs by more than nothing
     test = PairedTest([("a", hyp_a), ("b", hyp_b)], {"BLEU": bleu}, refs, test_type="bs", n_samples=samples)

@@ -5,6 +5,7 @@ through their model and how outputs are decoded and scored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import lightning as L
 import torch
@@ -19,6 +20,11 @@ from ..models import DecoderOutput
 from .metrics import alignment_hits
 
 
+class LRSchedule(str, Enum):
+    constant = "constant"
+    plateau = "plateau"  # ReduceLROnPlateau on the task's validation metric
+
+
 @dataclass
 class TaskConfig:
     """What every task has: optimiser, loss smoothing, decoding."""
@@ -26,6 +32,12 @@ class TaskConfig:
     name: str = MISSING
     lr: float = 2e-3
     weight_decay: float = 0.0
+    # constant, or plateau: multiply the learning rate by lr_decay whenever the task's validation metric
+    # (val/bleu, val/bleu4) has not improved for lr_patience epochs (torch's ReduceLROnPlateau)
+    lr_schedule: LRSchedule = LRSchedule.constant
+    lr_decay: float = 0.5
+    lr_patience: int = 0
+    min_lr: float = 1e-5
     label_smoothing: float = 0.0
     val_beam_size: int = 1  # validation decodes greedily by default: cheap and tracks the test metric
     beam_size: int = 5  # test decoding; 1 = greedy
@@ -75,6 +87,14 @@ class AttentionTask(L.LightningModule):
 
     def teacher_forced(self, batch) -> DecoderOutput:
         raise NotImplementedError
+
+    def bind_data(self, data) -> None:
+        """Adapt the set-up DataModule to this model once its weights are in place (after ``from_data``,
+        or after a checkpoint is loaded); nothing by default."""
+
+    def run_tags(self) -> dict[str, str]:
+        """Tags the run records about how this task scores (e.g. the BLEU signature); none by default."""
+        return {}
 
     def memory_mask(self, batch, weights: Tensor) -> Tensor:
         """``(B, N)`` bool: the real positions attended over (default: all of them)."""
@@ -188,4 +208,14 @@ class AttentionTask(L.LightningModule):
             metric.reset()
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])
+        c = self.cfg
+        optimizer = torch.optim.Adam(self.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        if LRSchedule(c["lr_schedule"]) is LRSchedule.constant:
+            return optimizer
+        from .registry import TASKS  # the registry imports this module: look the task up when it runs
+
+        spec = TASKS[c["name"]]
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=spec.mode, factor=c["lr_decay"], patience=c["lr_patience"], min_lr=c["min_lr"]
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": spec.monitor}}

@@ -2,7 +2,9 @@
 
 Loss: token-level NLL under teacher forcing, plus the mechanism's own training terms (hard attention:
 its REINFORCE surrogate, rewarded with the target's log-likelihood). Validation/test decode the source
-and score BLEU (sacrebleu's 13a tokenisation, through torchmetrics so it syncs across DDP ranks).
+and score BLEU as papers report it (:mod:`lightning_attn.bleu`: sacreBLEU on the detokenised, case-sensitive
+output; the run records the signature). The test logs ``test/bleu`` with the configured beam and, when
+that is a beam, ``test/bleu_greedy`` too.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torchmetrics.text import SacreBLEUScore
 
+from .. import bleu
 from ..data.translation import TranslationBatch
 from ..models import DecoderOutput, Seq2Seq
 from ..models.seq2seq import Seq2SeqConfig
+from ..tracking import tags as T
 from .base import AttentionTask, TaskConfig
+from .metrics import CorpusBLEU
 
 
 @dataclass
@@ -45,14 +49,18 @@ class TranslationModule(AttentionTask):
         # plain dicts only: the checkpoint must load with torch.load(weights_only=True)
         self.save_hyperparameters(logger=False)
         self.model = Seq2Seq(src_vocab, tgt_vocab, attention, Seq2SeqConfig(**model))
-        self.bleu = torch.nn.ModuleDict({"val": SacreBLEUScore(tokenize="13a"), "test": SacreBLEUScore(tokenize="13a")})
-        self.test_hypotheses: list[str] = []
+        self.bleu = torch.nn.ModuleDict({"val": CorpusBLEU(), "test": CorpusBLEU(), "test_greedy": CorpusBLEU()})
+        self._test_outputs: list[tuple[int, str, str]] = []  # (index in the split, hypothesis, reference)
+        self.test_hypotheses: list[str] = []  # in the split's order, after a test
         self.test_references: list[str] = []
 
     @classmethod
     def from_data(cls, task: dict, model: dict, attention: dict, data) -> TranslationModule:
         """The module for a set-up :class:`~lightning_attn.data.TranslationDataModule` (its vocabularies)."""
         return cls(task, model, attention, src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec))
+
+    def run_tags(self) -> dict[str, str]:
+        return {T.BLEU_SIGNATURE: bleu.signature()}
 
     def memory_mask(self, batch: TranslationBatch, weights: Tensor) -> Tensor:
         """The real source positions of each sentence."""
@@ -76,16 +84,28 @@ class TranslationModule(AttentionTask):
 
     def _evaluate(self, batch: TranslationBatch, stage: str) -> None:
         hypotheses = self._hypotheses(batch, stage)
-        self.bleu[stage].update(hypotheses, [[r] for r in batch.references])
+        references = [[r] for r in batch.references]
+        self.bleu[stage].update(hypotheses, references)
         if stage == "test":
-            self.test_hypotheses += hypotheses
-            self.test_references += batch.references
+            self._test_outputs += zip(batch.indices, hypotheses, batch.references)
+            if self.cfg["beam_size"] > 1:  # papers report both: greedy is the cheap baseline of the beam
+                greedy = [self.trainer.datamodule.detokenize(ids) for ids in self.decode(batch, 1)]
+                self.bleu["test_greedy"].update(greedy, references)
 
     def _log_epoch_metrics(self, stage: str) -> None:
         # torchmetrics objects synchronise across ranks themselves in compute()
-        self.log(f"{stage}/bleu", self.bleu[stage].compute() * 100, prog_bar=stage == "val")
+        self.log(f"{stage}/bleu", self.bleu[stage].compute(), prog_bar=stage == "val")
         self.bleu[stage].reset()
+        if stage == "test":
+            greedy = self.bleu["test_greedy"]
+            if greedy.update_called:
+                self.log("test/bleu_greedy", greedy.compute())
+            greedy.reset()
+            # batches may be length-sorted: predictions go back into the split's order
+            ordered = sorted(self._test_outputs)
+            self.test_hypotheses, self.test_references = [h for _, h, _ in ordered], [r for _, _, r in ordered]
+            self._test_outputs = []
         self._log_alignment(stage)
 
     def on_test_epoch_start(self) -> None:
-        self.test_hypotheses, self.test_references = [], []
+        self._test_outputs = []

@@ -142,6 +142,7 @@ class SpeedMonitor(Callback):
     optimiser; data loading excluded; on a GPU the clock waits for the device). Logged as
     ``speed/train_samples_per_s``, ``speed/train_tokens_per_s`` (target tokens; under DDP the whole
     job's: every rank's samples over the slowest rank's time), ``speed/step_time_ms_p50|p95`` (rank 0),
+    ``speed/epoch_time_s`` (the epoch's training, wall clock, data loading included; rank 0),
     ``speed/peak_rss_mb`` (this run's peak, see :class:`RunMemory`), ``speed/rss_growth_mb`` (that peak
     above the resident size when the run started) and, on a GPU, ``speed/cuda_max_memory_mb`` (peak
     statistics reset when the run starts).
@@ -152,6 +153,7 @@ class SpeedMonitor(Callback):
         self.samples = 0
         self.tokens = 0
         self._start = 0.0
+        self._epoch_start = 0.0
         self.memory = RunMemory()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -172,6 +174,7 @@ class SpeedMonitor(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.times, self.samples, self.tokens = [], 0, 0
+        self._epoch_start = time.perf_counter()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
         self._sync(pl_module)
@@ -194,6 +197,7 @@ class SpeedMonitor(Callback):
             samples, tokens = float(gathered[:, 0].sum()), float(gathered[:, 1].sum())
             total = float(gathered[:, 2].max())
         metrics = {
+            "speed/epoch_time_s": time.perf_counter() - self._epoch_start,  # the training part, data loading included
             "speed/train_samples": samples,  # this epoch's, every rank's: the job's throughput counts them all
             "speed/train_samples_per_s": samples / total,
             "speed/train_tokens_per_s": tokens / total,

@@ -22,11 +22,18 @@ STOP_REASON = "stop_reason"  # how training ended: converged (plateau) or stoppe
 BEST_CHECKPOINT = "best_checkpoint"
 HEADLINE_METRIC = "metric.headline"  # the test metric a report ranks the run by (its task's)
 VALIDATION_METRIC = "metric.validation"  # the validation metric of its learning curve and early stopping
+BLEU_SIGNATURE = "metric.bleu_signature"  # sacreBLEU's signature of the BLEU the run reports (translation)
+EXPERIMENT = "experiment"  # the conf/experiment/ preset the run started from, if any
+VOCABULARIES = "vocabularies"  # the artifact folder holding the run's vocabularies (evaluate reads them)
+
+# ─── evaluations of a trained run (lightning-attn evaluate) ────────────────────────────────────
+ROLE_EVALUATION = "evaluation"
+EVALUATED_SPLIT = "evaluate.split"  # the split name, or "source -> reference" file names
 #: what the trained mechanism is, asked of the mechanism itself (see ``Attention.traits``): ``attention.<trait>``
 TRAIT_PREFIX = "attention."
 
 # ─── parent runs: a multi-seed run, a sweep study ──────────────────────────────────────────────
-ROLE = "lightning_attn.role"  # seeds (a parent of seed runs) | study (a sweep study's parent)
+ROLE = "lightning_attn.role"  # seeds (a parent of seed runs) | study (a sweep study's parent) | evaluation
 ROLE_SEEDS, ROLE_STUDY = "seeds", "study"
 
 # ─── sweeps ────────────────────────────────────────────────────────────────────────────────────

@@ -10,6 +10,7 @@ import zlib
 import pytest
 from sacrebleu.metrics import BLEU
 
+from lightning_attn.bleu import sentence_statistics
 from lightning_attn.report import analysis, render
 from lightning_attn.report import significance as sig
 from lightning_attn.report.collect import Collected, RunRecord
@@ -163,7 +164,7 @@ def test_a_mechanism_no_better_than_the_control_is_flagged_at_the_floor():
 
 def test_the_seed_level_test_gives_the_known_answers():
     stats = {
-        name: [sig.sentence_statistics(hypotheses(noise, seed=s + 100 * k), REFS) for s in range(3)]
+        name: [sentence_statistics(hypotheses(noise, seed=s + 100 * k), REFS) for s in range(3)]
         for k, (name, noise) in enumerate([("good", 0.05), ("bad", 0.4), ("good_too", 0.05)])
     }
     better = sig.seed_test(stats["good"], stats["bad"], samples=500)

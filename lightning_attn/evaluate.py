@@ -1,0 +1,191 @@
+"""Score a trained run again, without retraining: ``lightning-attn evaluate RUN_ID [key=value ...]``.
+
+The run's own record is all it needs: its config (the ``config.yaml`` artifact), its vocabularies (the
+``vocabularies/`` artifacts) and its best checkpoint (the path in its ``best_checkpoint`` tag, or the
+copy ``logger.log_model=true`` uploaded), loaded with ``torch.load(weights_only=True)``. It decodes the
+configured test split, another split named with ``split=NAME``, or an aligned file pair
+(``src=FILE ref=FILE``), exactly as the run's own test did (same decoding, same batches), and logs the
+scores and the predictions to a child run of the evaluated one. ``dotted.key=value`` arguments change
+the run's config first (``task.beam_size=1``, ``data.root=/moved/here``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import yaml
+
+from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose, flatten, section
+from .tasks import TASKS
+from .tracking import check_tracking_store, log_params, mask_secrets, resolve_tracking_uri
+from .tracking import tags as T
+
+log = logging.getLogger(__name__)
+
+#: arguments of ``evaluate`` that are not config keys
+SPLIT, SOURCE_FILE, REFERENCE_FILE = "split", "src", "ref"
+
+
+class EvaluateError(LookupError):
+    """The run cannot be evaluated (no such run, no checkpoint, no vocabularies): one line says why."""
+
+
+@dataclass
+class EvaluateResult:
+    run_id: str  # the evaluated run
+    child_run_id: str  # where the scores and predictions were logged
+    evaluated: str  # the split name, or "source -> reference" file names
+    metrics: dict[str, float] = field(default_factory=dict)
+    signature: str | None = None  # sacreBLEU's, for translation
+
+
+@dataclass
+class EvaluateRequest:
+    """What to decode and with which changes to the run's config."""
+
+    split: str | None = None
+    files: tuple[str, str] | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, arguments: list[str]) -> EvaluateRequest:
+        """``split=NAME``, ``src=FILE ref=FILE`` and ``dotted.key=value`` config changes."""
+        request, files = cls(), {}
+        for item in arguments:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"cannot read {item!r}: expected key=value (split=NAME, src=FILE ref=FILE, "
+                                  "or a config key such as task.beam_size=1)")  # fmt: skip
+            if key == SPLIT:
+                request.split = value
+            elif key in (SOURCE_FILE, REFERENCE_FILE):
+                files[key] = value
+            elif key in (*GROUP_NAMES, EXPERIMENT):
+                raise ConfigError(f"{key}= cannot change: the checkpoint was trained with the run's {key}")
+            else:
+                request.overrides.append(item)
+        if files:
+            if set(files) != {SOURCE_FILE, REFERENCE_FILE}:
+                raise ConfigError("a file pair needs both src=FILE and ref=FILE")
+            if request.split:
+                raise ConfigError("give split=NAME or src=FILE ref=FILE, not both")
+            request.files = (files[SOURCE_FILE], files[REFERENCE_FILE])
+        return request
+
+
+def _download(client, run_id: str, path: str, into: Path) -> Path | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return Path(client.download_artifacts(run_id, path, str(into)))
+    except (MlflowException, OSError):
+        return None
+
+
+def _checkpoint(client, run, into: Path) -> Path:
+    """The run's best checkpoint: the file its tag names, else the copy uploaded as an artifact."""
+    tagged = run.data.tags.get(T.BEST_CHECKPOINT)
+    if tagged and Path(tagged).is_file():
+        return Path(tagged)
+    uploaded = [a.path for a in _walk(client, run.info.run_id, "model") if a.path.endswith(".ckpt")]
+    best = sorted(uploaded, key=lambda p: ("best" not in Path(p).name, p))
+    if best:
+        path = _download(client, run.info.run_id, best[0], into)
+        if path is not None:
+            return path
+    where = f"{tagged} is gone" if tagged else "it recorded none"
+    raise EvaluateError(
+        f"run {run.info.run_id} has no checkpoint to evaluate ({where}; train with "
+        "trainer.enable_checkpointing=true, or logger.log_model=true to keep a copy in MLflow)"
+    )
+
+
+def _walk(client, run_id: str, path: str):
+    for info in client.list_artifacts(run_id, path):
+        if info.is_dir:
+            yield from _walk(client, run_id, info.path)
+        else:
+            yield info
+
+
+def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str | None = None) -> EvaluateResult:
+    """Decode with a trained run's best checkpoint and log the scores to a child run.
+
+    Args:
+        run_id: the MLflow run to evaluate.
+        arguments: ``split=NAME``, ``src=FILE ref=FILE`` and ``dotted.key=value`` changes to its config.
+        tracking_uri: the MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``).
+
+    Raises:
+        EvaluateError: no such run, or it has no checkpoint or vocabularies.
+        ConfigError: an argument that does not fit (one line).
+    """
+    import torch
+    from lightning.pytorch.loggers import MLFlowLogger
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from .data import DataError
+
+    request = EvaluateRequest.parse(arguments or [])
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_store(uri)
+    client = MlflowClient(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise EvaluateError(f"no run {run_id!r} in {mask_secrets(uri)}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        # 1. the run's config, with the requested changes
+        saved_path = _download(client, run_id, "config.yaml", folder)
+        if saved_path is None:
+            raise EvaluateError(f"run {run_id} has no config.yaml artifact: it was not trained by lightning-attn train")
+        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+        choices = saved.pop("choices", {})
+        groups = [f"{g}={c}" for g, c in choices.items() if g in GROUP_NAMES]
+        cfg = compose(groups + request.overrides, base=saved, base_source=f"run {run_id}'s config.yaml")
+        spec = TASKS[cfg.task.name]
+        # 2. its vocabularies and checkpoint; the text to decode
+        vocabularies = _download(client, run_id, T.VOCABULARIES, folder)
+        if vocabularies is None:
+            raise EvaluateError(f"run {run_id} has no {T.VOCABULARIES}/ artifacts (it predates evaluate): "
+                                "its model's ids cannot be read back into words")  # fmt: skip
+        checkpoint = _checkpoint(client, run, folder)
+        L.seed_everything(cfg.seed, verbose=False)  # the same token batches as the run's own test
+        data = spec.datamodule(section(cfg, "data"))
+        data.load_vocabularies(vocabularies)
+        try:
+            evaluated = data.setup_evaluation(request.split, request.files)
+        except DataError as e:
+            raise ConfigError(str(e)) from None
+        module = spec.module.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        module.bind_data(data)
+        # 3. decode and score into a child run
+        tags = {T.PARENT: run_id, T.ROLE: T.ROLE_EVALUATION, T.EVALUATED_SPLIT: evaluated} | module.run_tags()
+        name = f"{run.info.run_name or run_id}-eval-{request.split or ('files' if request.files else 'test')}"
+        child = client.create_run(run.info.experiment_id, run_name=name, tags=tags).info.run_id
+        params = {"checkpoint": str(checkpoint), "evaluated": evaluated, "overrides": " ".join(request.overrides)}
+        log_params(client, child, params | {k: v for k, v in flatten(cfg).items() if k.startswith("task.")})
+        logger = MLFlowLogger(tracking_uri=uri, run_id=child)
+        trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=logger,
+                            enable_checkpointing=False, enable_model_summary=False,
+                            enable_progress_bar=cfg.trainer.enable_progress_bar)  # fmt: skip
+        try:
+            trainer.test(module, datamodule=data, verbose=False)
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+            client.log_text(child, "\n".join(module.test_hypotheses) + "\n", "predictions/test.hyp.txt")
+            refs = ["\t".join(r) if isinstance(r, list) else r for r in module.test_references]
+            client.log_text(child, "\n".join(refs) + "\n", "predictions/test.ref.txt")
+            client.set_terminated(child, "FINISHED")
+        except BaseException as e:
+            client.set_tag(child, T.FAILURE_REASON, T.failure_reason(e))
+            client.set_terminated(child, "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
+            raise
+    return EvaluateResult(run_id, child, evaluated, metrics, module.run_tags().get(T.BLEU_SIGNATURE))

@@ -1,0 +1,86 @@
+"""``lightning-attn evaluate``: a trained run scored again from its checkpoint and vocabularies, exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from lightning_attn import cli
+from lightning_attn.config import compose
+from lightning_attn.data.synthetic import SyntheticDataConfig, generate_corpus
+from lightning_attn.evaluate import EvaluateError, evaluate
+from lightning_attn.tracking import tags as T
+from lightning_attn.train import train
+
+from .helpers import tiny
+
+pytestmark = pytest.mark.e2e
+
+RUN = tiny("data.n_train=200", "data.n_val=32", "data.n_test=32", "trainer.max_epochs=3",
+           "trainer.limit_train_batches=null", "speed.latency_calls_b1=0", "speed.latency_calls_batch=0")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("evaluate")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    result = train(compose([*RUN, f"logger.tracking_uri={uri}", f"output_dir={folder / 'outputs'}"]))
+    return result, uri
+
+
+def test_evaluate_reproduces_the_logged_test_bleu_exactly(trained):
+    result, uri = trained
+    assert result.metrics["test/bleu"] > 0
+    again = evaluate(result.run_id, [], uri)
+    assert again.metrics["test/bleu"] == result.metrics["test/bleu"]
+    assert again.metrics["test/bleu_greedy"] == result.metrics["test/bleu_greedy"]
+    client = MlflowClient(uri)
+    child = client.get_run(again.child_run_id)
+    assert child.data.tags[T.PARENT] == result.run_id and child.data.tags[T.EVALUATED_SPLIT] == "test"
+    assert child.data.tags[T.BLEU_SIGNATURE].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+    logged = client.download_artifacts(result.run_id, "predictions/test.hyp.txt")
+    redone = client.download_artifacts(again.child_run_id, "predictions/test.hyp.txt")
+    assert Path(logged).read_text() == Path(redone).read_text()  # the same sentences, in the same order
+
+
+def test_evaluate_scores_another_split_by_name_and_a_file_pair(trained, tmp_path):
+    result, uri = trained
+    val = evaluate(result.run_id, ["split=val", "task.beam_size=1"], uri)
+    assert val.evaluated == "val" and "test/bleu_greedy" not in val.metrics  # greedy only: no second score
+    # the same sentences given as files score the same
+    corpus = generate_corpus(SyntheticDataConfig(**dict(compose(RUN).data)))["val"]
+    (tmp_path / "val.src").write_text("\n".join(" ".join(e.source) for e in corpus) + "\n")
+    (tmp_path / "val.ref").write_text("\n".join(" ".join(e.target) for e in corpus) + "\n")
+    files = evaluate(result.run_id, [f"src={tmp_path / 'val.src'}", f"ref={tmp_path / 'val.ref'}",
+                                     "task.beam_size=1"], uri)  # fmt: skip
+    assert files.evaluated == "val.src -> val.ref" and files.metrics["test/bleu"] == val.metrics["test/bleu"]
+
+
+def test_a_run_without_a_checkpoint_gets_one_line(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = train(compose([*tiny(), "trainer.enable_checkpointing=false", f"logger.tracking_uri={uri}",
+                            "speed.latency_calls_b1=0", "speed.latency_calls_batch=0"]))  # fmt: skip
+    with pytest.raises(EvaluateError, match="has no checkpoint"):
+        evaluate(result.run_id, [], uri)
+    capsys.readouterr()
+    assert cli.main(["evaluate", result.run_id, "--tracking-uri", uri]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: run {result.run_id} has no checkpoint")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["split=dev"], "the built-in corpus has no split 'dev'; choose one of: train, val, test"),
+        (["attention=hard"], "attention= cannot change"),
+        (["src=a.txt"], "needs both src=FILE and ref=FILE"),
+        (["task.no_such_key=1"], "unknown key 'task.no_such_key'"),
+    ],
+)
+def test_bad_arguments_are_one_line(trained, arguments, message, capsys):
+    result, uri = trained
+    assert cli.main(["evaluate", result.run_id, *arguments, "--tracking-uri", uri]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
