@@ -14,7 +14,7 @@ from ..tracking import tags as T
 from ..tracking.seeds import summarise_seeds
 from . import spec as sweep_spec
 from .budget import budget, counts
-from .storage import FAILURE_REASON, PARENT_RUN, RETRY_OF, RUN_ID, describe
+from .storage import FAILURE_REASON, PARENT_RUN, RETRY_OF, RUN_ID, STALE, describe
 from .studies import Sweep
 
 log = logging.getLogger(__name__)
@@ -158,5 +158,7 @@ def set_run_status(tracking_uri: str, run_id: str | None, state: TrialState, rea
 
 def mirror_stale(tracking_uri: str, trial: FrozenTrial) -> None:
     """A trial failed because its worker died: say so, and mark its run FAILED with the reason."""
-    log.warning("trial #%d: %s; retrying it", trial.number, trial.user_attrs.get(FAILURE_REASON))
+    retried = trial.user_attrs.get(STALE)  # a trial past its retries is no longer stale: FAILED for good
+    reason = trial.user_attrs.get(FAILURE_REASON)
+    log.warning("trial #%d: %s%s", trial.number, reason, "; retrying it" if retried else "")
     set_run_status(tracking_uri, trial.user_attrs.get(RUN_ID), TrialState.FAIL, trial.user_attrs.get(FAILURE_REASON))

@@ -107,6 +107,8 @@ class SweepSpec:
     heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
     grace_period: int = 60  # a RUNNING trial silent this long is failed and retried
     worker_restarts: int = 3  # a worker that dies while work remains is replaced, this many times per launch
+    # a trial whose worker died (killed, out of memory, host lost) is retried this many times, then FAILED for good
+    max_retries: int = 2
 
 
 # ─── reading ───────────────────────────────────────────────────────────────────────────────────
@@ -201,6 +203,8 @@ def check(spec: SweepSpec, where: Any = "sweep") -> None:
         raise ConfigError(f"{where}: seeds retrain the best trial, which needs a single objective")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise ConfigError(f"{where}: seeds has duplicates: {spec.seeds}")
+    if spec.max_retries < 0:
+        raise ConfigError(f"{where}: max_retries must be >= 0, got {spec.max_retries}")
     if spec.heartbeat_interval < 1 or spec.grace_period <= spec.heartbeat_interval:
         raise ConfigError(f"{where}: need heartbeat_interval >= 1 and grace_period > heartbeat_interval")
     for name in spec.mechanisms:

@@ -3,7 +3,7 @@
 * default: a journal file in the sweep's folder — safe for several worker processes on one host
   (SQLite is not: concurrent writers lock each other out);
 * ``sqlite:///…``: one worker;
-* ``postgresql://…`` (or any SQLAlchemy URL): several hosts.
+* ``postgresql://…``: several hosts (:func:`sweep_lock` keeps the budget exact across them).
 
 Every running trial sends a heartbeat. Optuna's RDB storage has heartbeats built in; its journal
 storage does not, so :class:`HeartbeatJournalStorage` adds them (the heartbeat is a trial system
@@ -14,6 +14,7 @@ beating and enqueues a retry with the same parameters.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from ..tracking import mask_secrets
+from ..tracking import database_url, mask_secrets
 from ..tracking.secrets import gist, register_url
 
 JOURNAL = "optuna.journal"
@@ -84,9 +85,10 @@ def open_storage(url: str | None, folder: Path, heartbeat_interval: int, grace_p
             return HeartbeatJournalStorage(path, heartbeat_interval, grace_period)
         except OSError as e:
             raise StorageUnavailable(f"cannot open the Optuna journal {path}: {e.strerror or e}") from None
-    engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if url.startswith("postgresql") else {}
+    engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if url.startswith("postgres") else {}
     try:
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        return RDBStorage(database_url(url), engine_kwargs=engine, heartbeat_interval=heartbeat_interval,
+                          grace_period=grace_period)  # fmt: skip
     except ModuleNotFoundError as e:
         raise StorageUnavailable(f"the database driver for {mask_secrets(url)} is not installed ({e}); for "
                                  "PostgreSQL: pip install 'lightning-attn[postgres]'") from None  # fmt: skip
@@ -104,23 +106,52 @@ def describe(url: str | None, folder: Path) -> str:
 
 
 @contextmanager
-def budget_lock(folder: Path) -> Iterator[None]:
-    """Serialise "is there budget left? then ask" between the workers of one host, so a study never
-    runs more than its ``n_trials``. (Across hosts the count can overshoot by a trial per host.)"""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "budget.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def sweep_lock(storage: BaseStorage, folder: Path, name: str) -> Iterator[None]:
+    """Serialise "is there budget left? then ask" (and a launch's setting up of the studies) between every
+    worker of the sweep ``name``, so a study never runs more than its ``n_trials``.
+
+    Where the studies live in PostgreSQL this is a PostgreSQL advisory lock, so it is exact across hosts;
+    the server drops it if the holder's connection dies, so a killed worker cannot leave it taken.
+    Elsewhere (the journal file, SQLite) it is a file lock in the sweep folder: one host.
+    """
+    engine = _postgres_engine(storage)
+    if engine is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "budget.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(f"lightning-attn sweep {name}".encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
 
-def fail_stale_trials(study: optuna.Study, on_failed: Callable[[FrozenTrial], None] | None = None) -> list[int]:
+def _postgres_engine(storage: BaseStorage):
+    """The SQLAlchemy engine behind ``storage`` when it is PostgreSQL (Optuna may wrap it in a cache)."""
+    for candidate in (storage, getattr(storage, "_backend", None)):
+        if isinstance(candidate, RDBStorage) and candidate.engine.dialect.name == "postgresql":
+            return candidate.engine
+    return None
+
+
+def fail_stale_trials(study: optuna.Study, max_retries: int,
+                      on_failed: Callable[[FrozenTrial], None] | None = None) -> list[int]:  # fmt: skip
     """Fail the RUNNING trials whose worker stopped sending heartbeats, and enqueue a retry of each.
 
     The failed trial keeps its reason (user attribute ``failure_reason``) and is marked ``stale``, so
-    it does not count against the budget; its retry does. Returns the failed trial numbers.
+    it does not count against the budget; its retry does. A trial already retried ``max_retries`` times
+    is not retried again: it stays FAILED for good (not stale, so it uses its budget) and its reason
+    says so — a configuration that kills its worker every time must not come back on every launch.
+    Returns the failed trial numbers.
     """
     storage = study._storage
     if not isinstance(storage, BaseHeartbeat) or storage.get_heartbeat_interval() is None:
@@ -128,19 +159,34 @@ def fail_stale_trials(study: optuna.Study, on_failed: Callable[[FrozenTrial], No
     failed = []
     for trial_id in storage._get_stale_trial_ids(study._study_id):
         reason = f"worker stopped sending heartbeats for more than {_grace(storage)} s (killed or lost)"
+        retries = retries_before(study, storage.get_trial(trial_id))
+        final = retries >= max_retries
+        if final:
+            reason += f"; not retried: already retried {retries} time(s) (max_retries={max_retries})"
         try:
             storage.set_trial_user_attr(trial_id, FAILURE_REASON, reason)
-            storage.set_trial_user_attr(trial_id, STALE, True)
+            storage.set_trial_user_attr(trial_id, STALE, not final)
             if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
         trial = storage.get_trial(trial_id)
         failed.append(trial.number)
-        study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial), skip_if_exists=False)
+        if not final:
+            study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial), skip_if_exists=False)
         if on_failed is not None:
             on_failed(trial)
     return failed
+
+
+def retries_before(study: optuna.Study, trial: FrozenTrial) -> int:
+    """How many times the configuration ``trial`` runs was already retried: the length of its
+    ``retry_of`` chain (0 for a first attempt)."""
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    count, current = 0, trial
+    while (previous := current.user_attrs.get(RETRY_OF)) is not None and previous in by_number:
+        count, current = count + 1, by_number[previous]
+    return count
 
 
 #: user attributes a retry keeps from the trial it repeats (a seed run must be retried with its own seed)

@@ -3,7 +3,8 @@
 The launcher (:mod:`.runner`) starts one worker per device. Each worker goes through the studies
 (one per mechanism) and, while a study has budget left, asks Optuna for a trial and trains it::
 
-    1. under a host-wide lock: fail trials whose worker died (retrying them), check the budget, ask
+    1. under the sweep's lock (one host's, or the database's): fail trials whose worker died (retrying
+       them), check the budget, ask
     2. create the trial's MLflow run under the study's parent, record it on the trial
     3. train with a heartbeat beating and the pruning callback watching the validation metric
     4. tell Optuna the outcome and mirror it in MLflow (FINISHED / KILLED for pruned / FAILED + reason)
@@ -47,10 +48,10 @@ from .storage import (
     RUN_ID,
     STALE,
     WORKER,
-    budget_lock,
     fail_stale_trials,
     open_storage,
     retry_attrs,
+    sweep_lock,
 )
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,8 @@ def run(worker: Worker) -> None:
                 if spec.timeout is not None and time.monotonic() - started[key] > spec.timeout:
                     action = "done"
                     break
-                with budget_lock(worker.folder):
-                    fail_stale_trials(study, on_failed=lambda t, uri=worker.tracking_uri: mirror_stale(uri, t))
+                with sweep_lock(storage, worker.folder, spec.name):
+                    fail_stale_trials(study, spec.max_retries, lambda t, uri=worker.tracking_uri: mirror_stale(uri, t))
                     action = None
                     if sweep_spec.is_seeds(key):
                         search = sweep_spec.mechanism_of(key)

@@ -17,7 +17,14 @@ from lightning_attn.sweep.budget import counts, next_action
 from lightning_attn.sweep.launch import parse_devices
 from lightning_attn.sweep.samplers import make_pruner, make_sampler, sampler_seed
 from lightning_attn.sweep.spec import grid_of, run_overrides, space_of, suggest
-from lightning_attn.sweep.storage import FAILURE_REASON, STALE, HeartbeatJournalStorage, describe, fail_stale_trials
+from lightning_attn.sweep.storage import (
+    FAILURE_REASON,
+    RETRY_OF,
+    STALE,
+    HeartbeatJournalStorage,
+    describe,
+    fail_stale_trials,
+)
 
 LR = "task.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}"
 SWEEP = """
@@ -207,7 +214,7 @@ def test_stale_trial_is_failed_with_its_reason_and_retried(tmp_path):
     time.sleep(2.5)
     storage.record_heartbeat(alive._trial_id)
     failed = []
-    assert fail_stale_trials(study, on_failed=failed.append) == [dead.number]
+    assert fail_stale_trials(study, 2, on_failed=failed.append) == [dead.number]
     frozen = study.get_trials()
     assert frozen[dead.number].state == TrialState.FAIL and frozen[dead.number].user_attrs[STALE]
     assert "heartbeats" in frozen[dead.number].user_attrs[FAILURE_REASON]
@@ -215,6 +222,38 @@ def test_stale_trial_is_failed_with_its_reason_and_retried(tmp_path):
     retry = frozen[-1]
     assert retry.state == TrialState.WAITING and retry.params == {} and failed[0].number == dead.number
     assert study.ask().params == {} and study.get_trials()[-1].system_attrs["fixed_params"] == {"lr": dead.params["lr"]}
+
+
+def test_a_trial_that_kills_its_worker_is_retried_max_retries_times_then_failed_for_good(tmp_path):
+    storage = HeartbeatJournalStorage(tmp_path / "j.journal", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=storage, study_name="s")
+    outcomes = []
+    for attempt in range(3):  # the first run and two retries, each losing its worker
+        trial = study.ask({"lr": optuna.distributions.FloatDistribution(0.1, 1.0)})
+        assert trial.user_attrs.get(RETRY_OF) == (None if attempt == 0 else trial.number - 1)
+        storage.record_heartbeat(trial._trial_id)
+        time.sleep(1.5)
+        assert fail_stale_trials(study, 2) == [trial.number]
+        outcomes.append(study.get_trials()[trial.number])
+    assert [t.user_attrs[STALE] for t in outcomes] == [True, True, False]  # the last one uses its budget
+    assert "not retried: already retried 2 time(s) (max_retries=2)" in outcomes[-1].user_attrs[FAILURE_REASON]
+    assert not study.get_trials(states=(TrialState.WAITING,))  # no fourth attempt
+    assert counts(study.get_trials())["failed"] == 1
+
+
+def test_max_retries_zero_fails_a_dead_workers_trial_at_once(tmp_path):
+    storage = HeartbeatJournalStorage(tmp_path / "j.journal", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    storage.record_heartbeat(trial._trial_id)
+    time.sleep(1.5)
+    assert fail_stale_trials(study, 0) == [trial.number]
+    assert len(study.get_trials()) == 1 and not study.get_trials()[0].user_attrs[STALE]
+
+
+def test_negative_max_retries_is_one_line():
+    with pytest.raises(ConfigError, match="max_retries must be >= 0"):
+        load(write(SWEEP), ["max_retries=-1"])
 
 
 def test_dry_run_prints_studies_and_spaces_and_trains_nothing(capsys):
