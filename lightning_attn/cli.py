@@ -4,6 +4,8 @@
     lightning-attn train --print-config attention=hard     # show the composed config, train nothing
     lightning-attn evaluate RUN_ID [split=NAME | src=FILE ref=FILE] [dotted.key=value ...]
     lightning-attn config                                  # the groups and their choices
+    lightning-attn sweep FILE [--devices …] [--storage URL] [--resume | --join]
+    lightning-attn report | ui | server                    # compare; look; host MLflow for several hosts
 
 Bad input (an unknown key or choice, a wrong type, missing or malformed data, a device this machine
 does not have) prints one ``error:`` line and exits with code 2, before anything is written; an MLflow
@@ -21,11 +23,14 @@ from pathlib import Path
 from . import console
 from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose, group_choices, to_yaml
 from .plugins import load_plugins
-from .tracking import mask_secrets
+from .tracking import database_url, mask_secrets
+from .tracking.secrets import register_url
 
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 EXIT_FAILED = 1
+# `lightning-attn server`'s stores when none is named (in the folder it starts in)
+SERVER_DB, SERVER_ARTIFACTS = "mlflow-server.db", "mlartifacts"
 
 
 def _groups_help() -> str:
@@ -68,7 +73,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     spec = load(args.file, args.overrides)
     return run_sweep(spec, folder=args.out, storage=args.storage, devices=args.devices, ddp=args.ddp,
-                     resume=args.resume, dry=args.dry_run, command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
+                     resume=args.resume, join=args.join, dry=args.dry_run,
+                     command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
 
 
 def _print_seeds(result) -> int:
@@ -143,6 +149,26 @@ def _ui(args: argparse.Namespace) -> int:
         cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port or 5000)]
         what = f"MLflow UI on {mask_secrets(uri)}"
     print(f"{what}: http://{args.host}:{args.port or (8080 if args.optuna else 5000)}  (Ctrl+C stops it)", flush=True)
+    return _serve(cmd, env)
+
+
+def _server(args: argparse.Namespace) -> int:
+    """An MLflow tracking server for a team: a database backend store, an artifact store it serves
+    itself (clients upload and download through it), bound to loopback unless ``--host`` says otherwise."""
+    import os
+
+    env = dict(os.environ)
+    store = args.backend_store_uri or env.get("MLFLOW_BACKEND_STORE_URI") or f"sqlite:///{Path(SERVER_DB).resolve()}"
+    register_url(store)
+    store = database_url(store)
+    env["MLFLOW_BACKEND_STORE_URI"] = store  # in the environment, not on a command line `ps` shows everyone
+    artifacts = args.artifacts_destination or str(Path(SERVER_ARTIFACTS).resolve())
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
+           "--artifacts-destination", artifacts, "--workers", str(args.workers)]  # fmt: skip
+    url = f"http://{args.host}:{args.port}"
+    print(f"MLflow tracking server: {url}  (backend store {mask_secrets(store)}, artifacts {mask_secrets(artifacts)}; "
+          "Ctrl+C stops it)", flush=True)  # fmt: skip
+    print(f"point runs, sweeps and reports at it: export MLFLOW_TRACKING_URI={url}", flush=True)
     return _serve(cmd, env)
 
 
@@ -225,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  lightning-attn sweep sweeps/smoke.yaml --devices cpu:2\n"
         "  lightning-attn sweep sweeps/translation_compare.yaml n_trials=20 --devices 0,1,2,3\n"
-        "  lightning-attn sweep sweeps/smoke.yaml --resume",
+        "  lightning-attn sweep sweeps/smoke.yaml --resume\n"
+        "  lightning-attn sweep sweeps/smoke.yaml --storage postgresql://… --join   # on a second host",
     )
     sweep.add_argument("file", type=Path, help="a sweep file, e.g. sweeps/smoke.yaml")
     sweep.add_argument(
@@ -238,8 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--storage", help="Optuna storage URL; default: a journal file in the sweep folder")
     sweep.add_argument("--out", type=Path, help="the sweep folder; default: outputs/sweeps/<name>")
     sweep.add_argument("--resume", action="store_true", help="continue an existing sweep")
+    sweep.add_argument(
+        "--join", action="store_true", help="join a sweep another host started on the same --storage postgresql://…"
+    )
     sweep.add_argument("--dry-run", action="store_true", help="print the studies and search spaces, train nothing")
     sweep.set_defaults(func=_sweep)
+    server = sub.add_parser(
+        "server",
+        help="start an MLflow tracking server (database backend store, served artifacts) for several hosts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example (see docs/distributed.md):\n"
+        "  PGPASSWORD=… lightning-attn server --backend-store-uri postgresql://mlflow@db/mlflow \\\n"
+        "      --artifacts-destination /shared/mlartifacts --host 0.0.0.0",
+    )
+    server.add_argument("--backend-store-uri",
+                        help=f"where runs are kept: a database URL; default $MLFLOW_BACKEND_STORE_URI, else "
+                             f"sqlite:///{SERVER_DB} here")  # fmt: skip
+    server.add_argument("--artifacts-destination", help=f"where artifacts are kept (default: ./{SERVER_ARTIFACTS})")
+    server.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
+    server.set_defaults(func=_server)
     report = sub.add_parser(
         "report", help="compare mechanisms from MLflow: HTML, Markdown, CSV and JSON trade-off report"
     )

@@ -3,8 +3,9 @@
 1. read the sweep file and check every mechanism's trial config composes; check ``--devices`` against
    the machine; reach the MLflow store and the Optuna storage — bad input or an unreachable server
    costs one line, before anything is written
-2. take the sweep's launch lock (a sweep runs once at a time), create or (``--resume``) reopen the
-   studies, and one MLflow parent run per study
+2. take the sweep's launch lock (a sweep runs once at a time per folder), create or (``--resume``)
+   reopen the studies — or (``--join``) join those another host created — and one MLflow parent run
+   per study
 3. start one worker per device (or one DDP group), show progress, replace a worker that dies
 4. on SIGINT, SIGTERM or SIGHUP: stop the workers in order (their trials are retried on ``--resume``)
 5. close the parent runs — FINISHED when every budget is spent, whatever happened to a worker on the
@@ -31,7 +32,7 @@ from .display import dry_run, progress_line, progress_table, summary_table
 from .launch import LaunchLock, Workers, describe_exit, parse_devices
 from .runs import close_parent_runs, open_parent_runs
 from .spec import SweepSpec
-from .storage import STALE, describe, open_storage
+from .storage import STALE, describe, open_storage, sweep_lock
 from .studies import Sweep, open_studies
 
 
@@ -43,6 +44,7 @@ def run_sweep(
     devices: str | None = None,
     ddp: bool = False,
     resume: bool = False,
+    join: bool = False,
     dry: bool = False,
     console: Console | None = None,
     command: list[str] | None = None,
@@ -68,6 +70,8 @@ def run_sweep(
         return 0
     if parsed.warning:
         console.print(f"warning: {parsed.warning}", highlight=False)
+    if join and not (storage and not storage.startswith(("sqlite", "journal:"))):
+        raise ConfigError("--join is for several hosts on one database: give --storage postgresql://…")
     if storage:  # a database: reach it now (the default journal file is created in the sweep folder)
         open_storage(storage, folder, spec.heartbeat_interval, spec.grace_period)
     check_tracking_store(tracking_uri)
@@ -75,15 +79,17 @@ def run_sweep(
     lock = LaunchLock(folder, spec.name)
     lock.acquire(command or ["lightning-attn", "sweep", spec.name])
     try:
-        return _launch(sweep, resume, console)
+        return _launch(sweep, resume, join, console)
     finally:
         lock.release()
 
 
-def _launch(sweep: Sweep, resume: bool, console: Console) -> int:
+def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
     spec, folder = sweep.spec, sweep.folder
-    open_studies(sweep, resume)
-    open_parent_runs(sweep)
+    storage = open_storage(sweep.storage_url, folder, spec.heartbeat_interval, spec.grace_period)
+    with sweep_lock(storage, folder, spec.name):  # two hosts starting at once: one creates, the other joins
+        open_studies(sweep, storage, resume, join)
+        open_parent_runs(sweep)
     _write_atomic(folder / sweep_spec.SPEC_FILE, sweep_spec.to_yaml(spec))
     console.print(f"sweep {spec.name} (launch {sweep.launch}): {sweep.n_workers} worker(s) on {sweep.devices.label}"
                   f"{' (ddp)' if sweep.ddp else ''}; storage {describe(sweep.storage_url, folder)}; "

@@ -1,5 +1,6 @@
 """A sweep's Optuna studies: one search study per mechanism (and one seeds study each), created on the
-first launch and reopened by ``--resume`` — never mixed with a different sweep definition."""
+first launch, reopened by ``--resume``, joined by other hosts (``--join``) — never mixed with a different
+sweep definition."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+from optuna.storages import BaseStorage
 
 from ..config import ConfigError
 from . import spec as sweep_spec
 from .launch import Devices
 from .spec import SweepSpec
-from .storage import describe, open_storage
+from .storage import describe
 
 #: sweep-file fields that define what a study searches; changing them between launches mixes results
 IDENTITY = ("task", "overrides", "mechanisms", "space", "objectives", "seed", "vary_seed")
-IDENTITY_ATTR, LAUNCHES_ATTR = "sweep.identity", "sweep.launches"
+#: fields that set how much runs: --resume may change them (to extend a sweep), a joining host may not
+BUDGET = ("n_trials", "timeout", "seeds", "max_retries")
+IDENTITY_ATTR, BUDGET_ATTR, LAUNCHES_ATTR = "sweep.identity", "sweep.budget", "sweep.launches"
 
 
 @dataclass
@@ -38,31 +42,40 @@ class Sweep:
         return 1 if self.ddp else len(self.devices.ids)
 
 
-def identity(spec: SweepSpec) -> str:
+def identity(spec: SweepSpec, fields: tuple[str, ...] = IDENTITY) -> str:
     from omegaconf import OmegaConf
 
     data = OmegaConf.to_container(OmegaConf.structured(spec))
-    return json.dumps({k: data[k] for k in IDENTITY}, sort_keys=True)
+    return json.dumps({k: data[k] for k in fields}, sort_keys=True)
 
 
-def open_studies(sweep: Sweep, resume: bool) -> None:
-    """Create the studies, or with ``resume`` reopen them; count this launch.
+def open_studies(sweep: Sweep, storage: BaseStorage, resume: bool = False, join: bool = False) -> None:
+    """Create the studies, or with ``resume`` reopen them, or with ``join`` reopen the ones another host
+    created (never create them: a typo in the name must not start a second sweep); count this launch.
+
+    Joining is explicit rather than automatic for the same reason: two unrelated sweeps that happen to share
+    a name would otherwise be merged silently.
 
     Raises:
-        ConfigError: the sweep exists and ``resume`` was not asked for, or it was started from a different
-            definition (task, overrides, mechanisms, space, objectives or seed).
+        ConfigError: the sweep exists and neither ``resume`` nor ``join`` was asked for; ``join`` and there is
+            nothing to join; or it was started from a different definition (task, overrides, mechanisms,
+            space, objectives or seed).
     """
     spec = sweep.spec
-    storage = open_storage(sweep.storage_url, sweep.folder, spec.heartbeat_interval, spec.grace_period)
     where = describe(sweep.storage_url, sweep.folder)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     names = {key: sweep_spec.study_name(spec, key) for key in sweep_spec.study_keys(spec)}
     found = [n for n in names.values() if n in existing]
-    if found and not resume:
+    if found and not (resume or join):
         listing = ", ".join(f"{n} ({existing[n].n_trials} trials)" for n in found)
         raise ConfigError(
-            f"sweep {spec.name!r} already exists in {where}: {listing}. Pass --resume to continue it, "
-            f"or start a new one with another name (name=...) or folder (--out)"
+            f"sweep {spec.name!r} already exists in {where}: {listing}. Pass --resume to continue it (--join "
+            f"from another host while it runs), or start a new one with another name (name=...) or folder (--out)"
+        )
+    if join and len(found) < len(names):
+        missing = ", ".join(n for n in names.values() if n not in existing)
+        raise ConfigError(
+            f"nothing to join: {where} has no study {missing}; start the sweep on one host without --join first"
         )
     for key, name in names.items():
         study = optuna.create_study(
@@ -74,6 +87,14 @@ def open_studies(sweep: Sweep, resume: bool) -> None:
                 f"study {name} was started from a different sweep file (task, overrides, mechanisms, space, "
                 f"objectives or seed changed); --resume only continues the same search. Use another name=..."
             )
+        budget = identity(spec, BUDGET)
+        if join and study.user_attrs.get(BUDGET_ATTR, budget) != budget:
+            raise ConfigError(
+                f"study {name} runs with {study.user_attrs[BUDGET_ATTR]}, this sweep file says {budget}: every "
+                "host must run the same sweep file (change the budget with --resume on one host instead)"
+            )
+        if not join:
+            study.set_user_attr(BUDGET_ATTR, budget)
         if stored is None:
             study.set_user_attr(IDENTITY_ATTR, identity(spec))
             study.set_user_attr("mechanism", sweep_spec.mechanism_of(key))

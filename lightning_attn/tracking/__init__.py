@@ -3,6 +3,7 @@
 from .mlflow import (
     TrackingUnavailable,
     check_tracking_store,
+    database_url,
     ensure_experiment,
     log_params,
     mask_params,
@@ -13,6 +14,7 @@ from .mlflow import (
 __all__ = [
     "TrackingUnavailable",
     "check_tracking_store",
+    "database_url",
     "ensure_experiment",
     "log_params",
     "mask_params",

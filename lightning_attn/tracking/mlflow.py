@@ -24,7 +24,19 @@ def resolve_tracking_uri(configured: str | None = None) -> str:
     """
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
     register_url(uri)  # its password is masked wherever anything prints it
-    return uri or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+    return database_url(uri) if uri else f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+
+
+def database_url(url: str) -> str:
+    """``url`` with a PostgreSQL driver that is installed: to SQLAlchemy a bare ``postgresql://`` means
+    psycopg2, while ``lightning-attn[postgres]`` installs psycopg 3 (``postgresql+psycopg://``)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+            return f"postgresql+psycopg://{rest}"
+    return url
 
 
 class TrackingUnavailable(ConnectionError):
