@@ -182,6 +182,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             _log_vocabularies(logger, data)
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)
         trainer.fit(module, datamodule=data)
+        if trainer.is_global_zero and trainer.world_size > 1:
+            import torch.distributed as dist
+
+            logger.experiment.set_tag(logger.run_id, T.DDP_BACKEND, str(dist.get_backend()))
         metrics = _scalars(trainer.callback_metrics)  # test replaces callback_metrics: keep fit's
         record = next(c for c in trainer.callbacks if isinstance(c, Convergence))
         if record.outcome is not None:

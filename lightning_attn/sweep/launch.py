@@ -32,9 +32,12 @@ from pathlib import Path
 from ..config import ConfigError
 from ..processes import stop_group
 from ..tracking import mask_secrets
+from .ddp import FAILURE_ENV, RENDEZVOUS_ENV
 
 STORAGE_ENV = "LIGHTNING_ATTN_SWEEP_STORAGE"  # the storage URL travels in the environment, not on `ps` lines
 LOCK_FILE = "launch.lock"
+GPU_SHARE_ENV = "LIGHTNING_ATTN_GPU_WORKERS"  # how many workers share this worker's GPU
+EXIT_BAD_INPUT = 2  # a worker that cannot start on its device (its memory share is not free) exits with this
 STOP_GRACE_S = 60  # how long stopped workers get to record their trials before they are killed
 
 
@@ -139,12 +142,6 @@ class LaunchLock:
 
 
 # ─── worker processes ──────────────────────────────────────────────────────────────────────────
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Slot:
     """One place a worker runs: a CPU share, a GPU, or a DDP group (``ranks`` processes)."""
@@ -156,6 +153,7 @@ class Slot:
     procs: list[subprocess.Popen] = field(default_factory=list)
     index: int = -1  # the worker index of the processes now in the slot
     restarts: int = 0
+    failure_file: Path | None = None  # a DDP group's: the launcher writes there why a rank died
 
 
 class Workers:
@@ -199,7 +197,9 @@ class Workers:
         overrides = [f"trainer.accelerator={accelerator}", "trainer.devices=1", "trainer.strategy=auto"]
         slots = []
         for device in devices.ids:
-            slot_env = dict(env) | ({"CUDA_VISIBLE_DEVICES": device} if devices.kind == "gpu" else {})
+            slot_env = dict(env)
+            if devices.kind == "gpu":  # --devices 0,0,1,1: two workers share each GPU, each with its share
+                slot_env |= {"CUDA_VISIBLE_DEVICES": device, GPU_SHARE_ENV: str(devices.ids.count(device))}
             label = "cpu" if devices.kind == "cpu" else f"cuda:{device}"
             args = ["--device", label, *common, *(f"--override={o}" for o in overrides)]
             if len(devices.ids) > 1:
@@ -219,9 +219,13 @@ class Workers:
             log = self.logs / f"worker-{slot.index}.log"
             slot.procs = [_spawn([*base, *slot.args], slot.env, log)]
             return
-        port = str(_free_port())
+        meeting = self.folder / "rendezvous"
+        meeting.mkdir(parents=True, exist_ok=True)
+        stamp = f"{slot.index}-{time.time_ns()}"  # a new file per group: a stale one would mislead the ranks
+        group = {RENDEZVOUS_ENV: str(meeting / f"group-{stamp}"), FAILURE_ENV: str(meeting / f"failed-{stamp}")}
+        slot.failure_file = Path(group[FAILURE_ENV])
         slot.procs = [
-            _spawn([*base, *slot.args], slot.env | {"MASTER_PORT": port, "RANK": str(r), "LOCAL_RANK": str(r)},
+            _spawn([*base, *slot.args], slot.env | group | {"RANK": str(r), "LOCAL_RANK": str(r)},
                    self.logs / f"worker-{slot.index}-rank{r}.log")
             for r in range(slot.ranks)
         ]  # fmt: skip
@@ -231,14 +235,28 @@ class Workers:
         return any(p.poll() is None for slot in self.slots for p in slot.procs)
 
     def replace_dead(self, work_left: bool) -> list[str]:
-        """Replace the workers that died while work remains (up to ``max_restarts`` in all); one line each."""
+        """Replace the workers that died while work remains (up to ``max_restarts`` in all); one line each.
+        A DDP group with a dead rank is ended at once: its other ranks would wait in a collective."""
         events = []
         for slot in self.slots:
             codes = [p.poll() for p in slot.procs]
+            dead = [(r, c) for r, c in enumerate(codes) if c]
+            if slot.ranks > 1 and dead and any(c is None for c in codes):
+                rank, code = dead[0]
+                slot.failure_file.write_text(f"DDP rank {rank} of {slot.ranks} exited with {describe_exit(code)}",
+                                             encoding="utf-8")  # fmt: skip
+                events.append(f"worker {slot.index} ({slot.label}): rank {rank} exited with {describe_exit(code)}; "
+                              "stopping its other ranks")  # fmt: skip
+                self._stop_procs([p for p in slot.procs if p.poll() is None])
+                codes = [p.poll() for p in slot.procs]
             if not slot.procs or any(c is None for c in codes) or not any(codes):
                 continue  # running, or finished cleanly
             what = f"worker {slot.index} ({slot.label}) exited with {describe_exit(next(c for c in codes if c))}"
             if not work_left:
+                continue
+            if EXIT_BAD_INPUT in codes:  # it said why on its log's last line; a new one would say it again
+                events.append(f"{what}; not replaced: see {self.logs}")
+                slot.procs = []
                 continue
             if self.restarts >= self.max_restarts:
                 events.append(f"{what}; not replaced: {self.max_restarts} replacement(s) already used")

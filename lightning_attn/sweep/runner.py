@@ -95,7 +95,7 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
                   f"{' (ddp)' if sweep.ddp else ''}; storage {describe(sweep.storage_url, folder)}; "
                   f"logs in {folder / 'logs'}", highlight=False)  # fmt: skip
     workers = Workers(folder, sweep.devices, sweep.tracking_uri, sweep.storage_url, sweep.ddp, sweep.launch,
-                      max_restarts=0 if sweep.ddp else spec.worker_restarts)  # fmt: skip
+                      max_restarts=spec.worker_restarts)  # fmt: skip
     started_at, started = datetime.now(timezone.utc), time.monotonic()
     stopped: Stopped | None = None
     # 3.-4. run until the workers are done, or a signal stops everything

@@ -159,24 +159,33 @@ def fail_stale_trials(study: optuna.Study, max_retries: int,
     failed = []
     for trial_id in storage._get_stale_trial_ids(study._study_id):
         reason = f"worker stopped sending heartbeats for more than {_grace(storage)} s (killed or lost)"
-        retries = retries_before(study, storage.get_trial(trial_id))
-        final = retries >= max_retries
-        if final:
-            reason += f"; not retried: already retried {retries} time(s) (max_retries={max_retries})"
-        try:
-            storage.set_trial_user_attr(trial_id, FAILURE_REASON, reason)
-            storage.set_trial_user_attr(trial_id, STALE, not final)
-            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker got there first
-        trial = storage.get_trial(trial_id)
-        failed.append(trial.number)
-        if not final:
-            study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial), skip_if_exists=False)
-        if on_failed is not None:
-            on_failed(trial)
+        trial = record_worker_death(study, trial_id, reason, max_retries)
+        if trial is not None:
+            failed.append(trial.number)
+            if on_failed is not None:
+                on_failed(trial)
     return failed
+
+
+def record_worker_death(study: optuna.Study, trial_id: int, reason: str, max_retries: int) -> FrozenTrial | None:
+    """Fail a trial whose worker died, with ``reason``; retry it unless it was retried ``max_retries`` times
+    already (then it is FAILED for good and uses its budget). None when another worker got there first."""
+    storage = study._storage
+    retries = retries_before(study, storage.get_trial(trial_id))
+    final = retries >= max_retries
+    if final:
+        reason += f"; not retried: already retried {retries} time(s) (max_retries={max_retries})"
+    try:
+        storage.set_trial_user_attr(trial_id, FAILURE_REASON, reason)
+        storage.set_trial_user_attr(trial_id, STALE, not final)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return None
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    trial = storage.get_trial(trial_id)
+    if not final:
+        study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial), skip_if_exists=False)
+    return trial
 
 
 def retries_before(study: optuna.Study, trial: FrozenTrial) -> int:

@@ -37,8 +37,8 @@ from ..tracking import mask_secrets
 from ..tracking.tags import failure_reason
 from . import spec as sweep_spec
 from .budget import budget, enqueue_seeds, next_action
-from .ddp import broadcast, init_ddp
-from .launch import STORAGE_ENV
+from .ddp import broadcast, dead_rank_reason, init_ddp
+from .launch import GPU_SHARE_ENV, STORAGE_ENV
 from .objective import train_trial, trial_overrides
 from .runs import create_child_run, mirror_stale, set_run_status
 from .samplers import make_pruner, make_sampler
@@ -50,6 +50,7 @@ from .storage import (
     WORKER,
     fail_stale_trials,
     open_storage,
+    record_worker_death,
     retry_attrs,
     sweep_lock,
 )
@@ -112,6 +113,18 @@ def run(worker: Worker) -> None:
 
 
 def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna.Trial) -> TrialState:
+    try:
+        return _run_trial(worker, study, mechanism, trial)
+    except BaseException:
+        # a rank of this DDP group died: whatever that raised here (a collective's error, the launcher's SIGTERM,
+        # or both, one inside the other's handler), the trial failed for that reason and the group ends
+        if worker.ddp and (died := dead_rank_reason(wait_s=5)):
+            _record_dead_rank(worker, study, trial, died)
+            raise SystemExit(f"ending this DDP group: {died}") from None
+        raise
+
+
+def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna.Trial) -> TrialState:
     spec = worker.spec
     seed = trial.user_attrs.get("seed", spec.seed + (trial.number if spec.vary_seed else 0))
     heartbeat = get_heartbeat_thread(trial._trial_id, study._storage)
@@ -135,12 +148,16 @@ def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna
     except optuna.TrialPruned:
         state = TrialState.PRUNED
     except (KeyboardInterrupt, SystemExit):
+        if worker.ddp and dead_rank_reason():
+            raise  # not an interruption: run_trial records the dead rank
         # interrupted, not failed: the trial is retried on --resume and does not use budget
         _fail(study, trial, "interrupted (Ctrl+C or terminated)", stale=True)
         set_run_status(worker.tracking_uri, run_id, TrialState.FAIL, "interrupted", status="KILLED")
         study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial))
         raise
     except Exception as e:  # a failed trial is a result: record why, go on with the sweep
+        if worker.ddp and dead_rank_reason(wait_s=5):  # a collective noticed the dead peer before the launcher
+            raise
         reason = failure_reason(e)
         log.warning("trial %s #%d failed: %s", study.study_name, trial.number, reason)
         trial.set_user_attr(FAILURE_REASON, reason)
@@ -150,6 +167,32 @@ def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna
     _tell(study, trial, values, state)
     set_run_status(worker.tracking_uri, run_id, state, reason)
     return state
+
+
+def _record_dead_rank(worker: Worker, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """A rank of this worker's DDP group died: the trial FAILED with why, retried as any dead worker's is."""
+    log.warning("trial %s #%d: %s", study.study_name, trial.number, reason)
+    frozen = record_worker_death(study, trial._trial_id, reason, worker.spec.max_retries)
+    if frozen is not None:
+        set_run_status(worker.tracking_uri, frozen.user_attrs.get(RUN_ID), TrialState.FAIL,
+                       frozen.user_attrs[FAILURE_REASON])  # fmt: skip
+
+
+def claim_gpu_share(device: str) -> None:
+    """Several workers on one GPU (``--devices 0,0``): cap this one at its share of the memory, and refuse to
+    start (one line) when that share is not free — another process holds it, or a neighbour took more."""
+    workers = int(os.environ.get(GPU_SHARE_ENV, "1"))
+    if workers < 2:
+        return
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    share = total / workers
+    if free < 0.9 * share:  # the CUDA context itself takes a few hundred MiB of every share
+        raise ConfigError(f"{device}: {free / 2**20:.0f} MiB free, but each of its {workers} workers needs its share "
+                          f"of {share / 2**20:.0f} MiB; pack fewer workers on it")  # fmt: skip
+    torch.cuda.set_per_process_memory_fraction(1 / workers)
+    log.info("%s: %d workers share this GPU; this one may use %.0f MiB", device, workers, share / 2**20)
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, reason: str, stale: bool = False) -> None:
@@ -221,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(spec, args.folder, storage, tracking_uri, args.index, args.device, args.override, args.parallel,
                     args.ddp, args.launch)  # fmt: skip
     try:
-        if args.ddp and init_ddp() > 0:
+        if args.device.startswith("cuda"):
+            claim_gpu_share(args.device)
+        if args.ddp and init_ddp(cuda=args.device.startswith("ddp:gpu")) > 0:
             follow(spec)
         else:
             run(worker)

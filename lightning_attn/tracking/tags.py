@@ -24,6 +24,7 @@ HEADLINE_METRIC = "metric.headline"  # the test metric a report ranks the run by
 VALIDATION_METRIC = "metric.validation"  # the validation metric of its learning curve and early stopping
 BLEU_SIGNATURE = "metric.bleu_signature"  # sacreBLEU's signature of the BLEU the run reports (translation)
 EXPERIMENT = "experiment"  # the conf/experiment/ preset the run started from, if any
+DDP_BACKEND = "ddp.backend"  # the process group's backend of a multi-device run: gloo, or cpu:gloo,cuda:nccl
 VOCABULARIES = "vocabularies"  # the artifact folder holding the run's vocabularies (evaluate reads them)
 
 # ─── evaluations of a trained run (lightning-attn evaluate) ────────────────────────────────────

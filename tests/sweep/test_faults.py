@@ -151,6 +151,38 @@ def test_a_worker_killed_mid_trial_is_replaced_and_the_sweep_finishes():
     assert run.info.status == "FAILED" and "for more than 3 s" in run.data.tags["failure_reason"]
 
 
+def test_a_dead_ddp_rank_ends_its_group_within_seconds_and_the_trial_fails_with_the_reason():
+    path = sweep_file("rank", BODY.replace("n_trials: 4", "n_trials: 2"))
+    launcher = sweep(str(path), "--ddp", "--devices", "cpu:2", *LONG, wait=False)
+    trial = wait_for(lambda: [t for t in trials_of("rank", "rank-soft") if "pid" in t.user_attrs])[0]
+    rank0 = trial.user_attrs["pid"]
+    ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == launcher.pid]
+    rank1 = next(pid for pid in ranks if pid != rank0)
+    os.kill(rank1, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: not alive(rank0), timeout=60)  # not the collective's 10-minute timeout
+    assert time.monotonic() - killed_at < 30
+    out, _ = launcher.communicate(timeout=300)
+    assert launcher.returncode == 0, out[-3000:]
+    assert "rank 1 exited with signal 9 (SIGKILL); stopping its other ranks" in out
+    trials = trials_of("rank", "rank-soft")
+    failed = next(t for t in trials if t.number == trial.number)
+    assert failed.state == TrialState.FAIL and failed.user_attrs["stale"]
+    assert failed.user_attrs["failure_reason"] == "DDP rank 1 of 2 exited with signal 9 (SIGKILL)"
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == trial.number)
+    assert retry.state == TrialState.COMPLETE and [t.state for t in trials].count(TrialState.COMPLETE) == 2
+    _, _, children = mlflow_runs("rank")
+    run = next(r for r in children if r.data.tags["optuna.trial"] == str(trial.number))
+    assert run.info.status == "FAILED" and "DDP rank 1 of 2 exited" in run.data.tags["failure_reason"]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import torch, sys; sys.exit(torch.cuda.is_available())"]).returncode,
     reason="this machine has a GPU",

@@ -200,6 +200,7 @@ def test_ddp_trial_is_one_optuna_trial_with_the_same_config_on_both_ranks():
     assert agreed and agreed[0] in rank1  # both ranks hashed the same composed config
     _, _, children = mlflow_runs("ddp")
     assert len(children) == 1 and children[0].data.params["trainer.strategy"] == "ddp"
+    assert children[0].data.tags["ddp.backend"] == "gloo"  # on GPUs: cpu:gloo,cuda:nccl
     assert children[0].info.status == "FINISHED"
 
 
