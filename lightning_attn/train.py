@@ -209,6 +209,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             pruned = isinstance(e, optuna.TrialPruned)
             key, why = (T.PRUNED, str(e)) if pruned else (T.FAILURE_REASON, e)
             logger.experiment.set_tag(logger.run_id, key, failure_reason(why))
+            best_so_far = trainer.checkpoint_callback.best_model_path if checkpointing else ""
+            if stopped and best_so_far:  # a stopped run's best epoch can still be scored: lightning-attn evaluate
+                logger.experiment.set_tag(logger.run_id, T.BEST_CHECKPOINT, str(Path(best_so_far).resolve()))
             logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
         raise
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)

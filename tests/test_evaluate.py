@@ -84,3 +84,22 @@ def test_bad_arguments_are_one_line(trained, arguments, message, capsys):
     assert cli.main(["evaluate", result.run_id, *arguments, "--tracking-uri", uri]) == cli.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_a_run_stopped_by_ctrl_c_keeps_its_best_checkpoint_and_can_be_scored(tmp_path):
+    from lightning.pytorch.callbacks import Callback
+
+    class CtrlCInEpoch2(Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 2:
+                raise KeyboardInterrupt
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose([*RUN, "trainer.max_epochs=5", f"logger.tracking_uri={uri}", f"output_dir={tmp_path / 'out'}"])
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(cfg, callbacks=[CtrlCInEpoch2()])
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])[0]
+    assert run.info.status == "KILLED" and Path(run.data.tags[T.BEST_CHECKPOINT]).is_file()
+    scored = evaluate(run.info.run_id, [], uri)
+    assert scored.metrics["test/bleu"] >= 0 and scored.evaluated == "test"
