@@ -83,11 +83,13 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmarks (not tests): each prints its figures and ends with one `RATIO` line.
 
-    `nox -s bench -- overhead` runs one of them (overhead, attention_ops, sweep_scaling, memory).
-    Give the machine to them: other work running beside them skews every timing.
+    `nox -s bench -- overhead` runs one of them (overhead, attention_ops, sweep_scaling, memory,
+    multi30k_throughput — it reads $MULTI30K or ../shared/data/multi30k —, sweep_storage_scale — it starts
+    a PostgreSQL of its own —, mechanisms). Give the machine to them: other work beside them skews timings.
     """
     install(session)
-    names = session.posargs or ["overhead", "attention_ops", "sweep_scaling", "memory"]
+    names = session.posargs or ["overhead", "attention_ops", "sweep_scaling", "memory", "multi30k_throughput",
+                                "sweep_storage_scale"]  # fmt: skip
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
 

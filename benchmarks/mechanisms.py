@@ -1,0 +1,100 @@
+"""Every mechanism, with the default settings, on both tasks' built-in data: the table docs/results.md holds.
+
+Each run is ``lightning-attn train task=<task> attention=<mechanism>`` (defaults: trained to convergence,
+the epoch cap only a cap), ``--parallel`` at a time with the cores split between them, all into one MLflow
+store. Runs already in the store are not repeated, so an interrupted table resumes. The table: the test
+metric (BLEU; captioning BLEU-4 and exact captions), alignment against the gold attention (accuracy and
+AER), sparsity (share of exactly-zero weights, effective number of positions read), the gradient
+estimator's variance (mechanisms that sample or relax their choice), epochs to convergence, training
+wall time and greedy inference latency at batch 1.
+
+    python benchmarks/mechanisms.py --store sqlite:///results.db            # everything (hours on 2 cores)
+    python benchmarks/mechanisms.py --tasks translation --mechanisms soft hard
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from mlflow import MlflowClient
+
+from lightning_attn.attention import MECHANISMS
+from lightning_attn.tasks import TASKS
+
+EXPERIMENT = "mechanisms"
+COLUMNS = [
+    ("accuracy", "test metric", "{:.2f}"),
+    ("exact", "exact captions", "{:.1f} %"),
+    ("test/align_acc", "align acc", "{:.3f}"),
+    ("test/align_aer", "AER", "{:.3f}"),
+    ("test/attention_zero_share", "zero weights", "{:.0%}"),
+    ("test/attention_positions", "positions read", "{:.2f}"),
+    ("stability/grad_estimator_var", "estimator var", "{:.3g}"),
+    ("run/epochs", "epochs", "{:.0f}"),
+    ("converged", "converged", "{}"),
+    ("wall_min", "train time (min)", "{:.1f}"),
+    ("speed/infer_latency_ms_p50_b1", "latency b1 (ms)", "{:.2f}"),
+]
+
+
+def done(client: MlflowClient) -> dict[tuple[str, str], object]:
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        return {}
+    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=1000)
+    return {(r.data.tags["task"], r.data.tags["attention"]): r for r in runs}
+
+
+def train(store: str, task: str, mechanism: str, threads: int) -> tuple[str, str, float, int]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "lightning_attn", "train", f"task={task}", f"attention={mechanism}",
+           f"logger.experiment_name={EXPERIMENT}", "trainer.enable_progress_bar=false"]  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    print(f"{task:<12} {mechanism:<10} exit {proc.returncode} in {elapsed / 60:.1f} min", flush=True)
+    if proc.returncode:
+        print(proc.stderr[-2000:], flush=True)
+    return task, mechanism, elapsed, proc.returncode
+
+
+def table(client: MlflowClient) -> str:
+    runs = done(client)
+    lines = ["| task | mechanism | " + " | ".join(c[1] for c in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 2)]
+    for (task, mechanism), run in sorted(runs.items()):
+        m = run.data.metrics
+        values = dict(m)
+        values["accuracy"] = m.get(TASKS[task].headline)
+        values["exact"] = m.get("test/exact")
+        values["converged"] = {1.0: "yes", 0.0: "no (cap)"}.get(m.get("run/converged"))
+        values["wall_min"] = (run.info.end_time - run.info.start_time) / 60000
+        cells = ["—" if values.get(k) is None else fmt.format(values[k]) for k, _, fmt in COLUMNS]
+        lines.append(f"| {task} | {mechanism} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mechanisms.db"))
+    parser.add_argument("--tasks", nargs="*", default=sorted(TASKS))
+    parser.add_argument("--mechanisms", nargs="*", default=sorted(MECHANISMS))
+    parser.add_argument("--parallel", type=int, default=2, help="runs at a time (the cores are split)")
+    args = parser.parse_args()
+    client = MlflowClient(args.store)
+    have = done(client)
+    todo = [(t, m) for t in args.tasks for m in args.mechanisms if (t, m) not in have]
+    threads = max(1, (os.cpu_count() or 1) // args.parallel)
+    print(f"{len(todo)} runs to do ({len(have)} in {args.store} already), {args.parallel} at a time, "
+          f"{threads} thread(s) each", flush=True)  # fmt: skip
+    with ThreadPoolExecutor(args.parallel) as pool:
+        list(pool.map(lambda job: train(args.store, *job, threads), todo))
+    print(table(client))
+
+
+if __name__ == "__main__":
+    main()
