@@ -144,6 +144,9 @@ def _ui(args: argparse.Namespace) -> int:
         what = f"optuna-dashboard on {mask_secrets(storage)}"
     else:
         uri = resolve_tracking_uri(args.tracking_uri)
+        if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
+            print(f"the MLflow tracking server {mask_secrets(uri)} is its own UI: open it in a browser", flush=True)
+            return 0
         # the store travels in the environment, not on a command line that `ps` shows to every user
         env["MLFLOW_BACKEND_STORE_URI"] = uri
         cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port or 5000)]

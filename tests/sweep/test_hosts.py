@@ -171,3 +171,11 @@ def test_a_trial_that_kills_its_worker_every_time_ends_failed_after_max_retries(
     children = sorted(tagged, key=lambda r: int(r.data.tags["optuna.trial"]))
     assert [r.info.status for r in children] == ["FAILED"] * 3
     assert "max_retries=2" in children[-1].data.tags["failure_reason"]
+
+
+def test_ui_on_a_tracking_server_points_at_the_server_itself(tracking_server):
+    uri = tracking_server.url.replace("http://", f"http://lab:{PASSWORD}@")
+    proc = subprocess.run([sys.executable, "-m", "lightning_attn", "ui", "--tracking-uri", uri],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and "is its own UI" in proc.stdout, proc.stdout + proc.stderr
+    assert "lab:***@127.0.0.1" in proc.stdout and PASSWORD not in proc.stdout + proc.stderr
