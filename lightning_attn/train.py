@@ -8,6 +8,7 @@ run that fails or is interrupted is closed as FAILED/KILLED instead of being lef
 from __future__ import annotations
 
 import logging
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from . import __version__
@@ -213,6 +215,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             if stopped and best_so_far:  # a stopped run's best epoch can still be scored: lightning-attn evaluate
                 logger.experiment.set_tag(logger.run_id, T.BEST_CHECKPOINT, str(Path(best_so_far).resolve()))
             logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
+        if isinstance(e, SIGTERMException):  # Lightning ends a SIGTERMed fit with exit code 0: say it was stopped
+            raise SystemExit(128 + signal.SIGTERM) from None
         raise
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
 

@@ -103,3 +103,25 @@ def test_a_run_stopped_by_ctrl_c_keeps_its_best_checkpoint_and_can_be_scored(tmp
     assert run.info.status == "KILLED" and Path(run.data.tags[T.BEST_CHECKPOINT]).is_file()
     scored = evaluate(run.info.run_id, [], uri)
     assert scored.metrics["test/bleu"] >= 0 and scored.evaluated == "test"
+
+
+def test_train_stopped_by_sigterm_exits_143_and_its_run_is_killed_with_its_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cmd = [sys.executable, "-m", "lightning_attn", "train", *RUN, "trainer.max_epochs=200",
+           f"logger.tracking_uri={uri}", f"output_dir={tmp_path / 'out'}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "out").rglob("best.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGTERM)  # `kill PID`, as a scheduler does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])[0]
+    assert run.info.status == "KILLED" and Path(run.data.tags[T.BEST_CHECKPOINT]).is_file()

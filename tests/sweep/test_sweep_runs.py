@@ -109,9 +109,11 @@ def test_smoke_sweep_on_two_cpu_workers():
 
 
 def test_killed_worker_trial_fails_and_resume_completes_the_budget():
-    # no replacement worker (worker_restarts: 0): the launch ends unfinished, and --resume completes it
+    # no replacement worker (worker_restarts: 0): the launch ends unfinished, and --resume completes it;
+    # no pruning: long trials under the median pruner may be pruned, and then fewer than 3 complete
     path = sweep_file("kill", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
-                      "n_trials: 3\nheartbeat_interval: 1\ngrace_period: 3\nworker_restarts: 0\n")  # fmt: skip
+                      "n_trials: 3\nheartbeat_interval: 1\ngrace_period: 3\nworker_restarts: 0\n"
+                      "pruner: {kind: none}\n")  # fmt: skip
     args = [str(path), "--devices", "cpu:1", "trainer.max_epochs=30", "early_stopping.enabled=false"]
     launcher = sweep(*args, wait=False)
     victim = None
