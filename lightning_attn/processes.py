@@ -54,6 +54,17 @@ def stop_signals() -> Iterator[None]:
             signal.signal(s, h)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back until the block is done, then deliver them: for steps that must not be
+    cut in half (an MLflow run created but its id not yet recorded would stay RUNNING for ever)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent dies (Linux; elsewhere a no-op)."""
     if not sys.platform.startswith("linux"):

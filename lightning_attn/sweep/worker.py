@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 
 from ..config import ConfigError
 from ..plugins import load_plugins
-from ..processes import die_with_parent
+from ..processes import die_with_parent, signals_deferred
 from ..tracking import mask_secrets
 from ..tracking.tags import failure_reason
 from . import spec as sweep_spec
@@ -133,11 +133,12 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
     run_id = reason = None
     try:
         params = sweep_spec.suggest(trial, sweep_spec.space_of(spec, mechanism))
-        run_id = create_child_run(worker.tracking_uri, spec.name, study, mechanism, trial, seed, worker.device,
-                                  worker.index)  # fmt: skip
-        where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid()}
-        for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
-            trial.set_user_attr(key, value)
+        with signals_deferred():  # a stop now must find the run's id, or the run would stay RUNNING
+            run_id = create_child_run(worker.tracking_uri, spec.name, study, mechanism, trial, seed, worker.device,
+                                      worker.index)  # fmt: skip
+            where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid()}
+            for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
+                trial.set_user_attr(key, value)
         output = worker.folder / "trials" / study.study_name / str(trial.number)
         overrides = trial_overrides(spec, mechanism, params, seed, worker.tracking_uri, output, worker.device_overrides)
         log.info("trial %s #%d: %s", study.study_name, trial.number, mask_secrets(" ".join(overrides)))
