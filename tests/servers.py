@@ -39,7 +39,7 @@ def answers(url: str) -> bool:
         return False
 
 
-def wait_until(condition, timeout: float, every: float = 0.5, what: str = ""):
+def wait_until(condition, timeout: float = 180, every: float = 0.3, what: str = ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = condition()
@@ -47,6 +47,13 @@ def wait_until(condition, timeout: float, every: float = 0.5, what: str = ""):
             return found
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s waiting for {what or condition.__name__}")
+
+
+def parent_pid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _postgres_bin() -> Path | None:

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from ..helpers import TINY
+from ..servers import answers, free_port, parent_pid
+from ..servers import wait_until as wait_for
 from .test_sweep_runs import mlflow_runs, studies, sweep, sweep_file
 
 pytestmark = pytest.mark.e2e  # sweeps, servers, browsers, DDP, wheels: the CI suite
@@ -31,16 +32,6 @@ BODY = (
     "space: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}}\n"
     "n_trials: 4\nheartbeat_interval: 1\ngrace_period: 3\npruner: {kind: none}\n"
 )
-
-
-def wait_for(condition, timeout: float = 180, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {condition.__name__}")
 
 
 def trials_of(name: str, study: str):
@@ -58,12 +49,6 @@ def alive(pid: int) -> bool:
     # a zombie is gone for every purpose but its exit status
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "State:\tZ" in status.read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -156,7 +141,9 @@ def test_a_dead_ddp_rank_ends_its_group_within_seconds_and_the_trial_fails_with_
     launcher = sweep(str(path), "--ddp", "--devices", "cpu:2", *LONG, wait=False)
     trial = wait_for(lambda: [t for t in trials_of("rank", "rank-soft") if "pid" in t.user_attrs])[0]
     rank0 = trial.user_attrs["pid"]
-    ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == launcher.pid]
+    ranks = [
+        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and parent_pid(int(p.name)) == launcher.pid
+    ]
     rank1 = next(pid for pid in ranks if pid != rank0)
     os.kill(rank1, signal.SIGKILL)
     killed_at = time.monotonic()
@@ -174,13 +161,6 @@ def test_a_dead_ddp_rank_ends_its_group_within_seconds_and_the_trial_fails_with_
     _, _, children = mlflow_runs("rank")
     run = next(r for r in children if r.data.tags["optuna.trial"] == str(trial.number))
     assert run.info.status == "FAILED" and "DDP rank 1 of 2 exited" in run.data.tags["failure_reason"]
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 @pytest.mark.skipif(
@@ -231,18 +211,11 @@ def mlflow_server(tmp_path):
            "--artifacts-destination", str(tmp_path / "artifacts")]  # fmt: skip
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), timeout=120)
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), timeout=120)
         yield port
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return urllib.request.urlopen(url, timeout=2).status == 200
-    except OSError:
-        return False
 
 
 def test_no_password_in_anything_a_run_or_a_sweep_against_a_server_prints_logs_or_records(mlflow_server, tmp_path):
@@ -280,11 +253,11 @@ def test_ui_killed_by_pid_leaves_nothing_answering(tmp_path):
     ui = subprocess.Popen([sys.executable, "-m", "lightning_attn", "ui", "--port", str(port)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), timeout=120, every=1)
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), timeout=120, every=1)
     finally:
         ui.send_signal(signal.SIGTERM)  # `kill PID`, as a script or a service manager does
     ui.wait(timeout=30)
-    wait_for(lambda: not _answers(f"http://127.0.0.1:{port}/health"), timeout=30, every=1)
+    wait_for(lambda: not answers(f"http://127.0.0.1:{port}/health"), timeout=30, every=1)
     with socket.socket() as s:  # nothing listens there any more: no server process is left holding it
         # SO_REUSEADDR: the health checks' closed connections may sit in TIME_WAIT; a listener would still refuse
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -19,7 +19,15 @@ from optuna.trial import TrialState
 
 from lightning_attn.tracking import database_url
 
-from ..servers import PASSWORD, start_mlflow_server, start_postgres, stop_mlflow_server, stop_postgres, wait_until
+from ..servers import (
+    PASSWORD,
+    parent_pid,
+    start_mlflow_server,
+    start_postgres,
+    stop_mlflow_server,
+    stop_postgres,
+    wait_until,
+)
 from .test_sweep_runs import RUN, sweep_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.servers]
@@ -64,13 +72,6 @@ def host(file: Path, storage: str, server: str, out: str, *extra: str, env: dict
 def trials_of(storage: str, study: str) -> list:
     names = {s.study_name for s in optuna.get_all_study_summaries(database_url(storage))}
     return optuna.load_study(study_name=study, storage=database_url(storage)).get_trials() if study in names else []
-
-
-def parent_pid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def test_two_hosts_share_one_sweep_exactly_and_a_dead_hosts_trial_is_retried_on_the_other(postgres, tracking_server):
