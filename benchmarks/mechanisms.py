@@ -53,7 +53,8 @@ def done(client: MlflowClient) -> dict[tuple[str, str], object]:
 def train(store: str, task: str, mechanism: str, threads: int) -> tuple[str, str, float, int]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "lightning_attn", "train", f"task={task}", f"attention={mechanism}",
-           f"logger.experiment_name={EXPERIMENT}", "trainer.enable_progress_bar=false"]  # fmt: skip
+           f"threads={threads}", f"logger.experiment_name={EXPERIMENT}",
+           "trainer.enable_progress_bar=false"]  # fmt: skip
     start = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - start
@@ -84,11 +85,12 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=sorted(TASKS))
     parser.add_argument("--mechanisms", nargs="*", default=sorted(MECHANISMS))
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (the cores are split)")
+    parser.add_argument("--threads", type=int, help="torch threads per run (default: the cores / --parallel)")
     args = parser.parse_args()
     client = MlflowClient(args.store)
     have = done(client)
     todo = [(t, m) for t in args.tasks for m in args.mechanisms if (t, m) not in have]
-    threads = max(1, (os.cpu_count() or 1) // args.parallel)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
     print(f"{len(todo)} runs to do ({len(have)} in {args.store} already), {args.parallel} at a time, "
           f"{threads} thread(s) each", flush=True)  # fmt: skip
     with ThreadPoolExecutor(args.parallel) as pool:
