@@ -14,6 +14,16 @@ with ``R`` the log-likelihood of the target sentence (by default per token, as a
 ``b`` a moving average of ``R`` and
 ``H`` the entropy of ``α``; :meth:`HardAttention.reinforce_loss` builds the surrogate loss
 whose gradient is that estimate. Defaults are the arctic-captions settings.
+
+Which reward each step's choice is credited with is ``credit``:
+
+- ``sentence`` (Xu et al.): every step, the whole target's log-likelihood. Unbiased, but a step's
+  choice is blamed for every other token's luck: the variance grows with the sentence.
+- ``to_go``: the log-likelihood of this token and the ones after it. Still unbiased (a choice cannot
+  change the tokens before it), with the earlier tokens' noise removed.
+- ``step`` (Deng et al. 2018's REINFORCE baseline): only this token's ``log p(y_t | ·)``. Exact when a
+  choice reaches only its own token (their decoder); here the context is also fed to the next step,
+  so it ignores that later effect — biased, in exchange for far lower variance.
 """
 
 from __future__ import annotations
@@ -47,6 +57,11 @@ class HardAttentionConfig(SoftAttentionConfig):
     semi_sampling_p: float = 0.5  # probability that a step uses the soft expectation instead of a sample
     reinforce_weight: float = 1.0  # scale of the REINFORCE surrogate relative to the NLL
     reward_per_token: bool = True  # R = mean token log-likelihood (arctic-captions' RL_sumCost), else the sum
+    credit: str = "sentence"  # the reward a step's choice gets: sentence, to_go or step (module docstring)
+
+
+#: the rewards a step's choice can be credited with (:attr:`HardAttentionConfig.credit`)
+CREDITS = ("sentence", "to_go", "step")
 
 
 @dataclass
@@ -79,7 +94,8 @@ class HardAttention(SoftAttention):
             ``baseline_decay`` of the moving-average reward baseline, ``entropy_weight`` λ_H of the entropy
             bonus, ``semi_sampling_p`` the probability, per example and step, of using the soft expectation,
             ``reinforce_weight`` the multiplier of the whole surrogate loss, ``reward_per_token`` whether the
-            reward is the mean token log-likelihood of the target (else the sum).
+            reward is the mean token log-likelihood of the target (else the sum), ``credit`` which
+            tokens' log-likelihood a step's choice is rewarded with (``sentence``, ``to_go``, ``step``).
     """
 
     stochastic = True
@@ -93,11 +109,14 @@ class HardAttention(SoftAttention):
             raise ValueError(f"semi_sampling_p must lie in [0, 1], got {c.semi_sampling_p}")
         if not 0.0 <= c.baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must lie in [0, 1), got {c.baseline_decay}")
+        if c.credit not in CREDITS:
+            raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {c.credit!r}")
         self.baseline_decay = c.baseline_decay
         self.entropy_weight = c.entropy_weight
         self.semi_sampling_p = c.semi_sampling_p
         self.reinforce_weight = c.reinforce_weight
         self.reward_per_token = c.reward_per_token
+        self.credit = c.credit
         # The baseline is state, not a parameter: it is saved in checkpoints and synchronised by DDP.
         self.register_buffer("baseline", torch.zeros(()))
         self.register_buffer("baseline_started", torch.zeros((), dtype=torch.bool))
@@ -156,24 +175,40 @@ class HardAttention(SoftAttention):
         token-level NLL they are added to. Updates the moving-average baseline in training mode.
         """
         n_steps = step_mask.sum().clamp_min(1)
-        reward = (token_log_lik.detach() * step_mask).sum(dim=1)
-        if self.reward_per_token:
-            reward = reward / step_mask.sum(dim=1).clamp_min(1)
-        # 1. advantage against the baseline (the first batch starts the average, avoiding a cold start at 0)
-        baseline = torch.where(self.baseline_started, self.baseline, reward.mean())
+        # 1. the reward each step's choice is credited with, (B, T), and what the baseline tracks:
+        # the mean reward per sentence (``sentence``) or per real step (the others)
+        reward, per_row = self.step_rewards(token_log_lik.detach() * step_mask, step_mask)
+        batch_mean = reward[:, 0].mean() if per_row else reward[step_mask].mean()
+        # 2. advantage against the baseline (the first batch starts the average, avoiding a cold start at 0)
+        baseline = torch.where(self.baseline_started, self.baseline, batch_mean)
         advantage = reward - baseline
-        # 2. score-function term and entropy bonus
-        log_prob_seq = (log_prob * step_mask).sum(dim=1)
-        policy = -(advantage * log_prob_seq).sum() / n_steps
+        # 3. score-function term and entropy bonus
+        policy = -(advantage * log_prob * step_mask).sum() / n_steps
         bonus = -self.entropy_weight * (entropy * step_mask).sum() / n_steps
-        # 3. move the baseline towards this batch's mean reward
+        # 4. move the baseline towards this batch's mean reward
         if self.training:
             with torch.no_grad():
-                self.baseline.copy_(self.baseline_decay * baseline + (1 - self.baseline_decay) * reward.mean())
+                self.baseline.copy_(self.baseline_decay * baseline + (1 - self.baseline_decay) * batch_mean)
                 self.baseline_started.fill_(True)
+        seen = advantage[:, 0] if per_row else advantage[step_mask]
         return ReinforceTerms(
             loss=self.reinforce_weight * (policy + bonus),
-            advantage_mean=advantage.mean(),
-            advantage_var=advantage.var(unbiased=False),
+            advantage_mean=seen.mean(),
+            advantage_var=seen.var(unbiased=False),
             baseline=baseline,
         )
+
+    def step_rewards(self, token_log_lik: Tensor, step_mask: Tensor) -> tuple[Tensor, bool]:
+        """``(B, T)`` token log-likelihoods (0 at padding) -> ``(B, T)`` the reward of each step's choice,
+        and whether it is one reward per row (``sentence``). Sums become means with ``reward_per_token``."""
+        steps = step_mask.to(token_log_lik.dtype)
+        if self.credit == "step":
+            return token_log_lik, False
+        if self.credit == "to_go":
+            # suffix sums: this token and every later one
+            total = token_log_lik.flip(1).cumsum(1).flip(1)
+            count = steps.flip(1).cumsum(1).flip(1)
+        else:
+            total = token_log_lik.sum(dim=1, keepdim=True).expand_as(token_log_lik)
+            count = steps.sum(dim=1, keepdim=True).expand_as(token_log_lik)
+        return (total / count.clamp_min(1) if self.reward_per_token else total), self.credit == "sentence"

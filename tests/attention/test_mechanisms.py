@@ -213,6 +213,40 @@ def test_reward_is_the_mean_or_the_sum_of_token_log_likelihoods():
         assert attention.baseline.item() == pytest.approx(sum(expected) / 2)
 
 
+@pytest.mark.parametrize(
+    ("credit", "per_token", "expected"),
+    [
+        ("sentence", True, [[-2.0, -2.0, -2.0], [-2.0, -2.0, -2.0]]),
+        ("sentence", False, [[-4.0, -4.0, -4.0], [-2.0, -2.0, -2.0]]),
+        ("to_go", True, [[-2.0, -3.0, 0.0], [-2.0, 0.0, 0.0]]),
+        ("to_go", False, [[-4.0, -3.0, 0.0], [-2.0, 0.0, 0.0]]),
+        ("step", True, [[-1.0, -3.0, 0.0], [-2.0, 0.0, 0.0]]),
+    ],
+)
+def test_each_step_is_credited_with_the_sentence_the_tokens_to_go_or_its_own_token(credit, per_token, expected):
+    token_log_lik = torch.tensor([[-1.0, -3.0, 0.0], [-2.0, 0.0, 0.0]])
+    step_mask = torch.tensor([[True, True, False], [True, False, False]])
+    attention = HardAttention(DQ, DK, HardAttentionConfig(credit=credit, reward_per_token=per_token))
+    reward, _ = attention.step_rewards(token_log_lik, step_mask)
+    torch.testing.assert_close(reward * step_mask, torch.tensor(expected) * step_mask)
+
+
+def test_step_credit_baseline_tracks_the_mean_token_reward_and_weights_each_choice_by_its_own_token():
+    token_log_lik = torch.tensor([[-1.0, -3.0, 0.0], [-2.0, 0.0, 0.0]])
+    step_mask = torch.tensor([[True, True, False], [True, False, False]])
+    log_prob = torch.zeros(2, 3, requires_grad=True)
+    attention = HardAttention(DQ, DK, HardAttentionConfig(credit="step", entropy_weight=0.0)).train()
+    attention.reinforce_loss(token_log_lik, log_prob, torch.zeros(2, 3), step_mask).loss.backward()
+    assert attention.baseline.item() == pytest.approx(-2.0)  # mean over the three real steps
+    # d loss / d log p(z_t) = -(r_t - b) / n_steps, and nothing at padding
+    torch.testing.assert_close(log_prob.grad, torch.tensor([[-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]) / 3)
+
+
+def test_an_unknown_credit_is_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="sentence, to_go, step"):
+        HardAttention(DQ, DK, HardAttentionConfig(credit="episode"))
+
+
 def test_reinforce_loss_is_finite_with_padding_steps():
     query, keys, mask = inputs()
     attention = HardAttention(DQ, DK).train()
