@@ -6,10 +6,11 @@ store. Runs already in the store are not repeated, so an interrupted table resum
 metric (BLEU; captioning BLEU-4 and exact captions), alignment against the gold attention (accuracy and
 AER), sparsity (share of exactly-zero weights, effective number of positions read), the gradient
 estimator's variance (mechanisms that sample or relax their choice), epochs to convergence, training
-wall time and greedy inference latency at batch 1.
+wall time and greedy inference latency at batch 1. With ``--seeds`` each pair is trained once per seed and
+the table gives the test metric's mean ± 95 % interval over the seeds (from three) and every other column's mean.
 
     python benchmarks/mechanisms.py --store sqlite:///results.db            # everything (hours on 2 cores)
-    python benchmarks/mechanisms.py --tasks translation --mechanisms soft hard
+    python benchmarks/mechanisms.py --tasks translation --mechanisms soft hard --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from mlflow import MlflowClient
 
 from lightning_attn.attention import MECHANISMS
+from lightning_attn.config import RunConfig
 from lightning_attn.tasks import TASKS
+from lightning_attn.tracking.seeds import seed_stats
 
 EXPERIMENT = "mechanisms"
 COLUMNS = [
@@ -42,40 +45,64 @@ COLUMNS = [
 ]
 
 
-def done(client: MlflowClient) -> dict[tuple[str, str], object]:
+def done(client: MlflowClient) -> dict[tuple[str, str, int], object]:
+    """The finished runs, by (task, mechanism, seed)."""
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is None:
         return {}
     runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=1000)
-    return {(r.data.tags["task"], r.data.tags["attention"]): r for r in runs}
+    return {(r.data.tags["task"], r.data.tags["attention"], int(r.data.tags["seed"])): r for r in runs}
 
 
-def train(store: str, task: str, mechanism: str, threads: int) -> tuple[str, str, float, int]:
+def train(store: str, task: str, mechanism: str, seed: int, threads: int) -> tuple[str, str, int, float, int]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "OMP_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "lightning_attn", "train", f"task={task}", f"attention={mechanism}",
+    cmd = [sys.executable, "-m", "lightning_attn", "train", f"task={task}", f"attention={mechanism}", f"seed={seed}",
            f"threads={threads}", f"logger.experiment_name={EXPERIMENT}",
            "trainer.enable_progress_bar=false"]  # fmt: skip
     start = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - start
-    print(f"{task:<12} {mechanism:<10} exit {proc.returncode} in {elapsed / 60:.1f} min", flush=True)
+    print(f"{task:<12} {mechanism:<10} seed {seed} exit {proc.returncode} in {elapsed / 60:.1f} min", flush=True)
     if proc.returncode:
         print(proc.stderr[-2000:], flush=True)
-    return task, mechanism, elapsed, proc.returncode
+    return task, mechanism, seed, elapsed, proc.returncode
+
+
+def row_values(task: str, run) -> dict[str, object]:
+    m = run.data.metrics
+    values: dict[str, object] = dict(m)
+    values["accuracy"] = m.get(TASKS[task].headline)
+    values["exact"] = m.get("test/exact")
+    values["converged"] = m.get("run/converged")
+    values["wall_min"] = (run.info.end_time - run.info.start_time) / 60000
+    return values
+
+
+def cell(key: str, fmt: str, values: list[dict[str, object]]) -> str:
+    """One column over a pair's seeds: the test metric as mean ± interval, ``converged`` as a count, the
+    rest as a mean."""
+    present = [v[key] for v in values if v.get(key) is not None]
+    if not present:
+        return "—"
+    if key == "converged":
+        converged = sum(present)
+        if len(present) == 1:
+            return "yes" if converged else "no (cap)"
+        return f"{converged:.0f} of {len(present)}"
+    if key == "accuracy" and len(present) > 1:
+        return seed_stats(present).describe()
+    return fmt.format(sum(present) / len(present))
 
 
 def table(client: MlflowClient) -> str:
-    runs = done(client)
-    lines = ["| task | mechanism | " + " | ".join(c[1] for c in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 2)]
-    for (task, mechanism), run in sorted(runs.items()):
-        m = run.data.metrics
-        values = dict(m)
-        values["accuracy"] = m.get(TASKS[task].headline)
-        values["exact"] = m.get("test/exact")
-        values["converged"] = {1.0: "yes", 0.0: "no (cap)"}.get(m.get("run/converged"))
-        values["wall_min"] = (run.info.end_time - run.info.start_time) / 60000
-        cells = ["—" if values.get(k) is None else fmt.format(values[k]) for k, _, fmt in COLUMNS]
-        lines.append(f"| {task} | {mechanism} | " + " | ".join(cells) + " |")
+    by_pair: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for (task, mechanism, _seed), run in sorted(done(client).items()):
+        by_pair.setdefault((task, mechanism), []).append(row_values(task, run))
+    header = ["task", "mechanism", "seeds", *(c[1] for c in COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (task, mechanism), values in by_pair.items():
+        cells = [cell(key, fmt, values) for key, _, fmt in COLUMNS]
+        lines.append(f"| {task} | {mechanism} | {len(values)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -86,10 +113,11 @@ def main() -> None:
     parser.add_argument("--mechanisms", nargs="*", default=sorted(MECHANISMS))
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (the cores are split)")
     parser.add_argument("--threads", type=int, help="torch threads per run (default: the cores / --parallel)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[RunConfig.seed], help="one run per seed")
     args = parser.parse_args()
     client = MlflowClient(args.store)
     have = done(client)
-    todo = [(t, m) for t in args.tasks for m in args.mechanisms if (t, m) not in have]
+    todo = [(t, m, s) for s in args.seeds for t in args.tasks for m in args.mechanisms if (t, m, s) not in have]
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
     print(f"{len(todo)} runs to do ({len(have)} in {args.store} already), {args.parallel} at a time, "
           f"{threads} thread(s) each", flush=True)  # fmt: skip
