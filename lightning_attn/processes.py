@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -57,12 +58,24 @@ def stop_signals() -> Iterator[None]:
 @contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold SIGINT/SIGTERM/SIGHUP back until the block is done, then deliver them: for steps that must not be
-    cut in half (an MLflow run created but its id not yet recorded would stay RUNNING for ever)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    cut in half (an MLflow run created but its id not yet recorded would stay RUNNING for ever).
+
+    The handlers are swapped for ones that only note the signal. Masking the signals would not do: the
+    kernel hands a signal sent to the process to any thread that does not block it (torch, MLflow and
+    Optuna all start threads), and Python runs the handler in the main thread whichever thread received
+    it. Only the main thread runs Python handlers, so elsewhere there is nothing to hold back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(pending):  # each once, in the order they came
+            signal.raise_signal(signum)  # now the restored handler runs (or the default action)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
