@@ -5,9 +5,10 @@ the epoch cap only a cap), ``--parallel`` at a time with the cores split between
 store. Runs already in the store are not repeated, so an interrupted table resumes. The table: the test
 metric (BLEU; captioning BLEU-4 and exact captions), alignment against the gold attention (accuracy and
 AER), sparsity (share of exactly-zero weights, effective number of positions read), the gradient
-estimator's variance (mechanisms that sample or relax their choice), epochs to convergence, training
-wall time and greedy inference latency at batch 1. With ``--seeds`` each pair is trained once per seed and
-the table gives the test metric's mean ± 95 % interval over the seeds (from three) and every other column's mean.
+estimator's variance and signal-to-noise ratio (mechanisms that sample or relax their choice), epochs to
+convergence, training wall time and greedy inference latency at batch 1. With ``--seeds`` each pair is
+trained once per seed, and the table gives the test metric's mean ± 95 % interval over the seeds (from
+three) and every other column's mean.
 
     python benchmarks/mechanisms.py --store sqlite:///results.db            # everything (hours on 2 cores)
     python benchmarks/mechanisms.py --tasks translation --mechanisms soft hard --seeds 0 1 2
@@ -38,6 +39,7 @@ COLUMNS = [
     ("test/attention_zero_share", "zero weights", "{:.0%}"),
     ("test/attention_positions", "positions read", "{:.2f}"),
     ("stability/grad_estimator_var", "estimator var", "{:.3g}"),
+    ("stability/grad_estimator_snr", "estimator SNR", "{:.3g}"),  # scale-free: comparable across mechanisms
     ("run/epochs", "epochs", "{:.0f}"),
     ("converged", "converged", "{}"),
     ("wall_min", "train time (min)", "{:.1f}"),
