@@ -57,8 +57,12 @@ def _copy_task(root: Path) -> Path:
     return root
 
 
+def _client() -> MlflowClient:
+    return MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+
+
 def _record(run_id: str) -> tuple[dict[str, float], dict[str, str]]:
-    run = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}").get_run(run_id)
+    run = _client().get_run(run_id)
     return run.data.metrics, run.data.tags
 
 
@@ -85,7 +89,7 @@ def test_a_run_on_data_it_masters_stops_before_the_cap_and_records_convergence(t
     metrics, tags = _record(result.run_id)
     assert metrics["run/converged"] == 1.0
     assert metrics["run/epochs"] < 80 and 1 <= metrics["run/best_epoch"] <= metrics["run/epochs"]
-    history = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}").get_metric_history(result.run_id, "val/bleu")
+    history = _client().get_metric_history(result.run_id, "val/bleu")
     val_bleu = [m.value for m in sorted(history, key=lambda m: m.step)]
     # it did master the data before it stopped — at its best epoch: lr 0.03 makes the last epochs swing
     assert val_bleu[int(metrics["run/best_epoch"]) - 1] > 80
