@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from lightning_attn.tracking import mask_secrets, resolve_tracking_uri
-from lightning_attn.tracking.mlflow import default_artifact_location
+from lightning_attn.tracking.mlflow import default_artifact_location, sqlite_file
 
 
 def test_default_tracking_uri_is_sqlite_in_cwd():
@@ -27,3 +30,33 @@ def test_artifacts_go_beside_the_sqlite_db(tmp_path):
     location = default_artifact_location(f"sqlite:///{tmp_path}/mlflow.db", "my exp")
     assert location == (Path(tmp_path) / "mlartifacts" / "my_exp").as_uri()
     assert default_artifact_location("http://127.0.0.1:5000", "x") is None
+
+
+def test_sqlite_file_of_uris(tmp_path):
+    assert sqlite_file(f"sqlite:///{tmp_path}/a.db") == tmp_path / "a.db"  # absolute: sqlite:////abs
+    assert sqlite_file("sqlite:///rel/a.db") == Path("rel/a.db")  # relative to the working directory, as SQLAlchemy
+    assert sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("postgresql://u@h/db") is None
+
+
+# Each process waits for the same instant, then opens the fresh store and creates the experiment.
+_RACE = """
+import sys, time
+from lightning_attn.tracking import ensure_experiment
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+print(ensure_experiment(sys.argv[1], "raced"))
+"""
+
+
+def test_processes_starting_at_once_share_a_fresh_sqlite_store(tmp_path):
+    # MLflow creates a new SQLite file's tables unlocked: without store_creation_lock one of these
+    # dies with "table experiments already exists" (seen with two `lightning-attn train` at once)
+    uri = f"sqlite:///{tmp_path}/fresh.db"
+    start = time.time() + 8  # after every interpreter has imported MLflow
+    command = [sys.executable, "-c", _RACE, uri, str(start)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=120), p.stdout.read().strip(), p.stderr.read()) for p in procs]
+    assert [rc for rc, _, _ in results] == [0, 0, 0], [err[-500:] for _, _, err in results]
+    assert len({out for _, out, _ in results}) == 1  # one experiment, the same id for all
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["fresh.db"]  # the lock leaves no file behind

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -64,8 +67,9 @@ def check_tracking_store(uri: str) -> None:
         )
     if parts.scheme == "sqlite":
         # a local file: MLflow creates it on first use; checking must not (bad input writes nothing)
-        if parts.path not in ("", "/", "/:memory:"):
-            folder = Path(parts.path[1:] if parts.path.startswith("//") else parts.path).parent
+        db = sqlite_file(uri)
+        if db is not None:
+            folder = db.parent
             if not folder.is_dir():
                 raise TrackingUnavailable(f"{where}: the folder {folder} does not exist")
             if not os.access(folder, os.W_OK):
@@ -113,16 +117,50 @@ def log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
         client.log_batch(run_id, params=items[i : i + 100])
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///…`` URI; None for any other store and for an in-memory database.
+
+    As SQLAlchemy reads it, the path is what follows the third slash: ``sqlite:////abs/a.db`` is
+    ``/abs/a.db``, ``sqlite:///a.db`` is ``a.db`` in the working directory (not ``/a.db``).
+    """
+    parts = urlsplit(uri)
+    if parts.scheme != "sqlite" or parts.path in ("", "/", "/:memory:"):
+        return None
+    return Path(parts.path[1:])
+
+
+@contextlib.contextmanager
+def store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock while a process may create a local SQLite store's schema.
+
+    MLflow builds the tables of a new SQLite file when a client first opens it, without a lock: two
+    ``lightning-attn train`` started at once on a fresh ``mlflow.db`` both try, and one dies with
+    "table experiments already exists". An ``flock`` on the database's folder (no lock file is left
+    behind; the kernel drops the lock when the process dies) makes them take turns. Other stores
+    need nothing: a server or PostgreSQL database exists, with its schema, before runs use it.
+    """
+    db = sqlite_file(uri)
+    folder = db.parent if db is not None else None
+    if folder is None or not folder.is_dir():
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def default_artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
     """For a local SQLite store: ``mlartifacts/<experiment>`` next to the database file.
 
     Without this MLflow would put artifacts in ``./mlruns`` of whatever the working directory is.
     Other stores (servers, PostgreSQL) keep their own artifact root.
     """
-    parts = urlsplit(tracking_uri)
-    if parts.scheme != "sqlite" or not parts.path or parts.path in ("/", "/:memory:"):
+    db = sqlite_file(tracking_uri)
+    if db is None:
         return None
-    db = Path(parts.path[1:] if parts.path.startswith("//") else parts.path)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment_name).strip("_") or "experiment"
     return (db.resolve().parent / "mlartifacts" / slug).as_uri()
 
@@ -132,8 +170,9 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name(name)
+    with store_creation_lock(tracking_uri):
+        client = MlflowClient(tracking_uri)
+        found = client.get_experiment_by_name(name)
     if found is not None and found.lifecycle_stage != "deleted":
         return found.experiment_id
     if found is not None:
