@@ -3,7 +3,12 @@
 Training: each decoder step samples **one** position ``s ~ Categorical(α)`` and reads its value;
 with probability ``semi_sampling_p`` the step uses the soft expectation ``Σ α_i v_i`` instead
 ("semi-sampling", Xu et al. 2015 §4.1), which lowers the variance of the estimator.
-Evaluation: the argmax of the scores, read with a gather — no softmax, entropy or weighted sum.
+Evaluation (``eval_read``): by default the argmax of the scores, read with a gather — no softmax, entropy
+or weighted sum, the saving hard attention promises at inference. ``expectation`` reads ``Σ α_i v_i``
+instead, as *Show, Attend and Tell*'s released code decodes its hard models unless asked to sample
+(arctic-captions ``generate_caps.py``: ``sampling=False`` and ``argmax=False`` give the expected
+context): hard *training*, soft *reading*, every position scored and read — compare it with soft
+attention for accuracy, not for inference cost.
 
 The attention scorer gets its gradient from the score-function estimator
 
@@ -58,10 +63,13 @@ class HardAttentionConfig(SoftAttentionConfig):
     reinforce_weight: float = 1.0  # scale of the REINFORCE surrogate relative to the NLL
     reward_per_token: bool = True  # R = mean token log-likelihood (arctic-captions' RL_sumCost), else the sum
     credit: str = "sentence"  # the reward a step's choice gets: sentence, to_go or step (module docstring)
+    eval_read: str = "argmax"  # at evaluation: argmax (one position, gathered) or expectation (Σ α_i v_i)
 
 
 #: the rewards a step's choice can be credited with (:attr:`HardAttentionConfig.credit`)
 CREDITS = ("sentence", "to_go", "step")
+#: how evaluation reads the values (:attr:`HardAttentionConfig.eval_read`)
+EVAL_READS = ("argmax", "expectation")
 
 
 @dataclass
@@ -95,7 +103,8 @@ class HardAttention(SoftAttention):
             bonus, ``semi_sampling_p`` the probability, per example and step, of using the soft expectation,
             ``reinforce_weight`` the multiplier of the whole surrogate loss, ``reward_per_token`` whether the
             reward is the mean token log-likelihood of the target (else the sum), ``credit`` which
-            tokens' log-likelihood a step's choice is rewarded with (``sentence``, ``to_go``, ``step``).
+            tokens' log-likelihood a step's choice is rewarded with (``sentence``, ``to_go``, ``step``),
+            ``eval_read`` what evaluation reads (``argmax``: one position; ``expectation``: ``Σ α_i v_i``).
     """
 
     stochastic = True
@@ -111,12 +120,16 @@ class HardAttention(SoftAttention):
             raise ValueError(f"baseline_decay must lie in [0, 1), got {c.baseline_decay}")
         if c.credit not in CREDITS:
             raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {c.credit!r}")
+        if c.eval_read not in EVAL_READS:
+            raise ValueError(f"eval_read must be one of {', '.join(EVAL_READS)}, got {c.eval_read!r}")
         self.baseline_decay = c.baseline_decay
         self.entropy_weight = c.entropy_weight
         self.semi_sampling_p = c.semi_sampling_p
         self.reinforce_weight = c.reinforce_weight
         self.reward_per_token = c.reward_per_token
         self.credit = c.credit
+        self.eval_read = c.eval_read
+        self.selects_one = c.eval_read == "argmax"  # the expected context reads every position
         # The baseline is state, not a parameter: it is saved in checkpoints and synchronised by DDP.
         self.register_buffer("baseline", torch.zeros(()))
         self.register_buffer("baseline_started", torch.zeros((), dtype=torch.bool))
@@ -124,6 +137,8 @@ class HardAttention(SoftAttention):
     def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
         """``(B, Dq), (B, N, *), (B, N, Dv), (B, N) -> context (B, Dv)``."""
         mask = full_mask(values) if mask is None else mask
+        if not self.training and self.eval_read == "expectation":
+            return super().attend(query, prepared_keys, values, mask)  # soft attention's read of the same α
         if not self.training:
             # evaluation: the most likely position, read directly. The argmax of the scores is the
             # argmax of α, so no softmax, no entropy, no weighted sum: the saving hard attention

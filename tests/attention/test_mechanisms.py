@@ -247,6 +247,37 @@ def test_an_unknown_credit_is_refused_with_the_valid_ones():
         HardAttention(DQ, DK, HardAttentionConfig(credit="episode"))
 
 
+def test_hard_reads_one_position_at_evaluation_by_default():
+    query, keys, mask = inputs()
+    attention = HardAttention(DQ, DK).eval()
+    out = attention(query, keys, keys, mask)
+    assert attention.traits()["selects_one"]
+    assert ((out.weights == 0) | (out.weights == 1)).all() and (out.weights.sum(-1) == 1).all()
+    assert (out.weights[~mask] == 0).all()
+
+
+def test_hard_expectation_read_is_soft_attention_with_the_same_scorer_and_reads_every_position():
+    # arctic-captions decodes its hard models with the expected context unless asked to sample
+    query, keys, mask = inputs()
+    hard = HardAttention(DQ, DK, HardAttentionConfig(eval_read="expectation")).eval()
+    soft = SoftAttention(DQ, DK).eval()
+    soft.load_state_dict(hard.state_dict(), strict=False)  # the scorer's weights; hard adds its baseline
+    out, expected = hard(query, keys, keys, mask), soft(query, keys, keys, mask)
+    torch.testing.assert_close(out.context, expected.context)
+    assert (out.weights[mask] > 0).all() and (out.weights[~mask] == 0).all()
+    assert not hard.traits()["selects_one"]
+    # training is unchanged: still one sampled position on the rows that sample
+    torch.manual_seed(0)
+    trained = hard.train()(query, keys, keys, mask)
+    sampled = trained.extras["sampled"]
+    assert sampled.any() and (trained.weights[sampled].max(-1).values == 1).all()
+
+
+def test_an_unknown_eval_read_is_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="argmax, expectation"):
+        HardAttention(DQ, DK, HardAttentionConfig(eval_read="sample"))
+
+
 def test_reinforce_loss_is_finite_with_padding_steps():
     query, keys, mask = inputs()
     attention = HardAttention(DQ, DK).train()
