@@ -12,6 +12,7 @@ three) and every other column's mean.
 
     python benchmarks/mechanisms.py --store sqlite:///results.db            # everything (hours on 2 cores)
     python benchmarks/mechanisms.py --tasks translation --mechanisms soft hard --seeds 0 1 2
+    python benchmarks/mechanisms.py --store sqlite:///patience6.db --set early_stopping.patience=6   # changed runs
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ def done(client: MlflowClient) -> dict[tuple[str, str, int], object]:
     return {(r.data.tags["task"], r.data.tags["attention"], int(r.data.tags["seed"])): r for r in runs}
 
 
-def train(store: str, task: str, mechanism: str, seed: int, threads: int) -> tuple[str, str, int, float, int]:
+def train(
+    store: str, task: str, mechanism: str, seed: int, threads: int, overrides: list[str]
+) -> tuple[str, str, int, float, int]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "lightning_attn", "train", f"task={task}", f"attention={mechanism}", f"seed={seed}",
            f"threads={threads}", f"logger.experiment_name={EXPERIMENT}",
-           "trainer.enable_progress_bar=false"]  # fmt: skip
+           "trainer.enable_progress_bar=false", *overrides]  # fmt: skip
     start = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - start
@@ -116,15 +119,18 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (the cores are split)")
     parser.add_argument("--threads", type=int, help="torch threads per run (default: the cores / --parallel)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[RunConfig.seed], help="one run per seed")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config changes for every run (e.g. early_stopping.patience=6); runs are keyed by "
+                        "task, mechanism and seed only, so give changed runs their own --store")  # fmt: skip
     args = parser.parse_args()
     client = MlflowClient(args.store)
     have = done(client)
     todo = [(t, m, s) for s in args.seeds for t in args.tasks for m in args.mechanisms if (t, m, s) not in have]
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
     print(f"{len(todo)} runs to do ({len(have)} in {args.store} already), {args.parallel} at a time, "
-          f"{threads} thread(s) each", flush=True)  # fmt: skip
+          f"{threads} thread(s) each" + (f", with {' '.join(args.set)}" if args.set else ""), flush=True)  # fmt: skip
     with ThreadPoolExecutor(args.parallel) as pool:
-        list(pool.map(lambda job: train(args.store, *job, threads), todo))
+        list(pool.map(lambda job: train(args.store, *job, threads, args.set), todo))
     print(table(client))
 
 
