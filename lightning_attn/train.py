@@ -209,7 +209,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
         stopped = isinstance(e, (KeyboardInterrupt, SystemExit, optuna.TrialPruned))
         if trainer.is_global_zero and logger._initialized:
             pruned = isinstance(e, optuna.TrialPruned)
-            key, why = (T.PRUNED, str(e)) if pruned else (T.FAILURE_REASON, e)
+            key, why = (T.PRUNED, str(e)) if pruned else (T.FAILURE_REASON, _stopped_because(e) if stopped else e)
             logger.experiment.set_tag(logger.run_id, key, failure_reason(why))
             best_so_far = trainer.checkpoint_callback.best_model_path if checkpointing else ""
             if stopped and best_so_far:  # a stopped run's best epoch can still be scored: lightning-attn evaluate
@@ -219,6 +219,16 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             raise SystemExit(128 + signal.SIGTERM) from None
         raise
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
+
+
+def _stopped_because(e: BaseException) -> str:
+    """A stop in words: Lightning's SIGTERMException and the SystemExit after Ctrl+C carry no message, and
+    "SIGTERMException: " says nothing to whoever reads the run's failure_reason."""
+    if isinstance(e, SIGTERMException):
+        return "stopped by SIGTERM"
+    if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
+        return "interrupted by Ctrl+C (SIGINT)"
+    return failure_reason(e)
 
 
 def _log_vocabularies(logger: MLFlowLogger, data: Any) -> None:

@@ -125,3 +125,4 @@ def test_train_stopped_by_sigterm_exits_143_and_its_run_is_killed_with_its_check
     client = MlflowClient(uri)
     run = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])[0]
     assert run.info.status == "KILLED" and Path(run.data.tags[T.BEST_CHECKPOINT]).is_file()
+    assert run.data.tags[T.FAILURE_REASON] == "stopped by SIGTERM"

@@ -81,6 +81,7 @@ def test_interrupted_run_is_marked_killed(monkeypatch):
     client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
     assert run.info.status == "KILLED"
+    assert run.data.tags["failure_reason"] == "interrupted by Ctrl+C (SIGINT)"
 
 
 def test_cli_train_prints_result_and_respects_tracking_env(monkeypatch, tmp_path, capsys):
