@@ -221,14 +221,14 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
 
 
-def _stopped_because(e: BaseException) -> str:
+def _stopped_because(e: BaseException) -> BaseException | str:
     """A stop in words: Lightning's SIGTERMException and the SystemExit after Ctrl+C carry no message, and
-    "SIGTERMException: " says nothing to whoever reads the run's failure_reason."""
+    "SIGTERMException: " says nothing to whoever reads the run's failure_reason. Any other stop as it is."""
     if isinstance(e, SIGTERMException):
         return "stopped by SIGTERM"
     if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
         return "interrupted by Ctrl+C (SIGINT)"
-    return failure_reason(e)
+    return e
 
 
 def _log_vocabularies(logger: MLFlowLogger, data: Any) -> None:
