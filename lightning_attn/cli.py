@@ -2,6 +2,7 @@
 
     lightning-attn train [group=choice ...] [dotted.key=value ...]
     lightning-attn train --print-config attention=hard     # show the composed config, train nothing
+    lightning-attn train --resume RUN_ID [dotted.key=value ...]   # continue a stopped run where it ended
     lightning-attn evaluate RUN_ID [split=NAME | src=FILE ref=FILE] [dotted.key=value ...]
     lightning-attn config                                  # the groups and their choices
     lightning-attn sweep FILE [--devices …] [--storage URL] [--resume | --join]
@@ -41,19 +42,25 @@ def _groups_help() -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    cfg = compose(args.overrides)
+    cfg = None if args.resume else compose(args.overrides)
     if args.print_config:
+        if cfg is None:
+            raise ConfigError("--print-config composes a new run's config; a resumed run's is its config.yaml artifact")
         print(mask_secrets(to_yaml(cfg)), end="")
         return 0
     from .data import DataError
+    from .saved_runs import RunRecordError
     from .tracking.stability import DivergedError
-    from .train import train, train_seeds
+    from .train import resume, train, train_seeds
 
     try:
-        if cfg.seeds:
+        if cfg is None:
+            result = resume(args.resume, args.overrides)
+        elif cfg.seeds:
             return _print_seeds(train_seeds(cfg))
-        result = train(cfg)
-    except DataError as e:
+        else:
+            result = train(cfg)
+    except (DataError, RunRecordError) as e:
         raise ConfigError(str(e)) from None
     except DivergedError as e:  # an outcome, not a bug: recorded as FAILED with this reason
         print(f"error: {e} (the MLflow run is marked FAILED with this reason)", file=sys.stderr)
@@ -231,10 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train one model and record it in MLflow",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_groups_help() + "\n\nexample: lightning-attn train attention=hard trainer.max_epochs=3",
+        epilog=_groups_help() + "\n\nexamples:\n  lightning-attn train attention=hard trainer.max_epochs=3\n"
+        "  lightning-attn train --resume RUN_ID trainer.max_epochs=20   # a stopped run, 20 epochs in all",
     )
-    train.add_argument("overrides", nargs="*", help="group=choice or dotted.key=value")
+    train.add_argument(
+        "overrides", nargs="*", help="group=choice or dotted.key=value (with --resume: dotted keys only)"
+    )
     train.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue this run from its last checkpoint, into the same "
+        "MLflow run (its store: logger.tracking_uri=URI, else $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
     train.set_defaults(func=_train)
     evaluate = sub.add_parser(
         "evaluate",

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
-import yaml
 
-from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose, flatten, section
+from .config import ConfigError, flatten, section
+from .saved_runs import RunRecordError, best_checkpoint, get_run, run_config, run_vocabularies
 from .tasks import TASKS
-from .tracking import check_tracking_store, log_params, mask_secrets, resolve_tracking_uri
+from .tracking import check_tracking_store, log_params, resolve_tracking_uri
 from .tracking import tags as T
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 SPLIT, SOURCE_FILE, REFERENCE_FILE = "split", "src", "ref"
 
 
-class EvaluateError(LookupError):
-    """The run cannot be evaluated (no such run, no checkpoint, no vocabularies): one line says why."""
+#: the run cannot be evaluated (no such run, no checkpoint, no vocabularies): one line says why
+EvaluateError = RunRecordError
 
 
 @dataclass
@@ -64,8 +64,6 @@ class EvaluateRequest:
                 request.split = value
             elif key in (SOURCE_FILE, REFERENCE_FILE):
                 files[key] = value
-            elif key in (*GROUP_NAMES, EXPERIMENT):
-                raise ConfigError(f"{key}= cannot change: the checkpoint was trained with the run's {key}")
             else:
                 request.overrides.append(item)
         if files:
@@ -75,41 +73,6 @@ class EvaluateRequest:
                 raise ConfigError("give split=NAME or src=FILE ref=FILE, not both")
             request.files = (files[SOURCE_FILE], files[REFERENCE_FILE])
         return request
-
-
-def _download(client, run_id: str, path: str, into: Path) -> Path | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return Path(client.download_artifacts(run_id, path, str(into)))
-    except (MlflowException, OSError):
-        return None
-
-
-def _checkpoint(client, run, into: Path) -> Path:
-    """The run's best checkpoint: the file its tag names, else the copy uploaded as an artifact."""
-    tagged = run.data.tags.get(T.BEST_CHECKPOINT)
-    if tagged and Path(tagged).is_file():
-        return Path(tagged)
-    uploaded = [a.path for a in _walk(client, run.info.run_id, "model") if a.path.endswith(".ckpt")]
-    best = sorted(uploaded, key=lambda p: ("best" not in Path(p).name, p))
-    if best:
-        path = _download(client, run.info.run_id, best[0], into)
-        if path is not None:
-            return path
-    where = f"{tagged} is gone" if tagged else "it recorded none"
-    raise EvaluateError(
-        f"run {run.info.run_id} has no checkpoint to evaluate ({where}; train with "
-        "trainer.enable_checkpointing=true, or logger.log_model=true to keep a copy in MLflow)"
-    )
-
-
-def _walk(client, run_id: str, path: str):
-    for info in client.list_artifacts(run_id, path):
-        if info.is_dir:
-            yield from _walk(client, run_id, info.path)
-        else:
-            yield info
 
 
 def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str | None = None) -> EvaluateResult:
@@ -127,7 +90,6 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
     import torch
     from lightning.pytorch.loggers import MLFlowLogger
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from .data import DataError
 
@@ -135,27 +97,15 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_store(uri)
     client = MlflowClient(uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise EvaluateError(f"no run {run_id!r} in {mask_secrets(uri)}") from None
+    run = get_run(client, run_id, uri)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         # 1. the run's config, with the requested changes
-        saved_path = _download(client, run_id, "config.yaml", folder)
-        if saved_path is None:
-            raise EvaluateError(f"run {run_id} has no config.yaml artifact: it was not trained by lightning-attn train")
-        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
-        choices = saved.pop("choices", {})
-        groups = [f"{g}={c}" for g, c in choices.items() if g in GROUP_NAMES]
-        cfg = compose(groups + request.overrides, base=saved, base_source=f"run {run_id}'s config.yaml")
+        cfg = run_config(client, run_id, folder, request.overrides)
         spec = TASKS[cfg.task.name]
         # 2. its vocabularies and checkpoint; the text to decode
-        vocabularies = _download(client, run_id, T.VOCABULARIES, folder)
-        if vocabularies is None:
-            raise EvaluateError(f"run {run_id} has no {T.VOCABULARIES}/ artifacts (it predates evaluate): "
-                                "its model's ids cannot be read back into words")  # fmt: skip
-        checkpoint = _checkpoint(client, run, folder)
+        vocabularies = run_vocabularies(client, run_id, folder)
+        checkpoint = best_checkpoint(client, run, folder)
         L.seed_everything(cfg.seed, verbose=False)  # the same token batches as the run's own test
         data = spec.datamodule(section(cfg, "data"))
         data.load_vocabularies(vocabularies)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,14 @@ class TrainResult:
     stop_reason: str | None = None  # how training ended (see tracking.convergence)
 
 
-def build_task(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+def build_task(cfg: DictConfig, vocabularies: Path | None = None) -> tuple[L.LightningDataModule, L.LightningModule]:
     """The DataModule (already set up, so data errors surface now) and the LightningModule, as the task
-    registry says."""
+    registry says; with ``vocabularies`` (a folder a run saved), the data is encoded with those instead of
+    vocabularies built from the training split."""
     spec = TASKS[cfg.task.name]
     data = spec.datamodule(section(cfg, "data"))
+    if vocabularies is not None:
+        data.load_vocabularies(vocabularies)
     data.setup()
     try:
         module = spec.module.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
@@ -118,10 +122,12 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
     if cfg.task.get("attention_pictures_every", 0) > 0:
         all_callbacks.append(AttentionPictures(cfg.task.attention_pictures_every, cfg.task.attention_pictures))
     if trainer_kwargs["enable_checkpointing"]:
-        all_callbacks.append(
-            ModelCheckpoint(monitor=spec.monitor, mode=spec.mode, filename="best", auto_insert_metric_name=False)
-        )
-    return L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=cfg.output_dir)
+        # best.ckpt is what test and evaluate read; last.ckpt (every epoch) is what train --resume continues from
+        all_callbacks.append(ModelCheckpoint(monitor=spec.monitor, mode=spec.mode, filename="best",
+                                             auto_insert_metric_name=False, save_last=True))  # fmt: skip
+    # absolute, so that the checkpoint folder a checkpoint records is the same wherever train --resume runs
+    root = str(Path(cfg.output_dir).resolve())
+    return L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=root)
 
 
 def run_tags(cfg: DictConfig, attention: Any = None) -> dict[str, str]:
@@ -149,7 +155,19 @@ def _make_logger(cfg: DictConfig, uri: str, run_id: str | None, tags: dict[str, 
     )  # fmt: skip
 
 
-def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str | None = None) -> TrainResult:
+@dataclass
+class Resumption:
+    """Where :func:`train` continues a run from (:func:`resume` builds it)."""
+
+    checkpoint: Path  # a full training checkpoint of the run
+    vocabularies: Path  # the run's vocabularies, so that its ids mean the same words
+    changes: list[str]  # the ``dotted.key=value`` changes to the run's config, for the record
+
+
+def train(
+    cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str | None = None,
+    resumption: Resumption | None = None,
+) -> TrainResult:  # fmt: skip
     """Train, test the best checkpoint, and record everything in one MLflow run.
 
     Args:
@@ -157,6 +175,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
         callbacks: extra Lightning callbacks (a sweep adds its pruning callback here).
         run_id: log into this existing MLflow run (a sweep creates each trial's run under its
             study's parent) instead of starting a new one.
+        resumption: continue the run ``run_id`` from a checkpoint of it (:func:`resume`).
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.threads > 0:
@@ -168,14 +187,16 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
     check_devices(cfg)
     uri = resolve_tracking_uri(cfg.logger.tracking_uri)
     check_tracking_store(uri)
-    data, module = build_task(cfg)
+    data, module = build_task(cfg, resumption.vocabularies if resumption else None)
     tags = run_tags(cfg, module.model.attention) | module.run_tags()
     logger = _make_logger(cfg, uri, run_id, tags)
     trainer = build_trainer(cfg, logger, callbacks)
     checkpointing = trainer.checkpoint_callback is not None
     try:
-        # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere)
-        if trainer.is_global_zero:
+        # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere). A resumed run has them
+        if trainer.is_global_zero and resumption is not None:
+            _reopen(logger, resumption, cfg)
+        elif trainer.is_global_zero:
             if run_id is not None:  # MLFlowLogger only tags the runs it creates
                 for key, value in tags.items():
                     logger.experiment.set_tag(run_id, key, value)
@@ -183,7 +204,11 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
             _log_vocabularies(logger, data)
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)
-        trainer.fit(module, datamodule=data)
+        ckpt_path = str(resumption.checkpoint) if resumption else None
+        with warnings.catch_warnings():
+            if resumption:  # the folder holds the run's own checkpoints: that is what resuming means
+                warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
         if trainer.is_global_zero and trainer.world_size > 1:
             import torch.distributed as dist
 
@@ -219,6 +244,61 @@ def train(cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str 
             raise SystemExit(128 + signal.SIGTERM) from None
         raise
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
+
+
+def resume(run_id: str, overrides: list[str] | None = None) -> TrainResult:
+    """Continue a stopped (or finished) run where it ended: ``lightning-attn train --resume RUN_ID [key=value ...]``.
+
+    The run's own record is all it needs: its config, its vocabularies and its last checkpoint (``last.ckpt``,
+    else the best one), a full training checkpoint from which Lightning restores the weights, the optimiser and
+    learning-rate schedule, the epoch count and early stopping's history. Training goes on into the same MLflow
+    run, its metrics continuing at the steps where they stopped, until early stopping or ``trainer.max_epochs``;
+    then the best checkpoint is tested as in :func:`train`. ``dotted.key=value`` changes the config first (e.g.
+    ``trainer.max_epochs=20`` to train longer, ``threads=1``); ``logger.tracking_uri=URI`` names the store that
+    holds the run. The run's params keep the values it started with; its ``resumed`` tag records each resumption.
+
+    Raises:
+        RunRecordError: no such run, or it has no config, vocabularies or checkpoint (one line).
+        ConfigError: a change that does not fit (a group such as ``attention=``, an unknown key).
+    """
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    from .saved_runs import get_run, resume_checkpoint, run_config, run_vocabularies
+
+    changes = list(overrides or [])
+    given_uri = next((o.partition("=")[2] for o in changes if o.startswith("logger.tracking_uri=")), None)
+    uri = resolve_tracking_uri(given_uri)
+    check_tracking_store(uri)
+    client = MlflowClient(uri)
+    run = get_run(client, run_id, uri)
+    checkpoint = resume_checkpoint(run)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = run_config(client, run_id, Path(tmp), changes)
+        cfg.logger.tracking_uri = uri  # the saved config has it masked, or relative to where the run started
+        folder = checkpoint.resolve().parent  # <output_dir>/<experiment id>/<run id>/checkpoints, Lightning's layout
+        if folder.name == "checkpoints" and folder.parent.name == run_id:
+            # the same folder again, wherever this runs from: Lightning's checkpointing keeps its best-so-far
+            # only when the folder is the one it recorded
+            cfg.output_dir = str(folder.parents[2])
+        vocabularies = run_vocabularies(client, run_id, Path(tmp))
+        return train(cfg, run_id=run_id, resumption=Resumption(checkpoint, vocabularies, changes))
+
+
+def _reopen(logger: MLFlowLogger, resumption: Resumption, cfg: DictConfig) -> None:
+    """Mark a resumed run RUNNING again, without the reason it stopped, and record the resumption; the config
+    artifact becomes the one training goes on with (``evaluate`` reads it)."""
+    client, run_id = logger.experiment, logger.run_id
+    run = client.get_run(run_id)
+    client.update_run(run_id, status="RUNNING")
+    if T.FAILURE_REASON in run.data.tags:
+        client.delete_tag(run_id, T.FAILURE_REASON)
+    earlier = run.data.tags.get(T.RESUMED)
+    changes = " ".join(mask_secrets(c) for c in resumption.changes) or "no changes"
+    this = f"from {resumption.checkpoint.name} ({changes})"
+    client.set_tag(run_id, T.RESUMED, (f"{earlier}; {this}" if earlier else this)[-T.REASON_LIMIT :])
+    client.log_text(run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
 
 
 def _stopped_because(e: BaseException) -> BaseException | str:

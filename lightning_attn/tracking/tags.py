@@ -20,6 +20,7 @@ FAILURE_REASON = "failure_reason"  # why a run (or a trial) failed or was stoppe
 PRUNED = "pruned"  # why a sweep trial was pruned
 STOP_REASON = "stop_reason"  # how training ended: converged (plateau) or stopped while still improving
 BEST_CHECKPOINT = "best_checkpoint"
+RESUMED = "resumed"  # each time train --resume continued the run: from which checkpoint, with which changes
 HEADLINE_METRIC = "metric.headline"  # the test metric a report ranks the run by (its task's)
 VALIDATION_METRIC = "metric.validation"  # the validation metric of its learning curve and early stopping
 BLEU_SIGNATURE = "metric.bleu_signature"  # sacreBLEU's signature of the BLEU the run reports (translation)

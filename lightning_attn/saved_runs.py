@@ -1,0 +1,119 @@
+"""What a finished (or stopped) training run left behind, read back from MLflow: its config, vocabularies and
+checkpoints. ``lightning-attn evaluate`` scores a run again from them; ``lightning-attn train --resume`` continues
+one from them.
+
+Every lookup that can fail raises :class:`RunRecordError` with one line saying which run lacks what.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig
+
+from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose
+from .tracking import mask_secrets
+from .tracking import tags as T
+
+#: the file Lightning's ModelCheckpoint(save_last=True) writes beside the best checkpoint after every epoch
+LAST_CHECKPOINT = "last.ckpt"
+
+
+class RunRecordError(LookupError):
+    """The run's record lacks what is needed (no such run, no checkpoint, no vocabularies): one line says why."""
+
+
+def get_run(client: Any, run_id: str, uri: str) -> Any:
+    """The MLflow run ``run_id``, or one line naming the (masked) store that lacks it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise RunRecordError(f"no run {run_id!r} in {mask_secrets(uri)}") from None
+
+
+def download(client: Any, run_id: str, path: str, into: Path) -> Path | None:
+    """One artifact (file or folder) of the run into ``into``; None if the run has no such artifact."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return Path(client.download_artifacts(run_id, path, str(into)))
+    except (MlflowException, OSError):
+        return None
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """A saved run's config changes by ``dotted.key=value`` only: its checkpoint was trained with its groups."""
+    for item in overrides:
+        key = item.partition("=")[0]
+        if key in (*GROUP_NAMES, EXPERIMENT):
+            raise ConfigError(f"{key}= cannot change: the checkpoint was trained with the run's {key}")
+
+
+def run_config(client: Any, run_id: str, into: Path, overrides: list[str]) -> DictConfig:
+    """The run's composed config (its ``config.yaml`` artifact) with ``dotted.key=value`` ``overrides`` applied."""
+    check_overrides(overrides)
+    saved_path = download(client, run_id, "config.yaml", into)
+    if saved_path is None:
+        raise RunRecordError(f"run {run_id} has no config.yaml artifact: it was not trained by lightning-attn train")
+    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+    choices = saved.pop("choices", {})
+    groups = [f"{g}={c}" for g, c in choices.items() if g in GROUP_NAMES]
+    return compose(groups + overrides, base=saved, base_source=f"run {run_id}'s config.yaml")
+
+
+def run_vocabularies(client: Any, run_id: str, into: Path) -> Path:
+    """The folder of the run's vocabularies (the ids its model was trained on)."""
+    folder = download(client, run_id, T.VOCABULARIES, into)
+    if folder is None:
+        raise RunRecordError(f"run {run_id} has no {T.VOCABULARIES}/ artifacts (it predates evaluate): "
+                             "its model's ids cannot be read back into words")  # fmt: skip
+    return folder
+
+
+def _walk(client: Any, run_id: str, path: str):
+    for info in client.list_artifacts(run_id, path):
+        if info.is_dir:
+            yield from _walk(client, run_id, info.path)
+        else:
+            yield info
+
+
+def best_checkpoint(client: Any, run: Any, into: Path) -> Path:
+    """The run's best checkpoint: the file its tag names, else the copy uploaded as an artifact."""
+    tagged = run.data.tags.get(T.BEST_CHECKPOINT)
+    if tagged and Path(tagged).is_file():
+        return Path(tagged)
+    uploaded = [a.path for a in _walk(client, run.info.run_id, "model") if a.path.endswith(".ckpt")]
+    best = sorted(uploaded, key=lambda p: ("best" not in Path(p).name, p))
+    if best:
+        path = download(client, run.info.run_id, best[0], into)
+        if path is not None:
+            return path
+    where = f"{tagged} is gone" if tagged else "it recorded none"
+    raise RunRecordError(
+        f"run {run.info.run_id} has no checkpoint to evaluate ({where}; train with "
+        "trainer.enable_checkpointing=true, or logger.log_model=true to keep a copy in MLflow)"
+    )
+
+
+def resume_checkpoint(run: Any) -> Path:
+    """The checkpoint a run continues from: the last epoch's (``last.ckpt`` beside the best), else the best.
+
+    Both are full training checkpoints (weights, optimiser and schedule, early stopping's history), so training
+    continues where it stopped; from the best one it repeats the epochs after it.
+    """
+    tagged = run.data.tags.get(T.BEST_CHECKPOINT)
+    if not tagged:
+        raise RunRecordError(
+            f"run {run.info.run_id} has no checkpoint to resume from (it recorded none: it stopped before its "
+            "first validation, or trained with trainer.enable_checkpointing=false)"
+        )
+    last = Path(tagged).with_name(LAST_CHECKPOINT)
+    for path in (last, Path(tagged)):
+        if path.is_file():
+            return path
+    raise RunRecordError(f"run {run.info.run_id} has no checkpoint to resume from ({tagged} is gone)")
