@@ -246,7 +246,7 @@ def train(
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
 
 
-def resume(run_id: str, overrides: list[str] | None = None) -> TrainResult:
+def resume(run_id: str, overrides: list[str] | None = None, callbacks: list[Callback] | None = None) -> TrainResult:
     """Continue a stopped (or finished) run where it ended: ``lightning-attn train --resume RUN_ID [key=value ...]``.
 
     The run's own record is all it needs: its config, its vocabularies and its last checkpoint (``last.ckpt``,
@@ -256,6 +256,7 @@ def resume(run_id: str, overrides: list[str] | None = None) -> TrainResult:
     then the best checkpoint is tested as in :func:`train`. ``dotted.key=value`` changes the config first (e.g.
     ``trainer.max_epochs=20`` to train longer, ``threads=1``); ``logger.tracking_uri=URI`` names the store that
     holds the run. The run's params keep the values it started with; its ``resumed`` tag records each resumption.
+    ``callbacks`` are extra Lightning callbacks, as for :func:`train`.
 
     Raises:
         RunRecordError: no such run, or it has no config, vocabularies or checkpoint (one line).
@@ -283,7 +284,7 @@ def resume(run_id: str, overrides: list[str] | None = None) -> TrainResult:
             # only when the folder is the one it recorded
             cfg.output_dir = str(folder.parents[2])
         vocabularies = run_vocabularies(client, run_id, Path(tmp))
-        return train(cfg, run_id=run_id, resumption=Resumption(checkpoint, vocabularies, changes))
+        return train(cfg, callbacks, run_id=run_id, resumption=Resumption(checkpoint, vocabularies, changes))
 
 
 def _reopen(logger: MLFlowLogger, resumption: Resumption, cfg: DictConfig) -> None:

@@ -128,3 +128,30 @@ def test_resume_from_another_folder_keeps_the_runs_checkpoint_folder(tmp_path, m
     assert not (elsewhere / "outputs").exists()
     last = Path(run.data.tags[T.BEST_CHECKPOINT]).with_name("last.ckpt")
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 3 * 3  # 3 batches an epoch
+
+
+def test_a_plateau_schedule_resumes_with_the_step_lightning_skips(tmp_path):
+    """Lightning checkpoints before the epoch's plateau step and skips it on resume; the task takes it: after a
+    resume the scheduler has seen every finished epoch's validation metric, as in an uninterrupted run."""
+
+    class SchedulerAtEpochStart(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_epoch_start(self, trainer, module):
+            plateau = trainer.lr_scheduler_configs[0].scheduler
+            self.seen.append((trainer.current_epoch, plateau.last_epoch, plateau.best))
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose([*RUN, "trainer.max_epochs=3", "task.lr_schedule=plateau", f"logger.tracking_uri={uri}",
+                   f"output_dir={tmp_path / 'out'}"])  # fmt: skip
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(cfg, callbacks=[CtrlCInEpoch(2)])
+    client = MlflowClient(uri)
+    run_id = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])[0].info.run_id
+    watch = SchedulerAtEpochStart()
+    resume(run_id, [f"logger.tracking_uri={uri}"], callbacks=[watch])
+    bleu = [m.value for m in client.get_metric_history(run_id, "val/bleu")]
+    epoch, steps, best = watch.seen[0]
+    assert (epoch, steps) == (2, 2)  # two finished epochs, two steps (Lightning alone: one)
+    assert best == pytest.approx(max(bleu[:2]))

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import Tensor
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanMetric, SumMetric
 
 from ..attention.base import entropy_of
@@ -55,6 +56,10 @@ class StepLosses:
     loss: Tensor
     metrics: dict[str, Tensor]  # logged per step (training) and per epoch
     stability: dict[str, Tensor]  # logged per epoch: measured alike for every mechanism, plus its own
+
+
+#: the checkpoint key of the validation metric a plateau schedule has not yet stepped with (see on_train_start)
+PLATEAU_METRIC = "lightning_attn_plateau_metric"
 
 
 class AttentionTask(L.LightningModule):
@@ -215,7 +220,30 @@ class AttentionTask(L.LightningModule):
         from .registry import TASKS  # the registry imports this module: look the task up when it runs
 
         spec = TASKS[c["name"]]
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        plateau = ReduceLROnPlateau(
             optimizer, mode=spec.mode, factor=c["lr_decay"], patience=c["lr_patience"], min_lr=c["min_lr"]
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": spec.monitor}}
+
+    # ── resuming with a plateau schedule ─────────────────────────────────────────────────────────
+    # Lightning checkpoints at validation end, before the epoch's plateau-scheduler step, and on resume does not
+    # take that step (it has no metrics then: fit_loop.on_advance_end). Left so, a resumed run's schedule lags by
+    # one epoch: an epoch that should halve the learning rate does not. The checkpoint keeps the validation
+    # metric; the first training epoch after a resume takes the missed step with it.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from .registry import TASKS
+
+        value = self.trainer.callback_metrics.get(TASKS[self.cfg["name"]].monitor)
+        if value is not None:
+            checkpoint[PLATEAU_METRIC] = float(value)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._plateau_metric = checkpoint.get(PLATEAU_METRIC)
+
+    def on_train_start(self) -> None:
+        metric, self._plateau_metric = getattr(self, "_plateau_metric", None), None
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            stepped = getattr(scheduler, "last_epoch", self.current_epoch)  # one step per finished epoch
+            if metric is not None and isinstance(scheduler, ReduceLROnPlateau) and stepped < self.current_epoch:
+                scheduler.step(metric)
