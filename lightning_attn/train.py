@@ -164,6 +164,18 @@ class Resumption:
     changes: list[str]  # the ``dotted.key=value`` changes to the run's config, for the record
 
 
+class ReseedOnResume(Callback):
+    """Lightning restores no random state: a resumed run seeded as it started would replay its first epochs'
+    data order, dropout and samples. It draws them from ``seed + epoch`` instead (after its batches were
+    formed, so they are the run's own)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        L.seed_everything(self.seed + trainer.current_epoch, workers=True, verbose=False)
+
+
 def train(
     cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str | None = None,
     resumption: Resumption | None = None,
@@ -190,7 +202,7 @@ def train(
     data, module = build_task(cfg, resumption.vocabularies if resumption else None)
     tags = run_tags(cfg, module.model.attention) | module.run_tags()
     logger = _make_logger(cfg, uri, run_id, tags)
-    trainer = build_trainer(cfg, logger, callbacks)
+    trainer = build_trainer(cfg, logger, [*(callbacks or []), *([ReseedOnResume(cfg.seed)] if resumption else [])])
     checkpointing = trainer.checkpoint_callback is not None
     try:
         # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere). A resumed run has them

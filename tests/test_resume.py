@@ -155,3 +155,23 @@ def test_a_plateau_schedule_resumes_with_the_step_lightning_skips(tmp_path):
     epoch, steps, best = watch.seen[0]
     assert (epoch, steps) == (2, 2)  # two finished epochs, two steps (Lightning alone: one)
     assert best == pytest.approx(max(bleu[:2]))
+
+
+def test_a_resumed_run_does_not_replay_its_first_epochs_data_order(tmp_path):
+    class FirstBatches(Callback):
+        def __init__(self):
+            self.by_epoch: dict[int, list[bytes]] = {}
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.by_epoch.setdefault(trainer.current_epoch, []).append(batch.src.numpy().tobytes())
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose([*RUN, "trainer.max_epochs=3", f"logger.tracking_uri={uri}", f"output_dir={tmp_path / 'out'}"])
+    before, after = FirstBatches(), FirstBatches()
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(cfg, callbacks=[CtrlCInEpoch(2), before])
+    client = MlflowClient(uri)
+    run_id = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])[0].info.run_id
+    resume(run_id, [f"logger.tracking_uri={uri}"], callbacks=[after])
+    assert set(before.by_epoch) == {0, 1} and set(after.by_epoch) == {2}
+    assert after.by_epoch[2] != before.by_epoch[0]  # seeded as it started, it would draw epoch 0's batches again
