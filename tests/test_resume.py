@@ -17,8 +17,6 @@ from lightning_attn.train import resume, train
 
 from .helpers import tiny
 
-pytestmark = pytest.mark.e2e
-
 RUN = tiny("speed.latency_calls_b1=0", "speed.latency_calls_batch=0", "early_stopping.enabled=false")
 
 
@@ -46,6 +44,7 @@ def stopped(tmp_path):
     return run, uri, client
 
 
+@pytest.mark.e2e
 def test_a_stopped_run_resumes_from_its_last_checkpoint_into_the_same_run(stopped):
     run, uri, client = stopped
     last = Path(run.data.tags[T.BEST_CHECKPOINT]).with_name("last.ckpt")
@@ -65,6 +64,7 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint_into_the_same_run(stoppe
     assert "test/bleu" in result.metrics and again.data.metrics["test/bleu"] == result.metrics["test/bleu"]
 
 
+@pytest.mark.e2e
 def test_resume_with_more_epochs_trains_them_and_records_the_change(stopped):
     run, uri, client = stopped
     resume(run.info.run_id, [f"logger.tracking_uri={uri}", "trainer.max_epochs=4"])
@@ -76,6 +76,7 @@ def test_resume_with_more_epochs_trains_them_and_records_the_change(stopped):
     assert "max_epochs: 4" in saved
 
 
+@pytest.mark.e2e
 def test_resume_continues_early_stoppings_history(tmp_path):
     """Early stopping's state (the metric history, the epochs without progress) travels in the checkpoint: a
     run resumed after a plateau it had half-sat does not start counting again."""
@@ -90,6 +91,7 @@ def test_resume_continues_early_stoppings_history(tmp_path):
     assert result.metrics["run/epochs"] == 3  # the record counts the epochs before the stop too
 
 
+@pytest.mark.e2e
 def test_resume_errors_are_one_line(stopped, tmp_path, capsys):
     run, uri, _ = stopped
     cases = [
@@ -104,6 +106,7 @@ def test_resume_errors_are_one_line(stopped, tmp_path, capsys):
         assert len(err) == 1 and message in err[0], err
 
 
+@pytest.mark.e2e
 def test_a_run_without_a_checkpoint_cannot_resume(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = train(compose([*RUN, "trainer.enable_checkpointing=false", f"logger.tracking_uri={uri}",
@@ -112,6 +115,7 @@ def test_a_run_without_a_checkpoint_cannot_resume(tmp_path):
         resume(result.run_id, [f"logger.tracking_uri={uri}"])
 
 
+@pytest.mark.e2e
 def test_resume_from_another_folder_keeps_the_runs_checkpoint_folder(tmp_path, monkeypatch):
     started, elsewhere = tmp_path / "started", tmp_path / "elsewhere"
     started.mkdir(), elsewhere.mkdir()
@@ -130,6 +134,7 @@ def test_resume_from_another_folder_keeps_the_runs_checkpoint_folder(tmp_path, m
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 3 * 3  # 3 batches an epoch
 
 
+@pytest.mark.e2e
 def test_a_plateau_schedule_resumes_with_the_step_lightning_skips(tmp_path):
     """Lightning checkpoints before the epoch's plateau step and skips it on resume; the task takes it: after a
     resume the scheduler has seen every finished epoch's validation metric, as in an uninterrupted run."""
@@ -157,6 +162,7 @@ def test_a_plateau_schedule_resumes_with_the_step_lightning_skips(tmp_path):
     assert best == pytest.approx(max(bleu[:2]))
 
 
+@pytest.mark.e2e
 def test_a_resumed_run_does_not_replay_its_first_epochs_data_order(tmp_path):
     class FirstBatches(Callback):
         def __init__(self):
@@ -175,3 +181,26 @@ def test_a_resumed_run_does_not_replay_its_first_epochs_data_order(tmp_path):
     resume(run_id, [f"logger.tracking_uri={uri}"], callbacks=[after])
     assert set(before.by_epoch) == {0, 1} and set(after.by_epoch) == {2}
     assert after.by_epoch[2] != before.by_epoch[0]  # seeded as it started, it would draw epoch 0's batches again
+
+
+# ── which checkpoint a resume reads (no training) ───────────────────────────────────────────────
+def _run_with_tags(**tags):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(info=SimpleNamespace(run_id="abc"), data=SimpleNamespace(tags=tags))
+
+
+@pytest.mark.parametrize("files", [("best.ckpt", "last.ckpt"), ("best.ckpt",), ()])
+def test_resume_reads_last_ckpt_else_best_else_says_which_is_gone(tmp_path, files):
+    from lightning_attn.saved_runs import resume_checkpoint
+
+    for name in files:
+        (tmp_path / name).write_bytes(b"")
+    run = _run_with_tags(**{T.BEST_CHECKPOINT: str(tmp_path / "best.ckpt")})
+    if files:
+        assert resume_checkpoint(run) == tmp_path / files[-1]
+    else:
+        with pytest.raises(RunRecordError, match=f"no checkpoint to resume from .{tmp_path / 'best.ckpt'} is gone"):
+            resume_checkpoint(run)
+    with pytest.raises(RunRecordError, match="it recorded none"):
+        resume_checkpoint(_run_with_tags())
