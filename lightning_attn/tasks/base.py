@@ -231,19 +231,20 @@ class AttentionTask(L.LightningModule):
     # one epoch: an epoch that should halve the learning rate does not. The checkpoint keeps the validation
     # metric; the first training epoch after a resume takes the missed step with it.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from .registry import TASKS
-
-        value = self.trainer.callback_metrics.get(TASKS[self.cfg["name"]].monitor)
-        if value is not None:
-            checkpoint[PLATEAU_METRIC] = float(value)
+        for config in self.trainer.lr_scheduler_configs:
+            value = self.trainer.callback_metrics.get(config.monitor) if config.monitor else None
+            if isinstance(config.scheduler, ReduceLROnPlateau) and value is not None:
+                checkpoint[PLATEAU_METRIC] = float(value)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._plateau_metric = checkpoint.get(PLATEAU_METRIC)
 
     def on_train_start(self) -> None:
         metric, self._plateau_metric = getattr(self, "_plateau_metric", None), None
+        if metric is None:
+            return
         for config in self.trainer.lr_scheduler_configs:
-            scheduler = config.scheduler
-            stepped = getattr(scheduler, "last_epoch", self.current_epoch)  # one step per finished epoch
-            if metric is not None and isinstance(scheduler, ReduceLROnPlateau) and stepped < self.current_epoch:
-                scheduler.step(metric)
+            plateau = config.scheduler
+            # one step per finished epoch: fewer means the step before the checkpoint was skipped
+            if isinstance(plateau, ReduceLROnPlateau) and plateau.last_epoch < self.current_epoch:
+                plateau.step(metric)
