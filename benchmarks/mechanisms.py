@@ -13,6 +13,7 @@ three) and every other column's mean.
     python benchmarks/mechanisms.py --store sqlite:///results.db            # everything (hours on 2 cores)
     python benchmarks/mechanisms.py --tasks translation --mechanisms soft hard --seeds 0 1 2
     python benchmarks/mechanisms.py --store sqlite:///patience6.db --set early_stopping.patience=6   # changed runs
+    python benchmarks/mechanisms.py --store sqlite:///b.db --also sqlite:///a.db    # one table from two stores
 """
 
 from __future__ import annotations
@@ -48,13 +49,17 @@ COLUMNS = [
 ]
 
 
-def done(client: MlflowClient) -> dict[tuple[str, str, int], object]:
-    """The finished runs, by (task, mechanism, seed)."""
-    exp = client.get_experiment_by_name(EXPERIMENT)
-    if exp is None:
-        return {}
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=1000)
-    return {(r.data.tags["task"], r.data.tags["attention"], int(r.data.tags["seed"])): r for r in runs}
+def done(clients: list[MlflowClient]) -> dict[tuple[str, str, int], object]:
+    """The finished runs, by (task, mechanism, seed), over every store; the first store that has a pair wins."""
+    found: dict[tuple[str, str, int], object] = {}
+    for client in reversed(clients):
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            continue
+        runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=1000)
+        trained = [r for r in runs if "task" in r.data.tags]  # not the child runs `lightning-attn evaluate` adds
+        found |= {(r.data.tags["task"], r.data.tags["attention"], int(r.data.tags["seed"])): r for r in trained}
+    return found
 
 
 def train(
@@ -99,9 +104,9 @@ def cell(key: str, fmt: str, values: list[dict[str, object]]) -> str:
     return fmt.format(sum(present) / len(present))
 
 
-def table(client: MlflowClient) -> str:
+def table(clients: list[MlflowClient]) -> str:
     by_pair: dict[tuple[str, str], list[dict[str, object]]] = {}
-    for (task, mechanism, _seed), run in sorted(done(client).items()):
+    for (task, mechanism, _seed), run in sorted(done(clients).items()):
         by_pair.setdefault((task, mechanism), []).append(row_values(task, run))
     header = ["task", "mechanism", "seeds", *(c[1] for c in COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -122,16 +127,20 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config changes for every run (e.g. early_stopping.patience=6); runs are keyed by "
                         "task, mechanism and seed only, so give changed runs their own --store")  # fmt: skip
+    parser.add_argument("--also", nargs="+", default=[], metavar="STORE",
+                        help="more stores whose finished runs count as done and join the table (never written to): "
+                        "a table measured across sessions or machines")  # fmt: skip
     args = parser.parse_args()
-    client = MlflowClient(args.store)
-    have = done(client)
+    clients = [MlflowClient(store) for store in (args.store, *args.also)]
+    have = done(clients)
     todo = [(t, m, s) for s in args.seeds for t in args.tasks for m in args.mechanisms if (t, m, s) not in have]
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
-    print(f"{len(todo)} runs to do ({len(have)} in {args.store} already), {args.parallel} at a time, "
+    stores = ", ".join((args.store, *args.also))
+    print(f"{len(todo)} runs to do ({len(have)} in {stores} already), {args.parallel} at a time, "
           f"{threads} thread(s) each" + (f", with {' '.join(args.set)}" if args.set else ""), flush=True)  # fmt: skip
     with ThreadPoolExecutor(args.parallel) as pool:
         list(pool.map(lambda job: train(args.store, *job, threads, args.set), todo))
-    print(table(client))
+    print(table(clients))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,13 @@ def task_needs(task: str) -> dict[str, tuple[str, ...]]:
     return {"model": spec.models, "data": spec.data}
 
 
+def task_patience(task: str) -> int:
+    """Early stopping's patience where no config sets one: the task's (:class:`~lightning_attn.tasks.TaskSpec`)."""
+    from ..tasks import TASKS
+
+    return TASKS[task].patience
+
+
 def group_choices(group: str, root: Path | None = None) -> list[str]:
     """The choices a group offers: the YAML files in ``conf/<group>/`` — and, for ``attention``, every
     registered mechanism (its YAML, when it has one, only overrides its schema's defaults)."""
@@ -313,6 +320,8 @@ def compose(
     if base:
         cfg = _merge_file_values(cfg, base, base_source)
     cfg = apply_overrides(cfg, dotted)
+    if cfg.early_stopping.patience is None:  # the task's own, written into the config so every run records it
+        cfg.early_stopping.patience = task_patience(cfg.task.name)
 
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:

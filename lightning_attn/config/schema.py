@@ -66,7 +66,7 @@ class EarlyStoppingConfig:
 
     enabled: bool = True  # false: train to trainer.max_epochs (the run still records whether it converged)
     monitor: str | None = None  # default: the task's validation metric (val/bleu, val/bleu4)
-    patience: int = 3  # epochs in a row without progress that make a plateau
+    patience: int | None = None  # epochs in a row without progress that make a plateau; default: the task's (TaskSpec)
     min_delta: float = 1.0  # the metric makes progress only by beating its best by more (its units: BLEU points)
     # an epoch whose validation loss still fell counts as progress too: a metric still flat at 0 in the
     # first epochs (hard attention before REINFORCE has learnt) is not a plateau; null: the metric alone

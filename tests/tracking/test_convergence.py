@@ -117,3 +117,14 @@ def test_bad_early_stopping_keys_are_one_line_errors(key):
 
     with pytest.raises(ConfigError, match="early_stopping"):
         compose([key])
+
+
+@pytest.mark.parametrize(("task", "patience"), [("translation", 6), ("captioning", 3)])
+def test_patience_defaults_to_the_tasks_own_and_is_recorded_in_the_config(task, patience):
+    assert compose([f"task={task}"]).early_stopping.patience == patience
+
+
+def test_a_set_patience_wins_over_the_tasks_and_the_multi30k_presets_keep_3():
+    assert compose(["task=translation", "early_stopping.patience=2"]).early_stopping.patience == 2
+    preset = compose(["experiment=multi30k_de_en", "data.root=/nonexistent"])
+    assert preset.early_stopping.patience == 3 and preset.early_stopping.min_delta == 0.2
