@@ -44,21 +44,22 @@ COLUMNS = [
     ("stability/grad_estimator_snr", "estimator SNR", "{:.3g}"),  # scale-free: comparable across mechanisms
     ("run/epochs", "epochs", "{:.0f}"),
     ("converged", "converged", "{}"),
-    ("wall_min", "train time (min)", "{:.1f}"),
+    ("train_min", "train time (min)", "{:.1f}"),
     ("speed/infer_latency_ms_p50_b1", "latency b1 (ms)", "{:.2f}"),
 ]
 
 
-def done(clients: list[MlflowClient]) -> dict[tuple[str, str, int], object]:
-    """The finished runs, by (task, mechanism, seed), over every store; the first store that has a pair wins."""
-    found: dict[tuple[str, str, int], object] = {}
+def done(clients: list[MlflowClient]) -> dict[tuple[str, str, int], tuple[object, MlflowClient]]:
+    """The finished runs and their stores, by (task, mechanism, seed); the first store that has a pair wins."""
+    found: dict[tuple[str, str, int], tuple[object, MlflowClient]] = {}
     for client in reversed(clients):
         exp = client.get_experiment_by_name(EXPERIMENT)
         if exp is None:
             continue
         runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=1000)
         trained = [r for r in runs if "task" in r.data.tags]  # not the child runs `lightning-attn evaluate` adds
-        found |= {(r.data.tags["task"], r.data.tags["attention"], int(r.data.tags["seed"])): r for r in trained}
+        found |= {(r.data.tags["task"], r.data.tags["attention"], int(r.data.tags["seed"])): (r, client)
+                  for r in trained}  # fmt: skip
     return found
 
 
@@ -78,13 +79,16 @@ def train(
     return task, mechanism, seed, elapsed, proc.returncode
 
 
-def row_values(task: str, run) -> dict[str, object]:
+def row_values(task: str, run, client: MlflowClient) -> dict[str, object]:
     m = run.data.metrics
     values: dict[str, object] = dict(m)
     values["accuracy"] = m.get(TASKS[task].headline)
     values["exact"] = m.get("test/exact")
     values["converged"] = m.get("run/converged")
-    values["wall_min"] = (run.info.end_time - run.info.start_time) / 60000
+    # the epochs' own times (training and validation), not the run's wall clock: that also holds the test and
+    # latency passes, and the gap of a run stopped in one session and resumed (train --resume) in another
+    epochs = client.get_metric_history(run.info.run_id, "speed/epoch_time_s")
+    values["train_min"] = sum(m.value for m in epochs) / 60 if epochs else None
     return values
 
 
@@ -106,8 +110,8 @@ def cell(key: str, fmt: str, values: list[dict[str, object]]) -> str:
 
 def table(clients: list[MlflowClient]) -> str:
     by_pair: dict[tuple[str, str], list[dict[str, object]]] = {}
-    for (task, mechanism, _seed), run in sorted(done(clients).items()):
-        by_pair.setdefault((task, mechanism), []).append(row_values(task, run))
+    for (task, mechanism, _seed), (run, client) in sorted(done(clients).items()):
+        by_pair.setdefault((task, mechanism), []).append(row_values(task, run, client))
     header = ["task", "mechanism", "seeds", *(c[1] for c in COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (task, mechanism), values in by_pair.items():
