@@ -14,6 +14,7 @@ three) and every other column's mean.
     python benchmarks/mechanisms.py --tasks translation --mechanisms soft hard --seeds 0 1 2
     python benchmarks/mechanisms.py --store sqlite:///patience6.db --set early_stopping.patience=6   # changed runs
     python benchmarks/mechanisms.py --store sqlite:///b.db --also sqlite:///a.db    # one table from two stores
+    python benchmarks/mechanisms.py --store sqlite:///b.db --table-only --reference hard   # the tables, no training
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from mlflow import MlflowClient
 
 from lightning_attn.attention import MECHANISMS
 from lightning_attn.config import RunConfig
+from lightning_attn.report.significance import welch_p
 from lightning_attn.tasks import TASKS
 from lightning_attn.tracking.seeds import seed_stats
 
@@ -85,6 +88,7 @@ def row_values(task: str, run, client: MlflowClient) -> dict[str, object]:
     values["accuracy"] = m.get(TASKS[task].headline)
     values["exact"] = m.get("test/exact")
     values["converged"] = m.get("run/converged")
+    values["seed"] = int(run.data.tags["seed"])
     # the epochs' own times (training and validation), not the run's wall clock: that also holds the test and
     # latency passes, and the gap of a run stopped in one session and resumed (train --resume) in another
     epochs = client.get_metric_history(run.info.run_id, "speed/epoch_time_s")
@@ -108,15 +112,62 @@ def cell(key: str, fmt: str, values: list[dict[str, object]]) -> str:
     return fmt.format(sum(present) / len(present))
 
 
-def table(clients: list[MlflowClient]) -> str:
-    by_pair: dict[tuple[str, str], list[dict[str, object]]] = {}
+def by_pair(clients: list[MlflowClient]) -> dict[tuple[str, str], list[dict[str, object]]]:
+    """Every finished run's values, by (task, mechanism), in seed order."""
+    pairs: dict[tuple[str, str], list[dict[str, object]]] = {}
     for (task, mechanism, _seed), (run, client) in sorted(done(clients).items()):
-        by_pair.setdefault((task, mechanism), []).append(row_values(task, run, client))
+        pairs.setdefault((task, mechanism), []).append(row_values(task, run, client))
+    return pairs
+
+
+def table(pairs: dict[tuple[str, str], list[dict[str, object]]]) -> str:
     header = ["task", "mechanism", "seeds", *(c[1] for c in COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (task, mechanism), values in by_pair.items():
+    for (task, mechanism), values in pairs.items():
         cells = [cell(key, fmt, values) for key, _, fmt in COLUMNS]
         lines.append(f"| {task} | {mechanism} | {len(values)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def seed_table(pairs: dict[tuple[str, str], list[dict[str, object]]], reference: str | None) -> str:
+    """Each seed's test metric (epochs trained; epoch of the best checkpoint), for the pairs with several
+    seeds, and with ``reference`` each mechanism's difference of means from it on the same task and two
+    two-sided p-values: Welch's t-test and the Mann-Whitney U test, the one to read when a task's runs end on
+    a few plateaus (a two-valued sample is far from the normal the t-test assumes)."""
+    from scipy import stats
+
+    several = {pair: values for pair, values in pairs.items() if len(values) > 1}
+    if not several:
+        return ""
+    seeds = sorted({v["seed"] for values in several.values() for v in values})
+    extra = [f"Δ vs {reference}", "p (Welch)", "p (Mann-Whitney)"] if reference else []
+    header = ["task", "mechanism", *(f"seed {s}" for s in seeds), *extra]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (task, mechanism), values in several.items():
+        by_seed = {v["seed"]: v for v in values}
+        cells = []
+        for s in seeds:
+            v = by_seed.get(s)
+            if v is None or v.get("accuracy") is None:
+                cells.append("—")
+                continue
+            epochs, best = v.get("run/epochs"), v.get("run/best_epoch")
+            trained = f" ({epochs:.0f}; {best:.0f})" if epochs is not None and best is not None else ""
+            cells.append(f"{v['accuracy']:.2f}{trained}")
+        ref = several.get((task, reference or ""))
+        if reference and ref is not None and mechanism != reference:
+            a = [v["accuracy"] for v in values if v.get("accuracy") is not None]
+            b = [v["accuracy"] for v in ref if v.get("accuracy") is not None]
+            with warnings.catch_warnings():  # scipy's "nearly identical data" warning: seeds that all reach 100
+                warnings.simplefilter("ignore", RuntimeWarning)
+                welch = welch_p(a, b)
+            tied = len(set(a) | set(b)) == 1  # the U test's variance is then zero
+            rank = 1.0 if tied else stats.mannwhitneyu(a, b, alternative="two-sided").pvalue
+            cells += [f"{sum(a) / len(a) - sum(b) / len(b):+.2f}", "—" if welch is None else f"{welch:.2f}",
+                      f"{rank:.2f}"]  # fmt: skip
+        elif reference:
+            cells += ["—"] * len(extra)
+        lines.append(f"| {task} | {mechanism} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -134,17 +185,29 @@ def main() -> None:
     parser.add_argument("--also", nargs="+", default=[], metavar="STORE",
                         help="more stores whose finished runs count as done and join the table (never written to): "
                         "a table measured across sessions or machines")  # fmt: skip
+    parser.add_argument(
+        "--reference",
+        choices=sorted(MECHANISMS),
+        help="compare every mechanism's seeds with this one's on the same task (the per-seed table)",
+    )
+    parser.add_argument("--table-only", action="store_true", help="train nothing: the tables of the stores as they are")
     args = parser.parse_args()
     clients = [MlflowClient(store) for store in (args.store, *args.also)]
     have = done(clients)
     todo = [(t, m, s) for s in args.seeds for t in args.tasks for m in args.mechanisms if (t, m, s) not in have]
+    if args.table_only:
+        todo = []
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
     stores = ", ".join((args.store, *args.also))
     print(f"{len(todo)} runs to do ({len(have)} in {stores} already), {args.parallel} at a time, "
           f"{threads} thread(s) each" + (f", with {' '.join(args.set)}" if args.set else ""), flush=True)  # fmt: skip
     with ThreadPoolExecutor(args.parallel) as pool:
         list(pool.map(lambda job: train(args.store, *job, threads, args.set), todo))
-    print(table(clients))
+    pairs = by_pair(clients)
+    print(table(pairs))
+    per_seed = seed_table(pairs, args.reference)
+    if per_seed:
+        print("\nEach seed's test metric (epochs trained; epoch of the best checkpoint):\n\n" + per_seed)
 
 
 if __name__ == "__main__":
