@@ -114,7 +114,8 @@ def test_killed_worker_trial_fails_and_resume_completes_the_budget():
     path = sweep_file("kill", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
                       "n_trials: 3\nheartbeat_interval: 1\ngrace_period: 3\nworker_restarts: 0\n"
                       "pruner: {kind: none}\n")  # fmt: skip
-    args = [str(path), "--devices", "cpu:1", "trainer.max_epochs=30", "early_stopping.enabled=false"]
+    # trials of some seconds: the second is killed while it runs
+    args = [str(path), "--devices", "cpu:1", "trainer.max_epochs=15", "early_stopping.enabled=false"]
     launcher = sweep(*args, wait=False)
     victim = None
     deadline = time.monotonic() + 180
