@@ -88,7 +88,6 @@ def row_values(task: str, run, client: MlflowClient) -> dict[str, object]:
     values["accuracy"] = m.get(TASKS[task].headline)
     values["exact"] = m.get("test/exact")
     values["converged"] = m.get("run/converged")
-    values["seed"] = int(run.data.tags["seed"])
     # the epochs' own times (training and validation), not the run's wall clock: that also holds the test and
     # latency passes, and the gap of a run stopped in one session and resumed (train --resume) in another
     epochs = client.get_metric_history(run.info.run_id, "speed/epoch_time_s")
@@ -115,8 +114,8 @@ def cell(key: str, fmt: str, values: list[dict[str, object]]) -> str:
 def by_pair(clients: list[MlflowClient]) -> dict[tuple[str, str], list[dict[str, object]]]:
     """Every finished run's values, by (task, mechanism), in seed order."""
     pairs: dict[tuple[str, str], list[dict[str, object]]] = {}
-    for (task, mechanism, _seed), (run, client) in sorted(done(clients).items()):
-        pairs.setdefault((task, mechanism), []).append(row_values(task, run, client))
+    for (task, mechanism, seed), (run, client) in sorted(done(clients).items()):
+        pairs.setdefault((task, mechanism), []).append(row_values(task, run, client) | {"seed": seed})
     return pairs
 
 
