@@ -41,6 +41,24 @@ def _groups_help() -> str:
     return "\n".join(lines)
 
 
+def _train_epilog() -> str:
+    return (
+        _groups_help() + "\n\nexamples:\n  lightning-attn train attention=hard trainer.max_epochs=3\n"
+        "  lightning-attn train --resume RUN_ID trainer.max_epochs=20   # a stopped run, 20 epochs in all"
+    )
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser whose epilog may be a function, called only when its help is shown: ``train``'s
+    lists the config groups, read off the registries — which imports torch and Lightning, seconds that
+    every other command (``report``, ``ui``, …) would otherwise spend on each start."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
 def _train(args: argparse.Namespace) -> int:
     cfg = None if args.resume else compose(args.overrides)
     if args.print_config:
@@ -233,13 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lightning-attn",
         description="Hard or soft attention, for my task, at what cost? Train, sweep and compare attention mechanisms.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
     train = sub.add_parser(
         "train",
         help="train one model and record it in MLflow",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_groups_help() + "\n\nexamples:\n  lightning-attn train attention=hard trainer.max_epochs=3\n"
-        "  lightning-attn train --resume RUN_ID trainer.max_epochs=20   # a stopped run, 20 epochs in all",
+        epilog=_train_epilog,
     )
     train.add_argument(
         "overrides", nargs="*", help="group=choice or dotted.key=value (with --resume: dotted keys only)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,23 @@ def test_a_bad_experiment_file_is_one_line_naming_it(tmp_path, text, message):
 def test_an_unknown_experiment_lists_the_choices():
     with pytest.raises(ConfigError, match="unknown experiment 'wmt'; choose one of: multi30k_de_en, multi30k_en_de"):
         compose(["experiment=wmt"])
+
+
+def test_train_help_lists_every_group_and_its_choices(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "config groups (pick with group=choice):" in out
+    assert all(choice in out for choice in group_choices("attention"))
+
+
+def test_commands_that_train_nothing_start_without_torch():
+    """Only ``train --help`` reads the registries for its list of groups: ``report``, ``ui`` and the rest
+    start without importing torch or Lightning (seconds on every start)."""
+    code = (
+        "import sys; from lightning_attn.cli import build_parser; "
+        "build_parser().parse_args(['report']); print(sorted({'torch', 'lightning'} & set(sys.modules)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
