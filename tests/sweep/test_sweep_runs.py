@@ -110,9 +110,9 @@ def test_smoke_sweep_on_two_cpu_workers():
 
 def test_killed_worker_trial_fails_and_resume_completes_the_budget():
     # no replacement worker (worker_restarts: 0): the launch ends unfinished, and --resume completes it;
-    # no pruning: long trials under the median pruner may be pruned, and then fewer than 3 complete
+    # no pruning: long trials under the median pruner may be pruned, and then fewer than 2 complete
     path = sweep_file("kill", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
-                      "n_trials: 3\nheartbeat_interval: 1\ngrace_period: 3\nworker_restarts: 0\n"
+                      "n_trials: 2\nheartbeat_interval: 1\ngrace_period: 3\nworker_restarts: 0\n"
                       "pruner: {kind: none}\n")  # fmt: skip
     # trials of some seconds: the second is killed while it runs
     args = [str(path), "--devices", "cpu:1", "trainer.max_epochs=15", "early_stopping.enabled=false"]
@@ -140,7 +140,7 @@ def test_killed_worker_trial_fails_and_resume_completes_the_budget():
     assert killed.state == TrialState.FAIL and killed.user_attrs[STALE]
     assert "heartbeats" in killed.user_attrs[FAILURE_REASON]
     assert trials[0].state == TrialState.COMPLETE and trials[0].value == first.value  # kept, not re-run
-    assert [t.state for t in trials].count(TrialState.COMPLETE) == 3  # the budget completes
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 2  # the budget completes
     retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
     assert len(retry) == 1 and retry[0].params == killed.params
     client, parents, children = mlflow_runs("kill")
@@ -232,7 +232,7 @@ def test_seeds_retrain_the_best_parameters_once_per_seed_across_workers():
 
 def test_memory_figures_of_a_trial_are_its_own_in_a_shared_worker():
     """One worker trains a large model, then a small one: the small trial must not report the large one's peak."""
-    big = "[model.decoder_hidden=2048, model.embed_dim=512, data.batch_size=4]"
+    big = "[model.decoder_hidden=1024, model.embed_dim=256, data.batch_size=4]"
     path = sweep_file(
         "mem",
         f"mechanisms: {{big: {{attention: soft, overrides: {big}}}, small: {{attention: soft}}}}\n"
@@ -246,7 +246,7 @@ def test_memory_figures_of_a_trial_are_its_own_in_a_shared_worker():
     assert first.datetime_complete <= second.datetime_start  # the large model first
     _, _, children = mlflow_runs("mem")
     big_run, small_run = (child_of(children, f"mem-{m}", 0).data.metrics for m in ("big", "small"))
-    assert big_run["speed/rss_growth_mb"] > 150  # the large model's optimiser state and activations
+    assert big_run["speed/rss_growth_mb"] > 100  # the large model's optimiser state and activations (~145 MB)
     assert small_run["speed/rss_growth_mb"] < 0.25 * big_run["speed/rss_growth_mb"]
     # the absolute peak is the small run's own: never above the large run's (a lifetime peak would equal it)
     assert small_run["speed/peak_rss_mb"] < big_run["speed/peak_rss_mb"]
