@@ -30,9 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from mlflow import MlflowClient
 
 from lightning_attn.attention import MECHANISMS
-from lightning_attn.config import RunConfig
+from lightning_attn.config import EarlyStoppingConfig, RunConfig
 from lightning_attn.report.significance import welch_p
 from lightning_attn.tasks import TASKS
+from lightning_attn.tracking.convergence import longest_wait
 from lightning_attn.tracking.seeds import seed_stats
 
 EXPERIMENT = "mechanisms"
@@ -92,7 +93,28 @@ def row_values(task: str, run, client: MlflowClient) -> dict[str, object]:
     # latency passes, and the gap of a run stopped in one session and resumed (train --resume) in another
     epochs = client.get_metric_history(run.info.run_id, "speed/epoch_time_s")
     values["train_min"] = sum(m.value for m in epochs) / 60 if epochs else None
+    values["wait"] = waited(task, run, client)
     return values
+
+
+def waited(task: str, run, client: MlflowClient) -> int | None:
+    """The run's longest stretch of epochs without progress before it progressed again, by its own early-stopping
+    settings: the least patience that would have let it reach its best (``None`` without its validation curves)."""
+    params, defaults = run.data.params, EarlyStoppingConfig()
+
+    def setting(key: str) -> str | None:
+        value = params.get(f"early_stopping.{key}", str(getattr(defaults, key)))
+        return None if value == "None" else value
+
+    def curve(key: str) -> list[float]:
+        return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
+
+    metric = curve(setting("monitor") or TASKS[task].monitor)
+    loss_key = setting("loss_monitor")
+    loss = curve(loss_key) if loss_key else None
+    if not metric or (loss is not None and len(loss) != len(metric)):
+        return None
+    return longest_wait(metric, TASKS[task].mode, float(setting("min_delta")), loss, float(setting("loss_min_delta")))
 
 
 def cell(key: str, fmt: str, values: list[dict[str, object]]) -> str:
@@ -129,7 +151,8 @@ def table(pairs: dict[tuple[str, str], list[dict[str, object]]]) -> str:
 
 
 def seed_table(pairs: dict[tuple[str, str], list[dict[str, object]]], reference: str | None) -> str:
-    """Each seed's test metric (epochs trained; epoch of the best checkpoint), for the pairs with several
+    """Each seed's test metric (epochs trained; epoch of the best checkpoint; longest wait without progress
+    before it, see :func:`waited`), for the pairs with several
     seeds, and with ``reference`` each mechanism's difference of means from it on the same task and two
     two-sided p-values: Welch's t-test and the Mann-Whitney U test, the one to read when a task's runs end on
     a few plateaus (a two-valued sample is far from the normal the t-test assumes)."""
@@ -150,9 +173,8 @@ def seed_table(pairs: dict[tuple[str, str], list[dict[str, object]]], reference:
             if v is None or v.get("accuracy") is None:
                 cells.append("—")
                 continue
-            epochs, best = v.get("run/epochs"), v.get("run/best_epoch")
-            trained = f" ({epochs:.0f}; {best:.0f})" if epochs is not None and best is not None else ""
-            cells.append(f"{v['accuracy']:.2f}{trained}")
+            notes = [f"{v[k]:.0f}" for k in ("run/epochs", "run/best_epoch", "wait") if v.get(k) is not None]
+            cells.append(f"{v['accuracy']:.2f}" + (f" ({'; '.join(notes)})" if notes else ""))
         ref = several.get((task, reference or ""))
         if reference and ref is not None and mechanism != reference:
             a = [v["accuracy"] for v in values if v.get("accuracy") is not None]
@@ -206,7 +228,10 @@ def main() -> None:
     print(table(pairs))
     per_seed = seed_table(pairs, args.reference)
     if per_seed:
-        print("\nEach seed's test metric (epochs trained; epoch of the best checkpoint):\n\n" + per_seed)
+        print(
+            "\nEach seed's test metric (epochs trained; epoch of the best checkpoint; longest wait without "
+            "progress before it):\n\n" + per_seed
+        )
 
 
 if __name__ == "__main__":

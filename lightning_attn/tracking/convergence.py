@@ -89,6 +89,22 @@ def judge(
     return Outcome(epochs, best_index + 1, converged, reason)
 
 
+def longest_wait(
+    metric: list[float], mode: str, min_delta: float, loss: list[float] | None = None, loss_min_delta: float = 0.0
+) -> int:
+    """The most epochs in a row without progress (by :func:`judge`'s rule) that a run sat through before it
+    progressed again: the least patience that would have let it reach its last progress. A task whose
+    runs climb in steps needs a patience above the longest wait its runs show.
+
+    Args: as :func:`judge`'s.
+    """
+    progress = set(_progress_epochs(metric, 1.0 if mode == "max" else -1.0, min_delta)[0])
+    if loss is not None:
+        progress |= set(_progress_epochs(loss, -1.0, loss_min_delta)[0])
+    ordered = sorted(progress)
+    return max((later - earlier - 1 for earlier, later in zip(ordered, ordered[1:])), default=0)
+
+
 class Convergence(EarlyStopping):
     """Lightning's ``EarlyStopping`` deciding by :func:`judge`; with ``stop=False`` it only records.
 

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from lightning_attn.config import compose
-from lightning_attn.tracking.convergence import judge
+from lightning_attn.tracking.convergence import judge, longest_wait
 from lightning_attn.train import train
 
 from ..helpers import tiny
@@ -43,6 +43,22 @@ def test_a_metric_flat_at_zero_while_the_loss_falls_is_not_a_plateau():
 
 def test_lower_is_better_metrics():
     assert judge([3.0, 2.0, 1.5, 1.49, 1.6, 1.55], "min", patience=3, min_delta=0.05).best_epoch == 3
+
+
+def test_longest_wait_is_the_patience_a_run_needed_to_reach_its_last_step():
+    """Built-in translation's shape: a step, 4 flat epochs, the next step, then a final plateau (not a wait)."""
+    bleu = [10, 93, 93.2, 93.4, 93.1, 93.3, 96.7, 96.8, 100, 100, 100, 100]
+    assert longest_wait(bleu, "max", min_delta=1.0) == 4
+    assert judge(bleu[:6], "max", patience=4, min_delta=1.0).converged  # patience 4 stops before the climb
+    assert not judge(bleu[:6], "max", patience=5, min_delta=1.0).converged  # 5 waits for it
+    assert longest_wait(bleu, "max", min_delta=0.1) == 2  # 93.2 and 93.4 count as progress at this delta
+
+
+def test_longest_wait_counts_the_loss_progress_as_judge_does():
+    bleu, loss = [0.0] * 5 + [50.0], [5.0, 4.0, 3.0, 3.0, 3.0, 1.0]
+    assert longest_wait(bleu, "max", min_delta=0.5) == 4
+    assert longest_wait(bleu, "max", min_delta=0.5, loss=loss, loss_min_delta=0.01) == 2
+    assert longest_wait([3.0, 2.0, 1.0], "min", min_delta=0.1) == 0 and longest_wait([], "max", 1.0) == 0
 
 
 def _copy_task(root: Path) -> Path:
@@ -83,6 +99,7 @@ def test_a_run_on_data_it_masters_stops_before_the_cap_and_records_convergence(t
             "trainer.max_epochs=80",
             "early_stopping.min_delta=0.5",
             "early_stopping.loss_min_delta=0.01",
+            "early_stopping.patience=6",  # not translation's 12, made for the built-in data's long steps
         ]
     )
     result = train(cfg)
@@ -119,7 +136,7 @@ def test_bad_early_stopping_keys_are_one_line_errors(key):
         compose([key])
 
 
-@pytest.mark.parametrize(("task", "patience"), [("translation", 6), ("captioning", 3)])
+@pytest.mark.parametrize(("task", "patience"), [("translation", 12), ("captioning", 3)])
 def test_patience_defaults_to_the_tasks_own_and_is_recorded_in_the_config(task, patience):
     assert compose([f"task={task}"]).early_stopping.patience == patience
 
