@@ -99,7 +99,7 @@ def row_values(task: str, run, client: MlflowClient) -> dict[str, object]:
 
 def waited(task: str, run, client: MlflowClient) -> int | None:
     """The run's longest stretch of epochs without progress before it progressed again, by its own early-stopping
-    settings: the least patience that would have let it reach its best (``None`` without its validation curves)."""
+    settings: a patience must exceed it for the run to reach its best (``None`` without its validation curves)."""
     params, defaults = run.data.params, EarlyStoppingConfig()
 
     def setting(key: str) -> str | None:

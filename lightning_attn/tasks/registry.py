@@ -47,7 +47,7 @@ TASKS: dict[str, TaskSpec] = {
     "translation": TaskSpec(TranslationTaskConfig, TranslationModule, TranslationDataModule, models=("seq2seq",),
                             data=("synthetic", "parallel"), monitor="val/bleu", mode="max", headline="test/bleu",
                             # built-in translation climbs in steps (about 93, 96.7, 100 BLEU), each a stretch of up to
-                            # 8 epochs with metric and loss flat, left suddenly: patience 6 stopped 8 of 28 runs on a
+                            # 9 epochs with metric and loss flat, left suddenly: patience 6 stopped 8 of 28 runs on a
                             # step, and all 8 climbed to 100 with 12 (docs/results.md, issue 13)
                             patience=12),
     "captioning": TaskSpec(CaptioningTaskConfig, CaptioningModule, CaptioningDataModule, models=("captioner",),

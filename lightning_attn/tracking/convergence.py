@@ -93,8 +93,8 @@ def longest_wait(
     metric: list[float], mode: str, min_delta: float, loss: list[float] | None = None, loss_min_delta: float = 0.0
 ) -> int:
     """The most epochs in a row without progress (by :func:`judge`'s rule) that a run sat through before it
-    progressed again: the least patience that would have let it reach its last progress. A task whose
-    runs climb in steps needs a patience above the longest wait its runs show.
+    progressed again. A patience must exceed it for the run to reach its last progress (one equal to it
+    stops the run first): a task whose runs climb in steps needs a patience above the longest wait they show.
 
     Args: as :func:`judge`'s.
     """
