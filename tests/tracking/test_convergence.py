@@ -45,7 +45,7 @@ def test_lower_is_better_metrics():
     assert judge([3.0, 2.0, 1.5, 1.49, 1.6, 1.55], "min", patience=3, min_delta=0.05).best_epoch == 3
 
 
-def test_longest_wait_is_the_patience_a_run_needed_to_reach_its_last_step():
+def test_longest_wait_is_what_a_patience_must_exceed_for_a_run_to_reach_its_last_step():
     """Built-in translation's shape: a step, 4 flat epochs, the next step, then a final plateau (not a wait)."""
     bleu = [10, 93, 93.2, 93.4, 93.1, 93.3, 96.7, 96.8, 100, 100, 100, 100]
     assert longest_wait(bleu, "max", min_delta=1.0) == 4
