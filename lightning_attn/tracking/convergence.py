@@ -55,6 +55,16 @@ def _progress_epochs(values: list[float], sign: float, min_delta: float) -> tupl
     return progress, best_index
 
 
+def _progress(
+    metric: list[float], mode: str, min_delta: float, loss: list[float] | None, loss_min_delta: float
+) -> tuple[list[int], int]:
+    """The epochs (0-based, sorted) that made progress by the metric or the loss, and the metric's best epoch."""
+    progress, best_index = _progress_epochs(metric, 1.0 if mode == "max" else -1.0, min_delta)
+    if loss is not None:
+        progress += _progress_epochs(loss, -1.0, loss_min_delta)[0]
+    return sorted(set(progress)), best_index
+
+
 def judge(
     metric: list[float],
     mode: str,
@@ -75,9 +85,7 @@ def judge(
         loss_min_delta: the loss makes progress only by beating its lowest by more than this.
         cap_reached: training ran to ``trainer.max_epochs`` (else it stopped at a time or step limit).
     """
-    progress, best_index = _progress_epochs(metric, 1.0 if mode == "max" else -1.0, min_delta)
-    if loss is not None:
-        progress += _progress_epochs(loss, -1.0, loss_min_delta)[0]
+    progress, best_index = _progress(metric, mode, min_delta, loss, loss_min_delta)
     epochs = len(metric)
     since = epochs - 1 - max(progress, default=-1)
     converged = bool(progress) and since >= patience
@@ -98,11 +106,8 @@ def longest_wait(
 
     Args: as :func:`judge`'s.
     """
-    progress = set(_progress_epochs(metric, 1.0 if mode == "max" else -1.0, min_delta)[0])
-    if loss is not None:
-        progress |= set(_progress_epochs(loss, -1.0, loss_min_delta)[0])
-    ordered = sorted(progress)
-    return max((later - earlier - 1 for earlier, later in zip(ordered, ordered[1:])), default=0)
+    progress = _progress(metric, mode, min_delta, loss, loss_min_delta)[0]
+    return max((later - earlier - 1 for earlier, later in zip(progress, progress[1:])), default=0)
 
 
 class Convergence(EarlyStopping):
