@@ -64,6 +64,8 @@ def quiet_third_party() -> None:
     warnings.filterwarnings(
         "ignore", message=r".*self\.log\('((val|test)/(bleu\d?|align_acc|exact)|train/[a-z_]+)'.*sync_dist=True"
     )
+    # a frozen encoder (model.freeze_encoder) stays in eval mode while the decoder trains, on purpose
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
     # data lives in memory: more loader workers would only add start-up time
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # Optuna options chosen on purpose: TPE's multivariate/conditional/constant-liar modes, RDB heartbeats

@@ -119,7 +119,7 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
         all_callbacks.append(LearningRateMonitor(logging_interval="epoch"))  # logged as lr-Adam
     if trainer_kwargs["enable_progress_bar"]:
         all_callbacks.append(ProgressBar())
-    if cfg.task.get("attention_pictures_every", 0) > 0:
+    if cfg.task.get("attention_pictures_every", 0) > 0 and cfg.task.get("attention_pictures", 0) > 0:
         all_callbacks.append(AttentionPictures(cfg.task.attention_pictures_every, cfg.task.attention_pictures))
     if trainer_kwargs["enable_checkpointing"]:
         # best.ckpt is what test and evaluate read; last.ckpt (every epoch) is what train --resume continues from

@@ -189,6 +189,14 @@ class CaptioningDataModule(SplitDataModule):
     def detokenize(self, ids: list[int]) -> str:
         return self.codec.decode(ids)
 
+    def picture(self, item: CaptionItem) -> np.ndarray:
+        """What a person sees of an example: the built-in scene ``(S, S)`` in [0, 1], or the decoded image
+        ``(S, S, 3)`` uint8 — also where the model reads a frozen encoder's cached features of it (the
+        feature cache keeps the image cache's rows)."""
+        if isinstance(item.image, Tensor):
+            return item.image.permute(1, 2, 0).squeeze(-1).cpu().numpy()
+        return self.images[item.image.row]
+
 
 @torch.inference_mode()
 def feature_cache(images: RowFile, backbone: Callable[[Tensor], Tensor], backbone_key: str,

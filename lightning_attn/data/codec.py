@@ -70,6 +70,10 @@ class Codec:
     def encode(self, sentences: Sequence[str]) -> list[list[int]]:
         return [enc.ids for enc in self.tokenizer.encode_batch(list(sentences), add_special_tokens=False)]
 
+    def token(self, i: int) -> str:
+        """The vocabulary entry of id ``i`` as it is (a subword keeps its ``▁``), for pictures and tables."""
+        return self.tokenizer.id_to_token(i) or "<unk>"
+
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids`` up to the first ``</s>``, special tokens dropped."""
         ids = list(ids)

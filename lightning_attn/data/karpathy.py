@@ -116,12 +116,37 @@ def _captions(json_path: Path, index: int, entry: dict) -> list[list[str]]:
     return captions
 
 
+#: Pillow's modes whose values are wider than 8 bits (16-bit grayscale PNGs, 32-bit integers, floats)
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
 def load_image(path: Path, size: int) -> np.ndarray:
-    """Decode fully (so truncated files fail here) and resize to ``(size, size, 3)`` uint8."""
-    from PIL import Image
+    """Decode fully (so truncated files fail here), stand the image upright (its EXIF orientation), make it
+    8-bit RGB (:func:`to_rgb`) and resize it to ``(size, size, 3)`` uint8."""
+    from PIL import Image, ImageOps
 
     with Image.open(path) as im:
-        return np.array(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)  # a writable copy
+        im.load()
+        upright = ImageOps.exif_transpose(im)
+        return np.array(to_rgb(upright).resize((size, size), Image.BILINEAR), dtype=np.uint8)  # a writable copy
+
+
+def to_rgb(im):
+    """Any Pillow image as 8-bit RGB: grayscale, palette and CMYK converted; wider values (16-bit grayscale,
+    ``I``, ``F``) scaled into 0-255 rather than clipped (Pillow's own conversion turns a 16-bit photo white);
+    transparent pixels laid over white rather than over whatever colour they hide."""
+    from PIL import Image
+
+    if im.mode in WIDE_MODES:
+        values = np.asarray(im, dtype=np.float64)
+        peak = float(values.max()) if values.size else 0.0
+        sixteen_bit = im.mode.startswith("I;16") or peak > 255
+        top = 65535.0 if sixteen_bit else (1.0 if im.mode == "F" and peak <= 1.0 else 255.0)
+        im = Image.fromarray(np.clip(values * (255.0 / top) + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return im.convert("RGB")
 
 
 @dataclass

@@ -97,6 +97,11 @@ class AttentionTask(L.LightningModule):
         """Adapt the set-up DataModule to this model once its weights are in place (after ``from_data``,
         or after a checkpoint is loaded); nothing by default."""
 
+    def attention_figures(self, data, examples: list) -> list:
+        """Where the model, decoding greedily as it is now, looked for each word it generated: one matplotlib
+        figure per example of ``data`` (this task's set-up DataModule); none by default."""
+        return []
+
     def run_tags(self) -> dict[str, str]:
         """Tags the run records about how this task scores (e.g. the BLEU signature); none by default."""
         return {}

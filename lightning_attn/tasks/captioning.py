@@ -19,6 +19,7 @@ from torchmetrics.text import BLEUScore
 from ..data.captioning import CaptionBatch
 from ..models import DecoderOutput
 from ..models.captioner import Captioner, CaptionerConfig
+from ..tracking.pictures import attention_figure
 from .base import AttentionTask, TaskConfig
 
 
@@ -95,6 +96,23 @@ class CaptioningModule(AttentionTask):
             encoder = self.model.encoder
             encoder.eval()  # BatchNorm's running statistics, as a frozen encoder uses in training too
             data.use_features(encoder.backbone, encoder.backbone_key(), batch_size=data.cfg["batch_size"])
+
+    @torch.no_grad()
+    def attention_figures(self, data, examples: list) -> list:
+        """Per example: the image, then one panel per generated word — a heat map of the weights over the
+        region grid, or the one region a mechanism that reads one position chose, outlined. The model reads
+        what it trains on (images, or a frozen encoder's cached features); the picture is the image."""
+        if not examples:
+            return []
+        batch = self.transfer_batch_to_device(type(data).collate(examples), self.device, 0)
+        tokens, weights = self.model.greedy(batch.images, self.cfg["max_decode_len"])
+        outline = self.model.attention.selects_one
+        figures = []
+        for i, example in enumerate(examples):
+            words = data.detokenize(tokens[i].tolist()).split()
+            attended = weights[i, : len(words)].cpu().numpy()
+            figures.append(attention_figure(data.picture(example), words, attended, self.model.grid, outline))
+        return figures
 
     def teacher_forced(self, batch: CaptionBatch) -> DecoderOutput:
         return self.model(batch.images, batch.tgt_in)

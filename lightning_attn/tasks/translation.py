@@ -16,10 +16,12 @@ import torch
 from torch import Tensor
 
 from .. import bleu
+from ..data.codec import EOS
 from ..data.translation import TranslationBatch
 from ..models import DecoderOutput, Seq2Seq
 from ..models.seq2seq import Seq2SeqConfig
 from ..tracking import tags as T
+from ..tracking.pictures import alignment_figure
 from .base import AttentionTask, TaskConfig
 from .metrics import CorpusBLEU
 
@@ -66,6 +68,23 @@ class TranslationModule(AttentionTask):
         """The real source positions of each sentence."""
         positions = torch.arange(weights.size(-1), device=weights.device).unsqueeze(0)
         return positions < batch.src_lengths.to(weights.device).unsqueeze(1)
+
+    @torch.no_grad()
+    def attention_figures(self, data, examples: list) -> list:
+        """Per sentence: the alignment matrix, generated words (and the final ``</s>``) over source words —
+        shades for a distribution, one dark cell per row for a mechanism that reads one position."""
+        if not examples:
+            return []
+        batch = self.transfer_batch_to_device(type(data).collate(examples), self.device, 0)
+        tokens, weights = self.model.greedy(batch.src, batch.src_lengths, self.cfg["max_decode_len"])
+        figures = []
+        for i, example in enumerate(examples):
+            ids = tokens[i].tolist()
+            length = ids.index(EOS) + 1 if EOS in ids else len(ids)
+            source = [data.src_codec.token(t) for t in example.src]
+            target = [data.tgt_codec.token(t) for t in ids[:length]]
+            figures.append(alignment_figure(source, target, weights[i, :length, : len(source)].cpu().numpy()))
+        return figures
 
     def teacher_forced(self, batch: TranslationBatch) -> DecoderOutput:
         return self.model(batch.src, batch.src_lengths, batch.tgt_in)

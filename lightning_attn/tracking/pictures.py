@@ -1,20 +1,21 @@
 """Attention pictures: where the model looked for each word it generated, logged to MLflow as PNGs.
 
 For a fixed handful of validation examples, every ``every_n_epochs`` epochs and at the last one, one
-PNG per example. Captioning: the image, then one panel per generated word — deterministic mechanisms
-show a heat map over the region grid, a hard mechanism (argmax at evaluation) its chosen region
-outlined. Translation: the alignment matrix, generated words × source words. Files:
-``attention/epoch_<NNN>/val_<i>.png`` (the report's attention gallery shows the last epoch's).
+PNG per example. The callback picks the examples and logs the files; the task draws them
+(``AttentionTask.attention_figures``) with the figure makers here — captioning, the image and one panel
+per generated word (:func:`attention_figure`: a heat map over the region grid, or the one region a hard
+mechanism reads, outlined); translation, the alignment matrix of generated words × source words
+(:func:`alignment_figure`). Files: ``attention/epoch_<NNN>/val_<i>.png`` (the report's attention gallery
+shows the last epoch's).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from lightning.pytorch.callbacks import Callback
-
-from ..data.codec import EOS
 
 
 def attention_figure(image, words: list[str], weights, grid: int, outline: bool):
@@ -76,14 +77,11 @@ def alignment_figure(source: list[str], target: list[str], weights):
     return fig
 
 
-def _token(codec, i: int) -> str:
-    return codec.tokenizer.id_to_token(i) or "<unk>"
-
-
 class AttentionPictures(Callback):
     """Logs attention pictures of the first ``n_images`` validation examples every ``every_n_epochs`` epochs
-    and at the last epoch trained (wherever early stopping ended training): captioning, the image with one
-    panel per word; translation, the alignment matrix of generated words over source words."""
+    and at the last epoch trained (wherever early stopping ended training), each drawn by the task
+    (``pl_module.attention_figures(datamodule, examples)``): whatever its data source or cache, the callback
+    never looks inside an example."""
 
     def __init__(self, every_n_epochs: int, n_images: int):
         self.every_n_epochs = every_n_epochs
@@ -115,32 +113,11 @@ class AttentionPictures(Callback):
         import matplotlib.pyplot as plt
 
         data = trainer.datamodule
-        items = data.splits["val"][: self.n_images]
-        if not hasattr(items[0], "image"):
-            self._alignments(trainer, pl_module, items, epoch)
-            return
-        images = torch.stack([item.image for item in items]).to(pl_module.device)
-        tokens, weights = pl_module.model.greedy(images, pl_module.cfg["max_decode_len"])
-        one = pl_module.model.attention.selects_one  # one region read: outline it; a distribution: heat map
-        grid = pl_module.model.grid
-        for i, item in enumerate(items):
-            words = data.detokenize(tokens[i].tolist()).split()
-            picture = item.image.permute(1, 2, 0).squeeze(-1).cpu().numpy()
-            fig = attention_figure(picture, words, weights[i, : len(words)].cpu().numpy(), grid, outline=one)
-            trainer.logger.experiment.log_figure(trainer.logger.run_id, fig, f"attention/epoch_{epoch:03d}/val_{i}.png")
-            plt.close(fig)
-
-    def _alignments(self, trainer, pl_module, items, epoch: int) -> None:
-        import matplotlib.pyplot as plt
-
-        data = trainer.datamodule
-        batch = pl_module.transfer_batch_to_device(type(data).collate(items), pl_module.device, 0)
-        tokens, weights = pl_module.model.greedy(batch.src, batch.src_lengths, pl_module.cfg["max_decode_len"])
-        for i, item in enumerate(items):
-            ids = tokens[i].tolist()
-            length = ids.index(EOS) + 1 if EOS in ids else len(ids)  # words and the final </s>
-            source = [_token(data.src_codec, t) for t in item.src]
-            target = [_token(data.tgt_codec, t) for t in ids[:length]]
-            fig = alignment_figure(source, target, weights[i, :length, : len(source)].cpu().numpy())
-            trainer.logger.experiment.log_figure(trainer.logger.run_id, fig, f"attention/epoch_{epoch:03d}/val_{i}.png")
-            plt.close(fig)
+        examples = data.splits["val"][: self.n_images]
+        with warnings.catch_warnings():
+            # words in a script the font lacks (CJK captions) are drawn as boxes: no warning per glyph
+            warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+            for i, fig in enumerate(pl_module.attention_figures(data, examples)):
+                path = f"attention/epoch_{epoch:03d}/val_{i}.png"
+                trainer.logger.experiment.log_figure(trainer.logger.run_id, fig, path)
+                plt.close(fig)
