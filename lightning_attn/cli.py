@@ -103,6 +103,16 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _print_seeds(result) -> int:
+    """The seeds' statistics; exit 1 when no seed finished (the first failure's reason in one line), 0 when some
+    did (the failed ones counted in one line)."""
+    if result.failures:
+        seed, why = next(iter(result.failures.items()))
+        total = len(result.failures) + len(result.runs)
+        if not result.runs:
+            print(f"error: no seed finished ({total} failed); the first, seed {seed}: {why}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"warning: {len(result.failures)} of {total} seed(s) failed; the first, seed {seed}: {why}",
+              file=sys.stderr)  # fmt: skip
     print(f"\nparent run {result.parent_run_id} ({len(result.runs)} seeds):")
     for key, st in result.stats.items():
         if key.startswith("test/"):
@@ -159,25 +169,45 @@ def _ui(args: argparse.Namespace) -> int:
 
     from .tracking import resolve_tracking_uri
 
-    env = dict(os.environ)
     if args.optuna:
-        storage = args.storage or _only_sweep_journal()
-        dashboard = "import sys; from optuna_dashboard._cli import main; sys.exit(main())"  # its console script
-        cmd = [sys.executable, "-c", dashboard, storage, "--host", args.host, "--port", str(args.port or 8080)]
-        if "://" not in storage:  # a sweep's journal file
-            cmd += ["--storage-class", "JournalFileStorage"]
-        what = f"optuna-dashboard on {mask_secrets(storage)}"
-    else:
-        uri = resolve_tracking_uri(args.tracking_uri)
-        if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
-            print(f"the MLflow tracking server {mask_secrets(uri)} is its own UI: open it in a browser", flush=True)
-            return 0
-        # the store travels in the environment, not on a command line that `ps` shows to every user
-        env["MLFLOW_BACKEND_STORE_URI"] = uri
-        cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port or 5000)]
-        what = f"MLflow UI on {mask_secrets(uri)}"
-    print(f"{what}: http://{args.host}:{args.port or (8080 if args.optuna else 5000)}  (Ctrl+C stops it)", flush=True)
+        return _optuna_dashboard(args)
+    env = dict(os.environ)
+    uri = resolve_tracking_uri(args.tracking_uri)
+    if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
+        print(f"the MLflow tracking server {mask_secrets(uri)} is its own UI: open it in a browser", flush=True)
+        return 0
+    # the store travels in the environment, not on a command line that `ps` shows to every user
+    env["MLFLOW_BACKEND_STORE_URI"] = uri
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port or 5000)]
+    print(f"MLflow UI on {mask_secrets(uri)}: http://{args.host}:{args.port or 5000}  (Ctrl+C stops it)", flush=True)
     return _serve(cmd, env)
+
+
+def _optuna_dashboard(args: argparse.Namespace) -> int:
+    """optuna-dashboard on a sweep's storage, in this process: the storage is opened (and so checked: one line,
+    exit 3, when it cannot be reached) before anything is served, and its URL is on no command line."""
+    from optuna_dashboard import run_server
+
+    from .processes import Stopped, stop_signals
+    from .sweep.storage import open_storage
+
+    storage = args.storage or _only_sweep_journal()
+    if "://" not in storage:  # a sweep's journal file: shown, never created
+        path = Path(storage.removeprefix("journal:"))
+        if not path.is_file():
+            raise ConfigError(
+                f"no Optuna journal at {path} (a sweep keeps one in outputs/sweeps/<name>/optuna.journal)"
+            )
+        storage = f"journal:{path}"
+    opened = open_storage(storage, Path.cwd(), heartbeat_interval=60, grace_period=120)
+    port = args.port or 8080
+    print(f"optuna-dashboard on {mask_secrets(storage)}: http://{args.host}:{port}  (Ctrl+C stops it)", flush=True)
+    with stop_signals():
+        try:
+            run_server(opened, host=args.host, port=port)
+        except Stopped as stop:
+            return 0 if stop.signum == signal.SIGINT else stop.exit_code
+    return 0
 
 
 def _server(args: argparse.Namespace) -> int:

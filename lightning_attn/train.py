@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning as L
 import optuna
+from lightning.fabric.plugins.environments import ClusterEnvironment
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -99,10 +100,12 @@ def stopping_rule(cfg: DictConfig) -> tuple[str, str]:
     return monitor, "min" if lower_is_better else "max"
 
 
-def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None = None) -> L.Trainer:
+def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None = None,
+                  environment: ClusterEnvironment | None = None) -> L.Trainer:  # fmt: skip
     """The Trainer every run uses: the ``trainer`` section plus the project's callbacks (divergence
     guard, early stopping and the convergence record, stability and speed monitors, progress bar,
-    attention pictures, best checkpoint)."""
+    attention pictures, best checkpoint); ``environment`` pins where the processes' ranks come from
+    (default: Lightning detects it — Slurm's under ``srun``, torchrun's, or its own)."""
     spec = TASKS[cfg.task.name]
     trainer_kwargs = section(cfg, "trainer")
     stop = cfg.early_stopping
@@ -127,7 +130,8 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
                                              auto_insert_metric_name=False, save_last=True))  # fmt: skip
     # absolute, so that the checkpoint folder a checkpoint records is the same wherever train --resume runs
     root = str(Path(cfg.output_dir).resolve())
-    return L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=root)
+    plugins = [environment] if environment is not None else None
+    return L.Trainer(**trainer_kwargs, logger=logger, callbacks=all_callbacks, default_root_dir=root, plugins=plugins)
 
 
 def run_tags(cfg: DictConfig, attention: Any = None) -> dict[str, str]:
@@ -178,7 +182,7 @@ class ReseedOnResume(Callback):
 
 def train(
     cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str | None = None,
-    resumption: Resumption | None = None,
+    resumption: Resumption | None = None, environment: ClusterEnvironment | None = None,
 ) -> TrainResult:  # fmt: skip
     """Train, test the best checkpoint, and record everything in one MLflow run.
 
@@ -188,6 +192,8 @@ def train(
         run_id: log into this existing MLflow run (a sweep creates each trial's run under its
             study's parent) instead of starting a new one.
         resumption: continue the run ``run_id`` from a checkpoint of it (:func:`resume`).
+        environment: Lightning's cluster environment, pinned (a sweep starts its workers and DDP ranks itself:
+            under a Slurm allocation Lightning must not take Slurm's tasks for them); default: detected.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.threads > 0:
@@ -202,7 +208,8 @@ def train(
     data, module = build_task(cfg, resumption.vocabularies if resumption else None)
     tags = run_tags(cfg, module.model.attention) | module.run_tags()
     logger = _make_logger(cfg, uri, run_id, tags)
-    trainer = build_trainer(cfg, logger, [*(callbacks or []), *([ReseedOnResume(cfg.seed)] if resumption else [])])
+    extra = [*(callbacks or []), *([ReseedOnResume(cfg.seed)] if resumption else [])]
+    trainer = build_trainer(cfg, logger, extra, environment)
     checkpointing = trainer.checkpoint_callback is not None
     try:
         # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere). A resumed run has them
@@ -254,6 +261,8 @@ def train(
             logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
         if isinstance(e, SIGTERMException):  # Lightning ends a SIGTERMed fit with exit code 0: say it was stopped
             raise SystemExit(128 + signal.SIGTERM) from None
+        if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
+            raise SystemExit(128 + signal.SIGINT) from None  # Lightning's graceful Ctrl+C exits 1, as a failure would
         raise
     return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
 
@@ -358,18 +367,24 @@ def _log_outcome(logger: MLFlowLogger, module: Any, trainer: L.Trainer, best: st
 
 @dataclass
 class SeedsResult:
-    """A multi-seed run: the parent's id, each seed's result, and ``{metric: SeedStats}``."""
+    """A multi-seed run: the parent's id, each finished seed's result, ``{metric: SeedStats}`` over them, and
+    why each failed seed failed."""
 
     parent_run_id: str
     tracking_uri: str
     runs: dict[int, TrainResult]
     stats: dict[str, Any]
+    failures: dict[int, str] = field(default_factory=dict)
 
 
 def train_seeds(cfg: DictConfig) -> SeedsResult:
     """Train one model per seed in ``cfg.seeds``, one after another, each a child of one parent run
     that receives ``<metric>_mean``, ``_std`` and ``_ci95`` (95 % CI half-width, Student's t) of every
-    final metric the seeds share."""
+    final metric the seeds that finished share.
+
+    A seed whose run fails (diverges, crashes) is recorded — its run FAILED with the reason — and the
+    others go on; the parent is FINISHED when some seed finished, FAILED when none did. A stop (Ctrl+C,
+    SIGTERM) ends them all."""
     from mlflow import MlflowClient
 
     from .tracking.seeds import summarise_seeds
@@ -382,19 +397,31 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
     tags = run_tags(cfg) | {T.SEED: ",".join(map(str, seeds)), T.ROLE: T.ROLE_SEEDS}
     parent = client.create_run(experiment_id, run_name=f"{name}-seeds", tags=tags).info.run_id
     runs: dict[int, TrainResult] = {}
+    failures: dict[int, str] = {}
     try:
         log_params(client, parent, flatten(cfg))
-        for seed in seeds:
+        for i, seed in enumerate(seeds, start=1):
             one = cfg.copy()
             one.seed, one.seeds = seed, []
             child_tags = run_tags(one) | {T.PARENT: parent}
             child = client.create_run(experiment_id, run_name=f"{name}-seed{seed}", tags=child_tags).info.run_id
-            log.info("seed %d (%d of %d)", seed, len(runs) + 1, len(seeds))
-            runs[seed] = train(one, run_id=child)
+            log.info("seed %d (%d of %d)", seed, i, len(seeds))
+            try:
+                runs[seed] = train(one, run_id=child)
+            except Exception as e:  # a failed seed is a result (its run says why): the others go on
+                failures[seed] = failure_reason(e)
+                log.warning("seed %d failed: %s", seed, failures[seed])
+                if client.get_run(child).info.status == "RUNNING":  # it failed before training started
+                    client.set_tag(child, T.FAILURE_REASON, failures[seed])
+                    client.set_terminated(child, "FAILED")
         summary = summarise_seeds(client, parent, [r.metrics for r in runs.values()])
-        client.set_terminated(parent, "FINISHED")
+        if failures:
+            first = next(iter(failures.items()))
+            why = f"{len(failures)} of {len(seeds)} seed(s) failed; the first, seed {first[0]}: {first[1]}"
+            client.set_tag(parent, T.FAILURE_REASON, failure_reason(why))
+        client.set_terminated(parent, "FINISHED" if runs else "FAILED")
     except BaseException as e:
         client.set_tag(parent, T.FAILURE_REASON, failure_reason(e))
         client.set_terminated(parent, "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
         raise
-    return SeedsResult(parent, uri, runs, summary)
+    return SeedsResult(parent, uri, runs, summary, failures)

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from mlflow import MlflowClient
 
 from lightning_attn.attention import MECHANISMS, build_attention
+from lightning_attn.cli import main
 from lightning_attn.config import compose
 from lightning_attn.tracking.seeds import seed_stats
 from lightning_attn.tracking.speed import SpeedMonitor
@@ -175,6 +176,35 @@ def test_seeds_train_one_child_each_and_summarise_on_the_parent():
     assert parent.data.metrics["test/loss_ci95"] == pytest.approx(4.303 * st.std / math.sqrt(3), rel=1e-3)
     assert parent.data.metrics["run/epochs_mean"] == 1.0  # how each seed's training ended, summarised too
     assert "speed/train_samples_per_s_mean" in parent.data.metrics
+
+
+@pytest.mark.parametrize("failing", [{1}, {0, 1}])
+def test_failed_seeds_are_counted_and_none_finished_exits_1(monkeypatch, capsys, failing):
+    from lightning_attn.tasks import TranslationModule
+
+    step = TranslationModule.training_step
+
+    def fails_for_some_seeds(self, batch, batch_idx):
+        if torch.initial_seed() in failing:  # seed_everything(seed) set it
+            raise RuntimeError(f"boom with seed {torch.initial_seed()}")
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(TranslationModule, "training_step", fails_for_some_seeds)
+    code = main(["train", *tiny("seeds=[0,1]", "logger.experiment_name=failing")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    first = min(failing)
+    if failing == {0, 1}:
+        assert code == 1 and err == f"error: no seed finished (2 failed); the first, seed {first}: " + (
+            f"RuntimeError: boom with seed {first}"
+        )
+    else:
+        assert code == 0 and err == "warning: 1 of 2 seed(s) failed; the first, seed 1: RuntimeError: boom with seed 1"
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("failing").experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == ("FAILED" if failing == {0, 1} else "FINISHED")
+    statuses = {r.data.params["seed"]: r.info.status for r in runs if r is not parent}
+    assert statuses == {str(s): "FAILED" if s in failing else "FINISHED" for s in (0, 1)}
 
 
 def test_seed_stats():

@@ -7,13 +7,15 @@ same parameters. Everything else — complete, pruned, failed, running, waiting 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from . import spec as sweep_spec
 from .spec import SweepSpec
-from .storage import STALE
+from .storage import FAILURE_REASON, STALE
 
 
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -85,3 +87,37 @@ def spent(spec: SweepSpec, studies: dict[str, optuna.Study]) -> bool:
         if limit is not None and c["counted"] < limit:
             return False
     return True
+
+
+@dataclass
+class Outcome:
+    """What a sweep's trials came to, over every study: a scheduler's exit code is read off it."""
+
+    complete: int = 0
+    failed: int = 0  # failed for good (a dead worker's trial that is retried does not count)
+    first_failure: str = ""  # "<study> #<trial>: <reason>" of the failure that came first
+    without_result: list[str] = field(default_factory=list)  # studies with failures and no completed trial
+
+    @property
+    def nothing_done(self) -> bool:
+        """Trials ran, and every one of them failed."""
+        return self.complete == 0 and self.failed > 0
+
+
+def outcome(studies: dict[str, optuna.Study]) -> Outcome:
+    """Count the completed and the failed trials of ``studies`` and find the first failure's reason."""
+    result = Outcome()
+    failures = []  # (when it ended, what it says)
+    for key, study in studies.items():
+        trials = study.get_trials(deepcopy=False)
+        c = counts(trials)
+        result.complete += c["complete"]
+        result.failed += c["failed"]
+        if c["failed"] and not c["complete"]:
+            result.without_result.append(key)
+        for t in trials:
+            if t.state == TrialState.FAIL and not t.user_attrs.get(STALE):
+                reason = t.user_attrs.get(FAILURE_REASON, "no reason recorded")
+                failures.append((t.datetime_complete or datetime.max, f"{study.study_name} #{t.number}: {reason}"))
+    result.first_failure = min(failures)[1] if failures else ""
+    return result

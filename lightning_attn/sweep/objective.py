@@ -35,14 +35,20 @@ def trial_overrides(spec: SweepSpec, mechanism: str, params: dict[str, Any], see
 
 
 def train_trial(spec: SweepSpec, overrides: list[str], trial: optuna.Trial | None, run_id: str | None):
-    """Train one trial's config; the objective values on rank 0 (None on other ranks)."""
+    """Train one trial's config; the objective values on rank 0 (None on other ranks).
+
+    The worker's processes are the sweep's own (one per device, or the ranks of a DDP group that
+    ``RANK``/``WORLD_SIZE`` describe): Lightning's own environment is pinned, so that under a Slurm
+    allocation it does not take the job's ``SLURM_*`` tasks for them."""
+    from lightning.fabric.plugins.environments import LightningEnvironment
+
     from ..train import train
 
     cfg = compose(overrides)
     check_ranks_agree(cfg)
     monitor = prune_metric(spec)
     pruning = PruningCallback(trial, monitor) if monitor else None
-    result = train(cfg, callbacks=[pruning] if pruning else [], run_id=run_id)
+    result = train(cfg, callbacks=[pruning] if pruning else [], run_id=run_id, environment=LightningEnvironment())
     if pruning is not None:
         pruning.check_pruned()
     if trial is None:

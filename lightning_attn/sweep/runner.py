@@ -9,7 +9,7 @@
 3. start one worker per device (or one DDP group), show progress, replace a worker that dies
 4. on SIGINT, SIGTERM or SIGHUP: stop the workers in order (their trials are retried on ``--resume``)
 5. close the parent runs — FINISHED when every budget is spent, whatever happened to a worker on the
-   way — and print the summary
+   way, FAILED when every trial failed — and print the summary and the exit code's reason
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..config import ConfigError
 from ..processes import Stopped, stop_signals
 from ..tracking import check_tracking_store, mask_secrets, resolve_tracking_uri
 from . import spec as sweep_spec
-from .budget import spent
+from .budget import outcome, spent
 from .display import dry_run, progress_line, progress_table, summary_table
 from .launch import LaunchLock, Workers, describe_exit, parse_devices
 from .runs import close_parent_runs, open_parent_runs
@@ -49,8 +49,10 @@ def run_sweep(
     console: Console | None = None,
     command: list[str] | None = None,
 ) -> int:
-    """Run (or with ``dry`` describe) a sweep. Returns 0 when every budget is spent, 128 + the signal
-    number when a signal stopped it, 1 otherwise (the summary says why and how to resume)."""
+    """Run (or with ``dry`` describe) a sweep. Returns 0 when every budget is spent and some trial completed
+    (failed trials, if any, are counted in one line), 128 + the signal number when a signal stopped it, 1 when
+    every trial failed (one line with the first failure's reason) or the budget could not be spent (the
+    summary says why and how to resume)."""
     if console is None:
         console = Console(soft_wrap=True)
         if not console.is_terminal:  # a log file or a pipe: room for the summary table
@@ -111,7 +113,10 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
     # 5. the outcome
     done = spent(spec, sweep.studies)
     failed = workers.exit_codes()
-    if done:
+    trials = outcome(sweep.studies)
+    if done and trials.nothing_done:
+        status, reason = "FAILED", f"no trial completed ({trials.failed} failed); the first, {trials.first_failure}"
+    elif done:
         status, reason = "FINISHED", None
     elif stopped is not None:
         status, reason = "KILLED", f"stopped by {stopped}"
@@ -128,7 +133,14 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
     console.print(f"MLflow: experiment {sweep_spec.experiment_name(spec)} in {uri}", highlight=False)
     console.print(f"see it with: lightning-attn ui --tracking-uri '{uri}'", highlight=False)
     if status == "FINISHED":
+        if trials.failed:
+            alone = f"; no trial of {', '.join(trials.without_result)} completed" if trials.without_result else ""
+            console.print(f"[yellow]{trials.failed} of {trials.failed + trials.complete} trial(s) failed[/]{alone}; "
+                          f"the first, {trials.first_failure}", highlight=False)  # fmt: skip
         return 0
+    if done:  # nothing to resume: every trial ran, and failed
+        console.print(f"[red]sweep failed[/]: {reason} (logs: {sweep.folder / 'logs'})", highlight=False)
+        return 1
     console.print(f"[red]sweep {status.lower()}[/]: {reason}. Resume it with the same command and --resume.")
     return stopped.exit_code if stopped is not None else 1
 

@@ -13,7 +13,7 @@ from lightning_attn.cli import main
 from lightning_attn.config import ConfigError, compose
 from lightning_attn.resources import sweeps_dir
 from lightning_attn.sweep import launch, load
-from lightning_attn.sweep.budget import counts, next_action
+from lightning_attn.sweep.budget import counts, next_action, outcome
 from lightning_attn.sweep.launch import parse_devices
 from lightning_attn.sweep.samplers import make_pruner, make_sampler, sampler_seed
 from lightning_attn.sweep.spec import grid_of, run_overrides, space_of, suggest
@@ -205,6 +205,20 @@ def test_budget_counts_every_outcome_but_a_dead_workers_trial():
     assert next_action(study.get_trials(), 4) == "ask"  # a retry waits
 
 
+def test_the_outcome_counts_failures_for_good_and_names_the_first():
+    soft, hard = optuna.create_study(study_name="s-soft"), optuna.create_study(study_name="s-hard")
+    _trial(hard, TrialState.FAIL, failure_reason="diverged first")
+    _trial(soft, TrialState.FAIL, **{STALE: True, "failure_reason": "worker died"})  # retried: not a failure
+    _trial(soft, TrialState.COMPLETE)
+    _trial(hard, TrialState.FAIL, failure_reason="diverged later")
+    some = outcome({"soft": soft, "hard": hard})
+    assert (some.complete, some.failed, some.without_result) == (1, 2, ["hard"]) and not some.nothing_done
+    assert some.first_failure == "s-hard #0: diverged first"
+    nothing = outcome({"hard": hard})
+    assert nothing.nothing_done and nothing.first_failure == "s-hard #0: diverged first"
+    assert not outcome({"soft": optuna.create_study()}).nothing_done  # nothing ran: nothing failed either
+
+
 def test_stale_trial_is_failed_with_its_reason_and_retried(tmp_path):
     storage = HeartbeatJournalStorage(tmp_path / "j.journal", heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(storage=storage, study_name="s")
@@ -305,3 +319,12 @@ def test_packed_gpu_workers_each_know_how_many_share_their_gpu(tmp_path):
     workers = launch.Workers(tmp_path, devices, "sqlite:///x.db", None, ddp=False, launch=1, max_restarts=0)
     seen = [(s.env["CUDA_VISIBLE_DEVICES"], s.env[launch.GPU_SHARE_ENV], s.label) for s in workers.slots]
     assert seen == [("0", "3", "cuda:0"), ("0", "3", "cuda:0"), ("1", "1", "cuda:1"), ("0", "3", "cuda:0")]
+
+
+def test_ui_optuna_on_an_unreachable_storage_is_one_line_exit_3(capsys):
+    assert main(["ui", "--optuna", "--storage", "postgresql://alice:s3cret@127.0.0.1:1/db"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "postgresql://alice:***@127.0.0.1:1/db" in err and "s3cret" not in err
+    assert main(["ui", "--optuna", "--storage", "nowhere/optuna.journal"]) == 2  # a missing journal: not created
+    assert capsys.readouterr().err.startswith("error: no Optuna journal at nowhere/optuna.journal")
+    assert not Path("nowhere").exists()

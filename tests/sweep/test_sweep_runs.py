@@ -36,10 +36,11 @@ def sweep_file(name: str, body: str) -> Path:
     return path
 
 
-def sweep(*args: str, timeout: int = 300, wait: bool = True):
-    """``lightning-attn sweep …`` in a subprocess, its MLflow store the working folder's ``mlflow.db``."""
+def sweep(*args: str, timeout: int = 300, wait: bool = True, env: dict[str, str] | None = None):
+    """``lightning-attn sweep …`` in a subprocess, its MLflow store the working folder's ``mlflow.db``; ``env``:
+    variables to add to its environment."""
     cmd = [sys.executable, "-m", "lightning_attn", "sweep", *args]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | (env or {})
     if not wait:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -167,6 +168,22 @@ def test_diverging_trials_fail_with_their_reason_and_the_sweep_goes_on():
     run = child_of(children, "diverge-soft", bad.number)
     assert run.info.status == "FAILED" and "diverged" in run.data.tags[FAILURE_REASON]
     assert parents["diverge-soft"].data.metrics["trials_failed"] == 1
+    # some trials failed, some completed: exit 0, and one line says how many failed and why the first did
+    said = [line for line in proc.stdout.splitlines() if "1 of 2 trial(s) failed" in line]
+    assert len(said) == 1 and f"diverge-soft #{bad.number}:" in said[0] and "diverged" in said[0], proc.stdout[-2000:]
+
+
+def test_a_sweep_whose_every_trial_failed_exits_1_with_the_first_reason():
+    path = sweep_file("doomed", "mechanisms: {soft: {}}\nspace: {task.lr: {type: categorical, choices: [1.0e+30]}}\n"
+                      "n_trials: 2\n")  # fmt: skip
+    proc = sweep(str(path), "--devices", "cpu:1", "trainer.max_epochs=1")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("sweep failed: no trial completed (2 failed); the first, doomed-soft #0: ") and (
+        "diverged" in last
+    ), last
+    _, parents, _ = mlflow_runs("doomed")
+    assert parents["doomed-soft"].info.status == "FAILED"
 
 
 def test_pruning_prunes_a_hopeless_trial():
@@ -188,10 +205,17 @@ def test_pruning_prunes_a_hopeless_trial():
     assert parents["prune-soft"].data.metrics["trials_pruned"] == len(pruned)
 
 
+# what `sbatch --ntasks-per-node=1` sets in the one task that runs the sweep: Lightning must not take these
+# for the ranks the sweep starts itself
+SLURM_JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "sweep", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
+             "SLURM_NNODES": "1", "SLURM_NODELIST": "node1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+             "SLURM_NODEID": "0", "SLURM_CPUS_PER_TASK": "2"}  # fmt: skip
+
+
 def test_ddp_trial_is_one_optuna_trial_with_the_same_config_on_both_ranks():
     path = sweep_file("ddp", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
                       "n_trials: 1\n")  # fmt: skip
-    proc = sweep(str(path), "--ddp", "--devices", "cpu:2", "trainer.max_epochs=1")
+    proc = sweep(str(path), "--ddp", "--devices", "cpu:2", "trainer.max_epochs=1", env=SLURM_JOB)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     trials = studies("ddp")["ddp-soft"].get_trials()
     assert len(trials) == 1 and trials[0].state == TrialState.COMPLETE  # one trial, not one per rank

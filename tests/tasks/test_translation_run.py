@@ -74,8 +74,9 @@ def test_interrupted_run_is_marked_killed(monkeypatch):
 
     monkeypatch.setattr(TranslationModule, "training_step", interrupt)
     try:
-        with pytest.raises(SystemExit):  # Lightning's graceful shutdown after Ctrl+C
+        with pytest.raises(SystemExit) as stopped:  # Lightning's graceful shutdown after Ctrl+C
             train(compose(tiny()))
+        assert stopped.value.code == 128 + signal.SIGINT  # a stop, not a failure (Lightning's own exit is 1)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT from then on
     client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
