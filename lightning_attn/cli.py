@@ -8,10 +8,11 @@
     lightning-attn sweep FILE [--devices …] [--storage URL] [--resume | --join]
     lightning-attn report | ui | server                    # compare; look; host MLflow for several hosts
 
-Bad input (an unknown key or choice, a wrong type, missing or malformed data, a device this machine
-does not have) prints one ``error:`` line and exits with code 2, before anything is written; an MLflow
-store or Optuna storage that cannot be reached prints one line naming it (password masked) and exits
-with code 3.
+Exit codes (the README's table): 0 done; 1 failed (a run failed, no seed or no trial completed, a sweep
+ended with budget left, nothing to report); 2 bad input — an unknown key or choice, a wrong type, missing
+or malformed data, a device this machine does not have — one ``error:`` line, before anything is
+written; 3 an MLflow store or Optuna storage that cannot be reached, one line naming it (password
+masked); 128 + the signal number when a signal stopped the command.
 """
 
 from __future__ import annotations
