@@ -6,6 +6,7 @@
     lightning-attn evaluate RUN_ID [split=NAME | src=FILE ref=FILE] [dotted.key=value ...]
     lightning-attn config                                  # the groups and their choices
     lightning-attn sweep FILE [--devices …] [--storage URL] [--resume | --join]
+    lightning-attn compare attention=soft,hard seeds=0-4 [--devices …] [--resume]   # no tuning
     lightning-attn report | ui | server                    # compare; look; host MLflow for several hosts
 
 Exit codes (the README's table): 0 done; 1 failed (a run failed, no seed or no trial completed, a sweep
@@ -98,6 +99,31 @@ def _sweep(args: argparse.Namespace) -> int:
     from .sweep import load, run_sweep
 
     spec = load(args.file, args.overrides)
+    return run_sweep(spec, folder=args.out, storage=args.storage, devices=args.devices, ddp=args.ddp,
+                     resume=args.resume, join=args.join, dry=args.dry_run,
+                     command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+    from .sweep.spec import comparison, parse_seeds
+
+    task, mechanisms, seeds, overrides = "translation", [], [0, 1, 2], []
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"cannot read {item!r}: expected key=value (e.g. attention=soft,hard seeds=0-4)")
+        if key == "task":
+            task = value
+        elif key == "attention":
+            mechanisms = [m.strip() for m in value.split(",") if m.strip()]
+        elif key == "seeds":
+            seeds = parse_seeds(value)
+        else:
+            overrides.append(item)
+    if not mechanisms:
+        raise ConfigError("name the mechanisms to compare: attention=soft,hard,uniform")
+    spec = comparison(task, mechanisms, seeds, overrides, args.name)
     return run_sweep(spec, folder=args.out, storage=args.storage, devices=args.devices, ddp=args.ddp,
                      resume=args.resume, join=args.join, dry=args.dry_run,
                      command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
@@ -337,6 +363,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--dry-run", action="store_true", help="print the studies and search spaces, train nothing")
     sweep.set_defaults(func=_sweep)
+    compare = sub.add_parser(
+        "compare",
+        help="train mechanisms as configured, once per seed, without tuning (the sweep machinery, no search)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lightning-attn compare attention=soft,hard,uniform seeds=0-4 --devices cpu:2\n"
+        "  lightning-attn compare task=captioning attention=soft,hard seeds=0,1,2 trainer.max_epochs=20\n"
+        "  lightning-attn compare attention=soft,hard seeds=0-4 --resume   # continue after a stop\n"
+        "variants of one mechanism (hard with other settings): a sweep file with no space (see sweeps/)",
+    )
+    compare.add_argument("overrides", nargs="*",
+                         help="attention=A,B,… (required), seeds=0-4 (default 0-2), task=NAME (default translation), "
+                              "and any group=choice or dotted.key=value for every run")  # fmt: skip
+    compare.add_argument("--name", help="the comparison's name (its sweep folder and MLflow experiment); "
+                                        "default compare-<task>")  # fmt: skip
+    for flag, text in (("--devices", "cpu:N (N CPU workers) or GPU ids 0,1,2; default: all GPUs, else cpu:1"),
+                       ("--storage", "Optuna storage URL; default: a journal file in the folder"),
+                       ("--out", "the folder; default: outputs/sweeps/<name>")):  # fmt: skip
+        compare.add_argument(flag, type=Path if flag == "--out" else str, help=text)
+    compare.add_argument("--ddp", action="store_true", help="run each training as one DDP job over all --devices")
+    compare.add_argument("--resume", action="store_true", help="continue: runs that finished are not trained again")
+    compare.add_argument("--join", action="store_true", help="join from another host (--storage postgresql://…)")
+    compare.add_argument("--dry-run", action="store_true", help="print what would run, train nothing")
+    compare.set_defaults(func=_compare)
     server = sub.add_parser(
         "server",
         help="start an MLflow tracking server (database backend store, served artifacts) for several hosts",

@@ -44,20 +44,26 @@ def next_action(trials: list[FrozenTrial], n_trials: int | None) -> str:
 def budget(spec: SweepSpec, key: str) -> int | None:
     """Trials per study: ``n_trials``, never more than a grid has points; a seeds study: one per seed."""
     if sweep_spec.is_seeds(key):
-        return len(spec.seeds)
+        return len(sweep_spec.seeds_of(spec))
     if spec.sampler.kind != "grid":
         return spec.n_trials
     size = math.prod(len(v) for v in sweep_spec.grid_of(sweep_spec.space_of(spec, key)).values())
     return size if spec.n_trials is None else min(spec.n_trials, size)
 
 
-def enqueue_seeds(spec: SweepSpec, search: optuna.Study, seeds: optuna.Study, search_finished: bool) -> str | None:
-    """Fill a seeds study with the search's best parameters, once per seed, when the search is over.
+def enqueue_seeds(spec: SweepSpec, search: optuna.Study | None, seeds: optuna.Study,
+                  search_finished: bool) -> str | None:  # fmt: skip
+    """Fill a seeds study with the search's best parameters, once per seed, when the search is over; in a
+    comparison (``search`` None) with the mechanism's fixed configuration at once.
 
     Returns ``wait`` while the search still runs anywhere, ``done`` when there is nothing to retrain
     (no completed trial), ``None`` once the seed trials exist (the usual budget logic takes over).
     """
     if seeds.get_trials(deepcopy=False):
+        return None
+    if search is None:
+        for seed in sweep_spec.seeds_of(spec):
+            seeds.enqueue_trial({}, user_attrs={"seed": seed}, skip_if_exists=False)
         return None
     trials = search.get_trials(deepcopy=False)
     if not search_finished or any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
@@ -79,6 +85,8 @@ def spent(spec: SweepSpec, studies: dict[str, optuna.Study]) -> bool:
         if c["running"] or c["waiting"]:
             return False
         if sweep_spec.is_seeds(key) and not trials:
+            if sweep_spec.mechanism_of(key) not in studies:  # a comparison: its seed runs are still to come
+                return False
             search = studies[sweep_spec.mechanism_of(key)].get_trials(deepcopy=False)
             if any(t.state == TrialState.COMPLETE for t in search):
                 return False

@@ -37,12 +37,19 @@ class StudyStatus:
         return self.counts["complete"] + self.counts["pruned"] + self.counts["failed"]
 
 
+def label(spec: sweep_spec.SweepSpec, key: str) -> str:
+    """What a study is called on screen: ``soft``, ``soft+seeds`` (a search's seed runs); in a comparison,
+    which has seed runs alone, the mechanism."""
+    return sweep_spec.mechanism_of(key) if sweep_spec.is_comparison(spec) else key
+
+
 def study_statuses(sweep: Sweep) -> list[StudyStatus]:
     out = []
     for key, study in sweep.studies.items():
         trials = study.get_trials(deepcopy=False)
         running = [t for t in trials if t.state == TrialState.RUNNING]
-        out.append(StudyStatus(key, budget(sweep.spec, key), counts(trials), best_trials(study, trials), running))
+        out.append(StudyStatus(label(sweep.spec, key), budget(sweep.spec, key), counts(trials),
+                               best_trials(study, trials), running))  # fmt: skip
     return out
 
 
@@ -84,12 +91,13 @@ def summary_table(sweep: Sweep) -> Table:
         c = counts(trials)
         best = best_trials(study, trials)
         # retried: interrupted, or lost with their worker; they do not use budget
-        row = [mech, str(c["complete"]), str(c["pruned"]), str(c["failed"]), str(c["stale"])]
+        row = [label(sweep.spec, mech), str(c["complete"]), str(c["pruned"]), str(c["failed"]), str(c["stale"])]
         done = [t for t in trials if t.state == TrialState.COMPLETE]
-        if sweep_spec.is_seeds(mech) and done:  # the best parameters again, once per seed
-            st = seed_stats([t.value for t in done])
-            params = ", ".join(f"{k}={_short(v)}" for k, v in done[0].params.items()) or "(defaults)"
-            table.add_row(*row, st.describe(), f"best of #{done[0].user_attrs.get('best_of')}", params)
+        if sweep_spec.is_seeds(mech) and done:  # the best parameters again (a comparison: as configured), per seed
+            st = seed_stats([t.values[0] for t in done])
+            params = ", ".join(f"{k}={_short(v)}" for k, v in done[0].params.items()) or "(as configured)"
+            best_of = done[0].user_attrs.get("best_of")
+            table.add_row(*row, st.describe(), "—" if best_of is None else f"best of #{best_of}", params)
             continue
         if not best:
             table.add_row(*row, "—", "—", "no trial completed")
@@ -105,24 +113,30 @@ def _short(value) -> str:
 
 def dry_run(sweep: Sweep, console: Console) -> None:
     spec = sweep.spec
-    console.print(f"sweep [bold]{spec.name}[/] — task {spec.task}, {len(spec.mechanisms)} studies")
+    comparison, seeds = sweep_spec.is_comparison(spec), sweep_spec.seeds_of(spec)
+    kind = "a comparison without tuning" if comparison else "a search"
+    console.print(f"sweep [bold]{spec.name}[/] — task {spec.task}, {kind} of {len(spec.mechanisms)} mechanism(s)")
     console.print(f"  storage:    {describe(sweep.storage_url, sweep.folder)}")
     console.print(f"  tracking:   {mask_secrets(sweep.tracking_uri)} (experiment {sweep_spec.experiment_name(spec)})")
     console.print(f"  workers:    {sweep.n_workers} on {sweep.devices.label}{' as one DDP job' if sweep.ddp else ''}")
-    budget = f"{spec.n_trials} trials" if spec.n_trials else "no trial limit"
-    console.print(f"  budget:     {budget}{f', {spec.timeout:g} s' if spec.timeout else ''} per mechanism")
-    objectives = ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives)
-    pruner = spec.pruner.kind if len(spec.objectives) == 1 else "none (multi-objective)"
-    console.print(f"  objectives: {objectives}; sampler {spec.sampler.kind}; pruner {pruner}")
+    if comparison:
+        console.print(f"  budget:     {len(seeds)} run(s) per mechanism, one per seed {seeds}")
+    else:
+        budget = f"{spec.n_trials} trials" if spec.n_trials else "no trial limit"
+        console.print(f"  budget:     {budget}{f', {spec.timeout:g} s' if spec.timeout else ''} per mechanism")
+        objectives = ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives)
+        pruner = spec.pruner.kind if len(spec.objectives) == 1 else "none (multi-objective)"
+        console.print(f"  objectives: {objectives}; sampler {spec.sampler.kind}; pruner {pruner}")
     for mech in spec.mechanisms:
+        key = mech + sweep_spec.SEEDS if comparison else mech
         console.print(
-            f"  study [bold]{sweep_spec.study_name(spec, mech)}[/] (attention={spec.mechanisms[mech].attention})"
+            f"  study [bold]{sweep_spec.study_name(spec, key)}[/] (attention={spec.mechanisms[mech].attention})"
         )
         extra = spec.overrides + spec.mechanisms[mech].overrides
         if extra:
             console.print(f"    overrides: {' '.join(extra)}")
-        for key, p in sweep_spec.space_of(spec, mech).items():
-            console.print(f"    {key}: {describe_param(p)}")
-    if spec.seeds:
+        for name, param in sweep_spec.space_of(spec, mech).items():
+            console.print(f"    {name}: {describe_param(param)}")
+    if seeds and not comparison:
         first = sweep_spec.study_name(spec, next(iter(spec.mechanisms)) + sweep_spec.SEEDS)
-        console.print(f"  then each mechanism's best parameters once per seed {spec.seeds} (studies {first}, …)")
+        console.print(f"  then each mechanism's best parameters once per seed {seeds} (studies {first}, …)")

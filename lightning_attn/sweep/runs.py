@@ -44,7 +44,7 @@ def open_parent_runs(sweep: Sweep) -> None:
             "mechanism": mech,
             "attention": spec.mechanisms[mech].attention,
             "n_trials": budget(spec, key),
-            **({"seeds": ",".join(map(str, spec.seeds))} if sweep_spec.is_seeds(key) else {}),
+            **({"seeds": ",".join(map(str, sweep_spec.seeds_of(spec)))} if sweep_spec.is_seeds(key) else {}),
             "timeout_s": spec.timeout,
             "objectives": ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives),
             "sampler": spec.sampler.kind,

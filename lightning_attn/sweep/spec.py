@@ -22,6 +22,16 @@ and the single source of defaults. Example::
 ``when`` makes a parameter conditional: it is only suggested when the named parameters (suggested
 earlier in the file's order) took the listed value(s). Two or more objectives make a multi-objective
 study (no pruning: Optuna cannot prune those).
+
+A sweep with **no search space** (no ``space``, for any mechanism) is a *comparison without tuning*: each
+mechanism, with its fixed overrides, is trained once per seed of ``seeds`` (default: ``[seed]``) — one
+study per mechanism, through the same workers, budget, resume and ``--join`` as a search
+(``lightning-attn compare`` writes such a sweep from the command line)::
+
+    name: study
+    task: translation
+    mechanisms: {soft: {}, hard: {}, hard-p75: {attention: hard, overrides: [attention.semi_sampling_p=0.75]}}
+    seeds: [0, 1, 2, 3, 4]
 """
 
 from __future__ import annotations
@@ -131,7 +141,11 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep file {path} not found")
-    data = read_yaml(path)
+    return from_dict(read_yaml(path), path, overrides)
+
+
+def from_dict(data: dict, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
+    """A sweep definition from its parsed YAML (``path`` names it in messages), checked as :func:`load` does."""
     _refuse_unknown_keys(data, str(path))
     spec_node = OmegaConf.structured(SweepSpec)
     try:
@@ -177,6 +191,35 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep
     return spec
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``0-4``, ``0,1,2``, ``[0, 1, 2]`` or ``3`` as a list of seeds.
+
+    Raises:
+        ConfigError: anything else, in one line.
+    """
+    body = text.strip().removeprefix("[").removesuffix("]").replace(" ", "")
+    try:
+        if "-" in body.lstrip("-") and "," not in body:
+            first, _, last = body.partition("-")
+            seeds = list(range(int(first), int(last) + 1))
+        else:
+            seeds = [int(part) for part in body.split(",") if part]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise ConfigError(f"seeds={text}: write a range (0-4), a list (0,1,2) or one seed (3)")
+    return seeds
+
+
+def comparison(task: str, mechanisms: list[str], seeds: list[int], overrides: list[str] = (),
+               name: str | None = None) -> SweepSpec:  # fmt: skip
+    """The sweep ``lightning-attn compare`` runs: ``mechanisms`` (attention choices) trained as configured by
+    ``overrides``, once per seed — no search space, so no tuning (:func:`is_comparison`)."""
+    data = {"name": name or f"compare-{task}", "task": task, "overrides": list(overrides),
+            "mechanisms": {m: {} for m in mechanisms}, "seeds": list(seeds)}  # fmt: skip
+    return from_dict(data, "compare")
+
+
 def _refuse_unknown_keys(data: dict, where: str) -> None:
     """One line naming a key the schema does not have, and the keys valid at that level."""
     found = unknown_key(data, SweepSpec)
@@ -199,7 +242,7 @@ def check(spec: SweepSpec, where: Any = "sweep") -> None:
     for objective in spec.objectives:
         if objective.direction not in DIRECTIONS:
             raise ConfigError(f"{where}: direction {objective.direction!r}; choose one of: {', '.join(DIRECTIONS)}")
-    if spec.seeds and len(spec.objectives) > 1:
+    if spec.seeds and len(spec.objectives) > 1 and not is_comparison(spec):
         raise ConfigError(f"{where}: seeds retrain the best trial, which needs a single objective")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise ConfigError(f"{where}: seeds has duplicates: {spec.seeds}")
@@ -298,9 +341,21 @@ def _literal(value: Any) -> str:
 SEEDS = "+seeds"  # a study key ending in this is the seeds study of that mechanism
 
 
+def is_comparison(spec: SweepSpec) -> bool:
+    """No mechanism has anything to search: a comparison without tuning (seed runs only)."""
+    return not any(space_of(spec, m) for m in spec.mechanisms)
+
+
+def seeds_of(spec: SweepSpec) -> list[int]:
+    """The seeds each mechanism is trained with after (or, in a comparison, instead of) the search."""
+    return list(spec.seeds) or ([spec.seed] if is_comparison(spec) else [])
+
+
 def study_keys(spec: SweepSpec) -> list[str]:
-    """One search study per mechanism, then (with ``seeds``) one seeds study per mechanism."""
-    return [*spec.mechanisms, *(f"{m}{SEEDS}" for m in spec.mechanisms if spec.seeds)]
+    """One search study per mechanism, then (with ``seeds``) one seeds study per mechanism; a comparison has
+    the seeds studies alone."""
+    seeds = [f"{m}{SEEDS}" for m in spec.mechanisms if seeds_of(spec)]
+    return seeds if is_comparison(spec) else [*spec.mechanisms, *seeds]
 
 
 def mechanism_of(key: str) -> str:

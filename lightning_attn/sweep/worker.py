@@ -97,8 +97,8 @@ def run(worker: Worker) -> None:
                     fail_stale_trials(study, spec.max_retries, lambda t, uri=worker.tracking_uri: mirror_stale(uri, t))
                     action = None
                     if sweep_spec.is_seeds(key):
-                        search = sweep_spec.mechanism_of(key)
-                        action = enqueue_seeds(spec, studies[search], study, search_finished=search not in pending)
+                        search = sweep_spec.mechanism_of(key)  # absent in a comparison: nothing to search
+                        action = enqueue_seeds(spec, studies.get(search), study, search_finished=search not in pending)
                     action = action or next_action(study.get_trials(deepcopy=False), budget(spec, key))
                     trial = study.ask() if action == "ask" else None
                 if trial is None:

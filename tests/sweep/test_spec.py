@@ -328,3 +328,35 @@ def test_ui_optuna_on_an_unreachable_storage_is_one_line_exit_3(capsys):
     assert main(["ui", "--optuna", "--storage", "nowhere/optuna.journal"]) == 2  # a missing journal: not created
     assert capsys.readouterr().err.startswith("error: no Optuna journal at nowhere/optuna.journal")
     assert not Path("nowhere").exists()
+
+
+def test_a_sweep_without_a_search_space_is_a_comparison_of_seed_runs():
+    from lightning_attn.sweep.budget import budget
+    from lightning_attn.sweep.spec import comparison, is_comparison, parse_seeds, seeds_of, study_keys
+
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("[0, 2]") == [0, 2] and parse_seeds("3") == [3]
+    with pytest.raises(ConfigError, match="seeds=x: write a range"):
+        parse_seeds("x")
+    spec = comparison("translation", ["soft", "hard"], [0, 1, 2], ["trainer.max_epochs=2"])
+    assert is_comparison(spec) and spec.name == "compare-translation"
+    assert study_keys(spec) == ["soft+seeds", "hard+seeds"]  # no search studies
+    assert budget(spec, "soft+seeds") == 3
+    with pytest.raises(ConfigError, match="unknown attention 'nope'"):
+        comparison("translation", ["soft", "nope"], [0])
+    # a sweep file with no space at all is the same, its seeds defaulting to the sweep's seed
+    variant = "{attention: hard, overrides: [attention.semi_sampling_p=0.75]}"
+    Path("fixed.yaml").write_text(
+        f"name: fixed\ntask: translation\nseed: 7\nmechanisms: {{soft: {{}}, hard-p75: {variant}}}\n"
+    )
+    searchless = load("fixed.yaml")
+    assert is_comparison(searchless) and study_keys(searchless) == ["soft+seeds", "hard-p75+seeds"]
+    assert budget(searchless, "hard-p75+seeds") == 1 and seeds_of(searchless) == [7]
+
+
+def test_compare_dry_run_names_its_studies_and_runs(capsys):
+    code = main(["compare", "attention=soft,uniform", "seeds=0-1", "--dry-run", "--devices", "cpu:2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "a comparison without tuning of 2 mechanism(s)" in out
+    assert "2 run(s) per mechanism, one per seed [0, 1]" in out and "compare-translation-uniform-seeds" in out
+    assert main(["compare", "seeds=0-1", "--dry-run"]) == 2
+    assert "name the mechanisms to compare" in capsys.readouterr().err

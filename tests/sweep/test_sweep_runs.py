@@ -274,3 +274,41 @@ def test_memory_figures_of_a_trial_are_its_own_in_a_shared_worker():
     assert small_run["speed/rss_growth_mb"] < 0.25 * big_run["speed/rss_growth_mb"]
     # the absolute peak is the small run's own: never above the large run's (a lifetime peak would equal it)
     assert small_run["speed/peak_rss_mb"] < big_run["speed/peak_rss_mb"]
+
+
+def test_compare_stopped_and_resumed_never_trains_a_finished_run_again():
+    shared = [o for o in RUN if not o.startswith("attention.")]  # the uniform control has no attention settings
+    cmd = [sys.executable, "-m", "lightning_attn", "compare", "attention=soft,uniform", "seeds=0-1", "--devices",
+           "cpu:2", *shared, "trainer.max_epochs=8", "early_stopping.enabled=false"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    journal = Path("outputs/sweeps/compare-translation/optuna.journal")
+    deadline, before = time.monotonic() + 240, {}
+    while time.monotonic() < deadline and launcher.poll() is None:
+        time.sleep(0.5)
+        if not journal.exists():
+            continue
+        trials = [t for s in studies("compare-translation").values() for t in s.get_trials()]
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        if done and any(t.state == TrialState.RUNNING for t in trials):
+            before = {(t.user_attrs["mlflow_run_id"], t.datetime_complete) for t in done}
+            break
+    assert before, "no run finished while another ran"
+    launcher.send_signal(signal.SIGTERM)
+    out, _ = launcher.communicate(timeout=120)
+    assert launcher.returncode == 128 + signal.SIGTERM, out[-3000:]
+
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    found = studies("compare-translation")
+    assert set(found) == {"compare-translation-soft-seeds", "compare-translation-uniform-seeds"}  # no search
+    complete = [t for s in found.values() for t in s.get_trials() if t.state == TrialState.COMPLETE]
+    # every finished run of the first launch is still the one run of its seed: none was trained again
+    assert before <= {(t.user_attrs["mlflow_run_id"], t.datetime_complete) for t in complete}
+    for study in found.values():
+        seeds = [t.user_attrs["seed"] for t in study.get_trials() if t.state == TrialState.COMPLETE]
+        assert sorted(seeds) == [0, 1], (study.study_name, seeds)
+    _, parents, children = mlflow_runs("compare-translation")
+    finished = [(r.data.tags["attention"], r.data.tags["seed"]) for r in children if r.info.status == "FINISHED"]
+    assert sorted(finished) == [("soft", "0"), ("soft", "1"), ("uniform", "0"), ("uniform", "1")]
+    assert all(p.info.status == "FINISHED" and p.data.tags["lightning_attn.role"] == "seeds" for p in parents.values())
