@@ -170,16 +170,17 @@ def _report(args: argparse.Namespace) -> int:
     from .tracking import check_tracking_store, resolve_tracking_uri
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    uri = resolve_tracking_uri(args.tracking_uri)
-    check_tracking_store(uri)
+    uris = [resolve_tracking_uri(u) for u in (args.tracking_uri or [None])]
+    for uri in uris:
+        check_tracking_store(uri)
     try:
-        written = build_report(uri, args.out, args.experiment, args.study, formats, args.bootstrap_samples,
+        written = build_report(uris, args.out, args.experiment, args.study, formats, args.bootstrap_samples,
                                args.reference, args.min_seeds)  # fmt: skip
     except (LookupError, ValueError) as e:
         raise ConfigError(str(e).replace("choose from", f"choose from ({', '.join(FORMATS)}):")[:2000]) from None
     for fmt, path in written.paths.items():
         print(f"{fmt:<5} {path.resolve()}")
-    print(f"open the runs behind it: lightning-attn ui{_uri_flag(args.tracking_uri)}")
+    print(f"open the runs behind it: lightning-attn ui{_uri_flag((args.tracking_uri or [None])[0])}")
     if not written.results:
         print(f"no finished run to compare: {written.failures} run(s) failed; the report lists them and why",
               file=sys.stderr)  # fmt: skip
@@ -407,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--experiment", action="append", help="MLflow experiment (repeatable); default: all")
     report.add_argument("--study", action="append", help="only the runs of this sweep study (repeatable)")
-    report.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    report.add_argument("--tracking-uri", action="append",
+                        help="a store to read (repeatable: one report over several stores); default: "
+                             "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")  # fmt: skip
     report.add_argument("--out", type=Path, default=Path("outputs/report"), help="folder (default: outputs/report)")
     report.add_argument("--format", default="html,md,csv,json", help="any of html,md,csv,json")
     report.add_argument(

@@ -25,7 +25,7 @@ class Written:
     failures: int  # failed runs listed
 
 
-def build_report(tracking_uri: str, out: Path, experiments: list[str] | None = None,
+def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str] | None = None,
                  studies: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
                  bootstrap_samples: int = significance.BOOTSTRAP_SAMPLES, reference: str | None = None,
                  min_seeds: int = analysis.MIN_SEEDS) -> Written:  # fmt: skip
@@ -38,19 +38,20 @@ def build_report(tracking_uri: str, out: Path, experiments: list[str] | None = N
     rows = analysis.summarise(collected, min_seeds)
     failed = analysis.failures(collected)
     if not rows and not failed:
-        raise LookupError(f"no finished runs with test metrics in {mask_secrets(tracking_uri)} "
+        raise LookupError(f"no finished runs with test metrics in {', '.join(map(mask_secrets, collected.stores))} "
                           f"(experiments: {', '.join(collected.experiments) or 'none'})")  # fmt: skip
-    compared = [r.run_id for row in rows for r in row.compared] + [row.best_run for row in rows]
-    tests = analysis.pair_tests(rows, collect.predictions(tracking_uri, compared), bootstrap_samples)
+    by_id = {r.run_id: r for r in collected.runs}
+    compared = [r for row in rows for r in row.compared] + [by_id[row.best_run] for row in rows]
+    tests = analysis.pair_tests(rows, collect.predictions(compared), bootstrap_samples)
     curves: dict[str, list[float]] = {}
     for group in analysis.by_task(rows).values():
         key = group[0].compared[0].validation_metric
         if key:
-            histories = collect.metric_histories(tracking_uri, [r.run_id for row in group for r in row.compared], key)
+            histories = collect.metric_histories([r for row in group for r in row.compared], key)
             curves |= {run_id: [v for _, v in h] for run_id, h in histories.items()}
     diagnoses = analysis.diagnose(rows, tests, curves, min_seeds)
     verdicts = analysis.verdicts(rows, tests, diagnoses, reference, min_seeds)
-    warnings = analysis.budget_warnings(rows)
+    warnings = analysis.pooling_notes(collected) + analysis.budget_warnings(rows)
     out.mkdir(parents=True, exist_ok=True)
     report = {"title": "Attention trade-offs", "tasks": sorted({r.task for r in rows}), "rows": rows,
               "tests": tests, "diagnoses": diagnoses, "verdicts": verdicts, "warnings": warnings,
@@ -71,12 +72,13 @@ def build_report(tracking_uri: str, out: Path, experiments: list[str] | None = N
         with tempfile.TemporaryDirectory() as tmp:
             gallery: dict[str, dict[str, list[Path]]] = {}
             for row in rows:
-                pictures = collect.attention_pictures(tracking_uri, row.best_run, Path(tmp) / row.best_run)
+                pictures = collect.attention_pictures(by_id[row.best_run], Path(tmp) / row.best_run)
                 if pictures:
                     gallery.setdefault(row.task, {})[row.mechanism] = pictures
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            stores = ", ".join(map(mask_secrets, collected.stores))
             report |= {"plots": plots, "gallery": gallery,
-                       "source": f"{len(collected.runs)} runs from {mask_secrets(tracking_uri)}, experiments "
+                       "source": f"{len(collected.runs)} runs from {stores}, experiments "
                                  f"{', '.join(collected.experiments)}; generated {stamp}"}  # fmt: skip
             if "html" in formats:
                 written["html"] = render.write_html(out, report)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from ..bleu import sentence_statistics
 from ..tracking import tags as T
 from ..tracking.seeds import MIN_SEEDS_FOR_CI, seed_stats
+from . import grouping
 from . import significance as sig
 from .collect import IMPORTANCE_EVALUATOR, Collected, RunRecord
 
@@ -108,43 +109,76 @@ def _mean(values: list[float | None]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def summarise(collected: Collected, min_seeds: int = MIN_SEEDS) -> list[Row]:
-    rows = []
+def _by_mechanism(collected: Collected) -> dict[tuple[str, str], list[RunRecord]]:
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for run in collected.runs:
         groups.setdefault((run.task, run.mechanism), []).append(run)
-    for (task, mechanism), runs in sorted(groups.items()):
-        results = [r for r in runs if r.status == "FINISHED" and r.accuracy is not None]
+    return dict(sorted(groups.items()))
+
+
+def _results(runs: list[RunRecord]) -> list[RunRecord]:
+    return [r for r in runs if r.status == "FINISHED" and r.accuracy is not None]
+
+
+def pooling_notes(collected: Collected) -> list[str]:
+    """How :func:`summarise` grouped the runs wherever it was not simply one configuration a mechanism."""
+    notes = []
+    for runs in _by_mechanism(collected).values():
+        pooled = [r for r in _results(runs) if r.kind != "trial"]
+        if pooled:
+            notes += grouping.variants(pooled)[1]
+    return notes
+
+
+def summarise(collected: Collected, min_seeds: int = MIN_SEEDS) -> list[Row]:
+    """One row per task × mechanism — or per configuration of a mechanism, where its runs' configs differ
+    beyond the seed (:mod:`.grouping`): its seed runs pooled from every run kind and store."""
+    rows = []
+    for (task, mechanism), runs in _by_mechanism(collected).items():
+        results = _results(runs)
         if not results:
             continue
-        best = max(results, key=lambda r: r.accuracy)
-        compared = [r for r in results if r.kind == "seed"] or [best]
-        acc = seed_stats([r.accuracy for r in compared])
-        enough = acc.n >= min_seeds and not math.isnan(acc.ci95)
-        trials = [r for r in runs if r.kind == "trial"]
-        # runs that ended on their own: pruned and interrupted ones (KILLED) are neither success nor failure
-        ended = [r for r in runs if r.status in ("FINISHED", "FAILED")]
-        failed = [r for r in ended if r.status == "FAILED"]
-        batch_latency = [v for r in compared for k, v in r.metrics.items()
-                         if k.startswith("speed/infer_latency_ms_p50_b") and not k.endswith("_b1")]  # fmt: skip
-        rows.append(Row(
-            task, mechanism, best.headline, best.accuracy, best.run_id, acc.n, acc.mean,
-            acc.ci95 if enough else None, "" if enough else f"n = {acc.n}: no CI",
-            acc.std if acc.n > 1 else None, len(results),
-            sum(r.optuna_state == "COMPLETE" for r in trials), sum(r.optuna_state == "PRUNED" for r in trials),
-            sum(r.optuna_state == "FAIL" and r.status == "FAILED" for r in trials),  # not the interrupted
-            len(failed) / len(ended) if ended else 0.0,
-            sum(r.wall_s or 0.0 for r in runs),
-            sum(r.converged is False for r in compared),
-            _mean([r.metrics.get("stability/grad_norm_std", math.nan) ** 2 for r in compared]),
-            _mean([r.metrics.get("stability/attention_entropy") for r in compared]),
-            *(_mean([r.metrics.get(SPEED[k]) for r in compared]) for k in ("train_samples_per_s", "infer_ms_p50_b1")),
-            _mean(batch_latency),
-            *(_mean([r.metrics.get(SPEED[k]) for r in compared]) for k in ("peak_rss_mb", "rss_growth_mb", "params")),
-            control=best.trait("control"), compared=compared,
-            **{field: _mean([r.metrics.get(key) for r in compared]) for field, key in ATTENTION_MEASURES.items()},
-        ))  # fmt: skip
+        pooled = [r for r in results if r.kind != "trial"]
+        found = grouping.variants(pooled)[0] if pooled else []
+        if not found:  # a search alone: its best run stands for the mechanism
+            found = [grouping.Variant("", [max(results, key=lambda r: r.accuracy)])]
+        for variant in found:
+            name = f"{mechanism} [{variant.label}]" if variant.label else mechanism
+            pool = results if len(found) == 1 else variant.runs
+            rows.append(_row(task, name, runs, pool, variant.runs, min_seeds))
     return rows
+
+
+def _row(task: str, mechanism: str, runs: list[RunRecord], results: list[RunRecord], compared: list[RunRecord],
+         min_seeds: int) -> Row:  # fmt: skip
+    """The row of ``compared`` (the seed runs, or the best run); ``runs`` every run of the mechanism (its
+    budget and compute), ``results`` the finished ones its best run is chosen from."""
+    best = max(results, key=lambda r: r.accuracy)
+    acc = seed_stats([r.accuracy for r in compared])
+    enough = acc.n >= min_seeds and not math.isnan(acc.ci95)
+    trials = [r for r in runs if r.kind == "trial"]
+    # runs that ended on their own: pruned and interrupted ones (KILLED) are neither success nor failure
+    ended = [r for r in runs if r.status in ("FINISHED", "FAILED")]
+    failed = [r for r in ended if r.status == "FAILED"]
+    batch_latency = [v for r in compared for k, v in r.metrics.items()
+                     if k.startswith("speed/infer_latency_ms_p50_b") and not k.endswith("_b1")]  # fmt: skip
+    return Row(
+        task, mechanism, best.headline, best.accuracy, best.run_id, acc.n, acc.mean,
+        acc.ci95 if enough else None, "" if enough else f"n = {acc.n}: no CI",
+        acc.std if acc.n > 1 else None, len(results),
+        sum(r.optuna_state == "COMPLETE" for r in trials), sum(r.optuna_state == "PRUNED" for r in trials),
+        sum(r.optuna_state == "FAIL" and r.status == "FAILED" for r in trials),  # not the interrupted
+        len(failed) / len(ended) if ended else 0.0,
+        sum(r.wall_s or 0.0 for r in runs),
+        sum(r.converged is False for r in compared),
+        _mean([r.metrics.get("stability/grad_norm_std", math.nan) ** 2 for r in compared]),
+        _mean([r.metrics.get("stability/attention_entropy") for r in compared]),
+        *(_mean([r.metrics.get(SPEED[k]) for r in compared]) for k in ("train_samples_per_s", "infer_ms_p50_b1")),
+        _mean(batch_latency),
+        *(_mean([r.metrics.get(SPEED[k]) for r in compared]) for k in ("peak_rss_mb", "rss_growth_mb", "params")),
+        control=best.trait("control"), compared=compared,
+        **{field: _mean([r.metrics.get(key) for r in compared]) for field, key in ATTENTION_MEASURES.items()},
+    )  # fmt: skip
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Everything a report reads: runs from MLflow, their artifacts and metric histories, and hyperparameter
-importances from the Optuna studies. The rest of the report only computes (:mod:`.analysis`,
+"""Everything a report reads: runs from one or several MLflow stores, their artifacts and metric histories,
+and hyperparameter importances from the Optuna studies. The rest of the report only computes (:mod:`.analysis`,
 :mod:`.significance`) and writes (:mod:`.render`).
 
 Every finished run with its task's headline test metric is a *result*: a sweep trial, a seed run (a
@@ -45,6 +45,7 @@ class RunRecord:
     study: str | None = None
     optuna_state: str | None = None  # COMPLETE | PRUNED | FAIL for sweep trials
     wall_s: float | None = None  # from start to end, as MLflow recorded them
+    store: str = ""  # the tracking URI it was read from (a report may read several)
 
     @property
     def headline(self) -> str | None:
@@ -73,10 +74,36 @@ class Collected:
     runs: list[RunRecord] = field(default_factory=list)
     storages: dict[str, str] = field(default_factory=dict)  # study name -> storage URL (from its parent run)
     experiments: list[str] = field(default_factory=list)
+    stores: list[str] = field(default_factory=list)  # the tracking URIs read
+    #: store -> experiment name -> id, for logging the report back (see :func:`lightning_attn.report.build_report`)
+    experiment_ids: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def collect(tracking_uri: str, experiments: list[str] | None, studies: list[str] | None) -> Collected:
-    """All runs of the named experiments (default: every experiment), optionally only those of the named studies."""
+def collect(tracking_uris: str | list[str], experiments: list[str] | None, studies: list[str] | None) -> Collected:
+    """All runs of the named experiments (default: every experiment) of every store, optionally only those of
+    the named studies. A run found in two stores (a copied database) counts once.
+
+    Raises:
+        LookupError: an experiment named that no store has (one line).
+    """
+    uris = [tracking_uris] if isinstance(tracking_uris, str) else list(dict.fromkeys(tracking_uris))
+    out = Collected(stores=uris)
+    seen: set[str] = set()
+    for uri in uris:
+        for record in _collect_store(uri, experiments, studies, out, missing_ok=len(uris) > 1):
+            if record.run_id not in seen:
+                seen.add(record.run_id)
+                out.runs.append(record)
+    if experiments:
+        lacking = [e for e in experiments if e not in out.experiments]
+        if lacking:
+            where = ", ".join(mask_secrets(u) for u in uris)
+            raise LookupError(f"no MLflow experiment {lacking[0]!r} in {where}")
+    return out
+
+
+def _collect_store(tracking_uri: str, experiments: list[str] | None, studies: list[str] | None, out: Collected,
+                   missing_ok: bool) -> list[RunRecord]:  # fmt: skip
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -84,14 +111,17 @@ def collect(tracking_uri: str, experiments: list[str] | None, studies: list[str]
         found = []
         for name in experiments:
             exp = client.get_experiment_by_name(name)
-            if exp is None:
+            if exp is None and not missing_ok:
                 known = ", ".join(e.name for e in client.search_experiments())
                 where = mask_secrets(tracking_uri)
                 raise LookupError(f"no MLflow experiment {name!r} in {where}; experiments: {known or 'none'}")
-            found.append(exp)
+            if exp is not None:
+                found.append(exp)
     else:
         found = [e for e in client.search_experiments() if e.name != "Default"]
-    out = Collected(experiments=[e.name for e in found])
+    out.experiments += [e.name for e in found if e.name not in out.experiments]
+    out.experiment_ids[tracking_uri] = {e.name: e.experiment_id for e in found}
+    records: list[RunRecord] = []
     runs = []
     for exp in found:
         runs += [(exp.name, r) for r in client.search_runs([exp.experiment_id], max_results=50000)]
@@ -102,7 +132,7 @@ def collect(tracking_uri: str, experiments: list[str] | None, studies: list[str]
             if "storage" in r.data.params and T.STUDY in tags:
                 out.storages[tags[T.STUDY]] = r.data.params["storage"]
             continue
-        if tags.get(T.ROLE) == T.ROLE_EVALUATION:  # a later evaluation of a run (lightning-attn evaluate)
+        if tags.get(T.ROLE) in (T.ROLE_EVALUATION, T.ROLE_REPORT):  # a later evaluation of a run, a report
             continue
         study = tags.get(T.STUDY)
         if studies and (study is None or study.removesuffix("-seeds") not in studies and study not in studies):
@@ -110,13 +140,14 @@ def collect(tracking_uri: str, experiments: list[str] | None, studies: list[str]
         kind = "seed" if tags.get(T.PARENT) in seed_parents else ("trial" if T.TRIAL in tags else "run")
         info = r.info
         wall = (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None
-        out.runs.append(
+        records.append(
             RunRecord(
                 info.run_id, info.run_name or info.run_id, exp_name, _task(r), _mechanism(r), info.status, kind,
                 dict(r.data.metrics), dict(r.data.params), dict(tags), study, tags.get(T.TRIAL_STATE), wall,
+                tracking_uri,
             )
         )  # fmt: skip
-    return out
+    return records
 
 
 def _task(run: Any) -> str:
@@ -129,12 +160,12 @@ def _mechanism(run: Any) -> str:
     return tags.get(T.MECHANISM) or tags.get(T.ATTENTION) or params.get("attention.mechanism", "?")
 
 
-def metric_histories(tracking_uri: str, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
-    """``{run id: [(step, value), …]}`` of one metric, in step order."""
+def metric_histories(runs: list[RunRecord], key: str) -> dict[str, list[tuple[int, float]]]:
+    """``{run id: [(step, value), …]}`` of one metric, in step order, each read from its run's store."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri)
-    return {r: sorted((m.step, m.value) for m in client.get_metric_history(r, key)) for r in run_ids}
+    return {r.run_id: sorted((m.step, m.value) for m in MlflowClient(r.store).get_metric_history(r.run_id, key))
+            for r in runs}  # fmt: skip
 
 
 def read_artifact(tracking_uri: str, run_id: str, path: str, dst: Path) -> Path | None:
@@ -152,27 +183,27 @@ def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
 
 
-def predictions(tracking_uri: str, run_ids: list[str]) -> dict[str, tuple[list[str], list[list[str]]]]:
+def predictions(runs: list[RunRecord]) -> dict[str, tuple[list[str], list[list[str]]]]:
     """``{run id: (hypotheses, references per sentence)}`` of the runs that logged their test predictions."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for run_id in dict.fromkeys(run_ids):
-            hyp, ref = (read_artifact(tracking_uri, run_id, p, Path(tmp) / run_id) for p in PREDICTIONS)
+        for run in {r.run_id: r for r in runs}.values():
+            hyp, ref = (read_artifact(run.store, run.run_id, p, Path(tmp) / run.run_id) for p in PREDICTIONS)
             if hyp and ref:
-                out[run_id] = (_lines(hyp), [line.split("\t") for line in _lines(ref)])
+                out[run.run_id] = (_lines(hyp), [line.split("\t") for line in _lines(ref)])
     return out
 
 
-def attention_pictures(tracking_uri: str, run_id: str, dst: Path, n: int = 2) -> list[Path]:
+def attention_pictures(run: RunRecord, dst: Path, n: int = 2) -> list[Path]:
     """The last epoch's attention pictures of a run, at most ``n``."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri)
-    epochs = sorted(a.path for a in client.list_artifacts(run_id, "attention") if a.is_dir)
+    client = MlflowClient(run.store)
+    epochs = sorted(a.path for a in client.list_artifacts(run.run_id, "attention") if a.is_dir)
     if not epochs:
         return []
-    files = sorted(a.path for a in client.list_artifacts(run_id, epochs[-1]) if a.path.endswith(".png"))[:n]
-    return [p for f in files if (p := read_artifact(tracking_uri, run_id, f, dst)) is not None]
+    files = sorted(a.path for a in client.list_artifacts(run.run_id, epochs[-1]) if a.path.endswith(".png"))[:n]
+    return [p for f in files if (p := read_artifact(run.store, run.run_id, f, dst)) is not None]
 
 
 def importances(collected: Collected) -> dict[str, dict[str, float]]:

@@ -35,8 +35,9 @@ EVALUATED_SPLIT = "evaluate.split"  # the split name, or "source -> reference" f
 TRAIT_PREFIX = "attention."
 
 # ─── parent runs: a multi-seed run, a sweep study ──────────────────────────────────────────────
-ROLE = "lightning_attn.role"  # seeds (a parent of seed runs) | study (a sweep study's parent) | evaluation
+ROLE = "lightning_attn.role"  # seeds (a parent of seed runs) | study (a sweep study's parent) | evaluation | report
 ROLE_SEEDS, ROLE_STUDY = "seeds", "study"
+ROLE_REPORT = "report"  # a run holding a trade-off report of its experiment (HTML, Markdown, JSON artifacts)
 
 # ─── sweeps ────────────────────────────────────────────────────────────────────────────────────
 SWEEP = "sweep"

@@ -1,0 +1,80 @@
+"""Which runs a report pools as seeds: equal configs (the seed and where-it-logged aside) from any run kind and
+any store; differing configs are named, never pooled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from lightning_attn.report import analysis, build_report, grouping
+from lightning_attn.report.collect import Collected, RunRecord, collect
+from lightning_attn.tracking import tags as T
+
+TAGS = {T.HEADLINE_METRIC: "test/bleu", T.VALIDATION_METRIC: "val/bleu", T.TASK: "translation"}
+
+
+def record(mechanism: str, seed: int, bleu: float, kind: str = "run", **params: str) -> RunRecord:
+    config = {"seed": str(seed), "task.lr": "0.002", "logger.tracking_uri": f"sqlite:///{seed}.db",
+              "output_dir": f"out{seed}", "threads": str(seed)} | params  # fmt: skip
+    run_id = f"{mechanism}-{seed}-{'-'.join(params.values())}"
+    return RunRecord(run_id, run_id, "e", "translation", mechanism, "FINISHED", kind,
+                     {"test/bleu": bleu, "run/converged": 1.0}, config, dict(TAGS, attention=mechanism))  # fmt: skip
+
+
+def test_runs_that_differ_only_in_seed_and_logging_pool_as_seeds():
+    runs = [record("soft", 0, 90.0, kind="run"), record("soft", 1, 91.0, kind="seed"), record("soft", 2, 92.0)]
+    found, notes = grouping.variants(runs)
+    assert len(found) == 1 and found[0].label == "" and len(found[0].runs) == 3 and notes == []
+    (row,) = analysis.summarise(Collected(runs=runs))
+    assert row.mechanism == "soft" and row.seeds == 3 and row.mean == 91.0 and row.ci95 is not None
+
+
+def test_runs_whose_configs_differ_are_variants_named_by_the_keys_that_differ():
+    runs = [record("soft", s, 90.0 + s) for s in range(3)]
+    runs += [record("soft", s, 80.0 + s, **{"task.lr": "0.01"}) for s in range(3)]
+    rows = analysis.summarise(Collected(runs=runs))
+    assert sorted(r.mechanism for r in rows) == ["soft [task.lr=0.002]", "soft [task.lr=0.01]"]
+    assert all(r.seeds == 3 for r in rows)
+    (note,) = analysis.pooling_notes(Collected(runs=runs))
+    assert note.startswith("translation / soft: runs differ in task.lr, so they are not pooled: compared as 2 variants")
+
+
+def test_a_seed_that_ran_twice_counts_once():
+    runs = [record("soft", 0, 95.0), record("soft", 0, 90.0), record("soft", 1, 91.0)]
+    found, notes = grouping.variants(runs)
+    assert [r.accuracy for r in found[0].runs] == [95.0, 91.0]  # the first seen (MLflow: the newest) counts
+    assert notes == ["translation / soft: seed 0 ran more than once; the latest run counts"]
+
+
+def test_search_trials_are_not_seeds():
+    trials = [record("soft", 0, 80.0 + i, kind="trial", **{"task.lr": str(i)}) for i in range(4)]
+    (row,) = analysis.summarise(Collected(runs=trials))
+    assert row.seeds == 1 and row.best == 83.0  # a search alone: its best run stands for it
+
+
+def _store(path: Path, seeds: list[int]) -> str:
+    """A real MLflow store holding finished soft runs of ``seeds`` (logged as ``train`` logs them)."""
+    uri = f"sqlite:///{path}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("shared")
+    for seed in seeds:
+        run = client.create_run(experiment, tags=TAGS | {T.ATTENTION: "soft", T.SEED: str(seed)})
+        for key, value in {"seed": seed, "task.lr": 0.002, "output_dir": str(path.parent)}.items():
+            client.log_param(run.info.run_id, key, value)
+        client.log_metric(run.info.run_id, "test/bleu", 90.0 + seed)
+        client.log_metric(run.info.run_id, "run/converged", 1.0)
+        client.set_terminated(run.info.run_id, "FINISHED")
+    return uri
+
+
+def test_two_stores_pool_into_one_report(tmp_path):
+    a, b = _store(tmp_path / "a.db", [0, 1]), _store(tmp_path / "b.db", [2])
+    collected = collect([a, b], ["shared"], None)
+    assert {r.store for r in collected.runs} == {a, b} and len(collected.runs) == 3
+    (row,) = analysis.summarise(collected)
+    assert row.seeds == 3 and row.mean == 91.0
+    written = build_report([a, b], tmp_path / "report", ["shared"], formats=("json", "md"))
+    assert written.results == 1
+    md = written.paths["md"].read_text()
+    assert "a.db" in md and "b.db" in md  # the report names every store it read
