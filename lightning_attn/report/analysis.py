@@ -21,7 +21,6 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from ..bleu import sentence_statistics
 from ..tracking import tags as T
 from ..tracking.seeds import MIN_SEEDS_FOR_CI, seed_stats
 from . import grouping
@@ -244,36 +243,52 @@ class PairTest:
         return data | {"p_value": self.p_value, "significant": self.significant}
 
 
-def _statistics(row: Row, preds: Predictions) -> tuple[list, list[list[str]] | None, str]:
+def _items(row: Row, preds: Predictions) -> tuple[list, list[list[str]] | None, str, str]:
+    """Per compared run its per-item statistics of the row's metric: ``(statistics, references, statistic
+    name, why not)`` — none (and why) when the runs logged no predictions, name no statistics, or differ."""
+    names = {r.tags.get(T.ITEM_STATISTICS) for r in row.compared}
+    if len(names) != 1 or None in names or next(iter(names)) not in sig.ITEM_STATISTICS:
+        return [], None, "", f"{row.mechanism}'s runs record no per-item statistics of {row.metric}"
+    name = next(iter(names))
     runs = [r for r in row.compared if r.run_id in preds]
-    if not runs:
-        return [], None, f"{row.mechanism} logged no test predictions"
+    if len(runs) < len(row.compared):
+        return [], None, "", f"{row.mechanism} logged no test predictions"
     references = preds[runs[0].run_id][1]
     if any(preds[r.run_id][1] != references for r in runs):
-        return [], None, f"{row.mechanism}'s runs were tested on different test sets"
-    return [sentence_statistics(preds[r.run_id][0], references) for r in runs], references, ""
+        return [], None, "", f"{row.mechanism}'s runs were tested on different test sets"
+    items = sig.ITEM_STATISTICS[name].items
+    return [items(preds[r.run_id][0], references) for r in runs], references, name, ""
 
 
 def pair_tests(rows: list[Row], preds: Predictions, samples: int = sig.BOOTSTRAP_SAMPLES) -> list[PairTest]:
-    """Every pair of mechanisms of a task: the seed-level test and best run vs best run."""
+    """Every pair of rows of a task: the seed-level test on the metric the table shows (with the bootstrap over
+    test items where both sides have per-item statistics of it), and best run vs best run."""
     out = []
     for task, group in by_task(rows).items():
-        stats = {row.mechanism: _statistics(row, preds) for row in group}
+        items = {row.mechanism: _items(row, preds) for row in group}
         for a, b in itertools.combinations(sorted(group, key=lambda r: (-r.mean, r.mechanism)), 2):
             test = PairTest(task, a.mechanism, b.mechanism, a.metric, a.mean, b.mean, a.best, b.best)
-            (sa, ra, na), (sb, rb, nb) = stats[a.mechanism], stats[b.mechanism]
-            if na or nb:
-                test.seed_note = test.best_note = na or nb
-            elif ra != rb:
-                test.seed_note = test.best_note = "the mechanisms were tested on different test sets"
+            (sa, ra, name_a, na), (sb, rb, name_b, nb) = items[a.mechanism], items[b.mechanism]
+            comparable = not (na or nb) and ra == rb and name_a == name_b
+            why = na or nb or ("" if comparable else "the mechanisms were tested on different test sets")
+            values_a, values_b = [r.accuracy for r in a.compared], [r.accuracy for r in b.compared]
+            if a.metric != b.metric:
+                test.seed_note = test.best_note = f"different metrics: {a.metric} and {b.metric}"
+            elif min(len(values_a), len(values_b)) < 2:
+                test.seed_note = "the test over seeds needs at least 2 seed runs a side"
             else:
-                test.seed = sig.seed_test(sa, sb, samples)
-                ha, hb = preds.get(a.best_run), preds.get(b.best_run)
-                if ha is None or hb is None:
-                    test.best_note = "a best run logged no test predictions"
-                else:
-                    test.best_p = sig.best_run_test(ha[0], hb[0], ra, samples)
-                    test.best_note = "sacrebleu paired bootstrap, best run vs best run"
+                test.seed = sig.seed_test(values_a, values_b, sa if comparable else None, sb if comparable else None,
+                                          name_a if comparable else "", samples)  # fmt: skip
+                if why:
+                    test.seed_note = f"over seeds only: {why}"
+            best_a, best_b = preds.get(a.best_run), preds.get(b.best_run)
+            if not comparable or best_a is None or best_b is None or a.metric != b.metric:
+                test.best_note = test.best_note or why or "a best run logged no test predictions"
+            else:
+                statistic = sig.ITEM_STATISTICS[name_a]
+                test.best_p = sig.best_run_test(statistic.items(best_a[0], ra), statistic.items(best_b[0], rb),
+                                                name_a, samples)  # fmt: skip
+                test.best_note = f"paired bootstrap over test items ({statistic.name}), best run vs best run"
             out.append(test)
     return out
 
@@ -283,7 +298,7 @@ def find_test(tests: list[PairTest], task: str, x: str, y: str) -> PairTest | No
 
 
 def difference(test: PairTest, x: str) -> float:
-    """The seed-level BLEU difference as seen from ``x`` (positive: ``x`` is better)."""
+    """The seed-level difference of the metric as seen from ``x`` (positive: ``x`` is better)."""
     assert test.seed is not None
     return test.seed.delta if test.a == x else -test.seed.delta
 
@@ -349,7 +364,8 @@ def diagnose(rows: list[Row], tests: list[PairTest], curves: dict[str, list[floa
                 else:
                     gain = difference(test, row.mechanism)
                     d.at_floor = not (gain > 0 and test.seed.significant)
-                    d.floor_note = (f"{gain:+.2f} BLEU against the {control.mechanism} control "
+                    unit = unit_of(row.metric)
+                    d.floor_note = (f"{gain:+.2f} {unit} against the {control.mechanism} control "
                                     f"(p = {test.seed.p_value:.3f})")  # fmt: skip
             out.append(d)
     return out
@@ -510,7 +526,7 @@ def verdicts(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis],
 
 
 def _pair_text(row: Row, ref: Row, test: PairTest | None, min_seeds: int) -> str:
-    unit = row.metric.split("/")[-1]
+    unit = unit_of(row.metric)
     text = f"{row.mechanism} vs {ref.mechanism}: {row.mean - ref.mean:+.2f} {unit} "
     text += f"(mean of {row.seeds} vs {ref.seeds} seeds)"
     if test is None or test.seed is None:
@@ -519,12 +535,28 @@ def _pair_text(row: Row, ref: Row, test: PairTest | None, min_seeds: int) -> str
     delta = difference(test, row.mechanism)
     low, high = (s.ci_low, s.ci_high) if test.a == row.mechanism else (-s.ci_high, -s.ci_low)
     verdict = "tie" if delta == 0 else ("significant" if s.significant else "not significant")
-    text += (f", {verdict} ({s.name}: Δ {delta:+.2f} BLEU, 95 % CI {low:+.2f} to {high:+.2f}, p = {s.p_value:.3f}, "
-             f"n = {s.n_a} and {s.n_b} seeds × {s.n_sentences} sentences)")  # fmt: skip
+    text += f", {verdict} ({describe_test(s, delta, low, high, unit)})"
     if test.best_p is not None:
         text += f"; best run vs best run {row.best - ref.best:+.2f}, p = {test.best_p:.3f}"
     facts = _facts(row, ref, min_seeds)
     return "; ".join([text, *facts])
+
+
+def unit_of(metric: str) -> str:
+    """How a difference in ``metric`` is written: ``test/bleu`` -> BLEU, ``test/bleu4`` -> BLEU-4."""
+    name = metric.split("/")[-1]
+    return {"bleu": "BLEU", "bleu4": "BLEU-4", "cider": "CIDEr-D"}.get(name, name)
+
+
+def describe_test(s: sig.SeedTest, delta: float, low: float, high: float, unit: str) -> str:
+    """The seed-level test in words: the difference, its interval, p, n, the effect size and the test's power."""
+    parts = [f"{s.name}: Δ {delta:+.2f} {unit}, 95 % CI {low:+.2f} to {high:+.2f} over seeds, p = {s.p_value:.3f}",
+             f"n = {s.n_a} and {s.n_b} seeds" + (f" × {s.n_items} test items" if s.n_items else "")]  # fmt: skip
+    if s.hedges_g is not None:
+        parts.append(f"Hedges' g {abs(s.hedges_g):.1f}")
+    if s.detectable is not None:
+        parts.append(f"finds a true {s.detectable:.2f} {unit} with 80 % power")
+    return ", ".join(parts)
 
 
 def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], tests: list[PairTest],

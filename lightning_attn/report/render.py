@@ -72,7 +72,7 @@ def failure_rows(failures: list[Failure]) -> list[list[str]]:
     return [[f.task, f.mechanism, f.run, f.kind, f.reason.splitlines()[0][:300]] for f in failures]
 
 
-SIG_HEADER = ["pair", "mean", "Δ BLEU (95 % CI)", "p (seeds × sentences)", "significant", "best runs",
+SIG_HEADER = ["pair", "mean", "Δ (95 % CI over seeds)", "p", "significant", "power", "best runs",
               "p (best vs best)", "note"]  # fmt: skip
 
 
@@ -81,17 +81,22 @@ def significance_rows(tests: list[PairTest]) -> list[list[str]]:
     for t in tests:
         s = t.seed
         delta = "—" if s is None else f"{s.delta:+.2f} ({s.ci_low:+.2f} to {s.ci_high:+.2f})"
-        n = "" if s is None else f" (n = {s.n_a}, {s.n_b}; {s.n_sentences} sentences)"
+        n = "" if s is None else f" (n = {s.n_a}, {s.n_b}" + (f"; {s.n_items} items)" if s.n_items else ")")
         significant = "not tested" if s is None else ("tie" if s.delta == 0 else ("yes" if s.significant else "no"))
-        out.append([f"{t.a} vs {t.b}", f"{t.a_mean:.2f} vs {t.b_mean:.2f}", delta,
-                    "—" if s is None else f"{s.p_value:.4f}{n}", significant, f"{t.a_best:.2f} vs {t.b_best:.2f}",
-                    "—" if t.best_p is None else f"{t.best_p:.4f}", t.seed_note or t.best_note])  # fmt: skip
+        power = "—" if s is None or s.detectable is None else f"80 % at {s.detectable:.2f}"
+        p = "—" if s is None else f"{s.p_value:.4f}{n}"
+        out.append([f"{t.a} vs {t.b}", f"{t.a_mean:.2f} vs {t.b_mean:.2f}", delta, p, significant, power,
+                    f"{t.a_best:.2f} vs {t.b_best:.2f}", "—" if t.best_p is None else f"{t.best_p:.4f}",
+                    t.seed_note or t.best_note])  # fmt: skip
     return out
 
 
-SIG_NOTE = ("p (seeds × sentences): two-level bootstrap over every seed run and the test sentences (sacreBLEU), "
-            "the test the verdict rests on; p (best vs best): sacrebleu's paired bootstrap of the best runs "
-            "(one seed each). p < 0.05 counts as significant; a tie never does.")  # fmt: skip
+SIG_NOTE = ("p: the test the verdict rests on, on the metric the table shows — Welch's t-test over the seed runs "
+            "and, where the task gives per-item statistics of that metric, a two-level bootstrap over seeds and "
+            "test items; a difference is significant only when both find it (its false-positive rate stays at or "
+            "below 5 % with 3 seeds a side). power: the true difference the test finds 4 times in 5 at these seeds "
+            "and spreads — smaller ones it may miss. p (best vs best): a paired bootstrap over the test items of "
+            "the best runs (one seed each). p < 0.05 counts as significant; a tie never does.")  # fmt: skip
 
 FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while their validation metric or loss was "
               "still improving (see the learning curves); too few seeds: fewer than the seed runs a CI and a "

@@ -19,6 +19,7 @@ from torchmetrics.text import BLEUScore
 from ..data.captioning import CaptionBatch
 from ..models import DecoderOutput
 from ..models.captioner import Captioner, CaptionerConfig
+from ..tracking import tags as T
 from ..tracking.pictures import attention_figure
 from .base import AttentionTask, TaskConfig
 
@@ -88,6 +89,10 @@ class CaptioningModule(AttentionTask):
     def from_data(cls, task: dict, model: dict, attention: dict, data) -> CaptioningModule:
         """The module for a set-up :class:`~lightning_attn.data.captioning.CaptioningDataModule`."""
         return cls(task, model, attention, len(data.codec), data.channels, data.image_size, data.layout_grid)
+
+    def run_tags(self) -> dict[str, str]:
+        """The significance test resamples torchmetrics' BLEU-4 counts per image: the BLEU-4 the run reports."""
+        return {T.ITEM_STATISTICS: "bleu4"}
 
     def bind_data(self, data) -> None:
         """With ``model.cache_features``, the data serves the frozen encoder's cached grid features instead

@@ -62,7 +62,8 @@ class TranslationModule(AttentionTask):
         return cls(task, model, attention, src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec))
 
     def run_tags(self) -> dict[str, str]:
-        return {T.BLEU_SIGNATURE: bleu.signature()}
+        """The BLEU signature, and that its significance test resamples sacreBLEU's sentence statistics."""
+        return {T.BLEU_SIGNATURE: bleu.signature(), T.ITEM_STATISTICS: "sacrebleu"}
 
     def memory_mask(self, batch: TranslationBatch, weights: Tensor) -> Tensor:
         """The real source positions of each sentence."""

@@ -23,6 +23,7 @@ BEST_CHECKPOINT = "best_checkpoint"
 RESUMED = "resumed"  # each time train --resume continued the run: from which checkpoint, with which changes
 HEADLINE_METRIC = "metric.headline"  # the test metric a report ranks the run by (its task's)
 VALIDATION_METRIC = "metric.validation"  # the validation metric of its learning curve and early stopping
+ITEM_STATISTICS = "metric.item_statistics"  # how the headline metric splits into per-item statistics (the report)
 BLEU_SIGNATURE = "metric.bleu_signature"  # sacreBLEU's signature of the BLEU the run reports (translation)
 EXPERIMENT = "experiment"  # the conf/experiment/ preset the run started from, if any
 DDP_BACKEND = "ddp.backend"  # the process group's backend of a multi-device run: gloo, or cpu:gloo,cuda:nccl

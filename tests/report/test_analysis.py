@@ -8,9 +8,8 @@ import random
 import zlib
 
 import pytest
-from sacrebleu.metrics import BLEU
 
-from lightning_attn.bleu import sentence_statistics
+from lightning_attn.bleu import corpus_bleu, sentence_statistics
 from lightning_attn.report import analysis, render
 from lightning_attn.report import significance as sig
 from lightning_attn.report.collect import Collected, RunRecord
@@ -27,7 +26,8 @@ def hypotheses(noise: float, seed: int) -> list[str]:
 
 
 def score(hyps: list[str]) -> float:
-    return BLEU(smooth_method="none").corpus_score(hyps, [[r[0] for r in REFS]]).score
+    """The corpus BLEU a translation run logs (sacreBLEU's defaults)."""
+    return corpus_bleu(sentence_statistics(hyps, REFS).sum(0))
 
 
 class Study:
@@ -54,6 +54,7 @@ class Study:
             "mechanism": mechanism,
             "attention.control": str(control).lower(),
             "task": "translation",
+            "metric.item_statistics": "sacrebleu",
         }
         for i, noise in enumerate(noises):
             hyps = outputs[i] if outputs else hypotheses(noise, seed=zlib.crc32(f"{mechanism}{i}".encode()))
@@ -115,8 +116,8 @@ def test_comparable_runs_get_a_stated_verdict_resting_on_the_seed_level_test():
     assert not verdict.withheld and verdict.summary.startswith("most accurate: soft")
     hard = next(p for p in verdict.pairs if p.mechanism == "hard")
     assert not hard.withheld and hard.line == hard.text
-    assert "significant (two-level bootstrap over seeds and test sentences" in hard.line
-    assert "n = 3 and 3 seeds × 120 sentences" in hard.line  # the test, n and the effect size are stated
+    assert "significant (Welch's t-test over seeds and a two-level bootstrap over seeds × 120 test items" in hard.line
+    assert "n = 3 and 3 seeds × 120 test items, Hedges' g" in hard.line  # the test, n and the effect size are stated
     assert all(not d.flags for d in diagnoses.values())
     assert diagnoses["hard"].at_floor is False and diagnoses["soft"].at_floor is False
     soft = next(r for r in rows if r.mechanism == "soft")
@@ -167,12 +168,20 @@ def test_the_seed_level_test_gives_the_known_answers():
         name: [sentence_statistics(hypotheses(noise, seed=s + 100 * k), REFS) for s in range(3)]
         for k, (name, noise) in enumerate([("good", 0.05), ("bad", 0.4), ("good_too", 0.05)])
     }
-    better = sig.seed_test(stats["good"], stats["bad"], samples=500)
-    assert better.significant and better.delta > 20 and better.ci_low > 0
-    equal = sig.seed_test(stats["good"], stats["good_too"], samples=500)
+    values = {name: [corpus_bleu(s.sum(0)) for s in runs] for name, runs in stats.items()}
+
+    def test(a: str, b: str) -> sig.SeedTest:
+        return sig.seed_test(values[a], values[b], stats[a], stats[b], "sacrebleu", samples=500)
+
+    better = test("good", "bad")
+    assert better.significant and better.delta > 20 and better.ci_low > 0 and better.items_ci_low > 0
+    assert better.n_items == len(REFS) and better.hedges_g > 3 and better.detectable < better.delta
+    equal = test("good", "good_too")
     assert not equal.significant and equal.ci_low < 0 < equal.ci_high
-    same = sig.seed_test(stats["good"], stats["good"], samples=500)
+    same = test("good", "good")
     assert same.p_value == 1.0 and same.delta == 0.0
+    alone = sig.seed_test(values["good"], values["bad"])  # no per-item statistics: the test over seeds alone
+    assert alone.significant and alone.n_items == 0 and alone.items_p is None
 
 
 def test_identical_outputs_are_never_significant_and_a_tie_names_no_winner():
@@ -191,7 +200,8 @@ def test_equal_scores_from_different_outputs_are_not_significant():
     same_score = ["the cat sees the bird"] * 25 + ["the cat sees the dog"] * 25
     flipped = ["the cat sees the dog"] * 25 + ["the cat sees the bird"] * 25
     assert same_score != flipped
-    assert sig.best_run_test(same_score, flipped, refs) == 1.0
+    items = [sentence_statistics(h, refs) for h in (same_score, flipped)]
+    assert sig.best_run_test(*items, "sacrebleu") == 1.0
 
 
 def test_unequal_tuning_budgets_withhold_the_verdict():
@@ -245,4 +255,4 @@ def test_the_json_carries_diagnostics_and_withheld_verdicts(tmp_path):
     assert data["diagnostics"]["translation"]["soft"]["too_few_seeds"] is True
     assert data["verdicts"]["translation"]["withheld"] is True
     assert next(r for r in data["rows"] if r["mechanism"] == "soft")["ci95"] is None
-    assert data["significance"][0]["seed"]["test"].startswith("two-level bootstrap")
+    assert data["significance"][0]["seed"]["test"].startswith("Welch's t-test over seeds and a two-level bootstrap")

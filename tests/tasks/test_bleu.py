@@ -41,3 +41,36 @@ def test_case_sensitive_and_detokenised():
 def test_signature_states_the_settings():
     sig = bleu.signature()
     assert sig.startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
+
+
+def test_captioning_bleu4_statistics_are_torchmetrics_bleu4_on_any_subset():
+    import random
+
+    from torchmetrics.text import BLEUScore
+
+    from lightning_attn.bleu import bleu4_many, bleu4_statistics
+
+    words, rng = "a b c".split(), random.Random(0)  # few words: every subset matches some 4-grams
+    hyps = [" ".join(rng.choices(words, k=rng.randint(0, 9))) for _ in range(300)]
+    refs = [[" ".join(rng.choices(words, k=rng.randint(1, 9))) for _ in range(rng.randint(1, 3))] for _ in hyps]
+    stats = bleu4_statistics(hyps, refs)
+    for _ in range(10):
+        subset = rng.sample(range(len(hyps)), 150)
+        metric = BLEUScore(n_gram=4)
+        metric.update([hyps[i] for i in subset], [refs[i] for i in subset])
+        expected = float(metric.compute()) * 100
+        assert expected > 0 and float(bleu4_many(stats[subset].sum(0))) == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_vectorised_corpus_bleu_is_sacrebleus():
+    import numpy as np
+
+    from lightning_attn.bleu import corpus_bleu, corpus_bleu_many
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):  # zero matches, zero n-grams of some order, short output: every branch of compute_bleu
+        totals = rng.integers(0, 6, 4) * rng.integers(0, 2, 4)
+        stats = np.array(
+            [rng.integers(0, 20), rng.integers(0, 20), *np.minimum(rng.integers(0, 6, 4), totals), *totals]
+        )
+        assert float(corpus_bleu_many(stats)) == pytest.approx(corpus_bleu(stats), abs=1e-9)

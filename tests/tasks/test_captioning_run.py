@@ -92,3 +92,19 @@ def test_cider_d_rewards_the_right_caption():
     good = cider_d(["two top left , five bottom right", "seven top left"], refs)
     bad = cider_d(["nine top right", "one bottom left , one top left"], refs)
     assert good > 1.0 > bad >= 0.0
+
+
+def test_the_report_resamples_the_bleu4_the_table_shows():
+    from lightning_attn.report import collect
+    from lightning_attn.report.significance import ITEM_STATISTICS
+
+    # long enough to match 4-grams (about 15 BLEU-4): agreement at 0 would prove nothing
+    learns = ["data.n_train=512", "data.n_test=32", "data.batch_size=32", "trainer.max_epochs=4", "task.lr=3e-3",
+              "trainer.limit_train_batches=null", "early_stopping.enabled=false"]  # fmt: skip
+    result = train(compose([*TINY, "attention=soft", *learns]))
+    (run,) = collect.collect(result.tracking_uri, None, None).runs
+    assert run.tags["metric.item_statistics"] == "bleu4"
+    hypotheses, references = collect.predictions([run])[run.run_id]
+    statistic = ITEM_STATISTICS["bleu4"]
+    resampled = float(statistic.score(statistic.items(hypotheses, references).sum(0)))
+    assert run.metrics["test/bleu4"] > 0 and abs(resampled - run.metrics["test/bleu4"]) < 0.01
