@@ -166,7 +166,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import FORMATS, build_report
+    from .report import FORMATS, Constraint, Objective, build_report
     from .tracking import check_tracking_store, resolve_tracking_uri
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
@@ -174,8 +174,10 @@ def _report(args: argparse.Namespace) -> int:
     for uri in uris:
         check_tracking_store(uri)
     try:
+        constraints = [Constraint.parse(c) for c in args.constraint or []]
+        objective = Objective.parse(args.objective)
         written = build_report(uris, args.out, args.experiment, args.study, formats, args.bootstrap_samples,
-                               args.reference, args.min_seeds)  # fmt: skip
+                               args.reference, args.min_seeds, constraints, objective, log=not args.no_log)  # fmt: skip
     except (LookupError, ValueError) as e:
         raise ConfigError(str(e).replace("choose from", f"choose from ({', '.join(FORMATS)}):")[:2000]) from None
     for fmt, path in written.paths.items():
@@ -404,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
     server.set_defaults(func=_server)
     report = sub.add_parser(
-        "report", help="compare mechanisms from MLflow: HTML, Markdown, CSV and JSON trade-off report"
+        "report", help="compare mechanisms from MLflow and decide: HTML, Markdown, CSV and JSON trade-off report"
     )
     report.add_argument("--experiment", action="append", help="MLflow experiment (repeatable); default: all")
     report.add_argument("--study", action="append", help="only the runs of this sweep study (repeatable)")
@@ -419,6 +421,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reference", help="the mechanism the others are compared with (default: soft when present)")
     report.add_argument("--min-seeds", type=int, default=MIN_SEEDS_FOR_CI,
                         help=f"seed runs a CI and a verdict need (default {MIN_SEEDS_FOR_CI})")  # fmt: skip
+    report.add_argument(
+        "--constraint",
+        action="append",
+        metavar="METRIC<=VALUE",
+        help="what the pick must meet, by the mean over its seed runs (repeatable), e.g. "
+        "speed/infer_latency_ms_p50_b1<=2; the first names the resource that breaks a tie",
+    )
+    report.add_argument(
+        "--objective",
+        metavar="METRIC[:max|:min]",
+        help="what the pick maximises among those that meet the constraints (default: the headline)",
+    )
+    report.add_argument(
+        "--no-log", action="store_true", help="do not log the report to a 'report' run in each experiment it covers"
+    )
     report.set_defaults(func=_report)
     ui = sub.add_parser("ui", help="start the MLflow UI (or with --optuna optuna-dashboard) on 127.0.0.1")
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..tracking import mask_secrets
-from . import analysis, collect, render, significance
+from . import analysis, collect, decision, render, significance
+from .decision import Constraint, Objective
 
 FORMATS = ("html", "md", "csv", "json")
 
@@ -28,9 +29,12 @@ class Written:
 def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str] | None = None,
                  studies: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
                  bootstrap_samples: int = significance.BOOTSTRAP_SAMPLES, reference: str | None = None,
-                 min_seeds: int = analysis.MIN_SEEDS) -> Written:  # fmt: skip
+                 min_seeds: int = analysis.MIN_SEEDS, constraints: list[Constraint] | None = None,
+                 objective: Objective | None = None, log: bool = True) -> Written:  # fmt: skip
     """Write the report into ``out``: every format asked for, and how many comparable results and
-    failed runs it holds (a report over failed runs only lists the failures and their reasons)."""
+    failed runs it holds (a report over failed runs only lists the failures and their reasons). It opens
+    with the decision (:mod:`.decision`) under ``constraints`` and ``objective``; with ``log``, the files
+    are also logged to a ``report`` run in each experiment it covers."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown format {unknown[0]!r}; choose from: {', '.join(FORMATS)}")
@@ -52,9 +56,11 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
     diagnoses = analysis.diagnose(rows, tests, curves, min_seeds)
     verdicts = analysis.verdicts(rows, tests, diagnoses, reference, min_seeds)
     warnings = analysis.pooling_notes(collected) + analysis.budget_warnings(rows)
+    decisions = decision.decide(rows, tests, diagnoses, constraints or [], objective or Objective())
     out.mkdir(parents=True, exist_ok=True)
     report = {"title": "Attention trade-offs", "tasks": sorted({r.task for r in rows}), "rows": rows,
               "tests": tests, "diagnoses": diagnoses, "verdicts": verdicts, "warnings": warnings,
+              "decisions": decisions, "constraints": [str(c) for c in constraints or []],
               "failures": failed, "min_seeds": min_seeds,
               "importance_evaluator": collect.IMPORTANCE_EVALUATOR}  # fmt: skip
     written: dict[str, Path] = {}
@@ -84,4 +90,6 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
                 written["html"] = render.write_html(out, report)
             if "md" in formats:
                 written["md"] = render.write_markdown(out, report)
+    if log and written:
+        collect.log_report(collected, written)
     return Written(written, len(rows), len(failed))

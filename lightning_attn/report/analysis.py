@@ -409,7 +409,7 @@ class Blocker:
     detail: str
 
 
-def _not_comparable(row: Row, d: Diagnosis) -> list[Blocker]:
+def not_comparable(row: Row, d: Diagnosis) -> list[Blocker]:
     out = []
     if d.not_converged:
         out.append(Blocker("not converged", row.mechanism, f"{len(d.not_converged)} of {d.compared_runs} runs"))
@@ -420,7 +420,7 @@ def _not_comparable(row: Row, d: Diagnosis) -> list[Blocker]:
     return out
 
 
-def _budget_blockers(x: Row, ref: Row) -> list[Blocker]:
+def budget_blockers(x: Row, ref: Row) -> list[Blocker]:
     if x.trials != ref.trials:
         return [Blocker("unequal budgets", x.mechanism, f"{x.mechanism} {x.trials}, {ref.mechanism} {ref.trials}")]
     return []
@@ -503,12 +503,12 @@ def verdicts(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis],
     diag = {(d.task, d.mechanism): d for d in diagnoses}
     for task, group in by_task(rows).items():
         ref = choose_reference(group, reference)
-        blockers = {r.mechanism: _not_comparable(r, diag[task, r.mechanism]) for r in group}
+        blockers = {r.mechanism: not_comparable(r, diag[task, r.mechanism]) for r in group}
         pairs = []
         for row in group:
             if row is ref:
                 continue
-            found = blockers[row.mechanism] + blockers[ref.mechanism] + _budget_blockers(row, ref)
+            found = blockers[row.mechanism] + blockers[ref.mechanism] + budget_blockers(row, ref)
             if diag[task, row.mechanism].at_floor and diag[task, ref.mechanism].at_floor:
                 detail = f"neither {row.mechanism} nor {ref.mechanism} beats the control significantly"
                 found.append(Blocker("floor", row.mechanism, detail))
@@ -564,7 +564,7 @@ def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], te
     leader = sorted(group, key=lambda r: (-r.mean, r.mechanism))[0]
     others = [r for r in group if r is not leader]
     found = [b for r in group for b in blockers[r.mechanism]]
-    found += [b for other in others for b in _budget_blockers(other, leader)]
+    found += [b for other in others for b in budget_blockers(other, leader)]
     untested = []
     tied = []
     for other in others:

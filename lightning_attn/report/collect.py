@@ -235,3 +235,18 @@ def importances(collected: Collected) -> dict[str, dict[str, float]]:
         if values:
             out[study_name] = dict(values)
     return out
+
+
+def log_report(collected: Collected, files: dict[str, Path]) -> None:
+    """Log a report's files as artifacts of one ``report`` run in every experiment it covers (in its store),
+    so the MLflow UI links the runs to what was concluded from them. A later report reads past these runs."""
+    from mlflow import MlflowClient
+
+    covered = {(r.store, r.experiment) for r in collected.runs}
+    for store, experiment in sorted(covered):
+        client = MlflowClient(store)
+        experiment_id = collected.experiment_ids[store][experiment]
+        run = client.create_run(experiment_id, run_name="report", tags={T.ROLE: T.ROLE_REPORT})
+        for path in files.values():
+            client.log_artifact(run.info.run_id, str(path), "report")
+        client.set_terminated(run.info.run_id, "FINISHED")

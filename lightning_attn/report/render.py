@@ -11,6 +11,7 @@ import html
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 from ..tracking import mask_secrets
@@ -132,6 +133,8 @@ def write_json(out: Path, report: dict) -> Path:
         },
         "significance": [t.as_dict() for t in report["tests"]],
         "verdicts": {task: v.as_dict() for task, v in report["verdicts"].items()},
+        "decisions": {task: d.as_dict() for task, d in report.get("decisions", {}).items()},
+        "constraints": report.get("constraints", []),
         "warnings": report["warnings"],
         "failures": [dataclasses.asdict(f) for f in report["failures"]],
         "min_seeds": report["min_seeds"],
@@ -193,6 +196,18 @@ def png(plot: Plot, path: Path) -> None:
 
 
 # ─── Markdown ──────────────────────────────────────────────────────────────────────────────────
+def decision_lines(report: dict) -> list[str]:
+    """The decision paragraph of each task, and what it was asked (constraints) — Markdown emphasis kept."""
+    asked = report.get("constraints") or []
+    head = [f"Constraints: {', '.join(f'`{c}`' for c in asked)}."] if asked else []
+    return head + [d.text for d in report.get("decisions", {}).values()]
+
+
+def _bold(escaped: str) -> str:
+    """``**x**`` (the decision's Markdown emphasis) as <b>, in text already escaped for HTML."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
+
+
 def _md_table(header: list[str], body: list[list[str]]) -> str:
     esc = [[c.replace("|", "\\|") for c in row] for row in [header, *body]]
     lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(header)]
@@ -201,6 +216,7 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
 
 def write_markdown(out: Path, report: dict) -> Path:
     lines = [f"# {report['title']}", "", report["source"], ""]
+    lines += ["## Decision", ""] + decision_lines(report) + [""]
     lines += [f"> **warning:** {w}" for w in report["warnings"]] + ([""] if report["warnings"] else [])
     for task in report["tasks"]:
         rows = [r for r in report["rows"] if r.task == task]
@@ -237,7 +253,8 @@ th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}th{background:#f3
 td:first-child,th:first-child{text-align:left}.warn{background:#fff3cd;padding:.6em;border-radius:4px}
 .verdict li{margin:.3em 0}.verdict .withheld{color:#8a4b00}
 .gallery{display:flex;gap:1em;flex-wrap:wrap}.gallery figure{margin:0;max-width:48%}
-.gallery img{max-width:100%;border:1px solid #ddd}.note{color:#666;font-size:.85em}"""
+.gallery img{max-width:100%;border:1px solid #ddd}.note{color:#666;font-size:.85em}
+#decision{background:#eef6ee;padding:.2em 1em;border-radius:4px}"""
 
 
 def _html_table(header: list[str], body: list[list[str]]) -> str:
@@ -251,6 +268,8 @@ def write_html(out: Path, report: dict) -> Path:
     title = e(report["title"])
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
              f"<style>{STYLE}</style></head><body><h1>{title}</h1><p>{e(report['source'])}</p>"]  # fmt: skip
+    decided = "".join(f"<p class='decision'>{_bold(e(line))}</p>" for line in decision_lines(report))
+    parts.append(f"<section id='decision'><h2>Decision</h2>{decided}</section>")
     parts += [f"<p class='warn'><b>warning:</b> {e(w)}</p>" for w in report["warnings"]]
     first_plot = True
     for task in report["tasks"]:

@@ -1,0 +1,278 @@
+"""The decision a report ends in: which mechanism to pick, and why — pure, no I/O.
+
+With constraints (``speed/infer_latency_ms_p50_b1<=2``, ``speed/peak_rss_mb<=2000``) and an objective
+(default: the task's headline metric, higher is better):
+
+1. **feasible**: the mechanisms whose mean over their seed runs meets every constraint — each stated with
+   its 95 % interval, and called *borderline* when the interval crosses the limit;
+2. **tied**: of those, the ones the most accurate (by the objective) does not beat significantly, by the
+   report's seed-level test (:func:`.significance.seed_test`);
+3. **the pick**: of the tied, the cheapest in the first constraint's resource (the tie-break), with
+   whether that saving is larger than the noise between seeds.
+
+Without constraints there is no single answer to give: the decision names the mechanisms that no other
+beats significantly on both the objective and the cost (inference latency at batch 1), the most accurate
+and the cheapest among them, and how to add a constraint.
+
+The decision is **withheld**, with the reasons, whenever the diagnostics say the runs are not comparable
+(not converged, too few seeds, unequal budgets) — the same rule as the verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from dataclasses import asdict, dataclass, field
+
+from scipy import stats
+
+from . import significance as sig
+from .analysis import (
+    SPEED,
+    Diagnosis,
+    PairTest,
+    Row,
+    budget_blockers,
+    by_task,
+    difference,
+    explain,
+    find_test,
+    not_comparable,
+    unit_of,
+)
+
+COST = SPEED["infer_ms_p50_b1"]  # the cost a decision without constraints weighs accuracy against
+_CONSTRAINT = re.compile(r"^\s*([\w./\-]+)\s*(<=|>=|<|>)\s*(-?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric op limit``, e.g. ``speed/infer_latency_ms_p50_b1 <= 2``."""
+
+    metric: str
+    op: str
+    limit: float
+
+    @classmethod
+    def parse(cls, text: str) -> Constraint:
+        """Raises ValueError (one line) unless ``text`` reads ``METRIC<=VALUE`` (or ``>=``, ``<``, ``>``)."""
+        found = _CONSTRAINT.match(text)
+        if not found:
+            raise ValueError(f"--constraint {text!r}: write METRIC<=VALUE, e.g. speed/infer_latency_ms_p50_b1<=2")
+        return cls(found[1], found[2], float(found[3]))
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.op.startswith("<")
+
+    def holds(self, value: float) -> bool:
+        return {"<=": value <= self.limit, ">=": value >= self.limit, "<": value < self.limit,
+                ">": value > self.limit}[self.op]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.limit:g}"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the pick maximises (or minimises) among the feasible mechanisms; default: the headline metric."""
+
+    metric: str | None = None  # None: each task's headline metric
+    maximize: bool = True
+
+    @classmethod
+    def parse(cls, text: str | None) -> Objective:
+        """``METRIC``, ``METRIC:max`` or ``METRIC:min``; None: the headline metric, higher is better."""
+        if not text:
+            return cls()
+        metric, _, direction = text.partition(":")
+        if direction not in ("", "max", "min"):
+            raise ValueError(f"--objective {text!r}: write METRIC, METRIC:max or METRIC:min")
+        return cls(metric.strip(), direction != "min")
+
+
+@dataclass
+class Interval:
+    mean: float
+    low: float | None  # 95 % interval of the mean over the seed runs (None from fewer than 2)
+    high: float | None
+    n: int
+
+    def __str__(self) -> str:
+        if self.low is None:
+            return f"{self.mean:.3g} (n = {self.n})"
+        return f"{self.mean:.3g} (95 % CI {self.low:.3g}–{self.high:.3g})"
+
+
+def interval(values: list[float]) -> Interval | None:
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return None
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return Interval(mean, None, None, 1)
+    half = float(stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
+    return Interval(mean, mean - half, mean + half, len(values))
+
+
+@dataclass
+class Decision:
+    task: str
+    text: str  # the paragraph the report opens with
+    pick: str | None = None  # the mechanism to use (None: withheld, nothing feasible, or no constraint)
+    candidates: list[str] = field(default_factory=list)  # feasible and tied (with constraints) or undominated
+    feasible: list[str] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)  # mechanism -> the constraint it fails
+    withheld: str = ""  # why no decision is made
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], constraints: list[Constraint],
+           objective: Objective | None = None) -> dict[str, Decision]:  # fmt: skip
+    """One decision per task (see the module's docstring)."""
+    objective = objective or Objective()
+    out = {}
+    diag = {(d.task, d.mechanism): d for d in diagnoses}
+    for task, group in by_task(rows).items():
+        blockers = [b for r in group for b in not_comparable(r, diag[task, r.mechanism])]
+        blockers += [b for r in group[1:] for b in budget_blockers(r, group[0])]
+        if blockers:
+            why = explain(blockers)
+            out[task] = Decision(task, f"No decision for {task}: the runs are not comparable — {why}.", withheld=why)
+        elif constraints:
+            out[task] = _constrained(task, group, tests, constraints, objective)
+        else:
+            out[task] = _unconstrained(task, group, tests, objective)
+    return out
+
+
+def _objective_values(row: Row, objective: Objective) -> list[float]:
+    return [r.accuracy for r in row.compared] if objective.metric is None else row.values(objective.metric)
+
+
+def _better(x: Row, y: Row, tests: list[PairTest], objective: Objective) -> tuple[bool, float | None]:
+    """Whether ``x`` beats ``y`` significantly on the objective, and the p-value (None: not testable)."""
+    if objective.metric is None:
+        test = find_test(tests, x.task, x.mechanism, y.mechanism)
+        if test is None or test.seed is None:
+            return False, None
+        return test.seed.significant and difference(test, x.mechanism) > 0, test.seed.p_value
+    xs, ys = _objective_values(x, objective), _objective_values(y, objective)
+    if min(len(xs), len(ys)) < 2:
+        return False, None
+    result = sig.seed_test(xs, ys)
+    gain = result.delta if objective.maximize else -result.delta
+    return result.significant and gain > 0, result.p_value
+
+
+def _score(row: Row, objective: Objective) -> float:
+    values = _objective_values(row, objective)
+    mean = statistics.fmean(values) if values else -math.inf
+    return mean if objective.maximize else -mean
+
+
+def _name(objective: Objective, group: list[Row]) -> str:
+    return objective.metric or group[0].metric
+
+
+def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints: list[Constraint],
+                 objective: Objective) -> Decision:  # fmt: skip
+    feasible, excluded, borderline, shown = [], {}, [], {}
+    for row in group:
+        failing = []
+        for c in constraints:
+            found = interval(row.values(c.metric))
+            if found is None:
+                failing.append(f"recorded no {c.metric}")
+                continue
+            shown[row.mechanism, c.metric] = found
+            if not c.holds(found.mean):
+                failing.append(f"{c.metric} {found} fails {c.op} {c.limit:g}")
+            elif found.low is not None and not (c.holds(found.low) and c.holds(found.high)):
+                borderline.append(f"{row.mechanism} ({c.metric} {found})")
+        if failing:
+            excluded[row.mechanism] = "; ".join(failing)
+        else:
+            feasible.append(row)
+    limits = " and ".join(str(c) for c in constraints)
+    if not feasible:
+        text = f"No mechanism meets {limits} for {task}: " + "; ".join(f"{m}: {w}" for m, w in excluded.items()) + "."
+        return Decision(task, text, excluded=excluded)
+    metric = _name(objective, group)
+    leader = max(feasible, key=lambda r: (_score(r, objective), r.mechanism))
+    tied, beaten = [leader], []
+    for row in feasible:
+        if row is not leader:
+            wins, p = _better(leader, row, tests, objective)
+            if wins:
+                beaten.append((row, p))
+            else:
+                tied.append(row)
+    resource = constraints[0]
+    cost = {r.mechanism: shown[r.mechanism, resource.metric].mean for r in tied}
+    pick = (min if resource.lower_is_better else max)(tied, key=lambda r: (cost[r.mechanism], r.mechanism))
+    parts = [f"**Pick {pick.mechanism}** for {task}: it meets {limits}"]
+    parts[0] += " (" + ", ".join(f"{c.metric} {shown[pick.mechanism, c.metric]}" for c in constraints) + ")"
+    others = [r for r in tied if r is not pick]
+    if pick is leader and not others:
+        parts.append(f"and is the most accurate of the {len(feasible)} that do, significantly "
+                     f"({metric} {_score(pick, objective):.2f})")  # fmt: skip
+    else:
+        names = ", ".join(r.mechanism for r in tied if r is not pick)
+        parts.append(f"on {metric} it does not differ significantly from {names}, the best of the {len(feasible)} "
+                     f"that meet it")  # fmt: skip
+        saving = _cost_difference(pick, others, resource)
+        parts.append(f"and it is the cheapest of them in {resource.metric}{saving}")
+    text = "; ".join(parts) + "."
+    if beaten:
+        text += " Less accurate, significantly: " + ", ".join(f"{r.mechanism} (p = {p:.3f})" for r, p in beaten) + "."
+    if excluded:
+        text += " Excluded: " + "; ".join(f"{m} ({w})" for m, w in excluded.items()) + "."
+    if borderline:
+        text += " Borderline (the interval crosses a limit): " + ", ".join(borderline) + "."
+    return Decision(task, text, pick.mechanism, [r.mechanism for r in tied], [r.mechanism for r in feasible], excluded)
+
+
+def _cost_difference(pick: Row, others: list[Row], resource: Constraint) -> str:
+    """`` (1.2 vs 1.9, Welch p = 0.01)``: the pick's cost against the next cheapest, and whether it is noise."""
+    if not others:
+        return ""
+    rival = min(others, key=lambda r: statistics.fmean(r.values(resource.metric)) * (1 if resource.lower_is_better
+                                                                                     else -1))  # fmt: skip
+    mine, theirs = pick.values(resource.metric), rival.values(resource.metric)
+    p = sig.welch_p(mine, theirs)
+    noise = "" if p is None else (f", Welch p = {p:.3f}" if p < sig.ALPHA else f", not beyond noise: Welch p = {p:.2f}")
+    return f" ({statistics.fmean(mine):.3g} vs {rival.mechanism}'s {statistics.fmean(theirs):.3g}{noise})"
+
+
+def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective: Objective) -> Decision:
+    metric, unit = _name(objective, group), unit_of(_name(objective, group))
+    undominated = []
+    for row in group:
+        dominated = False
+        for other in group:
+            if other is row:
+                continue
+            more_accurate, _ = _better(other, row, tests, objective)
+            mine, theirs = row.values(COST), other.values(COST)
+            p = sig.welch_p(theirs, mine)
+            cheaper = p is not None and p < sig.ALPHA and statistics.fmean(theirs) < statistics.fmean(mine)
+            dominated |= more_accurate and cheaper
+        if not dominated:
+            undominated.append(row)
+    best = max(undominated, key=lambda r: (_score(r, objective), r.mechanism))
+    cheapest = min(undominated, key=lambda r: (statistics.fmean(r.values(COST) or [math.inf]), r.mechanism))
+    names = ", ".join(r.mechanism for r in undominated)
+    if len(undominated) == 1:
+        text = (f"**{best.mechanism}** for {task}: no other mechanism is significantly better on {metric} or on "
+                f"inference latency (batch 1) without being worse on the other.")  # fmt: skip
+    else:
+        text = (f"For {task}, no other mechanism beats {names} significantly on both {metric} and inference "
+                f"latency (batch 1): of these, {best.mechanism} is the most accurate ({_score(best, objective):.2f} "
+                f"{unit}) and {cheapest.mechanism} the fastest. Say what you need to get one pick, e.g. "
+                f'--constraint "{COST}<=…".')  # fmt: skip
+    pick = best.mechanism if len(undominated) == 1 else None
+    return Decision(task, text, pick, [r.mechanism for r in undominated], [r.mechanism for r in group])
