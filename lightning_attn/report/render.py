@@ -66,6 +66,22 @@ def diagnosis_rows(diagnoses: list[Diagnosis]) -> list[list[str]]:
     return out
 
 
+SEED_HEADER = ["mechanism", "seed", "value", "epochs", "best epoch", "converged", "run"]
+
+
+def seed_rows(rows: list[Row]) -> list[list[str]]:
+    """Each compared run of each row: the seed, its value of the metric, how its training ended."""
+    out = []
+    for row in rows:
+        for run in sorted(row.compared, key=lambda r: int(r.params.get("seed", r.tags.get("seed", "0")) or 0)):
+            epochs, best = run.metrics.get("run/epochs"), run.metrics.get("run/best_epoch")
+            converged = {True: "yes", False: "no", None: "—"}[run.converged]
+            out.append([row.mechanism, run.params.get("seed", run.tags.get("seed", "?")), f"{run.accuracy:.2f}",
+                        "—" if epochs is None else f"{epochs:.0f}", "—" if best is None else f"{best:.0f}", converged,
+                        run.name])  # fmt: skip
+    return out
+
+
 FAIL_HEADER = ["task", "mechanism", "run", "kind", "reason"]
 
 
@@ -134,6 +150,9 @@ def write_json(out: Path, report: dict) -> Path:
         "significance": [t.as_dict() for t in report["tests"]],
         "verdicts": {task: v.as_dict() for task, v in report["verdicts"].items()},
         "decisions": {task: d.as_dict() for task, d in report.get("decisions", {}).items()},
+        "per_seed": [
+            dict(zip(SEED_HEADER, r)) | {"task": row.task} for row in report["rows"] for r in seed_rows([row])
+        ],  # fmt: skip
         "constraints": report.get("constraints", []),
         "warnings": report["warnings"],
         "failures": [dataclasses.asdict(f) for f in report["failures"]],
@@ -226,6 +245,7 @@ def write_markdown(out: Path, report: dict) -> Path:
         lines += [_md_table([c[1] for c in COLUMNS], [cells(r) for r in rows]), ""]
         diagnoses = [d for d in report["diagnoses"] if d.task == task]
         lines += ["**Diagnostics**", "", _md_table(DIAG_HEADER, diagnosis_rows(diagnoses)), "", f"*{FLAGS_NOTE}*", ""]
+        lines += ["**Per seed**", "", _md_table(SEED_HEADER, seed_rows(rows)), ""]
         lines += [f"**Verdict** (reference: {verdict.reference})", ""] + [f"- {v}" for v in verdict.lines] + [""]
         tests = [t for t in report["tests"] if t.task == task]
         if tests:
@@ -281,6 +301,7 @@ def write_html(out: Path, report: dict) -> Path:
         diagnoses = [d for d in report["diagnoses"] if d.task == task]
         parts.append("<h3>Diagnostics</h3>" + _html_table(DIAG_HEADER, diagnosis_rows(diagnoses))
                      + f"<p class='note'>{e(FLAGS_NOTE)}</p>")  # fmt: skip
+        parts.append("<h3>Per seed</h3>" + _html_table(SEED_HEADER, seed_rows(rows)))
         items = "".join(f"<li class='{'withheld' if p.withheld else 'stated'}'>{e(p.line)}</li>" for p in verdict.pairs)
         summary_class = "withheld" if verdict.withheld else "stated"
         summary = f"<li class='{summary_class}'><b>{e(verdict.summary)}</b></li>"

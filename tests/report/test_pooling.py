@@ -3,6 +3,7 @@ any store; differing configs are named, never pooled."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -74,7 +75,18 @@ def test_two_stores_pool_into_one_report(tmp_path):
     assert {r.store for r in collected.runs} == {a, b} and len(collected.runs) == 3
     (row,) = analysis.summarise(collected)
     assert row.seeds == 3 and row.mean == 91.0
-    written = build_report([a, b], tmp_path / "report", ["shared"], formats=("json", "md"))
+    written = build_report([a, b], tmp_path / "report", ["shared"], formats=("json", "md", "html"))
     assert written.results == 1
     md = written.paths["md"].read_text()
     assert "a.db" in md and "b.db" in md  # the report names every store it read
+    data = json.loads(written.paths["json"].read_text())
+    assert [(r["seed"], r["value"]) for r in data["per_seed"]] == [("0", "90.00"), ("1", "91.00"), ("2", "92.00")]
+    # logged back: a report run in the experiment of each store, holding the files; the next report reads past it
+    for uri in (a, b):
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name("shared").experiment_id
+        (report,) = [r for r in client.search_runs([experiment]) if r.data.tags.get(T.ROLE) == T.ROLE_REPORT]
+        files = {f.path for f in client.list_artifacts(report.info.run_id, "report")}
+        assert files == {"report/report.json", "report/report.md", "report/report.html"}
+    again = build_report([a, b], tmp_path / "again", ["shared"], formats=("json",), log=False)
+    assert again.results == 1 and len(collect([a, b], ["shared"], None).runs) == 3
