@@ -64,18 +64,19 @@ def lowest(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job on built-in data: a small soft-vs-hard-vs-uniform sweep (sweeps/smoke.yaml) on two CPU
-    workers, every trial tracked in MLflow, then the trade-off report. Run again, it continues (or
-    re-shows) the same sweep and rebuilds the report.
+    """The main job on built-in data: soft vs hard attention vs the uniform control (sweeps/demo.yaml), each
+    trained as configured once per seed on two CPU workers, every run tracked in MLflow; then the trade-off
+    report, which ends in a decision. Run again, it continues (or re-shows) the same comparison and rebuilds
+    the report.
 
-    Extra arguments go to `lightning-attn sweep`: `nox -s demo -- n_trials=5`.
+    Extra arguments go to `lightning-attn sweep`: `nox -s demo -- seeds=[0,1,2,3,4]`.
     """
     install(session)
-    session.run("lightning-attn", "sweep", "sweeps/smoke.yaml", "--devices", "cpu:2", "--resume", *session.posargs)
-    session.run("lightning-attn", "report", "--experiment", "smoke", "--out", "outputs/report")
+    session.run("lightning-attn", "sweep", "sweeps/demo.yaml", "--devices", "cpu:2", "--resume", *session.posargs)
+    session.run("lightning-attn", "report", "--experiment", "demo", "--out", "outputs/report")
     report = Path("outputs/report/report.html").resolve()
-    session.log(f"The report: {report}  (Markdown, CSV and JSON beside it)")
-    session.log("The runs behind it (a parent run per mechanism, a child run per trial), in the MLflow UI:")
+    session.log(f"The report: {report}  (Markdown, CSV and JSON beside it; also logged to MLflow)")
+    session.log("The runs behind it (a parent run per mechanism, a child run per seed), in the MLflow UI:")
     session.log(f"  {Path(session.bin) / 'lightning-attn'} ui    # then http://127.0.0.1:5000")
 
 

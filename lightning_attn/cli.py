@@ -180,6 +180,8 @@ def _report(args: argparse.Namespace) -> int:
                                args.reference, args.min_seeds, constraints, objective, log=not args.no_log)  # fmt: skip
     except (LookupError, ValueError) as e:
         raise ConfigError(str(e).replace("choose from", f"choose from ({', '.join(FORMATS)}):")[:2000]) from None
+    for text in written.decisions:
+        print(f"{text}\n")
     for fmt, path in written.paths.items():
         print(f"{fmt:<5} {path.resolve()}")
     print(f"open the runs behind it: lightning-attn ui{_uri_flag((args.tracking_uri or [None])[0])}")

@@ -8,7 +8,7 @@ plots, verdicts → HTML / Markdown / CSV / JSON.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +24,7 @@ class Written:
     paths: dict[str, Path]  # format -> file
     results: int  # task x mechanism rows
     failures: int  # failed runs listed
+    decisions: list[str] = field(default_factory=list)  # the decision of each task, as the report opens with it
 
 
 def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str] | None = None,
@@ -92,4 +93,4 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
                 written["md"] = render.write_markdown(out, report)
     if log and written:
         collect.log_report(collected, written)
-    return Written(written, len(rows), len(failed))
+    return Written(written, len(rows), len(failed), [d.text.replace("**", "") for d in decisions.values()])

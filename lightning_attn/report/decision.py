@@ -10,7 +10,8 @@ With constraints (``speed/infer_latency_ms_p50_b1<=2``, ``speed/peak_rss_mb<=200
 3. **the pick**: of the tied, the cheapest in the first constraint's resource (the tie-break), with
    whether that saving is larger than the noise between seeds.
 
-Without constraints there is no single answer to give: the decision names the mechanisms that no other
+A control mechanism (``uniform``: no attention) is the floor the others are measured against, never the
+pick. Without constraints there is no single answer to give: the decision names the mechanisms that no other
 beats significantly on both the objective and the cost (inference latency at batch 1), the most accurate
 and the cheapest among them, and how to add a constraint.
 
@@ -139,13 +140,18 @@ def decide(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], c
     for task, group in by_task(rows).items():
         blockers = [b for r in group for b in not_comparable(r, diag[task, r.mechanism])]
         blockers += [b for r in group[1:] for b in budget_blockers(r, group[0])]
+        candidates = [r for r in group if not r.control] or group  # the control is the floor, not a choice
         if blockers:
             why = explain(blockers)
             out[task] = Decision(task, f"No decision for {task}: the runs are not comparable — {why}.", withheld=why)
         elif constraints:
-            out[task] = _constrained(task, group, tests, constraints, objective)
+            out[task] = _constrained(task, candidates, tests, constraints, objective)
         else:
-            out[task] = _unconstrained(task, group, tests, objective)
+            out[task] = _unconstrained(task, candidates, tests, objective)
+        controls = [r.mechanism for r in group if r.control and r not in candidates]
+        if controls and not blockers:
+            out[task].text += (f" ({', '.join(controls)}: the control, which attends nowhere — the floor the others "
+                               f"are measured against, not a choice.)")  # fmt: skip
     return out
 
 
@@ -214,19 +220,22 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
     resource = constraints[0]
     cost = {r.mechanism: shown[r.mechanism, resource.metric].mean for r in tied}
     pick = (min if resource.lower_is_better else max)(tied, key=lambda r: (cost[r.mechanism], r.mechanism))
-    parts = [f"**Pick {pick.mechanism}** for {task}: it meets {limits}"]
-    parts[0] += " (" + ", ".join(f"{c.metric} {shown[pick.mechanism, c.metric]}" for c in constraints) + ")"
+    met = ", ".join(f"{c.metric} {shown[pick.mechanism, c.metric]}" for c in constraints)
+    text = f"**Pick {pick.mechanism}** for {task}: it meets {limits} ({met})"
     others = [r for r in tied if r is not pick]
-    if pick is leader and not others:
-        parts.append(f"and is the most accurate of the {len(feasible)} that do, significantly "
-                     f"({metric} {_score(pick, objective):.2f})")  # fmt: skip
+    if len(feasible) == 1:
+        text += ", the only mechanism that does"
+    elif not others:
+        text += (f", and of the {len(feasible)} that do it is the most accurate ({metric} "
+                 f"{abs(_score(pick, objective)):.2f}), significantly")  # fmt: skip
     else:
-        names = ", ".join(r.mechanism for r in tied if r is not pick)
-        parts.append(f"on {metric} it does not differ significantly from {names}, the best of the {len(feasible)} "
-                     f"that meet it")  # fmt: skip
-        saving = _cost_difference(pick, others, resource)
-        parts.append(f"and it is the cheapest of them in {resource.metric}{saving}")
-    text = "; ".join(parts) + "."
+        names = ", ".join(r.mechanism for r in others)
+        saving, clear = _cost_difference(pick, others, resource)
+        text += (f"; on {metric} it does not differ significantly from {names} (the best of the {len(feasible)} "
+                 f"that meet it), and it is the cheapest of them in {resource.metric}{saving}")  # fmt: skip
+        if not clear:
+            text += f" — a tie on both: {pick.mechanism} or {names} will do, the pick only follows the means"
+    text += "."
     if beaten:
         text += " Less accurate, significantly: " + ", ".join(f"{r.mechanism} (p = {p:.3f})" for r, p in beaten) + "."
     if excluded:
@@ -236,16 +245,16 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
     return Decision(task, text, pick.mechanism, [r.mechanism for r in tied], [r.mechanism for r in feasible], excluded)
 
 
-def _cost_difference(pick: Row, others: list[Row], resource: Constraint) -> str:
-    """`` (1.2 vs 1.9, Welch p = 0.01)``: the pick's cost against the next cheapest, and whether it is noise."""
-    if not others:
-        return ""
-    rival = min(others, key=lambda r: statistics.fmean(r.values(resource.metric)) * (1 if resource.lower_is_better
-                                                                                     else -1))  # fmt: skip
+def _cost_difference(pick: Row, others: list[Row], resource: Constraint) -> tuple[str, bool]:
+    """`` (1.2 vs hard's 1.9, Welch p = 0.010)`` — the pick's cost against the next cheapest — and whether that
+    saving is larger than the noise between seeds."""
+    sign = 1 if resource.lower_is_better else -1
+    rival = min(others, key=lambda r: sign * statistics.fmean(r.values(resource.metric)))
     mine, theirs = pick.values(resource.metric), rival.values(resource.metric)
     p = sig.welch_p(mine, theirs)
-    noise = "" if p is None else (f", Welch p = {p:.3f}" if p < sig.ALPHA else f", not beyond noise: Welch p = {p:.2f}")
-    return f" ({statistics.fmean(mine):.3g} vs {rival.mechanism}'s {statistics.fmean(theirs):.3g}{noise})"
+    clear = p is not None and p < sig.ALPHA
+    noise = "" if p is None else (f", Welch p = {p:.3f}" if clear else f", not beyond noise: Welch p = {p:.2f}")
+    return f" ({statistics.fmean(mine):.3g} vs {rival.mechanism}'s {statistics.fmean(theirs):.3g}{noise})", clear
 
 
 def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective: Objective) -> Decision:
@@ -272,7 +281,7 @@ def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective
     else:
         text = (f"For {task}, no other mechanism beats {names} significantly on both {metric} and inference "
                 f"latency (batch 1): of these, {best.mechanism} is the most accurate ({_score(best, objective):.2f} "
-                f"{unit}) and {cheapest.mechanism} the fastest. Say what you need to get one pick, e.g. "
+                f"{unit}) and {cheapest.mechanism} the fastest by its mean. Say what you need to get one pick, e.g. "
                 f'--constraint "{COST}<=…".')  # fmt: skip
     pick = best.mechanism if len(undominated) == 1 else None
     return Decision(task, text, pick, [r.mechanism for r in undominated], [r.mechanism for r in group])

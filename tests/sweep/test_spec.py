@@ -49,7 +49,7 @@ def test_every_shipped_sweep_file_loads_and_composes():
     files = sorted(sweeps_dir().glob("*.yaml"))
     names = {f.stem for f in files}
     expected = {f"{t}_{m}" for t in ("translation", "captioning") for m in ("soft", "hard", "compare")}
-    assert expected | {"smoke", "tradeoff"} <= names
+    assert expected | {"smoke", "tradeoff", "demo"} <= names
     for path in files:
         spec = load(path)  # composes every mechanism's trial config
         assert spec.mechanisms and spec.objectives
