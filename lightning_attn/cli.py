@@ -27,6 +27,7 @@ from . import console
 from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose, group_choices, to_yaml
 from .plugins import load_plugins
 from .tracking import database_url, mask_secrets
+from .tracking.mlflow import LOOPBACK, server_allowed_hosts
 from .tracking.secrets import register_url
 
 EXIT_BAD_INPUT = 2
@@ -255,11 +256,54 @@ def _server(args: argparse.Namespace) -> int:
     artifacts = args.artifacts_destination or str(Path(SERVER_ARTIFACTS).resolve())
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
            "--artifacts-destination", artifacts, "--workers", str(args.workers)]  # fmt: skip
+    # the Host headers it answers: --allowed-hosts, else MLFLOW_SERVER_ALLOWED_HOSTS, else (bound beyond
+    # loopback) this machine's names too — MLflow's default refuses every name but localhost's with 403
+    allowed = args.allowed_hosts or env.get("MLFLOW_SERVER_ALLOWED_HOSTS") or server_allowed_hosts(args.host)
+    if allowed:
+        env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed
+    if args.host not in LOOPBACK and not args.no_auth:  # reachable by others: nobody in without a password
+        cmd += ["--app-name", "basic-auth"]
+        env |= _server_authentication(args, env, Path(store.removeprefix("sqlite:///")).parent
+                                      if store.startswith("sqlite:///") else Path.cwd())  # fmt: skip
     url = f"http://{args.host}:{args.port}"
     print(f"MLflow tracking server: {url}  (backend store {mask_secrets(store)}, artifacts {mask_secrets(artifacts)}; "
           "Ctrl+C stops it)", flush=True)  # fmt: skip
+    if "--app-name" in cmd:
+        admin = env["MLFLOW_AUTH_ADMIN_USERNAME"]
+        print(f"authentication: MLflow's basic auth, admin user {admin!r}; clients set MLFLOW_TRACKING_USERNAME and "
+              "MLFLOW_TRACKING_PASSWORD (--no-auth to turn it off)", flush=True)  # fmt: skip
+    if allowed:
+        names = [h for h in allowed.split(",") if "*" not in h][:6]
+        print(f"it answers clients that reach it as: {', '.join(names)}, … (--allowed-hosts to change)", flush=True)
     print(f"point runs, sweeps and reports at it: export MLFLOW_TRACKING_URI={url}", flush=True)
     return _serve(cmd, env)
+
+
+def _server_authentication(args: argparse.Namespace, env: dict[str, str], folder: Path) -> dict[str, str]:
+    """The environment that turns on MLflow's basic-auth app: its config file (users kept in
+    ``mlflow-auth.db`` beside the backend store) and the admin password — from the environment or a file,
+    never the command line, where ``ps`` would show it to every user of the machine."""
+    from .tracking.secrets import register
+
+    password = env.get("MLFLOW_AUTH_ADMIN_PASSWORD")
+    if args.admin_password_file:
+        try:
+            password = Path(args.admin_password_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError(f"--admin-password-file {args.admin_password_file}: {e.strerror or e}") from None
+    if not password:
+        raise ConfigError(f"a server bound to {args.host} is open to anyone who can reach it: set "
+                          "MLFLOW_AUTH_ADMIN_PASSWORD (or --admin-password-file FILE) for MLflow's basic "
+                          "authentication, or pass --no-auth on a network you trust")  # fmt: skip
+    register(password)
+    user = env.get("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+    config = folder.resolve() / "mlflow-auth.ini"
+    config.write_text("[mlflow]\ndefault_permission = READ\n"
+                      f"database_uri = sqlite:///{folder.resolve() / 'mlflow-auth.db'}\nadmin_username = {user}\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+                      encoding="utf-8")  # fmt: skip
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_AUTH_ADMIN_USERNAME": user}  # fmt: skip
 
 
 def _serve(cmd: list[str], env: dict[str, str]) -> int:
@@ -406,6 +450,16 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
+    server.add_argument("--admin-password-file", metavar="FILE",
+                        help="bound beyond loopback: the auth admin's password, read from FILE (default: "
+                             "$MLFLOW_AUTH_ADMIN_PASSWORD; never on the command line)")  # fmt: skip
+    server.add_argument("--no-auth", action="store_true",
+                        help="bound beyond loopback, serve without authentication (anyone who can reach it can "
+                             "read, write and delete every run)")  # fmt: skip
+    server.add_argument("--allowed-hosts", metavar="H1,H2",
+                        help="the host names (and host:port patterns) clients may reach it by; default "
+                             "$MLFLOW_SERVER_ALLOWED_HOSTS, else beyond loopback this machine's names and addresses "
+                             "and MLflow's defaults (localhost, private addresses)")  # fmt: skip
     server.set_defaults(func=_server)
     report = sub.add_parser(
         "report", help="compare mechanisms from MLflow and decide: HTML, Markdown, CSV and JSON trade-off report"

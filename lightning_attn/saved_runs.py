@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose
 from .tracking import mask_secrets
 from .tracking import tags as T
+from .tracking.checkpoints import ARTIFACT_DIR
 
 #: the file Lightning's ModelCheckpoint(save_last=True) writes beside the best checkpoint after every epoch
 LAST_CHECKPOINT = "last.ckpt"
@@ -83,11 +84,13 @@ def _walk(client: Any, run_id: str, path: str):
 
 
 def best_checkpoint(client: Any, run: Any, into: Path) -> Path:
-    """The run's best checkpoint: the file its tag names, else the copy uploaded as an artifact."""
+    """The run's best checkpoint: the file its tag names, else the copy uploaded as an artifact (by a run
+    tracked on a server, ``checkpoints/best.ckpt``; by ``logger.log_model=true``, under ``model/``)."""
     tagged = run.data.tags.get(T.BEST_CHECKPOINT)
     if tagged and Path(tagged).is_file():
         return Path(tagged)
-    uploaded = [a.path for a in _walk(client, run.info.run_id, "model") if a.path.endswith(".ckpt")]
+    uploaded = [a.path for folder in (ARTIFACT_DIR, "model") for a in _walk(client, run.info.run_id, folder)
+                if a.path.endswith(".ckpt") and Path(a.path).name != LAST_CHECKPOINT]  # fmt: skip
     best = sorted(uploaded, key=lambda p: ("best" not in Path(p).name, p))
     if best:
         path = download(client, run.info.run_id, best[0], into)
@@ -100,20 +103,26 @@ def best_checkpoint(client: Any, run: Any, into: Path) -> Path:
     )
 
 
-def resume_checkpoint(run: Any) -> Path:
-    """The checkpoint a run continues from: the last epoch's (``last.ckpt`` beside the best), else the best.
+def resume_checkpoint(client: Any, run: Any, into: Path) -> Path:
+    """The checkpoint a run continues from: the last epoch's (``last.ckpt`` beside the best), else the best —
+    the files on this host, else the copies a run tracked on a server uploaded (``checkpoints/``).
 
     Both are full training checkpoints (weights, optimiser and schedule, early stopping's history), so training
     continues where it stopped; from the best one it repeats the epochs after it.
     """
     tagged = run.data.tags.get(T.BEST_CHECKPOINT)
+    if tagged:
+        for path in (Path(tagged).with_name(LAST_CHECKPOINT), Path(tagged)):
+            if path.is_file():
+                return path
+    for name in (LAST_CHECKPOINT, "best.ckpt"):
+        path = download(client, run.info.run_id, f"{ARTIFACT_DIR}/{name}", into)
+        if path is not None:
+            return path
     if not tagged:
         raise RunRecordError(
             f"run {run.info.run_id} has no checkpoint to resume from (it recorded none: it stopped before its "
             "first validation, or trained with trainer.enable_checkpointing=false)"
         )
-    last = Path(tagged).with_name(LAST_CHECKPOINT)
-    for path in (last, Path(tagged)):
-        if path.is_file():
-            return path
-    raise RunRecordError(f"run {run.info.run_id} has no checkpoint to resume from ({tagged} is gone)")
+    raise RunRecordError(f"run {run.info.run_id} has no checkpoint to resume from ({tagged} is gone, and none was "
+                         "uploaded: runs tracked on a server upload theirs)")  # fmt: skip

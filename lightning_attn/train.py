@@ -34,6 +34,7 @@ from .tracking import (
     resolve_tracking_uri,
 )
 from .tracking import tags as T
+from .tracking.checkpoints import CheckpointUpload, uploads
 from .tracking.convergence import Convergence
 from .tracking.estimator import EstimatorVariance
 from .tracking.pictures import AttentionPictures
@@ -209,6 +210,8 @@ def train(
     tags = run_tags(cfg, module.model.attention) | module.run_tags()
     logger = _make_logger(cfg, uri, run_id, tags)
     extra = [*(callbacks or []), *([ReseedOnResume(cfg.seed)] if resumption else [])]
+    if cfg.trainer.enable_checkpointing and cfg.logger.upload_checkpoints and uploads(uri):
+        extra.append(CheckpointUpload(cfg.logger.checkpoint_upload_max_mb))  # every host can evaluate and resume
     trainer = build_trainer(cfg, logger, extra, environment)
     checkpointing = trainer.checkpoint_callback is not None
     try:
@@ -295,8 +298,8 @@ def resume(run_id: str, overrides: list[str] | None = None, callbacks: list[Call
     check_tracking_store(uri)
     client = MlflowClient(uri)
     run = get_run(client, run_id, uri)
-    checkpoint = resume_checkpoint(run)
     with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = resume_checkpoint(client, run, Path(tmp) / "checkpoint")
         cfg = run_config(client, run_id, Path(tmp), changes)
         cfg.logger.tracking_uri = uri  # the saved config has it masked, or relative to where the run started
         folder = checkpoint.resolve().parent  # <output_dir>/<experiment id>/<run id>/checkpoints, Lightning's layout

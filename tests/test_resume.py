@@ -165,6 +165,13 @@ def _run_with_tags(**tags):
     return SimpleNamespace(info=SimpleNamespace(run_id="abc"), data=SimpleNamespace(tags=tags))
 
 
+class _NoArtifacts:
+    """A client of a store that holds no uploaded checkpoint."""
+
+    def download_artifacts(self, run_id, path, dst):
+        raise OSError(f"no artifact {path}")
+
+
 @pytest.mark.parametrize("files", [("best.ckpt", "last.ckpt"), ("best.ckpt",), ()])
 def test_resume_reads_last_ckpt_else_best_else_says_which_is_gone(tmp_path, files):
     from lightning_attn.saved_runs import resume_checkpoint
@@ -173,9 +180,9 @@ def test_resume_reads_last_ckpt_else_best_else_says_which_is_gone(tmp_path, file
         (tmp_path / name).write_bytes(b"")
     run = _run_with_tags(**{T.BEST_CHECKPOINT: str(tmp_path / "best.ckpt")})
     if files:
-        assert resume_checkpoint(run) == tmp_path / files[-1]
+        assert resume_checkpoint(_NoArtifacts(), run, tmp_path / "dl") == tmp_path / files[-1]
     else:
         with pytest.raises(RunRecordError, match=f"no checkpoint to resume from .{tmp_path / 'best.ckpt'} is gone"):
-            resume_checkpoint(run)
+            resume_checkpoint(_NoArtifacts(), run, tmp_path / "dl")
     with pytest.raises(RunRecordError, match="it recorded none"):
-        resume_checkpoint(_run_with_tags())
+        resume_checkpoint(_NoArtifacts(), _run_with_tags(), tmp_path / "dl")

@@ -40,7 +40,11 @@ class MLflowLoggerConfig:
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working dir
     experiment_name: str = "lightning-attn"
     run_name: str | None = None
-    log_model: bool = False  # also upload the best checkpoint as an MLflow artifact
+    log_model: bool = False  # also upload the best checkpoint as an MLflow artifact (Lightning's own, at the end)
+    # tracking to a server: upload the best and last checkpoints as run artifacts after every epoch, so that
+    # evaluate and train --resume work from any host (a larger checkpoint is not uploaded)
+    upload_checkpoints: bool = True
+    checkpoint_upload_max_mb: float = 2048
 
 
 @dataclass

@@ -85,20 +85,35 @@ def check_tracking_store(uri: str) -> None:
 
 
 def _check_server(uri: str, where: str) -> None:
+    """A real API call (``/health`` answers whatever the server would refuse): one line for a server that is
+    down, refuses this client's Host header (MLflow 3's allowed hosts), or wants credentials."""
     parts = urlsplit(uri)
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
-    health = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
-    request = urllib.request.Request(health)
-    if parts.username is not None:  # the credentials in the URL, as MLflow's client would send them
-        token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+    api = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/api/2.0/mlflow/experiments/search",
+                      "max_results=1", ""))  # fmt: skip
+    request = urllib.request.Request(api)
+    # the credentials MLflow's client would send: those in the URL, else MLFLOW_TRACKING_USERNAME/PASSWORD
+    if parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+    else:
+        user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    if user is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
         urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT_S).close()
     except urllib.error.HTTPError as e:
-        if e.code in (401, 403) or e.code >= 500:
-            raise TrackingUnavailable(f"the MLflow tracking server {where} refused: HTTP {e.code} {e.reason}") from None
+        if e.code == 403 and "host" in e.read(2000).decode("utf-8", "replace").lower():
+            raise TrackingUnavailable(
+                f"the MLflow tracking server {where} refuses the host name {parts.hostname!r} (HTTP 403): start it "
+                f"with it allowed — lightning-attn server --allowed-hosts {parts.hostname},… (or "
+                f"MLFLOW_SERVER_ALLOWED_HOSTS) — or reach it by a name it allows"
+            ) from None
+        if e.code == 401:
+            raise TrackingUnavailable(f"the MLflow tracking server {where} wants credentials (HTTP 401): set "
+                                      "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None  # fmt: skip
+        raise TrackingUnavailable(f"the MLflow tracking server {where} refused: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = mask_secrets(str(getattr(e, "reason", e)))
         raise TrackingUnavailable(f"cannot reach the MLflow tracking server {where}: {reason}") from None
@@ -185,3 +200,26 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         if found is None:
             raise
         return found.experiment_id
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def server_allowed_hosts(bind: str) -> str | None:
+    """The Host headers an MLflow server bound to ``bind`` should answer, for MLflow's ``--allowed-hosts``:
+    None on loopback (MLflow's own default: localhost and private addresses); beyond it, those plus this
+    machine's names and addresses, any port — the names clients on other hosts use to reach it."""
+    import socket
+
+    from mlflow.server.security_utils import get_default_allowed_hosts
+
+    if bind in LOOPBACK:
+        return None
+    names = {socket.gethostname(), socket.getfqdn()}
+    if bind not in ("0.0.0.0", "::", ""):
+        names.add(bind)
+    for name in list(names):
+        with contextlib.suppress(OSError):
+            names |= {info[4][0] for info in socket.getaddrinfo(name, None)}
+    ours = sorted(n for n in names if n)
+    return ",".join([*ours, *(f"{n}:*" for n in ours), *get_default_allowed_hosts()])

@@ -2,9 +2,9 @@
 
 Two kinds are masked: the password of any ``scheme://user:password@host`` URL, and every secret value
 this process knows of — the standard password variables (``PGPASSWORD``, ``MLFLOW_TRACKING_PASSWORD``,
-``MLFLOW_TRACKING_TOKEN``) and the passwords of the URLs it was given (:func:`register_url`). The
-second kind matters where a library prints a secret outside a URL, or a URL in a form the pattern does
-not know.
+``MLFLOW_TRACKING_TOKEN``, ``MLFLOW_AUTH_ADMIN_PASSWORD``) and the passwords of the URLs it was given
+(:func:`register_url`). The second kind matters where a library prints a secret outside a URL, or a URL
+in a form the pattern does not know.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 MASK = "***"
-ENV_SECRETS = ("PGPASSWORD", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+ENV_SECRETS = ("PGPASSWORD", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_AUTH_ADMIN_PASSWORD")
 _URL_WITH_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
 _MIN_LENGTH = 4  # shorter values would mask ordinary words
 _known: set[str] = set()
