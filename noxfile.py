@@ -86,7 +86,8 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- overhead` runs one of them (overhead, attention_ops, sweep_scaling, memory,
     multi30k_throughput — it reads $MULTI30K or ../shared/data/multi30k —, sweep_storage_scale — it starts
-    a PostgreSQL of its own —, mechanisms). Give the machine to them: other work beside them skews timings.
+    a PostgreSQL of its own). Give the machine to them: other work beside them skews timings. Result tables are
+    not benchmarks: they come from `lightning-attn report` (docs/results.md).
     """
     install(session)
     names = session.posargs or ["overhead", "attention_ops", "sweep_scaling", "memory", "multi30k_throughput",

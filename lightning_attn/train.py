@@ -167,6 +167,9 @@ class Resumption:
     checkpoint: Path  # a full training checkpoint of the run
     vocabularies: Path  # the run's vocabularies, so that its ids mean the same words
     changes: list[str]  # the ``dotted.key=value`` changes to the run's config, for the record
+    # False: a new run continues another's training (a sweep's retry of a trial whose worker died), so it
+    # records its params and config as a new run does, and says what it continues
+    same_run: bool = True
 
 
 class ReseedOnResume(Callback):
@@ -216,7 +219,7 @@ def train(
     checkpointing = trainer.checkpoint_callback is not None
     try:
         # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere). A resumed run has them
-        if trainer.is_global_zero and resumption is not None:
+        if trainer.is_global_zero and resumption is not None and resumption.same_run:
             _reopen(logger, resumption, cfg)
         elif trainer.is_global_zero:
             if run_id is not None:  # MLFlowLogger only tags the runs it creates
@@ -225,6 +228,8 @@ def train(
             logger.log_hyperparams(mask_params(flatten(cfg)))
             logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
             _log_vocabularies(logger, data)
+            if resumption is not None:  # a new run that takes over another's training
+                logger.experiment.set_tag(logger.run_id, T.RESUMED, "; ".join(resumption.changes)[-T.REASON_LIMIT :])
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)
         ckpt_path = str(resumption.checkpoint) if resumption else None
         with warnings.catch_warnings():

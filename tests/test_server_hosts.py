@@ -81,63 +81,47 @@ def test_clients_reach_the_server_by_name_with_credentials_and_nobody_else_does(
                                    env=base, timeout=120)  # fmt: skip
         assert anonymous.returncode == 3 and anonymous.stderr.count("\n") == 1, anonymous.stderr[-2000:]
         assert "wants credentials (HTTP 401)" in anonymous.stderr
-        # with them, reached by the machine's name, a run is logged
+        # with them, reached by the machine's name, a run is logged — with its checkpoints, which another host
+        # (another folder, the trained one's files gone) evaluates and resumes from
         member = base | {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
-        ok = subprocess.run([*train, f"logger.tracking_uri={by_name}"], capture_output=True, text=True, env=member,
+        host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
+        for folder in (host_a, host_b):
+            folder.mkdir()
+        ok = subprocess.run([*train, "trainer.max_epochs=2", "early_stopping.enabled=false",
+                             f"logger.tracking_uri={by_name}"], cwd=host_a, capture_output=True, text=True, env=member,
                             timeout=300)  # fmt: skip
         assert ok.returncode == 0, ok.stderr[-3000:]
         os.environ.update({k: member[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")})
         try:
             client = MlflowClient(by_name)
             (run,) = client.search_runs([client.get_experiment_by_name("named").experiment_id])
+            assert run.info.status == "FINISHED" and "test/bleu" in run.data.metrics
+            uploaded = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
+            assert uploaded == {"checkpoints/best.ckpt", "checkpoints/last.ckpt"}
+            for local in host_a.rglob("*.ckpt"):
+                local.unlink()
+            cli = [sys.executable, "-m", "lightning_attn"]
+            scored = subprocess.run([*cli, "evaluate", run.info.run_id, "--tracking-uri", by_name], cwd=host_b,
+                                    capture_output=True, text=True, env=member, timeout=300)  # fmt: skip
+            assert scored.returncode == 0, scored.stderr[-3000:]
+            assert f"test/bleu {run.data.metrics['test/bleu']:.2f}" in scored.stdout
+            resumed = subprocess.run([*cli, "train", "--resume", run.info.run_id, "trainer.max_epochs=3",
+                                      f"logger.tracking_uri={by_name}"], cwd=host_b, capture_output=True, text=True,
+                                     env=member, timeout=300)  # fmt: skip
+            assert resumed.returncode == 0, resumed.stderr[-3000:]
+            assert len(client.get_metric_history(run.info.run_id, "val/bleu")) == 3  # epoch 3 only was trained
         finally:
             for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
                 os.environ.pop(key)
-        assert run.info.status == "FINISHED" and "test/bleu" in run.data.metrics
         # a name the server does not answer (127.0.0.2 reaches it, but is no name of this machine)
         stranger = subprocess.run([*train, f"logger.tracking_uri=http://127.0.0.2:{port}"], capture_output=True,
                                   text=True, env=member, timeout=120)  # fmt: skip
         assert stranger.returncode == 3, stranger.stderr[-3000:]
         assert stranger.stderr.count("\n") == 1 and "refuses the host name '127.0.0.2'" in stranger.stderr
         assert "--allowed-hosts" in stranger.stderr
-        for output in (ok.stdout, ok.stderr, anonymous.stderr, stranger.stderr, log.read_text()):
+        for output in (ok.stdout, ok.stderr, scored.stdout, resumed.stderr, anonymous.stderr, stranger.stderr,
+                       log.read_text()):  # fmt: skip
             assert ADMIN_PASSWORD not in output
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-
-
-@pytest.mark.e2e
-def test_evaluate_and_resume_from_another_folder_read_the_checkpoints_the_server_holds(tmp_path):
-    from .servers import start_mlflow_server, stop_mlflow_server
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_AUTH"))}
-    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "log", env)
-    cli = [sys.executable, "-m", "lightning_attn"]
-    try:
-        here = tmp_path / "host-a"
-        here.mkdir()
-        first = subprocess.run([*cli, "train", *tiny(), "trainer.max_epochs=2", "early_stopping.enabled=false",
-                                f"logger.tracking_uri={server.url}"], cwd=here, capture_output=True, text=True,
-                               env=env, timeout=300)  # fmt: skip
-        assert first.returncode == 0, first.stderr[-3000:]
-        client = MlflowClient(server.url)
-        (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
-        uploaded = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
-        assert uploaded == {"checkpoints/best.ckpt", "checkpoints/last.ckpt"}
-        for local in here.rglob("*.ckpt"):  # the host that trained it is gone
-            local.unlink()
-        elsewhere = tmp_path / "host-b"
-        elsewhere.mkdir()
-        scored = subprocess.run([*cli, "evaluate", run.info.run_id, "--tracking-uri", server.url], cwd=elsewhere,
-                                capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
-        assert scored.returncode == 0, scored.stderr[-3000:]
-        assert f"test/bleu {run.data.metrics['test/bleu']:.2f}" in scored.stdout
-        resumed = subprocess.run([*cli, "train", "--resume", run.info.run_id, "trainer.max_epochs=3",
-                                  f"logger.tracking_uri={server.url}"], cwd=elsewhere, capture_output=True, text=True,
-                                 env=env, timeout=300)  # fmt: skip
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
-        epochs = [m.step for m in client.get_metric_history(run.info.run_id, "val/bleu")]
-        assert len(epochs) == 3 and client.get_run(run.info.run_id).info.status == "FINISHED"
-    finally:
-        stop_mlflow_server(server)

@@ -215,6 +215,16 @@ def png(plot: Plot, path: Path) -> None:
 
 
 # ─── Markdown ──────────────────────────────────────────────────────────────────────────────────
+def table_markdown(rows: list[Row]) -> str:
+    """The report's main table of ``rows`` (one task's) in Markdown, as ``report.md`` has it."""
+    return _md_table([c[1] for c in COLUMNS], [cells(r) for r in rows])
+
+
+def rows_from_json(data: dict) -> list[Row]:
+    """The table rows of a ``report.json`` (their runs aside): what re-renders a committed report's tables."""
+    return [Row(**{k: v for k, v in r.items() if k != "compared_runs"}) for r in data["rows"]]
+
+
 def decision_lines(report: dict) -> list[str]:
     """The decision paragraph of each task, and what it was asked (constraints) — Markdown emphasis kept."""
     asked = report.get("constraints") or []
@@ -235,14 +245,14 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
 
 def write_markdown(out: Path, report: dict) -> Path:
     lines = [f"# {report['title']}", "", report["source"], ""]
-    lines += ["## Decision", ""] + decision_lines(report) + [""]
+    lines += ["## Decision", ""] + [part for line in decision_lines(report) for part in (line, "")]
     lines += [f"> **warning:** {w}" for w in report["warnings"]] + ([""] if report["warnings"] else [])
     for task in report["tasks"]:
         rows = [r for r in report["rows"] if r.task == task]
         verdict = report["verdicts"][task]
         lines += [f"## {task}", "", f"Accuracy: `{rows[0].metric}` (best run; mean ± 95 % CI over the seed runs, "
                   f"from {report['min_seeds']} seeds up).", ""]  # fmt: skip
-        lines += [_md_table([c[1] for c in COLUMNS], [cells(r) for r in rows]), ""]
+        lines += [table_markdown(rows), ""]
         diagnoses = [d for d in report["diagnoses"] if d.task == task]
         lines += ["**Diagnostics**", "", _md_table(DIAG_HEADER, diagnosis_rows(diagnoses)), "", f"*{FLAGS_NOTE}*", ""]
         lines += ["**Per seed**", "", _md_table(SEED_HEADER, seed_rows(rows)), ""]

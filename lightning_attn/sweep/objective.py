@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 
 from ..config import compose
+from ..train import Resumption
 from . import spec as sweep_spec
 from .ddp import check_ranks_agree
 from .samplers import PruningCallback, prune_metric
@@ -34,8 +35,10 @@ def trial_overrides(spec: SweepSpec, mechanism: str, params: dict[str, Any], see
     ]
 
 
-def train_trial(spec: SweepSpec, overrides: list[str], trial: optuna.Trial | None, run_id: str | None):
-    """Train one trial's config; the objective values on rank 0 (None on other ranks).
+def train_trial(spec: SweepSpec, overrides: list[str], trial: optuna.Trial | None, run_id: str | None,
+                resumption: Resumption | None = None):  # fmt: skip
+    """Train one trial's config — from ``resumption``'s checkpoint where it continues a dead attempt — and return
+    the objective values on rank 0 (None on other ranks).
 
     The worker's processes are the sweep's own (one per device, or the ranks of a DDP group that
     ``RANK``/``WORLD_SIZE`` describe): Lightning's own environment is pinned, so that under a Slurm
@@ -48,7 +51,13 @@ def train_trial(spec: SweepSpec, overrides: list[str], trial: optuna.Trial | Non
     check_ranks_agree(cfg)
     monitor = prune_metric(spec)
     pruning = PruningCallback(trial, monitor) if monitor else None
-    result = train(cfg, callbacks=[pruning] if pruning else [], run_id=run_id, environment=LightningEnvironment())
+    result = train(
+        cfg,
+        callbacks=[pruning] if pruning else [],
+        run_id=run_id,
+        resumption=resumption,
+        environment=LightningEnvironment(),
+    )
     if pruning is not None:
         pruning.check_pruned()
     if trial is None:

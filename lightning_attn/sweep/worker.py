@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from ..tracking import mask_secrets
 from ..tracking.tags import failure_reason
 from . import spec as sweep_spec
 from .budget import budget, enqueue_seeds, next_action
+from .continuation import continuation, trial_folder
 from .ddp import broadcast, dead_rank_reason, init_ddp
 from .launch import GPU_SHARE_ENV, STORAGE_ENV
 from .objective import train_trial, trial_overrides
@@ -139,12 +141,14 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
             where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid()}
             for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
                 trial.set_user_attr(key, value)
-        output = worker.folder / "trials" / study.study_name / str(trial.number)
+        output = trial_folder(worker.folder, study.study_name, trial.number)
         overrides = trial_overrides(spec, mechanism, params, seed, worker.tracking_uri, output, worker.device_overrides)
         log.info("trial %s #%d: %s", study.study_name, trial.number, mask_secrets(" ".join(overrides)))
-        if worker.ddp:
-            broadcast({"overrides": overrides})
-        values = train_trial(spec, overrides, trial, run_id)
+        with tempfile.TemporaryDirectory() as tmp:  # a retry's downloads live as long as its training
+            resumption = continuation(worker.folder, worker.tracking_uri, study, trial, Path(tmp))
+            if worker.ddp:
+                broadcast({"overrides": overrides, "resumption": resumption})
+            values = train_trial(spec, overrides, trial, run_id, resumption)
         state = TrialState.COMPLETE
     except optuna.TrialPruned:
         state = TrialState.PRUNED
@@ -219,7 +223,7 @@ def follow(spec: SweepSpec) -> None:
     while (payload := broadcast(None)) is not None:
         log.info("rank trial: %s", mask_secrets(" ".join(payload["overrides"])))
         try:
-            train_trial(spec, payload["overrides"], None, None)
+            train_trial(spec, payload["overrides"], None, None, payload.get("resumption"))
         except Exception as e:  # rank 0 records the failure; keep listening for the next trial
             log.warning("rank trial failed: %s", mask_secrets(str(e)))
 

@@ -97,7 +97,8 @@ def test_markdown_has_the_table_verdict_significance_and_plots(swept):
     assert "| mechanism | best | mean |" in text and "| soft |" in text and "| hard |" in text
     assert "**Verdict** (reference: soft)" in text and "hard vs soft: inconclusive: " in text
     assert "**Diagnostics**" in text and "not converged: 2 of 2 runs" in text and "n = 2: no CI" in text
-    assert "**Significance**" in text and "two-level bootstrap" in text
+    assert "**Significance**" in text and "two-level bootstrap" in text and "**Per seed**" in text
+    assert text.index("## Decision") < text.index("## translation")  # the decision comes first
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert images and all((out / name).is_file() and (out / name).stat().st_size > 1000 for name in images)
     assert EVIL not in (out / "report.html").read_text()  # escaped, wherever the name appears
@@ -132,6 +133,10 @@ def test_html_renders_in_a_headless_browser(swept, tmp_path):
                          timeout=120)  # fmt: skip
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count('class="main-svg"') >= 2  # plotly drew its figures
+    # the decision opens the page; one epoch a run: withheld, with the reason
+    assert '<section id="decision">' in dom.stdout and "No decision for translation: the runs are not comparable" in (
+        dom.stdout
+    )
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     shot = tmp_path / "shot.png"

@@ -109,30 +109,35 @@ def test_smoke_sweep_on_two_cpu_workers():
     assert again.returncode == 2 and "already exists" in again.stderr and "--resume" in again.stderr
 
 
-def test_killed_worker_trial_fails_and_resume_completes_the_budget():
+def test_killed_worker_trial_continues_from_its_checkpoint_and_resume_completes_the_budget():
     # no replacement worker (worker_restarts: 0): the launch ends unfinished, and --resume completes it;
     # no pruning: long trials under the median pruner may be pruned, and then fewer than 2 complete
+    import torch
+
     path = sweep_file("kill", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
                       "n_trials: 2\nheartbeat_interval: 1\ngrace_period: 3\nworker_restarts: 0\n"
                       "pruner: {kind: none}\n")  # fmt: skip
-    # trials of some seconds: the second is killed while it runs
-    args = [str(path), "--devices", "cpu:1", "trainer.max_epochs=15", "early_stopping.enabled=false"]
+    args = [str(path), "--devices", "cpu:1", "trainer.max_epochs=6", "early_stopping.enabled=false"]
     launcher = sweep(*args, wait=False)
-    victim = None
+    victim, client = None, MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     deadline = time.monotonic() + 180
     while victim is None and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.3)
         if not Path("outputs/sweeps/kill/optuna.journal").exists():
             continue
         trials = studies("kill").get("kill-soft")
         trials = trials.get_trials() if trials else []
-        if len(trials) == 2 and trials[0].state == TrialState.COMPLETE and "pid" in trials[1].user_attrs:
-            victim = trials[1]
-    assert victim is not None, "no second trial started"
+        if len(trials) == 2 and trials[0].state == TrialState.COMPLETE and "mlflow_run_id" in trials[1].user_attrs:
+            epochs = client.get_metric_history(trials[1].user_attrs["mlflow_run_id"], "val/bleu")
+            victim = trials[1] if len(epochs) >= 3 else None  # killed at epoch 3 of 6 (or just after)
+    assert victim is not None, "the second trial did not reach its third epoch"
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)
     out, _ = launcher.communicate(timeout=60)
     assert launcher.returncode == 1 and "signal 9" in out and "--resume" in out
     first = studies("kill")["kill-soft"].get_trials()[0]
+    (saved,) = Path(f"outputs/sweeps/kill/trials/kill-soft/{victim.number}").rglob("last.ckpt")
+    done = torch.load(saved, weights_only=True)["epoch"] + 1  # the epochs the dead attempt had checkpointed
+    assert 3 <= done < 6
 
     proc = sweep(*args, "--resume")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -143,10 +148,23 @@ def test_killed_worker_trial_fails_and_resume_completes_the_budget():
     assert trials[0].state == TrialState.COMPLETE and trials[0].value == first.value  # kept, not re-run
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 2  # the budget completes
     retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
-    assert len(retry) == 1 and retry[0].params == killed.params
+    assert (
+        len(retry) == 1
+        and retry[0].params == killed.params
+        and retry[0].user_attrs["seed"] == victim.user_attrs["seed"]
+    )
     client, parents, children = mlflow_runs("kill")
     run = child_of(children, "kill-soft", killed.number)
     assert run.info.status == "FAILED" and "heartbeats" in run.data.tags[FAILURE_REASON]
+    # the retry continued the dead attempt: it trained and logged only the epochs after its checkpoint, its
+    # curve going on at the step where the other stopped, in less training time than a full trial
+    again = child_of(children, "kill-soft", retry[0].number)
+    assert again.info.status == "FINISHED" and f"continues trial #{killed.number}" in again.data.tags["resumed"]
+    logged = [m.value for m in client.get_metric_history(again.info.run_id, "epoch") if m.key == "epoch"]
+    assert len(client.get_metric_history(again.info.run_id, "val/bleu")) == 6 - done and min(logged) >= done
+    spent = [sum(m.value for m in client.get_metric_history(r, "speed/epoch_time_s"))
+             for r in (again.info.run_id, child_of(children, "kill-soft", 0).info.run_id)]  # fmt: skip
+    assert spent[0] < spent[1]
     assert child_of(children, "kill-soft", 0).info.status == "FINISHED"
     assert parents["kill-soft"].info.status == "FINISHED"
     assert not [r for r in children if r.info.status == "RUNNING"]

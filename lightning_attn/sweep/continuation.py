@@ -1,0 +1,57 @@
+"""A retried trial continues where its dead attempt stopped.
+
+When a trial's worker or host dies (or a stop interrupts it), the sweep enqueues a retry with the same
+parameters and seed (:mod:`.storage`). The retry looks for the last checkpoint of the attempt it repeats
+— the file in that attempt's trial folder on this host, else the copy a run tracked on a server uploaded
+(:mod:`lightning_attn.tracking.checkpoints`) — and, with that attempt's vocabularies, continues training
+from it in its own MLflow run: the epochs already trained are not trained again, and its curves go on at
+the step where they stopped. Where no checkpoint is reachable it starts over, and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import optuna
+
+from ..saved_runs import LAST_CHECKPOINT, RunRecordError, download, run_vocabularies
+from ..tracking.checkpoints import ARTIFACT_DIR
+from ..train import Resumption
+from .storage import RETRY_OF, RUN_ID
+
+log = logging.getLogger(__name__)
+
+
+def trial_folder(sweep_folder: Path, study_name: str, number: int) -> Path:
+    """Where trial ``number`` of a study writes its checkpoints (``output_dir``)."""
+    return sweep_folder / "trials" / study_name / str(number)
+
+
+def continuation(sweep_folder: Path, tracking_uri: str, study: optuna.Study, trial: optuna.Trial,
+                 into: Path) -> Resumption | None:  # fmt: skip
+    """How ``trial`` continues the attempt it retries; None for a first attempt, or when nothing of the
+    dead attempt can be read (then it starts over, with one log line saying why)."""
+    from mlflow import MlflowClient
+
+    previous = trial.user_attrs.get(RETRY_OF)
+    if previous is None:
+        return None
+    attempt = next((t for t in study.get_trials(deepcopy=False) if t.number == previous), None)
+    dead_run = attempt.user_attrs.get(RUN_ID) if attempt is not None else None
+    local = sorted(trial_folder(sweep_folder, study.study_name, previous).rglob(LAST_CHECKPOINT))
+    client = MlflowClient(tracking_uri)
+    checkpoint = local[0] if local else None
+    if checkpoint is None and dead_run:
+        checkpoint = download(client, dead_run, f"{ARTIFACT_DIR}/{LAST_CHECKPOINT}", into / "checkpoint")
+    if checkpoint is None or not dead_run:
+        log.info("trial %s #%d starts over: no checkpoint of #%d is reachable", study.study_name, trial.number,
+                 previous)  # fmt: skip
+        return None
+    try:
+        vocabularies = run_vocabularies(client, dead_run, into)
+    except RunRecordError as e:
+        log.info("trial %s #%d starts over: %s", study.study_name, trial.number, e)
+        return None
+    log.info("trial %s #%d continues #%d from %s", study.study_name, trial.number, previous, checkpoint)
+    return Resumption(checkpoint, vocabularies, [f"continues trial #{previous} (run {dead_run})"], same_run=False)
