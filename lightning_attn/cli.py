@@ -283,6 +283,8 @@ def _server_authentication(args: argparse.Namespace, env: dict[str, str], folder
     """The environment that turns on MLflow's basic-auth app: its config file (users kept in
     ``mlflow-auth.db`` beside the backend store) and the admin password — from the environment or a file,
     never the command line, where ``ps`` would show it to every user of the machine."""
+    import secrets
+
     from .tracking.secrets import register
 
     password = env.get("MLFLOW_AUTH_ADMIN_PASSWORD")
@@ -297,13 +299,23 @@ def _server_authentication(args: argparse.Namespace, env: dict[str, str], folder
                           "authentication, or pass --no-auth on a network you trust")  # fmt: skip
     register(password)
     user = env.get("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+    # the auth app's CSRF protection signs with a key every server process must share; kept beside the users
+    # (readable by the server's user alone) so that a restart does not invalidate what browsers hold
+    secret = env.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
+    if not secret:
+        key_file = folder.resolve() / "mlflow-auth.key"
+        if not key_file.is_file():
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        secret = key_file.read_text(encoding="utf-8").strip()
+    register(secret)
     config = folder.resolve() / "mlflow-auth.ini"
     config.write_text("[mlflow]\ndefault_permission = READ\n"
                       f"database_uri = sqlite:///{folder.resolve() / 'mlflow-auth.db'}\nadmin_username = {user}\n"
                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
                       encoding="utf-8")  # fmt: skip
     return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-            "MLFLOW_AUTH_ADMIN_USERNAME": user}  # fmt: skip
+            "MLFLOW_AUTH_ADMIN_USERNAME": user, "MLFLOW_FLASK_SERVER_SECRET_KEY": secret}  # fmt: skip
 
 
 def _serve(cmd: list[str], env: dict[str, str]) -> int:

@@ -104,7 +104,7 @@ def test_clients_reach_the_server_by_name_with_credentials_and_nobody_else_does(
             scored = subprocess.run([*cli, "evaluate", run.info.run_id, "--tracking-uri", by_name], cwd=host_b,
                                     capture_output=True, text=True, env=member, timeout=300)  # fmt: skip
             assert scored.returncode == 0, scored.stderr[-3000:]
-            assert f"test/bleu {run.data.metrics['test/bleu']:.2f}" in scored.stdout
+            assert f"test/bleu {run.data.metrics['test/bleu']:.2f}" in scored.stdout, scored.stdout[-600:]
             resumed = subprocess.run([*cli, "train", "--resume", run.info.run_id, "trainer.max_epochs=3",
                                       f"logger.tracking_uri={by_name}"], cwd=host_b, capture_output=True, text=True,
                                      env=member, timeout=300)  # fmt: skip

@@ -25,16 +25,29 @@ def uploads(tracking_uri: str) -> bool:
 
 
 class CheckpointUpload(Callback):
-    """After every epoch (validation done, so Lightning's checkpoint callback has written), upload
-    ``last.ckpt`` and — when it changed — the best checkpoint as ``best.ckpt``, each while no larger than
-    ``max_mb`` (a larger one is skipped, once, with one warning)."""
+    """Upload ``last.ckpt`` and — when it changed — the best checkpoint as ``best.ckpt`` once Lightning's
+    checkpoint callback has written them: at the start of the next epoch (it saves in the same
+    ``on_train_epoch_end`` as this would run, after it), when training ends, and when it is stopped. A
+    checkpoint larger than ``max_mb`` is not uploaded (one warning)."""
 
     def __init__(self, max_mb: float):
         self.max_bytes = max_mb * 2**20
-        self.best_sent: tuple[str, float] | None = None  # (path, mtime) of the best checkpoint uploaded
+        self.best_sent: tuple[str, float | None] | None = None  # (path, score) of the best checkpoint uploaded
         self.warned = False
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._upload(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._upload(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        try:  # a stopped run (SIGTERM, Ctrl+C) can still continue elsewhere
+            self._upload(trainer)
+        except Exception as e:  # the stop is what matters: an upload error must not hide it
+            log.warning("could not upload the checkpoints of a stopped run: %s", e)
+
+    def _upload(self, trainer) -> None:
         checkpoint = trainer.checkpoint_callback
         if not trainer.is_global_zero or checkpoint is None or trainer.logger is None:
             return
@@ -42,7 +55,9 @@ class CheckpointUpload(Callback):
         self._send(trainer, last, "last.ckpt")
         best = checkpoint.best_model_path
         if best and Path(best).is_file():
-            stamp = (best, os.path.getmtime(best))
+            # a new best is a new score (the file's time can be too coarse to tell two saves in a second apart)
+            score = checkpoint.best_model_score
+            stamp = (best, None if score is None else float(score))
             if stamp != self.best_sent and self._send(trainer, Path(best), "best.ckpt"):
                 self.best_sent = stamp
 

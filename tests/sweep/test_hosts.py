@@ -160,8 +160,17 @@ def test_a_trial_that_kills_its_worker_every_time_ends_failed_after_max_retries(
     plugin = {"LIGHTNING_ATTN_PLUGINS": "tests.extension.killer", "PYTHONPATH": str(REPO)}
     proc = host(file, storage, tracking_server.url, "host-a", env=plugin)
     out = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0, out[-4000:]  # the budget is spent: the sweep is over, not stuck
-    trials = trials_of(storage, "killer-killer")
+    # the budget is spent — the sweep is over, not stuck — and nothing completed: exit 1, the reason in one line
+    assert proc.returncode == 1, out[-4000:]
+    assert (
+        out.strip()
+        .splitlines()[-1]
+        .startswith(
+            "sweep failed: no trial completed (1 failed); the first, "
+            "killer-killer-seeds #2: worker stopped sending heartbeats"
+        )
+    )
+    trials = trials_of(storage, "killer-killer-seeds")  # no search space: a comparison, its seed runs alone
     assert [t.state for t in trials] == [TrialState.FAIL] * 3, [(t.number, t.state) for t in trials]
     assert [t.user_attrs.get("retry_of") for t in trials] == [None, 0, 1]
     assert [t.user_attrs["stale"] for t in trials] == [True, True, False]

@@ -282,12 +282,12 @@ def test_memory_figures_of_a_trial_are_its_own_in_a_shared_worker():
     )
     proc = sweep(str(path), "--devices", "cpu:1", "trainer.max_epochs=1")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    found = studies("mem")
-    first, second = found["mem-big"].get_trials()[0], found["mem-small"].get_trials()[0]
+    found = studies("mem")  # no search space: a comparison, one run of each mechanism
+    first, second = found["mem-big-seeds"].get_trials()[0], found["mem-small-seeds"].get_trials()[0]
     assert first.user_attrs["pid"] == second.user_attrs["pid"]  # the same worker process
     assert first.datetime_complete <= second.datetime_start  # the large model first
     _, _, children = mlflow_runs("mem")
-    big_run, small_run = (child_of(children, f"mem-{m}", 0).data.metrics for m in ("big", "small"))
+    big_run, small_run = (child_of(children, f"mem-{m}-seeds", 0).data.metrics for m in ("big", "small"))
     assert big_run["speed/rss_growth_mb"] > 100  # the large model's optimiser state and activations (~145 MB)
     assert small_run["speed/rss_growth_mb"] < 0.25 * big_run["speed/rss_growth_mb"]
     # the absolute peak is the small run's own: never above the large run's (a lifetime peak would equal it)
