@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from . import __version__
 from .config import EXPERIMENT, ConfigError, flatten, section, to_yaml
+from .saved_runs import LAST_CHECKPOINT
 from .tasks import TASKS
 from .tracking import (
     check_tracking_store,
@@ -126,9 +127,13 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
     if cfg.task.get("attention_pictures_every", 0) > 0 and cfg.task.get("attention_pictures", 0) > 0:
         all_callbacks.append(AttentionPictures(cfg.task.attention_pictures_every, cfg.task.attention_pictures))
     if trainer_kwargs["enable_checkpointing"]:
-        # best.ckpt is what test and evaluate read; last.ckpt (every epoch) is what train --resume continues from
+        # best.ckpt is what test and evaluate read; last.ckpt, every epoch, is what train --resume (and a sweep's
+        # retry of a dead trial) continues from. Its own callback: a monitored one writes "last" only in the epochs
+        # that improved the metric, so a run on a plateau would resume from before it
         all_callbacks.append(ModelCheckpoint(monitor=spec.monitor, mode=spec.mode, filename="best",
-                                             auto_insert_metric_name=False, save_last=True))  # fmt: skip
+                                             auto_insert_metric_name=False))  # fmt: skip
+        all_callbacks.append(ModelCheckpoint(filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
+                                             enable_version_counter=False))  # fmt: skip
     # absolute, so that the checkpoint folder a checkpoint records is the same wherever train --resume runs
     root = str(Path(cfg.output_dir).resolve())
     plugins = [environment] if environment is not None else None
@@ -245,7 +250,7 @@ def train(
         if record.outcome is not None:
             metrics |= record.outcome.metrics()
         best_path = trainer.checkpoint_callback.best_model_path if checkpointing else ""
-        ckpt = "best" if best_path else None
+        ckpt = best_path or None  # the best checkpoint's path (ckpt_path="best" is ambiguous with two callbacks)
         trainer.test(module, datamodule=data, ckpt_path=ckpt, weights_only=True, verbose=False)
         metrics |= _scalars(trainer.callback_metrics)
         best = str(Path(best_path).resolve()) if best_path else None
