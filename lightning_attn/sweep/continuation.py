@@ -28,10 +28,21 @@ def trial_folder(sweep_folder: Path, study_name: str, number: int) -> Path:
     return sweep_folder / "trials" / study_name / str(number)
 
 
+def _finished(checkpoint: Path, max_epochs: int) -> bool:
+    """Whether the checkpoint's training had already ended (the epoch cap, or early stopping): continuing
+    it would train nothing and leave the trial without its validation metric."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    stopped = any(isinstance(v, dict) and v.get("stopped_epoch", 0) > 0 for v in state.get("callbacks", {}).values())
+    return stopped or state.get("epoch", 0) + 1 >= max_epochs
+
+
 def continuation(sweep_folder: Path, tracking_uri: str, study: optuna.Study, trial: optuna.Trial,
-                 into: Path) -> Resumption | None:  # fmt: skip
+                 into: Path, max_epochs: int) -> Resumption | None:  # fmt: skip
     """How ``trial`` continues the attempt it retries; None for a first attempt, or when nothing of the
-    dead attempt can be read (then it starts over, with one log line saying why)."""
+    dead attempt can be read or its training had already ended (then it starts over, with one log line
+    saying why)."""
     from mlflow import MlflowClient
 
     previous = trial.user_attrs.get(RETRY_OF)
@@ -47,6 +58,10 @@ def continuation(sweep_folder: Path, tracking_uri: str, study: optuna.Study, tri
     if checkpoint is None or not dead_run:
         log.info("trial %s #%d starts over: no checkpoint of #%d is reachable", study.study_name, trial.number,
                  previous)  # fmt: skip
+        return None
+    if _finished(checkpoint, max_epochs):
+        log.info("trial %s #%d starts over: #%d had finished training (its test was lost)", study.study_name,
+                 trial.number, previous)  # fmt: skip
         return None
     try:
         vocabularies = run_vocabularies(client, dead_run, into)
