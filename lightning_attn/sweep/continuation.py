@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 
+from ..config import compose
 from ..saved_runs import LAST_CHECKPOINT, RunRecordError, download, run_vocabularies
 from ..tracking.checkpoints import ARTIFACT_DIR
 from ..train import Resumption
@@ -39,7 +40,7 @@ def _finished(checkpoint: Path, max_epochs: int) -> bool:
 
 
 def continuation(sweep_folder: Path, tracking_uri: str, study: optuna.Study, trial: optuna.Trial,
-                 into: Path, max_epochs: int) -> Resumption | None:  # fmt: skip
+                 into: Path, overrides: list[str]) -> Resumption | None:  # fmt: skip
     """How ``trial`` continues the attempt it retries; None for a first attempt, or when nothing of the
     dead attempt can be read or its training had already ended (then it starts over, with one log line
     saying why)."""
@@ -59,7 +60,7 @@ def continuation(sweep_folder: Path, tracking_uri: str, study: optuna.Study, tri
         log.info("trial %s #%d starts over: no checkpoint of #%d is reachable", study.study_name, trial.number,
                  previous)  # fmt: skip
         return None
-    if _finished(checkpoint, max_epochs):
+    if _finished(checkpoint, compose(overrides).trainer.max_epochs):  # the trial's own config: its epoch cap
         log.info("trial %s #%d starts over: #%d had finished training (its test was lost)", study.study_name,
                  trial.number, previous)  # fmt: skip
         return None

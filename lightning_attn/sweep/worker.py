@@ -31,7 +31,7 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
-from ..config import ConfigError, compose
+from ..config import ConfigError
 from ..plugins import load_plugins
 from ..processes import die_with_parent, signals_deferred
 from ..tracking import mask_secrets
@@ -145,8 +145,7 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
         overrides = trial_overrides(spec, mechanism, params, seed, worker.tracking_uri, output, worker.device_overrides)
         log.info("trial %s #%d: %s", study.study_name, trial.number, mask_secrets(" ".join(overrides)))
         with tempfile.TemporaryDirectory() as tmp:  # a retry's downloads live as long as its training
-            max_epochs = compose(overrides).trainer.max_epochs
-            resumption = continuation(worker.folder, worker.tracking_uri, study, trial, Path(tmp), max_epochs)
+            resumption = continuation(worker.folder, worker.tracking_uri, study, trial, Path(tmp), overrides)
             if worker.ddp:
                 broadcast({"overrides": overrides, "resumption": resumption})
             values = train_trial(spec, overrides, trial, run_id, resumption)
