@@ -19,6 +19,7 @@ masked); 128 + the signal number when a signal stopped the command.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -35,6 +36,8 @@ EXIT_UNREACHABLE = 3
 EXIT_FAILED = 1
 # `lightning-attn server`'s stores when none is named (in the folder it starts in)
 SERVER_DB, SERVER_ARTIFACTS = "mlflow-server.db", "mlartifacts"
+# --slurm's options that have no default (None when not given)
+SLURM_OPTIONAL = ("timeout_min", "partition", "gpus_per_node", "cpus_per_task", "mem_gb", "slurm_param")
 
 
 def _groups_help() -> str:
@@ -97,16 +100,59 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep import load, run_sweep
+    from .sweep import load
 
-    spec = load(args.file, args.overrides)
-    return run_sweep(spec, folder=args.out, storage=args.storage, devices=args.devices, ddp=args.ddp,
-                     resume=args.resume, join=args.join, dry=args.dry_run,
-                     command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
+    return _run_or_submit(load(args.file, args.overrides), args)
+
+
+def _run_or_submit(spec, args: argparse.Namespace) -> int:
+    """Run the sweep here, or (``--slurm``) submit its hosts as a job array."""
+    from .sweep.launch import STORAGE_ENV
+
+    storage = args.storage or os.environ.get(STORAGE_ENV)
+    slurm_only = {"--array": args.array != 1, "--wait": args.wait, "--slurm-executor": args.slurm_executor != "slurm",
+                  **{f"--{k.replace('_', '-')}": getattr(args, k) is not None for k in SLURM_OPTIONAL}}  # fmt: skip
+    given = [flag for flag, set_ in slurm_only.items() if set_]
+    if given and not args.slurm:
+        raise ConfigError(f"{', '.join(given)}: options of a Slurm submission; add --slurm")
+    if not args.slurm:
+        from .sweep import run_sweep
+
+        return run_sweep(spec, folder=args.out, storage=storage, devices=args.devices, ddp=args.ddp,
+                         resume=args.resume, join=args.join, dry=args.dry_run,
+                         command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
+    from .sweep.slurm import SlurmOptions, parse_parameters, submit
+
+    if args.join:
+        raise ConfigError("--slurm submits every host of the sweep: drop --join (--resume continues a sweep)")
+    options = SlurmOptions(timeout_min=args.timeout_min, array=args.array, partition=args.partition,
+                           gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+                           parameters=parse_parameters(args.slurm_param), executor=args.slurm_executor,
+                           wait=args.wait)  # fmt: skip
+    return submit(spec, options, folder=args.out, storage=storage, devices=args.devices, ddp=args.ddp,
+                  resume=args.resume, dry=args.dry_run)  # fmt: skip
+
+
+def _add_slurm_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("a Slurm job array, through submitit (--slurm; see docs/distributed.md)")
+    group.add_argument("--slurm", action="store_true",
+                       help="submit the sweep's hosts as a Slurm job array: the sweep is created now, each task "
+                            "joins it (requeued on preemption: it joins again)")  # fmt: skip
+    group.add_argument("--array", type=int, default=1, metavar="N", help="tasks in the array: hosts (default 1)")
+    group.add_argument("--timeout-min", type=int, metavar="MIN", help="each task's time limit (required)")
+    group.add_argument("--partition", help="the Slurm partition")
+    group.add_argument("--gpus-per-node", type=int, metavar="N",
+                       help="GPUs per task; --devices defaults to all of them (else cpu:1)")  # fmt: skip
+    group.add_argument("--cpus-per-task", type=int, metavar="N")
+    group.add_argument("--mem-gb", type=float, metavar="GB")
+    group.add_argument("--slurm-param", action="append", metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. account=lab, qos=high (repeatable)")  # fmt: skip
+    group.add_argument("--slurm-executor", default="slurm", choices=("slurm", "local"),
+                       help="local: submitit's local executor, the tasks on this machine (a rehearsal)")  # fmt: skip
+    group.add_argument("--wait", action="store_true", help="wait for the tasks; exit 1 if one failed")
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
     from .sweep.spec import comparison, parse_seeds
 
     task, mechanisms, seeds, overrides = "translation", [], [0, 1, 2], []
@@ -124,10 +170,7 @@ def _compare(args: argparse.Namespace) -> int:
             overrides.append(item)
     if not mechanisms:
         raise ConfigError("name the mechanisms to compare: attention=soft,hard,uniform")
-    spec = comparison(task, mechanisms, seeds, overrides, args.name)
-    return run_sweep(spec, folder=args.out, storage=args.storage, devices=args.devices, ddp=args.ddp,
-                     resume=args.resume, join=args.join, dry=args.dry_run,
-                     command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
+    return _run_or_submit(comparison(task, mechanisms, seeds, overrides, args.name), args)
 
 
 def _print_seeds(result) -> int:
@@ -406,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  lightning-attn sweep sweeps/smoke.yaml --devices cpu:2\n"
         "  lightning-attn sweep sweeps/translation_compare.yaml n_trials=20 --devices 0,1,2,3\n"
         "  lightning-attn sweep sweeps/smoke.yaml --resume\n"
-        "  lightning-attn sweep sweeps/smoke.yaml --storage postgresql://… --join   # on a second host",
+        "  lightning-attn sweep sweeps/smoke.yaml --storage postgresql://… --join   # on a second host\n"
+        "  lightning-attn sweep sweeps/translation_compare.yaml --slurm --array 4 --gpus-per-node 4 --timeout-min 1440",
     )
     sweep.add_argument("file", type=Path, help="a sweep file, e.g. sweeps/smoke.yaml")
     sweep.add_argument(
@@ -416,13 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--devices", help="cpu:N (N CPU workers) or GPU ids 0,1,2 (one worker each); default: all GPUs, else cpu:1"
     )
     sweep.add_argument("--ddp", action="store_true", help="run each trial as one DDP job over all --devices")
-    sweep.add_argument("--storage", help="Optuna storage URL; default: a journal file in the sweep folder")
+    sweep.add_argument("--storage", help="Optuna storage URL (or $LIGHTNING_ATTN_SWEEP_STORAGE, off the command line); "
+                                         "default: a journal file in the sweep folder")  # fmt: skip
     sweep.add_argument("--out", type=Path, help="the sweep folder; default: outputs/sweeps/<name>")
     sweep.add_argument("--resume", action="store_true", help="continue an existing sweep")
     sweep.add_argument(
         "--join", action="store_true", help="join a sweep another host started on the same --storage postgresql://…"
     )
     sweep.add_argument("--dry-run", action="store_true", help="print the studies and search spaces, train nothing")
+    _add_slurm_options(sweep)
     sweep.set_defaults(func=_sweep)
     compare = sub.add_parser(
         "compare",
@@ -446,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--resume", action="store_true", help="continue: runs that finished are not trained again")
     compare.add_argument("--join", action="store_true", help="join from another host (--storage postgresql://…)")
     compare.add_argument("--dry-run", action="store_true", help="print what would run, train nothing")
+    _add_slurm_options(compare)
     compare.set_defaults(func=_compare)
     server = sub.add_parser(
         "server",

@@ -2,7 +2,8 @@
 
 When a trial's worker or host dies (or a stop interrupts it), the sweep enqueues a retry with the same
 parameters and seed (:mod:`.storage`). The retry looks for the last checkpoint of the attempt it repeats
-— the file in that attempt's trial folder on this host, else the copy a run tracked on a server uploaded
+— the file in that attempt's trial folder, where this host can read it (its own, or a file system the hosts
+share), else the copy a run tracked on a server uploaded
 (:mod:`lightning_attn.tracking.checkpoints`) — and, with that attempt's vocabularies, continues training
 from it in its own MLflow run: the epochs already trained are not trained again, and its curves go on at
 the step where they stopped. Where no checkpoint is reachable it starts over, and says so.
@@ -19,7 +20,7 @@ from ..config import compose
 from ..saved_runs import LAST_CHECKPOINT, RunRecordError, download, run_vocabularies
 from ..tracking.checkpoints import ARTIFACT_DIR
 from ..train import Resumption
-from .storage import RETRY_OF, RUN_ID
+from .storage import FOLDER, RETRY_OF, RUN_ID
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,11 @@ def continuation(sweep_folder: Path, tracking_uri: str, study: optuna.Study, tri
     if previous is None:
         return None
     attempt = next((t for t in study.get_trials(deepcopy=False) if t.number == previous), None)
-    dead_run = attempt.user_attrs.get(RUN_ID) if attempt is not None else None
-    local = sorted(trial_folder(sweep_folder, study.study_name, previous).rglob(LAST_CHECKPOINT))
+    attrs = attempt.user_attrs if attempt is not None else {}
+    dead_run = attrs.get(RUN_ID)
+    # where the dead attempt wrote: readable here when it ran on this host, or on a file system hosts share
+    folder = Path(attrs.get(FOLDER) or trial_folder(sweep_folder, study.study_name, previous))
+    local = sorted(folder.rglob(LAST_CHECKPOINT)) if folder.is_dir() else []
     client = MlflowClient(tracking_uri)
     checkpoint = local[0] if local else None
     if checkpoint is None and dead_run:

@@ -67,14 +67,15 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def parse_devices(text: str | None) -> Devices:
-    """``cpu``, ``cpu:N``, ``0,1,2`` (GPU ids); none: every visible GPU, else ``cpu:1``.
+def parse_devices(text: str | None, check: bool = True) -> Devices:
+    """``cpu``, ``cpu:N``, ``0,1,2`` (GPU ids); none: every visible GPU, else ``cpu:1``. With ``check``
+    false only the form is checked (the devices are another machine's: a job array's tasks').
 
     Raises:
-        ConfigError: a malformed value, or a GPU id this machine does not have.
+        ConfigError: a malformed value, or (``check``) a GPU id this machine does not have.
     """
     if text is None:
-        n = visible_gpus()
+        n = visible_gpus() if check else 0
         return parse_devices(",".join(map(str, range(n))) if n else "cpu:1")
     text = text.strip()
     if text == "cpu" or text.startswith("cpu:"):
@@ -88,6 +89,8 @@ def parse_devices(text: str | None) -> Devices:
     ids = [part.strip() for part in text.split(",") if part.strip()]
     if not ids or not all(i.isdigit() for i in ids):
         raise ConfigError(f"--devices {text}: write GPU ids like 0,1,2 or cpu:N")
+    if not check:
+        return Devices("gpu", ids)
     available = visible_gpus()
     missing = sorted({i for i in ids if int(i) >= available}, key=int)
     if missing:

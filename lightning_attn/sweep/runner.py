@@ -72,8 +72,9 @@ def run_sweep(
         return 0
     if parsed.warning:
         console.print(f"warning: {parsed.warning}", highlight=False)
-    if join and not (storage and not storage.startswith(("sqlite", "journal:"))):
-        raise ConfigError("--join is for several hosts on one database: give --storage postgresql://…")
+    if join and not (storage and not storage.startswith("sqlite")):
+        raise ConfigError("--join is for several hosts on one storage: give --storage postgresql://… (or a "
+                          "journal:FILE on a file system every host shares)")  # fmt: skip
     if storage:  # a database: reach it now (the default journal file is created in the sweep folder)
         open_storage(storage, folder, spec.heartbeat_interval, spec.grace_period)
     check_tracking_store(tracking_uri)
@@ -86,13 +87,39 @@ def run_sweep(
         lock.release()
 
 
-def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
+def create_sweep(spec: SweepSpec, folder: Path, storage: str, devices: str | None, ddp: bool, resume: bool) -> Sweep:
+    """Create a sweep's studies and parent runs (with ``resume``: reopen them) without starting a worker, and
+    leave its definition in ``folder``: what a job array's submission does, so that its tasks, whatever order
+    the scheduler starts them in, each join it (``devices`` is checked for its form only: the tasks' machines
+    have the devices, not this one).
+
+    Raises:
+        ConfigError: bad input, or the sweep exists and ``resume`` was not asked for (one line).
+        ConnectionError: the storage or the tracking store cannot be reached (one line, password masked).
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tracking_uri = resolve_tracking_uri(_tracking_uri_override(spec))
+    parsed = parse_devices(devices, check=False)
+    if ddp and len(parsed.ids) < 2:
+        raise ConfigError("--ddp needs at least two devices (e.g. --devices cpu:2 or 0,1)")
+    sweep = Sweep(spec, folder, storage, tracking_uri, parsed, ddp)
+    opened = open_storage(storage, folder, spec.heartbeat_interval, spec.grace_period)
+    check_tracking_store(tracking_uri)
+    _open(sweep, opened, resume, join=False)
+    return sweep
+
+
+def _open(sweep: Sweep, storage: optuna.storages.BaseStorage, resume: bool, join: bool) -> None:
     spec, folder = sweep.spec, sweep.folder
-    storage = open_storage(sweep.storage_url, folder, spec.heartbeat_interval, spec.grace_period)
     with sweep_lock(storage, folder, spec.name):  # two hosts starting at once: one creates, the other joins
         open_studies(sweep, storage, resume, join)
         open_parent_runs(sweep)
     _write_atomic(folder / sweep_spec.SPEC_FILE, sweep_spec.to_yaml(spec))
+
+
+def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
+    spec, folder = sweep.spec, sweep.folder
+    _open(sweep, open_storage(sweep.storage_url, folder, spec.heartbeat_interval, spec.grace_period), resume, join)
     console.print(f"sweep {spec.name} (launch {sweep.launch}): {sweep.n_workers} worker(s) on {sweep.devices.label}"
                   f"{' (ddp)' if sweep.ddp else ''}; storage {describe(sweep.storage_url, folder)}; "
                   f"logs in {folder / 'logs'}", highlight=False)  # fmt: skip

@@ -38,6 +38,7 @@ STALE = "stale"  # user attribute: True on a trial failed because its worker die
 PARENT_RUN = "mlflow_parent_run_id"  # study user attribute: the study's MLflow parent run
 RUN_ID = "mlflow_run_id"  # trial user attribute: the trial's MLflow run
 WORKER = "worker"  # trial user attribute: which worker runs it
+FOLDER = "folder"  # trial user attribute: the folder its checkpoints go to, on the host that runs it
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
@@ -112,12 +113,17 @@ def sweep_lock(storage: BaseStorage, folder: Path, name: str) -> Iterator[None]:
 
     Where the studies live in PostgreSQL this is a PostgreSQL advisory lock, so it is exact across hosts;
     the server drops it if the holder's connection dies, so a killed worker cannot leave it taken.
-    Elsewhere (the journal file, SQLite) it is a file lock in the sweep folder: one host.
+    With a journal file it is a file lock beside the journal, so hosts that share the journal on a file
+    system (a job array's tasks, each with its own sweep folder) share the lock too; with SQLite, a file
+    lock in the sweep folder.
     """
     engine = _postgres_engine(storage)
     if engine is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "budget.lock", "a+") as handle:
+        path = folder / "budget.lock"
+        if isinstance(storage, HeartbeatJournalStorage):
+            path = storage.path.with_name(f"{storage.path.name}.budget.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

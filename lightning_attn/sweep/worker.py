@@ -47,6 +47,7 @@ from .samplers import make_pruner, make_sampler
 from .spec import SweepSpec
 from .storage import (
     FAILURE_REASON,
+    FOLDER,
     RUN_ID,
     STALE,
     WORKER,
@@ -135,13 +136,13 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
     run_id = reason = None
     try:
         params = sweep_spec.suggest(trial, sweep_spec.space_of(spec, mechanism))
+        output = trial_folder(worker.folder, study.study_name, trial.number)
         with signals_deferred():  # a stop now must find the run's id, or the run would stay RUNNING
             run_id = create_child_run(worker.tracking_uri, spec.name, study, mechanism, trial, seed, worker.device,
                                       worker.index)  # fmt: skip
-            where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid()}
+            where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid(), FOLDER: str(output)}
             for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
                 trial.set_user_attr(key, value)
-        output = trial_folder(worker.folder, study.study_name, trial.number)
         overrides = trial_overrides(spec, mechanism, params, seed, worker.tracking_uri, output, worker.device_overrides)
         log.info("trial %s #%d: %s", study.study_name, trial.number, mask_secrets(" ".join(overrides)))
         with tempfile.TemporaryDirectory() as tmp:  # a retry's downloads live as long as its training
