@@ -51,7 +51,7 @@ def groups() -> dict[str, tuple[str | None, dict[str, type] | type]]:
         "task": ("name", {name: spec.config for name, spec in TASKS.items()}),
         "model": ("kind", {kind: schema for kind, (_, schema) in MODELS.items()}),
         "attention": ("mechanism", {name: schema for name, (_, schema) in MECHANISMS.items()}),
-        "data": ("kind", dict(DATA)),
+        "data": ("kind", {kind: source.schema for kind, source in DATA.items()}),
         "trainer": (None, TrainerConfig),
         "logger": ("kind", LOGGERS),
     }

@@ -1,27 +1,26 @@
 """Data: built-in corpora (a synthetic language pair, digit scenes), file formats (parallel text, Karpathy
 JSON), vocabularies, DataModules.
 
-:data:`DATA` is the data registry: ``kind`` (what ``conf/data/*.yaml`` names) -> its config schema; the
-task's DataModule (see :data:`lightning_attn.tasks.TASKS`) reads any kind its task accepts.
+:data:`DATA` is the data registry: ``kind`` (what ``conf/data/*.yaml`` names) -> its source class
+(:mod:`.source`: the config schema and how the splits are read); a task's DataModule reads any kind of
+the family its task takes.
 """
 
 from .codec import BOS, EOS, PAD, UNK, Codec
 from .digits import DigitsDataConfig
 from .karpathy import KarpathyDataConfig
-from .parallel import DataError, ParallelDataConfig
+from .parallel import ParallelDataConfig
+from .registry import DATA
+from .source import CaptionSource, DataError, DataSource, TextPairSource
 from .synthetic import SyntheticDataConfig
 from .translation import TranslationBatch, TranslationDataModule
-
-DATA: dict[str, type] = {
-    "synthetic": SyntheticDataConfig,
-    "parallel": ParallelDataConfig,
-    "digits": DigitsDataConfig,
-    "karpathy": KarpathyDataConfig,
-}
 
 __all__ = [
     "BOS",
     "DATA",
+    "CaptionSource",
+    "DataSource",
+    "TextPairSource",
     "EOS",
     "PAD",
     "UNK",

@@ -1,4 +1,4 @@
-"""``CaptioningDataModule``: built-in digit scenes or a Karpathy-format dataset, as padded batches.
+"""``CaptioningDataModule``: the captioned images a :class:`~.source.CaptionSource` reads, as padded batches.
 
 Karpathy-format images are read from their on-disk cache as batches are made (see
 :mod:`lightning_attn.data.karpathy`), so memory does not grow with the dataset. With a frozen encoder the
@@ -21,9 +21,9 @@ from torch import Tensor
 from .base import SplitDataModule
 from .cache import RowFile, RowFileWriter, digest
 from .codec import BOS, EOS, PAD, Codec
-from .digits import DigitsDataConfig, generate_scenes
-from .karpathy import SPLITS, ImageRow, read_karpathy
-from .parallel import DataError
+from .karpathy import ImageRow
+from .registry import source_for
+from .source import Captioned, CaptionSource, DataError
 
 #: how cached features are stored (half the disk of float32; converted back when read)
 FEATURE_DTYPE = "float16"
@@ -85,11 +85,11 @@ def collate(items: list[CaptionItem]) -> CaptionBatch:
 
 class CaptioningDataModule(SplitDataModule):
     """Args:
-    data: a data config section (``kind: digits`` or ``kind: karpathy``) as a dict.
+    data: a data config section of an image-caption kind (:class:`~.source.CaptionSource`) as a dict.
 
     Attributes (after :meth:`setup`): ``codec`` (caption vocabulary), ``channels``, ``image_size``,
-    ``layout_grid`` (cells per side of the built-in layout, else ``None``), ``skipped`` (bad images),
-    ``images`` (the Karpathy image cache, else ``None``).
+    ``layout_grid`` (cells per side of a gold layout, else ``None``), ``skipped`` (bad images),
+    ``images`` (an image cache, else ``None``).
     """
 
     collate = staticmethod(collate)
@@ -97,80 +97,65 @@ class CaptioningDataModule(SplitDataModule):
 
     def __init__(self, data: dict):
         super().__init__(data)
+        self.source: CaptionSource = source_for(self.cfg, CaptionSource)
         self.codec: Codec | None = None
-        self.layout_grid: int | None = None
-        self.skipped: list[str] = []
-        self.images: RowFile | None = None
         self.features: RowFile | None = None
 
     @property
     def channels(self) -> int:
-        return 1 if self.cfg["kind"] == "digits" else 3
+        return self.source.channels
 
     @property
     def image_size(self) -> int:
-        return self.cfg["canvas"] if self.cfg["kind"] == "digits" else self.cfg["image_size"]
+        return self.source.image_size
+
+    @property
+    def layout_grid(self) -> int | None:
+        return self.source.layout_grid
+
+    @property
+    def images(self) -> RowFile | None:
+        return self.source.images
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.source.skipped
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        if self.cfg["kind"] == "digits":
-            self._setup_digits(("train", "val", "test"))
-        else:
-            self._setup_karpathy(("train", "val", "test"))
+        read = self.source.read(("train", "val", "test"))
+        if self.codec is None:
+            train_captions = [caption for item in read["train"] for caption in item.captions]
+            self.codec = Codec.word_level(train_captions, min_count=self.source.min_count)
+        self.splits = {split: self._examples(items, train=split == "train") for split, items in read.items()}
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         log.info("data: %s examples; vocabulary %d words", sizes, len(self.codec))
 
     def setup_evaluation(self, split: str | None = None, files: tuple[str, str] | None = None) -> str:
-        """Make ``test`` the images of ``split`` (default ``test``). Needs the vocabulary."""
+        """Make ``test`` the images of ``split`` (default ``test``), each scored once. Needs the vocabulary."""
         if files is not None:
             raise DataError("src=/ref= file pairs are for translation; captioning evaluates a split: split=NAME")
         if self.codec is None:
             raise RuntimeError("load_vocabularies() first: a trained model reads only its own vocabulary")
-        name = split or "test"
-        valid = ("train", "val", "test") if self.cfg["kind"] == "digits" else tuple(SPLITS)
+        name, valid = split or "test", self.source.evaluation_splits()
         if name not in valid:
             raise DataError(f"no split {name!r} in {self.cfg['kind']} data; choose one of: {', '.join(valid)}")
-        if self.cfg["kind"] == "digits":
-            self._setup_digits((name,))
-        else:
-            self._setup_karpathy((SPLITS[name],))
-        self.splits = {"test": self.splits[SPLITS.get(name, name)]}
+        items = self.source.read((valid[name],))[valid[name]]
+        self.splits = {"test": self._examples(items, train=False)}
         return name
 
-    def _setup_digits(self, splits: tuple[str, ...]) -> None:
-        c = self.cfg
-        sizes = {"train": c["n_train"], "val": c["n_val"], "test": c["n_test"]}
-        config = DigitsDataConfig(**c)
-        self.layout_grid = c["canvas"] // c["cell"]
-        if self.codec is None:
-            self.codec = Codec.word_level(s.caption for s in generate_scenes(sizes["train"], "train", config))
-        for split in splits:
-            items = generate_scenes(sizes[split], split, config)
-            ids = self.codec.encode([s.caption for s in items])
-            self.splits[split] = [
-                CaptionItem(torch.from_numpy(s.image).unsqueeze(0), i, [s.caption], list(s.regions))
-                for s, i in zip(items, ids)
-            ]
-
-    def _setup_karpathy(self, splits: tuple[str, ...]) -> None:
-        c = self.cfg
-        data = read_karpathy(c["json"], c["image_root"], c["image_size"], c["skip_bad_images"], c["cache_dir"],
-                             c["num_workers"])  # fmt: skip
-        self.skipped, self.images = data.skipped, data.store
-        if self.codec is None:
-            train_captions = [" ".join(t) for item in data.splits["train"] for t in item.captions]
-            self.codec = Codec.word_level(train_captions, min_count=c["min_count"])
-        for split in splits:
-            examples = []
-            for item in data.splits[split]:
-                refs = [" ".join(t) for t in item.captions]
-                # training sees every caption once per epoch; evaluation scores each image once
-                targets = refs if split == "train" else refs[:1]
-                for ids in self.codec.encode(targets):
-                    if split != "train" or len(ids) <= c["max_caption_len"]:
-                        examples.append(CaptionItem(item.image, ids, refs))
-            self.splits[split] = examples
+    def _examples(self, items: list[Captioned], train: bool) -> list[CaptionItem]:
+        """Training sees every caption once per epoch (those longer than the source's limit dropped);
+        evaluation scores each image once, against every caption."""
+        limit = self.source.max_caption_len if train else None
+        examples = []
+        for item in items:
+            targets = item.captions if train else item.captions[:1]
+            for ids in self.codec.encode(targets):
+                if limit is None or len(ids) <= limit:
+                    examples.append(CaptionItem(item.image, ids, item.captions, item.regions))
+        return examples
 
     def use_features(self, backbone: Callable[[Tensor], Tensor], backbone_key: str, batch_size: int = 64) -> RowFile:
         """Serve a frozen encoder's grid features instead of images: ``backbone(images (B, C, S, S)) ->

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import torch
+
+from .source import Captioned, CaptionSource
 
 
 @dataclass
@@ -134,3 +137,26 @@ def generate_scenes(n: int, split: str, config: DigitsDataConfig) -> list[Scene]
             image[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell] = _scaled(fragment, cell)
         scenes.append(Scene(image, tuple(words), tuple(regions), grid))
     return scenes
+
+
+class DigitsSource(CaptionSource):
+    """The built-in digit scenes, generated in memory: one-channel images, one caption each, with the gold
+    layout cell of every word."""
+
+    schema = DigitsDataConfig
+    builtin = True
+    channels = 1
+
+    @property
+    def image_size(self) -> int:
+        return self.cfg["canvas"]
+
+    @property
+    def layout_grid(self) -> int:
+        return self.cfg["canvas"] // self.cfg["cell"]
+
+    def read(self, splits: tuple[str, ...]) -> dict[str, list[Captioned]]:
+        c = self.cfg
+        sizes, config = {"train": c["n_train"], "val": c["n_val"], "test": c["n_test"]}, DigitsDataConfig(**c)
+        return {split: [Captioned(torch.from_numpy(s.image).unsqueeze(0), [s.caption], list(s.regions))
+                        for s in generate_scenes(sizes[split], split, config)] for split in splits}  # fmt: skip

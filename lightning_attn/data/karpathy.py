@@ -29,7 +29,7 @@ from omegaconf import MISSING
 from torch.utils.data import DataLoader, Dataset
 
 from .cache import RowFile, RowFileWriter, cache_folder, digest
-from .parallel import DataError
+from .source import Captioned, CaptionSource, DataError
 
 
 @dataclass
@@ -281,3 +281,33 @@ def read_karpathy(
         if not items:
             raise DataError(f"{json_path}: no usable images in the {split} split")
     return data
+
+
+class KarpathySource(CaptionSource):
+    """A Karpathy-format dataset (COCO, Flickr8k/30k): images decoded once into a cache and read lazily,
+    every caption of an image a reference; ``restval`` images train."""
+
+    schema = KarpathyDataConfig
+
+    @property
+    def location(self) -> str:
+        return str(Path(self.cfg["json"]).expanduser())
+
+    @property
+    def min_count(self) -> int:
+        return self.cfg["min_count"]
+
+    @property
+    def max_caption_len(self) -> int:
+        return self.cfg["max_caption_len"]
+
+    def read(self, splits: tuple[str, ...]) -> dict[str, list[Captioned]]:
+        c = self.cfg
+        data = read_karpathy(c["json"], c["image_root"], c["image_size"], c["skip_bad_images"], c["cache_dir"],
+                             c["num_workers"])  # fmt: skip
+        self.skipped, self.images = data.skipped, data.store
+        return {split: [Captioned(item.image, [" ".join(t) for t in item.captions]) for item in data.splits[split]]
+                for split in splits}  # fmt: skip
+
+    def evaluation_splits(self) -> dict[str, str]:
+        return dict(SPLITS)

@@ -9,12 +9,14 @@ import gzip
 import hashlib
 import logging
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 from omegaconf import MISSING
 
 from .cache import cache_folder
 from .codec import Codec
+from .source import DataError, TextPairSource, Texts
 
 
 @dataclass
@@ -40,10 +42,6 @@ class ParallelDataConfig:
 
 
 log = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message names the file and, where known, the line."""
 
 
 def find_split_file(root: Path, split: str, lang: str) -> Path:
@@ -117,3 +115,38 @@ def cached_bpe(
     codec.save(path)
     log.info("trained vocabulary %s (%d entries)", path, len(codec))
     return codec
+
+
+class ParallelSource(TextPairSource):
+    """Parallel text files ``{root}/{split}.{lang}[.gz]``, subword (BPE) vocabularies trained on the training
+    split once and cached."""
+
+    schema = ParallelDataConfig
+
+    @property
+    def root(self) -> Path:
+        return Path(self.cfg["root"]).expanduser()
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def read(self) -> dict[str, Texts]:
+        c = self.cfg
+        return {split: (*read_parallel(self.root, c[f"{split}_split"], c["src_lang"], c["tgt_lang"]),
+                        repeat(None)) for split in ("train", "val", "test")}  # fmt: skip
+
+    def vocabularies(self, texts: dict[str, Texts]) -> tuple[Codec, Codec]:
+        c, root = self.cfg, self.root
+        train_src, train_tgt, _ = texts["train"]
+        codecs = []
+        for lines, lang in ((train_src, c["src_lang"]), (train_tgt, c["tgt_lang"])):
+            train_file = find_split_file(root, c["train_split"], lang)
+            codecs.append(cached_bpe(root, lines, train_file, lang, c["bpe_vocab_size"], c["lowercase"],
+                                     c["cache_dir"]))  # fmt: skip
+        return codecs[0], codecs[1]
+
+    def evaluation(self, split: str | None) -> tuple[str, Texts]:
+        name = split or self.cfg["test_split"]
+        src, tgt = read_parallel(self.root, name, self.cfg["src_lang"], self.cfg["tgt_lang"])
+        return name, (src, tgt, repeat(None))

@@ -26,6 +26,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .codec import Codec
+from .source import DataError, TextPairSource, Texts
+
 # Source lexicon. Target words are derived from the source lemma so that the target stays readable.
 NOUNS = (
     "dog cat bird horse cow fish mouse frog lion tiger bear wolf fox goat duck snake rabbit "
@@ -208,3 +211,28 @@ def generate_corpus(config: SyntheticDataConfig) -> dict[str, list[Example]]:
         "val": examples[n_train : n_train + n_val],
         "test": examples[n_train + n_val :],
     }
+
+
+class SyntheticSource(TextPairSource):
+    """The built-in synthetic language pair, generated in memory (word-level vocabularies; gold alignments)."""
+
+    schema = SyntheticDataConfig
+    builtin = True
+
+    def read(self) -> dict[str, Texts]:
+        corpus = generate_corpus(SyntheticDataConfig(**self.cfg))
+        return {
+            split: ([" ".join(e.source) for e in examples], [" ".join(e.target) for e in examples],
+                    [list(e.alignment) for e in examples])
+            for split, examples in corpus.items()
+        }  # fmt: skip
+
+    def vocabularies(self, texts: dict[str, Texts]) -> tuple[Codec, Codec]:
+        src, tgt, _ = texts["train"]
+        return Codec.word_level(src), Codec.word_level(tgt)
+
+    def evaluation(self, split: str | None) -> tuple[str, Texts]:
+        texts, name = self.read(), split or "test"
+        if name not in texts:
+            raise DataError(f"the built-in corpus has no split {name!r}; choose one of: {', '.join(texts)}")
+        return name, texts[name]

@@ -1,10 +1,9 @@
-"""``TranslationDataModule``: built-in synthetic pairs or parallel text files, as padded batches."""
+"""``TranslationDataModule``: the sentence pairs a :class:`~.source.TextPairSource` reads, as padded batches."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import partial
 from itertools import repeat
 from pathlib import Path
 
@@ -13,8 +12,9 @@ from torch import Tensor
 
 from .base import SplitDataModule
 from .codec import BOS, EOS, PAD, Codec
-from .parallel import DataError, cached_bpe, find_split_file, read_aligned, read_parallel
-from .synthetic import SyntheticDataConfig, generate_corpus
+from .parallel import read_aligned
+from .registry import source_for
+from .source import DataError, TextPairSource
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class TranslationDataModule(SplitDataModule):
     """Splits ``train``/``val``/``test`` of the data a config names.
 
     Args:
-        data: a data config section (``kind: synthetic`` or ``kind: parallel``) as a dict.
+        data: a data config section of a sentence-pair kind (:class:`~.source.TextPairSource`) as a dict.
 
     Everything is loaded in :meth:`setup`, which runs once however often Lightning calls it;
     call it yourself to surface data errors before a run starts. To score a trained model later, give it
@@ -91,15 +91,16 @@ class TranslationDataModule(SplitDataModule):
 
     def __init__(self, data: dict):
         super().__init__(data)
-        if self.cfg["kind"] not in ("synthetic", "parallel"):
-            raise ValueError(f"unknown data kind {self.cfg['kind']!r}")
+        self.source: TextPairSource = source_for(self.cfg, TextPairSource)
         self.src_codec: Codec | None = None
         self.tgt_codec: Codec | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        texts = self._read_synthetic() if self.cfg["kind"] == "synthetic" else self._read_parallel()
+        texts = self.source.read()
+        if self.src_codec is None:
+            self.src_codec, self.tgt_codec = self.source.vocabularies(texts)
         for split, (src, tgt, alignments) in texts.items():
             self.splits[split] = self._pairs(src, tgt, alignments, train=split == "train")
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
@@ -117,43 +118,9 @@ class TranslationDataModule(SplitDataModule):
         if train and limit:
             pairs = [p for p in pairs if len(p.src) <= limit and len(p.tgt) <= limit]
             if not pairs:
-                raise DataError(f"{self.cfg['root']}: no training pair has at most data.max_train_len={limit} subwords")
+                raise DataError(f"{self.source.location}: no training pair has at most data.max_train_len={limit} "
+                                "subwords")  # fmt: skip
         return pairs
-
-    # ── the built-in corpus ─────────────────────────────────────────────────────────────────────
-    def _synthetic_texts(self) -> dict[str, tuple[list[str], list[str], list]]:
-        corpus = generate_corpus(SyntheticDataConfig(**self.cfg))
-        return {
-            split: ([" ".join(e.source) for e in examples], [" ".join(e.target) for e in examples],
-                    [list(e.alignment) for e in examples])
-            for split, examples in corpus.items()
-        }  # fmt: skip
-
-    def _read_synthetic(self) -> dict[str, tuple[list[str], list[str], list]]:
-        texts = self._synthetic_texts()
-        if self.src_codec is None:
-            src, tgt, _ = texts["train"]
-            self.src_codec, self.tgt_codec = Codec.word_level(src), Codec.word_level(tgt)
-        return texts
-
-    # ── parallel text ──────────────────────────────────────────────────────────────────────────
-    @property
-    def root(self) -> Path:
-        return Path(self.cfg["root"]).expanduser()
-
-    def _read_parallel(self) -> dict[str, tuple[list[str], list[str], list]]:
-        c, root = self.cfg, self.root
-        texts = {
-            split: (*read_parallel(root, c[f"{split}_split"], c["src_lang"], c["tgt_lang"]), repeat(None))
-            for split in ("train", "val", "test")
-        }
-        if self.src_codec is None:
-            bpe = partial(cached_bpe, root, vocab_size=c["bpe_vocab_size"], lowercase=c["lowercase"],
-                          cache_dir=c["cache_dir"])  # fmt: skip
-            train_src, train_tgt, _ = texts["train"]
-            self.src_codec = bpe(train_src, find_split_file(root, c["train_split"], c["src_lang"]), c["src_lang"])
-            self.tgt_codec = bpe(train_tgt, find_split_file(root, c["train_split"], c["tgt_lang"]), c["tgt_lang"])
-        return texts
 
     # ── a trained model's vocabularies, and evaluation on any split or file pair ───────────────────
     def setup_evaluation(self, split: str | None = None, files: tuple[str, str] | None = None) -> str:
@@ -165,19 +132,10 @@ class TranslationDataModule(SplitDataModule):
         if files is not None:
             src_path, ref_path = (Path(f).expanduser() for f in files)
             src, tgt = read_aligned(src_path, ref_path)
-            name = f"{src_path.name} -> {ref_path.name}"
-        elif self.cfg["kind"] == "synthetic":
-            texts = self._synthetic_texts()
-            name = split or "test"
-            if name not in texts:
-                raise DataError(f"the built-in corpus has no split {name!r}; choose one of: {', '.join(texts)}")
-            src, tgt, alignments = texts[name]
-            self.splits = {"test": self._pairs(src, tgt, alignments, train=False)}
-            return name
+            name, texts = f"{src_path.name} -> {ref_path.name}", (src, tgt, repeat(None))
         else:
-            name = split or self.cfg["test_split"]
-            src, tgt = read_parallel(self.root, name, self.cfg["src_lang"], self.cfg["tgt_lang"])
-        self.splits = {"test": self._pairs(src, tgt, repeat(None), train=False)}
+            name, texts = self.source.evaluation(split)
+        self.splits = {"test": self._pairs(*texts, train=False)}
         return name
 
     def detokenize(self, ids: list[int]) -> str:
