@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from . import console
-from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose, group_choices, to_yaml
+from .config import EXPERIMENT, GROUP_NAMES, ConfigError, compose, default_choice, group_choices, to_yaml
 from .plugins import load_plugins
 from .tracking import database_url, mask_secrets
 from .tracking.mlflow import LOOPBACK, server_allowed_hosts
@@ -155,7 +155,7 @@ def _add_slurm_options(parser: argparse.ArgumentParser) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from .sweep.spec import comparison, parse_seeds
 
-    task, mechanisms, seeds, overrides = "translation", [], [0, 1, 2], []
+    task, mechanisms, seeds, overrides = default_choice("task"), [], [0, 1, 2], []
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep:
@@ -480,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         "variants of one mechanism (hard with other settings): a sweep file with no space (see sweeps/)",
     )
     compare.add_argument("overrides", nargs="*",
-                         help="attention=A,B,… (required), seeds=0-4 (default 0-2), task=NAME (default translation), "
+                         help="attention=A,B,… (required), seeds=0-4 (default 0-2), task=NAME (default: the config's), "
                               "and any group=choice or dotted.key=value for every run")  # fmt: skip
     compare.add_argument("--name", help="the comparison's name (its sweep folder and MLflow experiment); "
                                         "default compare-<task>")  # fmt: skip

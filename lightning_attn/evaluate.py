@@ -113,7 +113,7 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
             evaluated = data.setup_evaluation(request.split, request.files)
         except DataError as e:
             raise ConfigError(str(e)) from None
-        module = spec.module.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
+        module = spec.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
         module.bind_data(data)

@@ -68,7 +68,7 @@ def build_task(cfg: DictConfig, vocabularies: Path | None = None) -> tuple[L.Lig
         data.load_vocabularies(vocabularies)
     data.setup()
     try:
-        module = spec.module.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
+        module = spec.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
         module.bind_data(data)
     except (ImportError, ValueError) as e:  # e.g. model.encoder=resnet without torchvision
         raise ConfigError(str(e)) from e

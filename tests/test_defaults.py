@@ -91,7 +91,7 @@ SOURCES = {
 
 
 def test_every_data_source_of_every_task_is_in_the_matrix(tmp_path):
-    accepted = {(name, kind) for name, spec in TASKS.items() for kind in spec.data}
+    accepted = {(name, kind) for name, task in TASKS.items() for kind in task.sources}
     covered = set()
     for i, (make, _) in enumerate(SOURCES.values()):
         cfg = compose(make(tmp_path / str(i)))

@@ -37,6 +37,8 @@ from .schema import LOGGERS, RunConfig, TrainerConfig
 GROUP_NAMES = ("task", "model", "attention", "data", "trainer", "logger")
 #: the preset group: one file sets choices and values across groups (``experiment=multi30k_de_en``)
 EXPERIMENT = "experiment"
+#: groups whose choices are registered classes (a YAML of their own is optional)
+REGISTERED = ("attention", "task")
 
 
 def groups() -> dict[str, tuple[str | None, dict[str, type] | type]]:
@@ -62,22 +64,35 @@ def task_needs(task: str) -> dict[str, tuple[str, ...]]:
     from ..tasks import TASKS
 
     spec = TASKS[task]
-    return {"model": spec.models, "data": spec.data}
+    return {"model": spec.models, "data": spec.sources}
+
+
+def default_choice(group: str, root: Path | None = None) -> str:
+    """What ``conf/config.yaml`` picks for ``group`` when nothing else does (e.g. the default task)."""
+    return str(read_yaml((root or conf_dir()) / "config.yaml").get("defaults", {})[group])
+
+
+def task_defaults(task: str) -> dict[str, str]:
+    """The model and data a task uses unless a preset or the command line picks others (none for a task
+    that is not registered: composing it then names the valid tasks)."""
+    from ..tasks import TASKS
+
+    return dict(TASKS[task].defaults) if task in TASKS else {}
 
 
 def task_patience(task: str) -> int:
-    """Early stopping's patience where no config sets one: the task's (:class:`~lightning_attn.tasks.TaskSpec`)."""
+    """Early stopping's patience where no config sets one: the task's (``AttentionTask.patience``)."""
     from ..tasks import TASKS
 
     return TASKS[task].patience
 
 
 def group_choices(group: str, root: Path | None = None) -> list[str]:
-    """The choices a group offers: the YAML files in ``conf/<group>/`` — and, for ``attention``, every
-    registered mechanism (its YAML, when it has one, only overrides its schema's defaults)."""
+    """The choices a group offers: the YAML files in ``conf/<group>/`` — and, for ``attention`` and ``task``,
+    every registered mechanism and task (its YAML, when it has one, only overrides its schema's defaults)."""
     found = {p.stem for p in ((root or conf_dir()) / group).glob("*.yaml")}
-    if group == "attention":
-        found |= set(groups()["attention"][1])
+    if group in REGISTERED:
+        found |= set(groups()[group][1])
     return sorted(found)
 
 
@@ -145,8 +160,8 @@ def _load_group(group: str, choice: str, root: Path) -> DictConfig:
     selector, schemas = groups()[group]
     if path.is_file():
         data = read_yaml(path)
-    elif group == "attention" and choice in schemas:
-        data = {selector: choice}  # a registered mechanism without a YAML of its own: its schema's defaults
+    elif group in REGISTERED and choice in schemas:
+        data = {selector: choice}  # a registered mechanism or task without a YAML of its own: its schema's defaults
     else:
         raise ConfigError(f"unknown {group} {choice!r}; choose one of: {', '.join(group_choices(group, root))}")
     data.pop("defaults", None)  # a task's default choices for other groups, read by compose()
@@ -285,10 +300,8 @@ def compose(
         else:
             dotted.append((key, value))
     preset = experiment.choices if experiment else {}
-    # the task's YAML names its own default model/data; an experiment overrides those, the command line all
-    task_file = root / "task" / f"{explicit.get('task', preset.get('task', choices.get('task')))}.yaml"
-    if task_file.is_file():
-        choices.update(read_yaml(task_file).get("defaults", {}))
+    # the task names its own default model and data; an experiment overrides those, the command line all
+    choices.update(task_defaults(explicit.get("task", preset.get("task", choices.get("task")))))
     choices.update(preset)
     choices.update(explicit)
 
@@ -377,6 +390,7 @@ def section(cfg: DictConfig, group: str) -> dict:
 
 __all__ = [
     "EXPERIMENT",
+    "default_choice",
     "GROUP_NAMES",
     "apply_overrides",
     "compose",

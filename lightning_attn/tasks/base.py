@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
 
 import lightning as L
 import torch
@@ -18,6 +19,7 @@ from torchmetrics import MeanMetric, SumMetric
 from ..attention.base import entropy_of
 from ..data.codec import PAD
 from ..models import DecoderOutput
+from ..tracking import tags as T
 from .metrics import alignment_hits
 
 
@@ -63,7 +65,31 @@ PLATEAU_METRIC = "lightning_attn_plateau_metric"
 
 
 class AttentionTask(L.LightningModule):
-    """Subclasses set ``self.model`` (with an ``attention`` property) and implement :meth:`teacher_forced`.
+    """A task: everything the rest of the toolkit asks about it, and its LightningModule.
+
+    A subclass is one task. Its class attributes say what the toolkit needs to know before a model
+    exists — config composition, ``train``, sweeps and (through the tags every run carries) reports read
+    them — and its methods run the model. It is registered with one line of
+    :data:`lightning_attn.tasks.TASKS` (from outside the package: a plugin, see :mod:`lightning_attn.plugins`).
+
+    Attributes:
+        config: the ``task`` section's schema (a :class:`TaskConfig` dataclass; its ``name`` is the task's).
+        datamodule: its LightningDataModule, built from the ``data`` section.
+        models: the model kinds it can use (:data:`lightning_attn.models.MODELS`).
+        sources: the data kinds it reads (:data:`lightning_attn.data.DATA`).
+        defaults: its model and data when neither the command line nor a preset picks one.
+        monitor, mode: the validation metric that early stopping, the best checkpoint, a plateau schedule
+            and a sweep's default objective follow, and whether higher (``max``) or lower is better.
+        headline: the test metric a report ranks runs by.
+        patience: early stopping's patience unless the config sets one (``early_stopping.patience``): the
+            epochs in a row without progress after which its validation metric has stopped climbing.
+        item_statistics: the per-item statistics of the headline metric that a report's significance
+            test resamples (:data:`lightning_attn.report.significance.ITEM_STATISTICS`), or ``None``.
+        test_hypotheses, test_references: after a test, the outputs and their references, in the split's
+            order (written as the run's predictions).
+
+    Subclasses set ``self.model`` (with an ``attention`` property) and implement ``from_data``,
+    :meth:`teacher_forced`, ``decode``, ``_evaluate`` and ``_log_epoch_metrics``.
 
     At evaluation every task measures, from the attention the model used (``trace.weights``) over the real
     memory positions (:meth:`memory_mask`):
@@ -79,9 +105,22 @@ class AttentionTask(L.LightningModule):
         task: the ``task`` config section (optimiser, loss knobs, decoding).
     """
 
+    config: ClassVar[type]
+    datamodule: ClassVar[type]
+    models: ClassVar[tuple[str, ...]]
+    sources: ClassVar[tuple[str, ...]]
+    defaults: ClassVar[dict[str, str]]
+    monitor: ClassVar[str]
+    mode: ClassVar[str] = "max"
+    headline: ClassVar[str]
+    patience: ClassVar[int] = 3
+    item_statistics: ClassVar[str | None] = None
+
     def __init__(self, task: dict):
         super().__init__()
         self.cfg = task
+        self.test_hypotheses: list[str] = []
+        self.test_references: list = []  # per hypothesis: its reference, or its references
         # alignment link counts and sparsity means, per evaluation stage (torchmetrics: synced under DDP)
         self.links = torch.nn.ModuleDict(
             {s: torch.nn.ModuleDict({k: SumMetric() for k in ("hits", "predicted", "gold")}) for s in STAGES}
@@ -103,8 +142,9 @@ class AttentionTask(L.LightningModule):
         return []
 
     def run_tags(self) -> dict[str, str]:
-        """Tags the run records about how this task scores (e.g. the BLEU signature); none by default."""
-        return {}
+        """Tags the run records about how this task scores (e.g. the BLEU signature); by default, which
+        per-item statistics its significance test resamples, where it has them."""
+        return {T.ITEM_STATISTICS: self.item_statistics} if self.item_statistics else {}
 
     def memory_mask(self, batch, weights: Tensor) -> Tensor:
         """``(B, N)`` bool: the real positions attended over (default: all of them)."""
@@ -222,13 +262,10 @@ class AttentionTask(L.LightningModule):
         optimizer = torch.optim.Adam(self.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         if LRSchedule(c["lr_schedule"]) is LRSchedule.constant:
             return optimizer
-        from .registry import TASKS  # the registry imports this module: look the task up when it runs
-
-        spec = TASKS[c["name"]]
         plateau = ReduceLROnPlateau(
-            optimizer, mode=spec.mode, factor=c["lr_decay"], patience=c["lr_patience"], min_lr=c["min_lr"]
+            optimizer, mode=self.mode, factor=c["lr_decay"], patience=c["lr_patience"], min_lr=c["min_lr"]
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": spec.monitor}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": self.monitor}}
 
     # ── resuming with a plateau schedule ─────────────────────────────────────────────────────────
     # Lightning checkpoints at validation end, before the epoch's plateau-scheduler step, and on resume does not

@@ -2,8 +2,8 @@
 
 Loss: token NLL + Show-Attend-Tell's doubly stochastic penalty ``λ Σ_i (1 − Σ_t α_ti)²`` (+ the
 mechanism's own training terms, e.g. hard attention's REINFORCE surrogate). Evaluation decodes each
-image and scores BLEU-1..4 (torchmetrics, multi-reference), CIDEr-D (pycocoevalcap's implementation,
-the coco-caption code), exact-caption accuracy (the hypothesis equals a reference) and, on the built-in
+image and scores BLEU-1..4 (torchmetrics, multi-reference), CIDEr-D (:mod:`lightning_attn.cider`, equal to
+the coco-caption code's), exact-caption accuracy (the hypothesis equals a reference) and, on the built-in
 scenes, alignment accuracy (the most-attended region lies in the gold cell).
 """
 
@@ -16,10 +16,10 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.text import BLEUScore
 
-from ..data.captioning import CaptionBatch
+from ..cider import cider_d
+from ..data.captioning import CaptionBatch, CaptioningDataModule
 from ..models import DecoderOutput
 from ..models.captioner import Captioner, CaptionerConfig
-from ..tracking import tags as T
 from ..tracking.pictures import attention_figure
 from .base import AttentionTask, TaskConfig
 
@@ -39,25 +39,27 @@ class CaptioningTaskConfig(TaskConfig):
     attention_pictures: int = 4  # how many validation images get a picture
 
 
-def cider_d(hypotheses: list[str], references: list[list[str]]) -> float:
-    """Corpus CIDEr-D (x 100 is not applied: COCO reports it as e.g. 1.05)."""
-    from pycocoevalcap.cider.cider import Cider
-
-    if not hypotheses:
-        return 0.0
-    score, _ = Cider().compute_score(
-        {i: refs for i, refs in enumerate(references)}, {i: [hyp] for i, hyp in enumerate(hypotheses)}
-    )
-    return float(score)
-
-
 class CaptioningModule(AttentionTask):
-    """Args:
-    task, model, attention: config sections.
-    vocab: caption vocabulary size.
-    channels, image_size: input image shape.
-    layout_grid: cells per side of the built-in scenes' layout (for alignment accuracy), else ``None``.
+    """Image captioning: captioned images (:class:`~lightning_attn.data.CaptionSource`), BLEU-1..4, CIDEr-D.
+
+    Args:
+        task: the ``task`` config section.
+        model: the ``model`` config section.
+        attention: the ``attention`` config section.
+        vocab: caption vocabulary size.
+        channels: input image channels.
+        image_size: input image height and width.
+        layout_grid: cells per side of the built-in scenes' layout (for alignment accuracy), else ``None``.
     """
+
+    config = CaptioningTaskConfig
+    datamodule = CaptioningDataModule
+    models = ("captioner",)
+    sources = ("digits", "karpathy")
+    defaults = {"model": "captioner", "data": "digits"}
+    monitor, mode, headline = "val/bleu4", "max", "test/bleu4"
+    item_statistics = "bleu4"  # torchmetrics' BLEU-4 counts per image: the BLEU-4 the run reports
+    patience = 3
 
     def __init__(
         self,
@@ -82,17 +84,11 @@ class CaptioningModule(AttentionTask):
         grid = self.model.grid
         centre = ((torch.arange(grid) + 0.5) * (layout_grid or grid) / grid).long()
         self.register_buffer("region_to_cell", (centre[:, None] * (layout_grid or grid) + centre[None, :]).flatten())
-        self.test_hypotheses: list[str] = []
-        self.test_references: list[list[str]] = []
 
     @classmethod
     def from_data(cls, task: dict, model: dict, attention: dict, data) -> CaptioningModule:
         """The module for a set-up :class:`~lightning_attn.data.captioning.CaptioningDataModule`."""
         return cls(task, model, attention, len(data.codec), data.channels, data.image_size, data.layout_grid)
-
-    def run_tags(self) -> dict[str, str]:
-        """The significance test resamples torchmetrics' BLEU-4 counts per image: the BLEU-4 the run reports."""
-        return {T.ITEM_STATISTICS: "bleu4"}
 
     def bind_data(self, data) -> None:
         """With ``model.cache_features``, the data serves the frozen encoder's cached grid features instead
