@@ -37,8 +37,9 @@ from .schema import LOGGERS, RunConfig, TrainerConfig
 GROUP_NAMES = ("task", "model", "attention", "data", "trainer", "logger")
 #: the preset group: one file sets choices and values across groups (``experiment=multi30k_de_en``)
 EXPERIMENT = "experiment"
-#: groups whose choices are registered classes (a YAML of their own is optional)
-REGISTERED = ("attention", "task")
+#: groups whose choices are registered classes (a YAML of their own is optional): mechanisms, tasks, data
+#: sources and models a plugin adds compose from their schemas' defaults
+REGISTERED = ("attention", "task", "data", "model")
 
 
 def groups() -> dict[str, tuple[str | None, dict[str, type] | type]]:
@@ -88,8 +89,9 @@ def task_patience(task: str) -> int:
 
 
 def group_choices(group: str, root: Path | None = None) -> list[str]:
-    """The choices a group offers: the YAML files in ``conf/<group>/`` — and, for ``attention`` and ``task``,
-    every registered mechanism and task (its YAML, when it has one, only overrides its schema's defaults)."""
+    """The choices a group offers: the YAML files in ``conf/<group>/`` — and, for the registered groups, every
+    registered mechanism, task, data source and model (its YAML, when it has one, only overrides its schema's
+    defaults)."""
     found = {p.stem for p in ((root or conf_dir()) / group).glob("*.yaml")}
     if group in REGISTERED:
         found |= set(groups()[group][1])
@@ -161,7 +163,7 @@ def _load_group(group: str, choice: str, root: Path) -> DictConfig:
     if path.is_file():
         data = read_yaml(path)
     elif group in REGISTERED and choice in schemas:
-        data = {selector: choice}  # a registered mechanism or task without a YAML of its own: its schema's defaults
+        data = {selector: choice}  # registered, without a YAML of its own: its schema's defaults
     else:
         raise ConfigError(f"unknown {group} {choice!r}; choose one of: {', '.join(group_choices(group, root))}")
     data.pop("defaults", None)  # a task's default choices for other groups, read by compose()
@@ -179,6 +181,13 @@ def _load_group(group: str, choice: str, root: Path) -> DictConfig:
         raise ConfigError(f"{path}: unknown key {e.key!r}; valid keys: {valid_keys(node)}") from None
     except ValidationError as e:
         raise ConfigError(f"{path}: {e.full_key}: {first_line(e)}") from None
+
+
+def _selects(group: str, choice: str, root: Path) -> str | None:
+    """The schema a group choice selects: its YAML's selector value, or (a registered class without a YAML)
+    the choice itself."""
+    path = root / group / f"{choice}.yaml"
+    return read_yaml(path).get(groups()[group][0]) if path.is_file() else choice
 
 
 @dataclasses.dataclass
@@ -314,9 +323,7 @@ def compose(
     for group, accepted in task_needs(cfg.task.name).items():
         selector = groups()[group][0]
         if cfg[group][selector] not in accepted:
-            valid = [
-                c for c in group_choices(group, root) if read_yaml(root / group / f"{c}.yaml").get(selector) in accepted
-            ]
+            valid = [c for c in group_choices(group, root) if _selects(group, c, root) in accepted]
             raise ConfigError(
                 f"task {cfg.task.name} cannot use {group}={choices[group]}; choose one of: {', '.join(valid)}"
             )

@@ -63,7 +63,77 @@ def test_a_mechanism_of_your_own_trains_sweeps_and_reports(leaky):
     assert [r["mechanism"] for r in rows] == ["leaky"]
 
 
+@pytest.fixture
+def sorting():
+    import importlib
+
+    from lightning_attn.data import DATA
+    from lightning_attn.tasks import TASKS
+
+    plugin = importlib.import_module(SORTING)  # registers its task and data source when first imported
+    TASKS["sorting"], DATA["sorting"] = plugin.SortingTask, plugin.SortingSource  # (again, if popped before)
+    yield
+    TASKS.pop("sorting")
+    DATA.pop("sorting")
+
+
+SORTING = "tests.extension.sorting"
+SMALL_SORT = ["data.n_train=256", "data.n_val=32", "data.n_test=32", "model.embed_dim=16", "model.encoder_hidden=16",
+              "model.decoder_hidden=32", "trainer.enable_progress_bar=false"]  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_a_task_of_your_own_trains_sweeps_and_reports(sorting):
+    # 1. train (in this process): its own data source, model choice, metric, monitor and checkpoints
+    result = train(compose(["task=sorting", *SMALL_SORT, "trainer.max_epochs=2", "early_stopping.enabled=false"]))
+    run = MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert run.data.tags["task"] == "sorting" and run.data.tags["headline_metric"] == "test/accuracy"
+    assert {"val/accuracy", "test/accuracy", "test/align_acc"} <= set(run.data.metrics)
+    assert result.best_checkpoint and Path(result.best_checkpoint).is_file()
+    # 2. a sweep of two mechanisms: the launcher and its workers import the plugin from the environment
+    env = {**os.environ, "LIGHTNING_ATTN_PLUGINS": SORTING, "PYTHONPATH": str(REPO)}
+    space = "space: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}"
+    Path("sort.yaml").write_text(f"name: sort\ntask: sorting\noverrides: [{', '.join(SMALL_SORT)}, "
+                                 f"trainer.max_epochs=2]\nmechanisms: {{soft: {{}}, uniform: {{}}}}\n{space}\n"
+                                 "n_trials: 1\n")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "lightning_attn", "sweep", "sort.yaml", "--devices", "cpu:1"],
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # 3. the report ranks them by the task's own headline metric
+    report = subprocess.run([sys.executable, "-m", "lightning_attn", "report", "--experiment", "sort", "--out", "r"],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert report.returncode == 0, report.stderr[-3000:]
+    rows = list(csv.DictReader(Path("r/report.csv").read_text().splitlines()))
+    assert sorted(r["mechanism"] for r in rows) == ["soft", "uniform"]
+    assert "test/accuracy" in Path("r/report.md").read_text()
+
+
 def test_a_plugin_that_cannot_be_imported_is_one_line():
     env = {**os.environ, "LIGHTNING_ATTN_PLUGINS": "no_such_plugin_module"}
     proc = subprocess.run([sys.executable, "-m", "lightning_attn", "config"], env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "cannot import plugin 'no_such_plugin_module'" in proc.stderr
+
+
+def test_an_installed_distributions_entry_point_registers_its_task(tmp_path, monkeypatch):
+    # what `pip install my-plugin` leaves: a dist-info whose entry point names the module to import
+    info = tmp_path / "my_sorting-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-sorting\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[lightning_attn.plugins]\nsorting = {SORTING}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(REPO))
+    from lightning_attn.config import group_choices
+    from lightning_attn.data import DATA
+    from lightning_attn.plugins import load_plugins
+    from lightning_attn.tasks import TASKS
+
+    try:
+        assert SORTING in load_plugins()
+        assert "sorting" in TASKS and "sorting" in DATA and "sorting" in group_choices("task")
+        assert compose(["task=sorting"]).choices.data == "sorting"  # its own default data, no YAML needed
+    finally:
+        TASKS.pop("sorting", None)
+        DATA.pop("sorting", None)
+    (info / "entry_points.txt").write_text("[lightning_attn.plugins]\nbroken = no_such_module_here\n")
+    with pytest.raises(Exception, match="entry point 'broken' .*cannot import plugin 'no_such_module_here'"):
+        load_plugins()
