@@ -133,11 +133,13 @@ def test_broken_group_yaml_names_the_file(tmp_path):
 
 
 def test_every_train_command_in_the_readme_composes():
-    """The README's `lightning-attn train …` examples are valid configs, as written (data is not read)."""
+    """The `lightning-attn train …` examples of the README and the guide's Training and Getting started pages are
+    valid configs, as written (data is not read)."""
     import re
     import shlex
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    root = Path(__file__).resolve().parents[1]
+    readme = "\n".join((root / name).read_text() for name in ("README.md", "docs/index.md", "docs/training.md"))
     commands = re.findall(r"^\$? ?lightning-attn train((?: [^\n#]*)?)(?:#.*)?$", readme, flags=re.MULTILINE)
     assert len(commands) >= 8
     for command in commands:

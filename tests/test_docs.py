@@ -1,8 +1,13 @@
-"""The published results are the toolkit's: every table in docs/results.md is its report.json rendered again."""
+"""The published results are the toolkit's: every table in docs/results.md is its report.json rendered again.
+
+And the guide stays a guide: the README is one page with the picture of the report, and history and measured
+results stay out of the code and the config (docs/ and CHANGELOG.md hold them).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from lightning_attn.report import render
@@ -23,3 +28,31 @@ def test_every_results_table_is_its_report_rendered_again():
         for task, decision in data["decisions"].items():
             assert decision["text"] in text, f"{path}: the {task} decision in docs/results.md is not the report's"
         assert f"--out docs/results/{path.parent.name}" in text, f"{path}: no command in docs/results.md made it"
+
+
+ROOT = DOCS.parent
+README = ROOT / "README.md"
+
+
+def test_the_readme_is_a_one_page_guide_with_the_picture_of_the_report():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 150, "README.md: a one-page guide (150 lines at most); the rest goes to docs/"
+    for command in ("python3 -m pip install nox && python3 -m nox -s demo",
+                    "python3 -m pip install nox && python3 -m nox -s tests"):  # fmt: skip
+        assert command in text, f"README.md: the set-up command `{command}` is gone"
+    assert "](docs/images/report.png)" in text and (DOCS / "images" / "report.png").is_file(), (
+        "README.md shows docs/images/report.png, which `nox -s docs-images` makes from the demo's report"
+    )
+    assert "nox -s docs-images" in text, "README.md: the command that made its picture"
+
+
+def test_code_and_config_say_what_a_setting_does_not_which_run_measured_it():
+    """Measured results and history live in docs/ and CHANGELOG.md, not in comments, docstrings or YAML."""
+    pattern = re.compile(r"issue [0-9]+|docs/results", re.IGNORECASE)
+    hits = []
+    for folder in ("lightning_attn", "conf"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_file() and path.suffix in {".py", ".yaml", ".yml"}:
+                lines = enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                hits += [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for n, line in lines if pattern.search(line)]
+    assert not hits, "\n".join(hits)

@@ -19,8 +19,9 @@ with ``R`` the log-likelihood of the target sentence (by default per token, as a
 ``b`` a moving average of ``R`` and
 ``H`` the entropy of ``α``; :meth:`HardAttention.reinforce_loss` builds the surrogate loss
 whose gradient is that estimate. Defaults are the arctic-captions settings but one: arctic-captions
-divides its REINFORCE gradient by 10 (``reinforce_weight`` 0.1, which the Multi30k presets use: there it
-learns much faster than 1.0), while the default here is 1.0, the weight every built-in figure was measured with.
+divides its REINFORCE gradient by 10 (``reinforce_weight`` 0.1, which the Multi30k presets use: on real
+text the full term's noise swamps the scorer's gradient), while the default here is 1.0, the unscaled
+estimator (the documentation's Results page compares the two).
 
 Which reward each step's choice is credited with is ``credit``:
 
@@ -99,7 +100,8 @@ class HardAttention(SoftAttention):
     """Stochastic hard attention (Xu et al., 2015).
 
     Args:
-        query_dim, key_dim: as :class:`SoftAttention`.
+        query_dim: size of the decoder's query, as :class:`SoftAttention`.
+        key_dim: size of the encoder states it attends over, as :class:`SoftAttention`.
         config: the scorer and the REINFORCE knobs (:class:`HardAttentionConfig`, its defaults when omitted):
             ``baseline_decay`` of the moving-average reward baseline, ``entropy_weight`` λ_H of the entropy
             bonus, ``semi_sampling_p`` the probability, per example and step, of using the soft expectation,

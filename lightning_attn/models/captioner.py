@@ -235,7 +235,8 @@ class Captioner(nn.Module):
     Args:
         vocab: caption vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
         attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
-        in_channels, image_size: input images ``(B, in_channels, image_size, image_size)``.
+        in_channels: channels of the input images ``(B, in_channels, image_size, image_size)``.
+        image_size: height and width of the input images.
         config: encoder and decoder (:class:`CaptionerConfig`, its defaults when omitted): ``cnn`` (from
             scratch; ``channels`` are its block widths, each halves the resolution) or ``resnet``
             (torchvision; ``resnet_depth``); ``encoder_weights`` a local file, ``freeze_encoder``.

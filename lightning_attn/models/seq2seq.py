@@ -114,7 +114,8 @@ class Seq2Seq(nn.Module):
     """Encoder-decoder with attention; training, greedy and beam-search decoding.
 
     Args:
-        src_vocab, tgt_vocab: vocabulary sizes (ids 0-3 are ``<pad> <s> </s> <unk>``).
+        src_vocab: source vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
+        tgt_vocab: target vocabulary size (the same reserved ids).
         attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
         config: sizes and dropout (:class:`Seq2SeqConfig`, its defaults when omitted).
     """

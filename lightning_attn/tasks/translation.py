@@ -56,8 +56,8 @@ class TranslationModule(AttentionTask):
     defaults = {"model": "seq2seq", "data": "synthetic"}
     monitor, mode, headline = "val/bleu", "max", "test/bleu"
     item_statistics = "sacrebleu"  # sacreBLEU's sentence statistics
-    # built-in translation climbs in steps (about 93, 96.7, 100 BLEU), each a plateau of up to 9 epochs with
-    # metric and loss flat, left suddenly: a patience that outlasts a plateau (docs: Training, early stopping)
+    # built-in translation climbs in steps, each a plateau of several epochs with metric and loss flat, left
+    # suddenly: a patience long enough to outlast a plateau (the documentation's Training page, early stopping)
     patience = 12
 
     def __init__(self, task: dict, model: dict, attention: dict, src_vocab: int, tgt_vocab: int):

@@ -114,9 +114,12 @@ class Convergence(EarlyStopping):
     """Lightning's ``EarlyStopping`` deciding by :func:`judge`; with ``stop=False`` it only records.
 
     Args:
-        monitor, mode: the validation metric (e.g. ``val/bleu``, ``max``).
-        patience, min_delta: the plateau rule for the metric.
-        loss_monitor, loss_min_delta: the validation loss whose progress counts too (``None``: metric alone).
+        monitor: the validation metric (e.g. ``val/bleu``).
+        mode: whether higher (``max``) or lower (``min``) is better.
+        patience: the plateau rule for the metric: epochs in a row without progress.
+        min_delta: the plateau rule for the metric: how much it must beat its best by to count as progress.
+        loss_monitor: the validation loss whose progress counts too (``None``: metric alone).
+        loss_min_delta: how far below its lowest the loss must fall to count as progress.
         stop: end training once converged (else train to the cap and only record the outcome).
     """
 
