@@ -1,8 +1,9 @@
 """Trade-off reports: runs read back from MLflow (and Optuna studies) → tables, diagnostics, significance,
 plots, verdicts → HTML / Markdown / CSV / JSON.
 
-:mod:`.collect` reads, :mod:`.analysis` and :mod:`.significance` compute, :mod:`.render` writes;
-:func:`build_report` is the ``lightning-attn report`` command.
+:mod:`.collect` reads; :mod:`.aggregate` (rows), :mod:`.comparisons` with :mod:`.significance` (tests),
+:mod:`.diagnostics`, :mod:`.verdict`, :mod:`.decision` and :mod:`.plots` compute, in the words of
+:mod:`.wording`; :mod:`.render` writes. :func:`build_report` is the ``lightning-attn report`` command.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..tracking import mask_secrets
-from . import analysis, collect, decision, render, significance
+from . import aggregate, collect, comparisons, decision, diagnostics, plots, render, significance, verdict
 from .decision import Constraint, Objective
 
 FORMATS = ("html", "md", "csv", "json")
@@ -30,7 +31,7 @@ class Written:
 def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str] | None = None,
                  studies: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
                  bootstrap_samples: int = significance.BOOTSTRAP_SAMPLES, reference: str | None = None,
-                 min_seeds: int = analysis.MIN_SEEDS, constraints: list[Constraint] | None = None,
+                 min_seeds: int = aggregate.MIN_SEEDS, constraints: list[Constraint] | None = None,
                  objective: Objective | None = None, log: bool = True) -> Written:  # fmt: skip
     """Write the report into ``out``: every format asked for, and how many comparable results and
     failed runs it holds (a report over failed runs only lists the failures and their reasons). It opens
@@ -40,23 +41,23 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
     if unknown:
         raise ValueError(f"unknown format {unknown[0]!r}; choose from: {', '.join(FORMATS)}")
     collected = collect.collect(tracking_uri, experiments, studies)
-    rows = analysis.summarise(collected, min_seeds)
-    failed = analysis.failures(collected)
+    rows = aggregate.summarise(collected, min_seeds)
+    failed = aggregate.failures(collected)
     if not rows and not failed:
         raise LookupError(f"no finished runs with test metrics in {', '.join(map(mask_secrets, collected.stores))} "
                           f"(experiments: {', '.join(collected.experiments) or 'none'})")  # fmt: skip
     by_id = {r.run_id: r for r in collected.runs}
     compared = [r for row in rows for r in row.compared] + [by_id[row.best_run] for row in rows]
-    tests = analysis.pair_tests(rows, collect.predictions(compared), bootstrap_samples)
+    tests = comparisons.pair_tests(rows, collect.predictions(compared), bootstrap_samples)
     curves: dict[str, list[float]] = {}
-    for group in analysis.by_task(rows).values():
+    for group in aggregate.by_task(rows).values():
         key = group[0].compared[0].validation_metric
         if key:
             histories = collect.metric_histories([r for row in group for r in row.compared], key)
             curves |= {run_id: [v for _, v in h] for run_id, h in histories.items()}
-    diagnoses = analysis.diagnose(rows, tests, curves, min_seeds)
-    verdicts = analysis.verdicts(rows, tests, diagnoses, reference, min_seeds)
-    warnings = analysis.pooling_notes(collected) + analysis.budget_warnings(rows)
+    diagnoses = diagnostics.diagnose(rows, tests, curves, min_seeds)
+    verdicts = verdict.verdicts(rows, tests, diagnoses, reference, min_seeds)
+    warnings = aggregate.pooling_notes(collected) + diagnostics.budget_warnings(rows)
     decisions = decision.decide(rows, tests, diagnoses, constraints or [], objective or Objective())
     out.mkdir(parents=True, exist_ok=True)
     report = {"title": "Attention trade-offs", "tasks": sorted({r.task for r in rows}), "rows": rows,
@@ -70,12 +71,12 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
     if "json" in formats:
         written["json"] = render.write_json(out, report)
     if "html" in formats or "md" in formats:
-        plots = []
-        for task, group in analysis.by_task(rows).items():
-            plots += analysis.pareto_plots(task, group, collected)
+        drawn = []
+        for task, group in aggregate.by_task(rows).items():
+            drawn += plots.pareto_plots(task, group, collected)
             key = group[0].compared[0].validation_metric or "validation metric"
-            plots.append(analysis.learning_curves(task, group, curves, key))
-        plots += analysis.importance_plots(collected, collect.importances(collected))
+            drawn.append(plots.learning_curves(task, group, curves, key))
+        drawn += plots.importance_plots(collected, collect.importances(collected))
         with tempfile.TemporaryDirectory() as tmp:
             gallery: dict[str, dict[str, list[Path]]] = {}
             for row in rows:
@@ -84,7 +85,7 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
                     gallery.setdefault(row.task, {})[row.mechanism] = pictures
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             stores = ", ".join(map(mask_secrets, collected.stores))
-            report |= {"plots": plots, "gallery": gallery,
+            report |= {"plots": drawn, "gallery": gallery,
                        "source": f"{len(collected.runs)} runs from {stores}, experiments "
                                  f"{', '.join(collected.experiments)}; generated {stamp}"}  # fmt: skip
             if "html" in formats:

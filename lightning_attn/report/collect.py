@@ -1,6 +1,6 @@
 """Everything a report reads: runs from one or several MLflow stores, their artifacts and metric histories,
-and hyperparameter importances from the Optuna studies. The rest of the report only computes (:mod:`.analysis`,
-:mod:`.significance`) and writes (:mod:`.render`).
+and hyperparameter importances from the Optuna studies. The rest of the report only computes (:mod:`.aggregate`
+onwards) and writes (:mod:`.render`).
 
 Every finished run with its task's headline test metric is a *result*: a sweep trial, a seed run (a
 child of a seeds parent, from ``train seeds=[…]`` or a sweep's ``seeds``), or a single ``train`` run.

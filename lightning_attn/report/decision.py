@@ -29,19 +29,10 @@ from dataclasses import asdict, dataclass, field
 from scipy import stats
 
 from . import significance as sig
-from .analysis import (
-    SPEED,
-    Diagnosis,
-    PairTest,
-    Row,
-    budget_blockers,
-    by_task,
-    difference,
-    explain,
-    find_test,
-    not_comparable,
-    unit_of,
-)
+from . import wording
+from .aggregate import SPEED, Row, by_task
+from .comparisons import PairTest, difference, find_test
+from .diagnostics import Diagnosis, budget_blockers, not_comparable
 
 COST = SPEED["infer_ms_p50_b1"]  # the cost a decision without constraints weighs accuracy against
 _CONSTRAINT = re.compile(r"^\s*([\w./\-]+)\s*(<=|>=|<|>)\s*(-?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
@@ -95,18 +86,19 @@ class Objective:
 
 @dataclass
 class Interval:
+    """A mean over seed runs and its 95 % interval."""
+
     mean: float
     low: float | None  # 95 % interval of the mean over the seed runs (None from fewer than 2)
     high: float | None
     n: int
 
     def __str__(self) -> str:
-        if self.low is None:
-            return f"{self.mean:.3g} (n = {self.n})"
-        return f"{self.mean:.3g} (95 % CI {self.low:.3g}–{self.high:.3g})"
+        return wording.interval(self.mean, self.low, self.high, self.n)
 
 
 def interval(values: list[float]) -> Interval | None:
+    """The mean of the finite ``values`` and its t interval (None: no finite value)."""
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return None
@@ -119,6 +111,8 @@ def interval(values: list[float]) -> Interval | None:
 
 @dataclass
 class Decision:
+    """A task's decision: the paragraph the report opens with, and what it decided."""
+
     task: str
     text: str  # the paragraph the report opens with
     pick: str | None = None  # the mechanism to use (None: withheld, nothing feasible, or no constraint)
@@ -128,12 +122,14 @@ class Decision:
     withheld: str = ""  # why no decision is made
 
     def as_dict(self) -> dict:
+        """The fields: the JSON's entry."""
         return asdict(self)
 
 
 def decide(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], constraints: list[Constraint],
            objective: Objective | None = None) -> dict[str, Decision]:  # fmt: skip
-    """One decision per task (see the module's docstring)."""
+    """One decision per task (see the module's docstring), from the rows, their seed-level ``tests`` and
+    ``diagnoses``, under ``constraints`` and ``objective`` (default: the headline metric, higher is better)."""
     objective = objective or Objective()
     out = {}
     diag = {(d.task, d.mechanism): d for d in diagnoses}
@@ -142,20 +138,20 @@ def decide(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], c
         blockers += [b for r in group[1:] for b in budget_blockers(r, group[0])]
         candidates = [r for r in group if not r.control] or group  # the control is the floor, not a choice
         if blockers:
-            why = explain(blockers)
-            out[task] = Decision(task, f"No decision for {task}: the runs are not comparable — {why}.", withheld=why)
+            why = wording.explain(blockers)
+            out[task] = Decision(task, wording.decision_withheld(task, why), withheld=why)
         elif constraints:
             out[task] = _constrained(task, candidates, tests, constraints, objective)
         else:
             out[task] = _unconstrained(task, candidates, tests, objective)
         controls = [r.mechanism for r in group if r.control and r not in candidates]
         if controls and not blockers:
-            out[task].text += (f" ({', '.join(controls)}: the control, which attends nowhere — the floor the others "
-                               f"are measured against, not a choice.)")  # fmt: skip
+            out[task].text += wording.controls_aside(controls)
     return out
 
 
 def _objective_values(row: Row, objective: Objective) -> list[float]:
+    """The objective's value of each compared run of ``row`` (that logged it)."""
     return [r.accuracy for r in row.compared] if objective.metric is None else row.values(objective.metric)
 
 
@@ -175,38 +171,41 @@ def _better(x: Row, y: Row, tests: list[PairTest], objective: Objective) -> tupl
 
 
 def _score(row: Row, objective: Objective) -> float:
+    """The mean objective of ``row``, signed so that higher is better (-inf: none recorded)."""
     values = _objective_values(row, objective)
     mean = statistics.fmean(values) if values else -math.inf
     return mean if objective.maximize else -mean
 
 
 def _name(objective: Objective, group: list[Row]) -> str:
+    """The metric the objective is on."""
     return objective.metric or group[0].metric
 
 
 def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints: list[Constraint],
                  objective: Objective) -> Decision:  # fmt: skip
+    """The pick under ``constraints``: the feasible, those tied with the most accurate, the cheapest of them in
+    the first constraint's resource (see the module's docstring)."""
     feasible, excluded, borderline, shown = [], {}, [], {}
     for row in group:
         failing = []
         for c in constraints:
             found = interval(row.values(c.metric))
             if found is None:
-                failing.append(f"recorded no {c.metric}")
+                failing.append(wording.constraint_unrecorded(c.metric))
                 continue
             shown[row.mechanism, c.metric] = found
             if not c.holds(found.mean):
-                failing.append(f"{c.metric} {found} fails {c.op} {c.limit:g}")
+                failing.append(wording.constraint_fails(c.metric, str(found), c.op, c.limit))
             elif found.low is not None and not (c.holds(found.low) and c.holds(found.high)):
-                borderline.append(f"{row.mechanism} ({c.metric} {found})")
+                borderline.append(wording.borderline(row.mechanism, c.metric, str(found)))
         if failing:
             excluded[row.mechanism] = "; ".join(failing)
         else:
             feasible.append(row)
     limits = " and ".join(str(c) for c in constraints)
     if not feasible:
-        text = f"No mechanism meets {limits} for {task}: " + "; ".join(f"{m}: {w}" for m, w in excluded.items()) + "."
-        return Decision(task, text, excluded=excluded)
+        return Decision(task, wording.nothing_feasible(limits, task, excluded), excluded=excluded)
     metric = _name(objective, group)
     leader = max(feasible, key=lambda r: (_score(r, objective), r.mechanism))
     tied, beaten = [leader], []
@@ -220,45 +219,30 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
     resource = constraints[0]
     cost = {r.mechanism: shown[r.mechanism, resource.metric].mean for r in tied}
     pick = (min if resource.lower_is_better else max)(tied, key=lambda r: (cost[r.mechanism], r.mechanism))
-    met = ", ".join(f"{c.metric} {shown[pick.mechanism, c.metric]}" for c in constraints)
-    text = f"**Pick {pick.mechanism}** for {task}: it meets {limits} ({met})"
+    met = [(c.metric, str(shown[pick.mechanism, c.metric])) for c in constraints]
     others = [r for r in tied if r is not pick]
-    if len(feasible) == 1:
-        text += ", the only mechanism that does"
-    elif not others:
-        text += (f", and of the {len(feasible)} that do it is the most accurate ({metric} "
-                 f"{abs(_score(pick, objective)):.2f}), significantly")  # fmt: skip
-    else:
-        names = ", ".join(r.mechanism for r in others)
-        saving, clear = _cost_difference(pick, others, resource)
-        text += (f"; on {metric} it does not differ significantly from {names} (the best of the {len(feasible)} "
-                 f"that meet it), and it is the cheapest of them in {resource.metric}{saving}")  # fmt: skip
-        if not clear:
-            text += f" — a tie on both: {pick.mechanism} or {names} will do, the pick only follows the means"
-    text += "."
-    if beaten:
-        text += " Less accurate, significantly: " + ", ".join(f"{r.mechanism} (p = {p:.3f})" for r, p in beaten) + "."
-    if excluded:
-        text += " Excluded: " + "; ".join(f"{m} ({w})" for m, w in excluded.items()) + "."
-    if borderline:
-        text += " Borderline (the interval crosses a limit): " + ", ".join(borderline) + "."
+    saving, clear = _cost_difference(pick, others, resource) if others else ("", True)
+    text = wording.pick(task, pick.mechanism, limits, met, len(feasible), metric, _score(pick, objective),
+                        [r.mechanism for r in others], resource.metric, saving, clear,
+                        [(r.mechanism, p) for r, p in beaten], excluded, borderline)  # fmt: skip
     return Decision(task, text, pick.mechanism, [r.mechanism for r in tied], [r.mechanism for r in feasible], excluded)
 
 
 def _cost_difference(pick: Row, others: list[Row], resource: Constraint) -> tuple[str, bool]:
-    """`` (1.2 vs hard's 1.9, Welch p = 0.010)`` — the pick's cost against the next cheapest — and whether that
-    saving is larger than the noise between seeds."""
+    """The pick's cost in ``resource`` against the next cheapest of ``others`` (:func:`.wording.cost_saving`),
+    and whether that saving is larger than the noise between seeds."""
     sign = 1 if resource.lower_is_better else -1
     rival = min(others, key=lambda r: sign * statistics.fmean(r.values(resource.metric)))
     mine, theirs = pick.values(resource.metric), rival.values(resource.metric)
     p = sig.welch_p(mine, theirs)
     clear = p is not None and p < sig.ALPHA
-    noise = "" if p is None else (f", Welch p = {p:.3f}" if clear else f", not beyond noise: Welch p = {p:.2f}")
-    return f" ({statistics.fmean(mine):.3g} vs {rival.mechanism}'s {statistics.fmean(theirs):.3g}{noise})", clear
+    return wording.cost_saving(statistics.fmean(mine), rival.mechanism, statistics.fmean(theirs), p, clear), clear
 
 
 def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective: Objective) -> Decision:
-    metric, unit = _name(objective, group), unit_of(_name(objective, group))
+    """Without constraints: the mechanisms no other beats significantly on both the objective and the cost
+    (:data:`COST`); one pick only when that is a single mechanism."""
+    metric, unit = _name(objective, group), wording.unit_of(_name(objective, group))
     undominated = []
     for row in group:
         dominated = False
@@ -274,14 +258,7 @@ def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective
             undominated.append(row)
     best = max(undominated, key=lambda r: (_score(r, objective), r.mechanism))
     cheapest = min(undominated, key=lambda r: (statistics.fmean(r.values(COST) or [math.inf]), r.mechanism))
-    names = ", ".join(r.mechanism for r in undominated)
-    if len(undominated) == 1:
-        text = (f"**{best.mechanism}** for {task}: no other mechanism is significantly better on {metric} or on "
-                f"inference latency (batch 1) without being worse on the other.")  # fmt: skip
-    else:
-        text = (f"For {task}, no other mechanism beats {names} significantly on both {metric} and inference "
-                f"latency (batch 1): of these, {best.mechanism} is the most accurate ({_score(best, objective):.2f} "
-                f"{unit}) and {cheapest.mechanism} the fastest by its mean. Say what you need to get one pick, e.g. "
-                f'--constraint "{COST}<=…".')  # fmt: skip
+    text = wording.undominated(task, [r.mechanism for r in undominated], metric, best.mechanism,
+                               _score(best, objective), unit, cheapest.mechanism, COST)  # fmt: skip
     pick = best.mechanism if len(undominated) == 1 else None
     return Decision(task, text, pick, [r.mechanism for r in undominated], [r.mechanism for r in group])

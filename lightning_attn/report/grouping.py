@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import wording
 from .collect import RunRecord
 
 #: run params that say where and how a run was logged or watched, not what was trained
@@ -57,11 +58,8 @@ def variants(runs: list[RunRecord]) -> tuple[list[Variant], list[str]]:
         repeated = sorted({s for s in (r.params.get("seed", r.run_id) for r in members)
                            if sum(r.params.get("seed", r.run_id) == s for r in members) > 1})  # fmt: skip
         if repeated:
-            where = f" [{label}]" if label else ""
-            notes.append(f"{mechanism}{where}: seed {', '.join(repeated)} ran more than once; the latest run counts")
+            notes.append(wording.seed_repeated(mechanism, label, repeated))
         out.append(Variant(label, list(by_seed.values())))
     if len(out) > 1:
-        listing = "; ".join(f"[{v.label}] {len(v.runs)} run(s)" for v in out)
-        notes.insert(0, f"{mechanism}: runs differ in {', '.join(differing)}, so they are not pooled: compared as "
-                        f"{len(out)} variants ({listing})")  # fmt: skip
+        notes.insert(0, wording.not_pooled(mechanism, differing, [(v.label, len(v.runs)) for v in out]))
     return out, notes

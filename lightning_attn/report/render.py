@@ -15,7 +15,11 @@ import re
 from pathlib import Path
 
 from ..tracking import mask_secrets
-from .analysis import Diagnosis, Failure, PairTest, Plot, Row
+from . import wording
+from .aggregate import Failure, Row
+from .comparisons import PairTest
+from .diagnostics import Diagnosis
+from .plots import Plot
 
 COLUMNS = [
     ("mechanism", "mechanism", "{}"),
@@ -108,20 +112,6 @@ def significance_rows(tests: list[PairTest]) -> list[list[str]]:
     return out
 
 
-SIG_NOTE = ("p: the test the verdict rests on, on the metric the table shows — Welch's t-test over the seed runs "
-            "and, where the task gives per-item statistics of that metric, a two-level bootstrap over seeds and "
-            "test items; a difference is significant only when both find it (its false-positive rate stays at or "
-            "below 5 % with 3 seeds a side). power: the true difference the test finds 4 times in 5 at these seeds "
-            "and spreads — smaller ones it may miss. p (best vs best): a paired bootstrap over the test items of "
-            "the best runs (one seed each). p < 0.05 counts as significant; a tie never does.")  # fmt: skip
-
-FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while their validation metric or loss was "
-              "still improving (see the learning curves); too few seeds: fewer than the seed runs a CI and a "
-              "verdict need; at the floor: not significantly better than the control mechanism (uniform "
-              "attention); budgets: tuning trials and summed run wall-clock. A verdict is withheld while any of "
-              "these makes a comparison unfair.")  # fmt: skip
-
-
 def _write(path: Path, data: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
@@ -166,21 +156,26 @@ def write_json(out: Path, report: dict) -> Path:
 
 # ─── plots ─────────────────────────────────────────────────────────────────────────────────────
 def plotly_figure(plot: Plot):
+    """``plot`` as a plotly figure. plotly renders names, hover text, category labels and titles as HTML:
+    each is escaped here (run and mechanism names are text)."""
     import plotly.graph_objects as go
 
+    e = html.escape
     fig = go.Figure()
     for s in plot.series:
+        name = e(s.name)
         if plot.kind == "bar":
-            fig.add_trace(go.Bar(x=s.x, y=s.y, name=s.name, orientation="h"))
+            fig.add_trace(go.Bar(x=s.x, y=[e(str(v)) for v in s.y], name=name, orientation="h"))
         elif s.mode == "band":
             fig.add_trace(go.Scatter(x=s.x + s.x[::-1], y=s.high + s.low[::-1], fill="toself", opacity=0.2,
-                                     line={"width": 0}, showlegend=False, hoverinfo="skip", name=s.name))  # fmt: skip
-            fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines", name=s.name))
+                                     line={"width": 0}, showlegend=False, hoverinfo="skip", name=name))  # fmt: skip
+            fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines", name=name))
         elif s.mode == "dashed":
-            fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines", name=s.name, line={"dash": "dash", "width": 1}))
+            fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines", name=name, line={"dash": "dash", "width": 1}))
         else:
-            fig.add_trace(go.Scatter(x=s.x, y=s.y, mode=s.mode, name=s.name, text=s.labels))
-    fig.update_layout(title=plot.title, xaxis_title=plot.x_label, yaxis_title=plot.y_label, height=420,
+            labels = None if s.labels is None else [e(label) for label in s.labels]
+            fig.add_trace(go.Scatter(x=s.x, y=s.y, mode=s.mode, name=name, text=labels))
+    fig.update_layout(title=e(plot.title), xaxis_title=e(plot.x_label), yaxis_title=e(plot.y_label), height=420,
                       margin={"l": 60, "r": 20, "t": 50, "b": 50})  # fmt: skip
     return fig
 
@@ -228,7 +223,7 @@ def rows_from_json(data: dict) -> list[Row]:
 def decision_lines(report: dict) -> list[str]:
     """The decision paragraph of each task, and what it was asked (constraints) — Markdown emphasis kept."""
     asked = report.get("constraints") or []
-    head = [f"Constraints: {', '.join(f'`{c}`' for c in asked)}."] if asked else []
+    head = [wording.constraints_asked(asked)] if asked else []
     return head + [d.text for d in report.get("decisions", {}).values()]
 
 
@@ -250,16 +245,17 @@ def write_markdown(out: Path, report: dict) -> Path:
     for task in report["tasks"]:
         rows = [r for r in report["rows"] if r.task == task]
         verdict = report["verdicts"][task]
-        lines += [f"## {task}", "", f"Accuracy: `{rows[0].metric}` (best run; mean ± 95 % CI over the seed runs, "
-                  f"from {report['min_seeds']} seeds up).", ""]  # fmt: skip
+        lines += [f"## {task}", "", f"Accuracy: `{rows[0].metric}` {wording.accuracy_note(report['min_seeds'])}", ""]
         lines += [table_markdown(rows), ""]
         diagnoses = [d for d in report["diagnoses"] if d.task == task]
-        lines += ["**Diagnostics**", "", _md_table(DIAG_HEADER, diagnosis_rows(diagnoses)), "", f"*{FLAGS_NOTE}*", ""]
+        flags = f"*{wording.FLAGS_NOTE}*"
+        lines += ["**Diagnostics**", "", _md_table(DIAG_HEADER, diagnosis_rows(diagnoses)), "", flags, ""]
         lines += ["**Per seed**", "", _md_table(SEED_HEADER, seed_rows(rows)), ""]
         lines += [f"**Verdict** (reference: {verdict.reference})", ""] + [f"- {v}" for v in verdict.lines] + [""]
         tests = [t for t in report["tests"] if t.task == task]
         if tests:
-            lines += ["**Significance**", "", _md_table(SIG_HEADER, significance_rows(tests)), "", f"*{SIG_NOTE}*", ""]
+            note = f"*{wording.SIG_NOTE}*"
+            lines += ["**Significance**", "", _md_table(SIG_HEADER, significance_rows(tests)), "", note, ""]
         for i, plot in enumerate(p for p in report["plots"] if p.task == task):
             name = f"{task}_{i}.png"
             png(plot, out / name)
@@ -294,7 +290,13 @@ def _html_table(header: list[str], body: list[list[str]]) -> str:
 
 
 def write_html(out: Path, report: dict) -> Path:
+    """``report.html`` in ``out``: one self-contained page (plotly inlined once, pictures embedded); every text
+    from runs, tasks and the analysis escaped."""
     e = html.escape
+
+    def text(words: str) -> str:  # element content: the report's own sentences keep their apostrophes
+        return html.escape(words, quote=False)
+
     title = e(report["title"])
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
              f"<style>{STYLE}</style></head><body><h1>{title}</h1><p>{e(report['source'])}</p>"]  # fmt: skip
@@ -305,12 +307,12 @@ def write_html(out: Path, report: dict) -> Path:
     for task in report["tasks"]:
         rows = [r for r in report["rows"] if r.task == task]
         verdict = report["verdicts"][task]
-        parts.append(f"<h2>{e(task)}</h2><p>Accuracy: <code>{e(rows[0].metric)}</code> (best run; mean ± 95 % CI "
-                     f"over the seed runs, from {report['min_seeds']} seeds up).</p>")  # fmt: skip
+        parts.append(f"<h2>{e(task)}</h2><p>Accuracy: <code>{e(rows[0].metric)}</code> "
+                     f"{text(wording.accuracy_note(report['min_seeds']))}</p>")  # fmt: skip
         parts.append(_html_table([c[1] for c in COLUMNS], [cells(r) for r in rows]))
         diagnoses = [d for d in report["diagnoses"] if d.task == task]
         parts.append("<h3>Diagnostics</h3>" + _html_table(DIAG_HEADER, diagnosis_rows(diagnoses))
-                     + f"<p class='note'>{e(FLAGS_NOTE)}</p>")  # fmt: skip
+                     + f"<p class='note'>{e(wording.FLAGS_NOTE)}</p>")  # fmt: skip
         parts.append("<h3>Per seed</h3>" + _html_table(SEED_HEADER, seed_rows(rows)))
         items = "".join(f"<li class='{'withheld' if p.withheld else 'stated'}'>{e(p.line)}</li>" for p in verdict.pairs)
         summary_class = "withheld" if verdict.withheld else "stated"
@@ -320,7 +322,7 @@ def write_html(out: Path, report: dict) -> Path:
         tests = [t for t in report["tests"] if t.task == task]
         if tests:
             parts.append("<h3>Significance</h3>" + _html_table(SIG_HEADER, significance_rows(tests))
-                         + f"<p class='note'>{e(SIG_NOTE)}</p>")  # fmt: skip
+                         + f"<p class='note'>{e(wording.SIG_NOTE)}</p>")  # fmt: skip
         for plot in (p for p in report["plots"] if p.task == task):
             fig = plotly_figure(plot)
             parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first_plot else False))
@@ -329,8 +331,8 @@ def write_html(out: Path, report: dict) -> Path:
                 parts.append(f"<p class='note'>{e(plot.note)}</p>")
         gallery = report["gallery"].get(task, {})
         if gallery:
-            parts.append("<h3>Attention gallery</h3><p class='note'>the same validation examples, each mechanism's "
-                         "best run, last epoch</p><div class='gallery'>")  # fmt: skip
+            parts.append(f"<h3>Attention gallery</h3><p class='note'>{text(wording.GALLERY_NOTE)}</p>"
+                         "<div class='gallery'>")  # fmt: skip
             for mechanism, pictures in gallery.items():
                 for picture in pictures:
                     data = base64.b64encode(picture.read_bytes()).decode()
@@ -338,8 +340,7 @@ def write_html(out: Path, report: dict) -> Path:
                                  f"<figcaption>{e(mechanism)}</figcaption></figure>")  # fmt: skip
             parts.append("</div>")
         else:
-            parts.append("<p class='note'>Attention gallery: the best runs logged no attention pictures "
-                         "(task.attention_pictures_every=0).</p>")  # fmt: skip
+            parts.append(f"<p class='note'>{text(wording.NO_GALLERY)}</p>")
     if report["failures"]:
         parts.append("<h2>Failed runs</h2>" + _html_table(FAIL_HEADER, failure_rows(report["failures"])))
     parts.append("</body></html>")

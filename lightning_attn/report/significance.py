@@ -135,10 +135,14 @@ def seed_test(values_a: list[float], values_b: list[float], items_a: list[np.nda
     """The verdict's test of a against b (see the module's docstring).
 
     Args:
-        values_a, values_b: each seed run's value of the metric the table shows (at least 2 a side).
-        items_a, items_b: per seed run (same order), its per-item statistics over the shared test set; with
+        values_a: each seed run's value of the metric the table shows, for a (at least 2).
+        values_b: the same for b (at least 2).
+        items_a: per seed run of a (same order), its per-item statistics over the shared test set; with
             ``statistic`` (a key of :data:`ITEM_STATISTICS`) they add the bootstrap over test items.
-        samples: bootstrap replicates. seed: the resampling seed (a report is reproducible).
+        items_b: the same for b.
+        statistic: which per-item statistic ``items_a`` and ``items_b`` hold (empty: none).
+        samples: bootstrap replicates.
+        seed: the resampling seed (a report is reproducible).
     """
     a, b = np.asarray(values_a, dtype=np.float64), np.asarray(values_b, dtype=np.float64)
     if len(a) < 2 or len(b) < 2:

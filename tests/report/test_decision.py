@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lightning_attn.report import analysis
 from lightning_attn.report.decision import Constraint, Objective, decide
 
-from .test_analysis import Study
+from .study import Study
 
 
 def _decide(study: Study, constraints: list[str], objective: Objective | None = None):
@@ -73,4 +72,3 @@ def test_constraints_and_objectives_are_read_or_refused_in_one_line():
     assert Objective.parse("speed/params:min") == Objective("speed/params", maximize=False)
     with pytest.raises(ValueError, match="METRIC:max or METRIC:min"):
         Objective.parse("test/bleu:most")
-    assert analysis.unit_of("test/bleu4") == "BLEU-4"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from lightning_attn.report import analysis, build_report, grouping
+from lightning_attn.report import build_report, grouping
+from lightning_attn.report.aggregate import pooling_notes, summarise
 from lightning_attn.report.collect import Collected, RunRecord, collect
 from lightning_attn.tracking import tags as T
 
@@ -27,17 +28,17 @@ def test_runs_that_differ_only_in_seed_and_logging_pool_as_seeds():
     runs = [record("soft", 0, 90.0, kind="run"), record("soft", 1, 91.0, kind="seed"), record("soft", 2, 92.0)]
     found, notes = grouping.variants(runs)
     assert len(found) == 1 and found[0].label == "" and len(found[0].runs) == 3 and notes == []
-    (row,) = analysis.summarise(Collected(runs=runs))
+    (row,) = summarise(Collected(runs=runs))
     assert row.mechanism == "soft" and row.seeds == 3 and row.mean == 91.0 and row.ci95 is not None
 
 
 def test_runs_whose_configs_differ_are_variants_named_by_the_keys_that_differ():
     runs = [record("soft", s, 90.0 + s) for s in range(3)]
     runs += [record("soft", s, 80.0 + s, **{"task.lr": "0.01"}) for s in range(3)]
-    rows = analysis.summarise(Collected(runs=runs))
+    rows = summarise(Collected(runs=runs))
     assert sorted(r.mechanism for r in rows) == ["soft [task.lr=0.002]", "soft [task.lr=0.01]"]
     assert all(r.seeds == 3 for r in rows)
-    (note,) = analysis.pooling_notes(Collected(runs=runs))
+    (note,) = pooling_notes(Collected(runs=runs))
     assert note.startswith("translation / soft: runs differ in task.lr, so they are not pooled: compared as 2 variants")
 
 
@@ -50,7 +51,7 @@ def test_a_seed_that_ran_twice_counts_once():
 
 def test_search_trials_are_not_seeds():
     trials = [record("soft", 0, 80.0 + i, kind="trial", **{"task.lr": str(i)}) for i in range(4)]
-    (row,) = analysis.summarise(Collected(runs=trials))
+    (row,) = summarise(Collected(runs=trials))
     assert row.seeds == 1 and row.best == 83.0  # a search alone: its best run stands for it
 
 
@@ -73,7 +74,7 @@ def test_two_stores_pool_into_one_report(tmp_path):
     a, b = _store(tmp_path / "a.db", [0, 1]), _store(tmp_path / "b.db", [2])
     collected = collect([a, b], ["shared"], None)
     assert {r.store for r in collected.runs} == {a, b} and len(collected.runs) == 3
-    (row,) = analysis.summarise(collected)
+    (row,) = summarise(collected)
     assert row.seeds == 3 and row.mean == 91.0
     written = build_report([a, b], tmp_path / "report", ["shared"], formats=("json", "md", "html"))
     assert written.results == 1

@@ -1,0 +1,213 @@
+"""The verdict policy: what a report claims about each mechanism against a reference, and which mechanism (if
+any) it names the most accurate — decided from the numbers, returned as structured results with their
+sentences (:mod:`.wording`).
+
+Every claim is **withheld**, with its reasons (:class:`.diagnostics.Blocker`), whenever what it would compare
+is not comparable: runs not converged or unrecorded, too few seeds, unequal tuning budgets, both sides at the
+floor, or no seed-level test. A ratio of per-seed figures (speed, seed variance) is claimed only where it is
+larger than the noise between seeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from . import significance as sig
+from . import wording
+from .aggregate import MIN_SEEDS, SPEED, Row, by_task
+from .comparisons import PairTest, difference, find_test
+from .diagnostics import Blocker, Diagnosis, budget_blockers, not_comparable
+
+COMPUTE_RATIO_NOTE = 2.0  # mention compute budgets that differ by more than this factor
+#: the per-seed speed figures a pair verdict compares: kind -> (run metric, whether lower is faster)
+SPEED_FACTS = {"latency": (SPEED["infer_ms_p50_b1"], True), "throughput": (SPEED["train_samples_per_s"], False)}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A per-seed figure of a mechanism against the reference (:func:`.wording.fact` reads ``kind``,
+    ``value``, ``p`` and ``reference`` the same way)."""
+
+    kind: str  # latency | throughput | seed variance | failed runs | compute
+    value: float | None  # speed-up (None: no significant difference) | variance ratio | failed share | compute ratio
+    p: float | None = None  # the test that found it (Welch's; the F-test for the seed variance)
+    reference: float | None = None  # failed runs: the reference's share
+
+    @property
+    def text(self) -> str:
+        """The fact in words (:func:`.wording.fact`)."""
+        return wording.fact(self.kind, self.value, self.p, self.reference)
+
+
+@dataclass
+class PairVerdict:
+    """A mechanism against the reference: the claim (``text``) and, when withheld, why (``withheld``)."""
+
+    mechanism: str
+    reference: str
+    text: str  # the comparison as it would read; shown only when nothing is withheld
+    withheld: str = ""  # why no verdict is given (:func:`.wording.explain` of ``blockers``); empty: stated
+    outcome: str = ""  # significant | not significant | tie; empty: the seed-level test did not run
+    blockers: list[Blocker] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+
+    @property
+    def line(self) -> str:
+        """The verdict as the report lists it: the claim, or ``inconclusive:`` and why."""
+        return wording.inconclusive(self.mechanism, self.reference, self.withheld) if self.withheld else self.text
+
+    def as_dict(self) -> dict:
+        """The JSON's entry: the claim and why it is withheld."""
+        return {"mechanism": self.mechanism, "reference": self.reference, "text": self.text,
+                "withheld": self.withheld}  # fmt: skip
+
+
+@dataclass
+class TaskVerdict:
+    """A task's verdicts: the summary (who is most accurate, if the data says) and each pair's."""
+
+    task: str
+    reference: str
+    summary: str
+    pairs: list[PairVerdict]
+    withheld: bool = False  # the summary names no winner because something was not comparable
+    leader: str = ""  # the most accurate by mean
+    tied: list[str] = field(default_factory=list)  # those the leader is not significantly above
+    blockers: list[Blocker] = field(default_factory=list)  # why the summary is withheld
+
+    @property
+    def winner(self) -> str | None:
+        """The leader, when the summary names it significantly above every other mechanism."""
+        return None if self.withheld or self.tied else self.leader
+
+    @property
+    def lines(self) -> list[str]:
+        """The summary, then each pair's line."""
+        return [self.summary, *(p.line for p in self.pairs)]
+
+    def as_dict(self) -> dict:
+        """The JSON's entry: the summary, the pairs, whether withheld, and the lines as the report shows them."""
+        return {"task": self.task, "reference": self.reference, "summary": self.summary,
+                "pairs": [p.as_dict() for p in self.pairs], "withheld": self.withheld,
+                "lines": self.lines}  # fmt: skip
+
+
+def choose_reference(group: list[Row], requested: str | None = None) -> Row:
+    """The row every other is compared with: ``requested``, else ``soft`` when present (the usual baseline),
+    else the most accurate non-control mechanism. Raises LookupError for a ``requested`` not in ``group``."""
+    names = {r.mechanism: r for r in group}
+    if requested:
+        if requested not in names:
+            raise LookupError(f"reference mechanism {requested!r} is not in the report; mechanisms: {', '.join(names)}")
+        return names[requested]
+    if "soft" in names:
+        return names["soft"]
+    candidates = [r for r in group if not r.control] or group
+    return max(candidates, key=lambda r: (r.mean, r.mechanism))
+
+
+def facts(x: Row, ref: Row, min_seeds: int = MIN_SEEDS) -> list[Fact]:
+    """What ``x``'s per-seed figures say against ``ref``'s: each speed ratio from ``min_seeds`` runs a side (or
+    that it is no larger than the noise, by Welch's t-test), the seed variance ratio where the F-test finds it
+    (from at least 3 runs a side), failed runs, and compute budgets that differ by over
+    :data:`COMPUTE_RATIO_NOTE`."""
+    out = []
+    for kind, (key, faster_if_lower) in SPEED_FACTS.items():
+        xs, rs = x.values(key), ref.values(key)
+        p = sig.welch_p(xs, rs)
+        if p is None or min(len(xs), len(rs)) < min_seeds:
+            continue
+        if p >= sig.ALPHA:
+            out.append(Fact(kind, None, p))
+            continue
+        mean_x, mean_r = statistics.fmean(xs), statistics.fmean(rs)
+        out.append(Fact(kind, mean_r / mean_x if faster_if_lower else mean_x / mean_r, p))
+    xs, rs = [r.accuracy for r in x.compared], [r.accuracy for r in ref.compared]
+    p = sig.variance_ratio_p(xs, rs)
+    # a variance from two values has one degree of freedom: never a finding, whatever min_seeds says
+    if p is not None and p < sig.ALPHA and min(len(xs), len(rs)) >= max(3, min_seeds):
+        out.append(Fact("seed variance", statistics.variance(xs) / statistics.variance(rs), p))
+    if x.failed_rate or ref.failed_rate:
+        out.append(Fact("failed runs", x.failed_rate, reference=ref.failed_rate))
+    low, high = sorted((x.compute_s, ref.compute_s))
+    if low and high / low > COMPUTE_RATIO_NOTE:
+        out.append(Fact("compute", x.compute_s / ref.compute_s))
+    return out
+
+
+def verdicts(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], reference: str | None = None,
+             min_seeds: int = MIN_SEEDS) -> dict[str, TaskVerdict]:  # fmt: skip
+    """Per task: every mechanism against the reference (``reference``, else :func:`choose_reference`'s), and
+    the summary — from the seed-level ``tests`` and the ``diagnoses`` (one per row), speed and variance facts
+    from ``min_seeds`` runs a side."""
+    out = {}
+    diag = {(d.task, d.mechanism): d for d in diagnoses}
+    for task, group in by_task(rows).items():
+        ref = choose_reference(group, reference)
+        blockers = {r.mechanism: not_comparable(r, diag[task, r.mechanism]) for r in group}
+        pairs = []
+        for row in group:
+            if row is ref:
+                continue
+            found = blockers[row.mechanism] + blockers[ref.mechanism] + budget_blockers(row, ref)
+            if diag[task, row.mechanism].at_floor and diag[task, ref.mechanism].at_floor:
+                found.append(Blocker("floor", row.mechanism, against=(ref.mechanism,)))
+            test = find_test(tests, task, row.mechanism, ref.mechanism)
+            if test is None or test.seed is None:
+                found.append(Blocker("untestable", row.mechanism, note=test.seed_note if test else ""))
+            pairs.append(_pair(row, ref, test, found, min_seeds))
+        out[task] = _summary(task, group, ref, pairs, tests, blockers)
+    return out
+
+
+def _pair(row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], min_seeds: int) -> PairVerdict:
+    """``row`` against ``ref``: the outcome of the seed-level ``test`` as seen from ``row``, the facts, and
+    withheld for ``blockers``."""
+    unit = wording.unit_of(row.metric)
+    claim = {"mechanism": row.mechanism, "reference": ref.mechanism, "difference": row.mean - ref.mean,
+             "unit": unit, "seeds": row.seeds, "reference_seeds": ref.seeds}  # fmt: skip
+    verdict = PairVerdict(row.mechanism, ref.mechanism, "", wording.explain(blockers), blockers=blockers)
+    if test is None or test.seed is None:
+        verdict.text = wording.comparison(**claim)
+        return verdict
+    s = test.seed
+    delta = difference(test, row.mechanism)
+    low, high = (s.ci_low, s.ci_high) if test.a == row.mechanism else (-s.ci_high, -s.ci_low)
+    verdict.outcome = "tie" if delta == 0 else ("significant" if s.significant else "not significant")
+    verdict.facts = facts(row, ref, min_seeds)
+    best = None if test.best_p is None else (row.best - ref.best, test.best_p)
+    described = wording.describe_test(s, delta, low, high, unit)
+    verdict.text = wording.comparison(**claim, outcome=verdict.outcome, test=described, best=best,
+                                      facts=[f.text for f in verdict.facts])  # fmt: skip
+    return verdict
+
+
+def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], tests: list[PairTest],
+             blockers: dict[str, list[Blocker]]) -> TaskVerdict:  # fmt: skip
+    """The task's summary: the leader by mean, named the most accurate only when it is significantly above
+    every other mechanism and nothing (``blockers``, budgets, an untestable pair) is in the way."""
+    leader = sorted(group, key=lambda r: (-r.mean, r.mechanism))[0]
+    others = [r for r in group if r is not leader]
+    found = [b for r in group for b in blockers[r.mechanism]]
+    found += [b for other in others for b in budget_blockers(other, leader)]
+    untested = []
+    tied = []
+    for other in others:
+        test = find_test(tests, task, leader.mechanism, other.mechanism)
+        if test is None or test.seed is None:
+            untested.append(other.mechanism)
+        elif not test.seed.significant or difference(test, leader.mechanism) <= 0:
+            tied.append((other.mechanism, test.seed.p_value))
+    if untested:
+        found.append(Blocker("untested", leader.mechanism, against=tuple(untested)))
+    verdict = TaskVerdict(task, ref.mechanism, "", pairs, leader=leader.mechanism, tied=[m for m, _ in tied],
+                          blockers=found)  # fmt: skip
+    if found:
+        verdict.summary, verdict.withheld = wording.summary_withheld(wording.explain(found)), True
+    elif tied:
+        verdict.summary = wording.no_single_winner(leader.mechanism, leader.metric, leader.mean, leader.ci95, tied)
+    else:
+        verdict.summary = wording.most_accurate(leader.mechanism, leader.metric, leader.mean, leader.ci95,
+                                                leader.seeds)  # fmt: skip
+    return verdict

@@ -1,0 +1,392 @@
+"""The report's English, in one place: every sentence it writes about runs, tests, diagnostics, verdicts and
+decisions, and the notes beside its tables and plots.
+
+Nothing here decides anything. The modules that decide (:mod:`.aggregate`, :mod:`.grouping`,
+:mod:`.comparisons`, :mod:`.diagnostics`, :mod:`.verdict`, :mod:`.decision`) work out the facts — numbers,
+names, outcomes — and call these functions for the words; each function takes those facts and returns text.
+Labels (table headers, plot titles, axis names) stay with the layout that shows them (:mod:`.render`,
+:mod:`.plots`), and error messages with the code that raises them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from .significance import SeedTest
+
+_UNITS = {"bleu": "BLEU", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
+
+
+def unit_of(metric: str) -> str:
+    """How a difference in ``metric`` is written: ``test/bleu`` -> BLEU, ``test/bleu4`` -> BLEU-4; any other
+    metric by its last path component."""
+    name = metric.split("/")[-1]
+    return _UNITS.get(name, name)
+
+
+# ─── aggregation and pooling ───────────────────────────────────────────────────────────────────
+NO_FAILURE_REASON = "no reason recorded"  # a failed run that logged no failure_reason
+
+
+def no_ci(seeds: int) -> str:
+    """The table's CI cell where ``seeds`` seed runs are too few for an interval: ``n = 2: no CI``."""
+    return f"n = {seeds}: no CI"
+
+
+def not_pooled(mechanism: str, differing: Sequence[str], variants: Sequence[tuple[str, int]]) -> str:
+    """Runs of ``mechanism`` (``task / name``) whose configs differ in the keys ``differing``, compared as
+    ``variants`` — (label, runs) each — rather than pooled as seeds."""
+    listing = "; ".join(f"[{label}] {runs} run(s)" for label, runs in variants)
+    return (f"{mechanism}: runs differ in {', '.join(differing)}, so they are not pooled: compared as "
+            f"{len(variants)} variants ({listing})")  # fmt: skip
+
+
+def seed_repeated(mechanism: str, label: str, seeds: Sequence[str]) -> str:
+    """``seeds`` of ``mechanism`` (variant ``label``, empty: the only one) ran more than once."""
+    where = f" [{label}]" if label else ""
+    return f"{mechanism}{where}: seed {', '.join(seeds)} ran more than once; the latest run counts"
+
+
+# ─── pair tests: why a test was not run, or how ────────────────────────────────────────────────
+TOO_FEW_SEEDS_TO_TEST = "the test over seeds needs at least 2 seed runs a side"
+DIFFERENT_TEST_SETS = "the mechanisms were tested on different test sets"
+NO_BEST_RUN_PREDICTIONS = "a best run logged no test predictions"
+
+
+def no_item_statistics(mechanism: str, metric: str) -> str:
+    """The runs of ``mechanism`` name no per-item statistics (or several) of ``metric``."""
+    return f"{mechanism}'s runs record no per-item statistics of {metric}"
+
+
+def no_predictions(mechanism: str) -> str:
+    """Some compared run of ``mechanism`` logged no test predictions."""
+    return f"{mechanism} logged no test predictions"
+
+
+def own_test_sets_differ(mechanism: str) -> str:
+    """The compared runs of ``mechanism`` were tested on different test sets."""
+    return f"{mechanism}'s runs were tested on different test sets"
+
+
+def different_metrics(a: str, b: str) -> str:
+    """Two rows headline different metrics ``a`` and ``b``: nothing to test."""
+    return f"different metrics: {a} and {b}"
+
+
+def over_seeds_only(why: str) -> str:
+    """The seed-level test ran without its bootstrap over test items, because ``why``."""
+    return f"over seeds only: {why}"
+
+
+def best_run_bootstrap(statistic: str) -> str:
+    """How best run and best run were compared, on the metric ``statistic`` names."""
+    return f"paired bootstrap over test items ({statistic}), best run vs best run"
+
+
+def describe_test(s: SeedTest, delta: float, low: float, high: float, unit: str) -> str:
+    """The seed-level test ``s`` in words, as seen from one side: its difference ``delta`` and interval
+    ``low``–``high`` (in ``unit``), p, n, the effect size and the difference it finds with 80 % power."""
+    parts = [f"{s.name}: Δ {delta:+.2f} {unit}, 95 % CI {low:+.2f} to {high:+.2f} over seeds, p = {s.p_value:.3f}",
+             f"n = {s.n_a} and {s.n_b} seeds" + (f" × {s.n_items} test items" if s.n_items else "")]  # fmt: skip
+    if s.hedges_g is not None:
+        parts.append(f"Hedges' g {abs(s.hedges_g):.1f}")
+    if s.detectable is not None:
+        parts.append(f"finds a true {s.detectable:.2f} {unit} with 80 % power")
+    return ", ".join(parts)
+
+
+# ─── diagnostics ───────────────────────────────────────────────────────────────────────────────
+def floor_note(gain: float, unit: str, control: str, p: float) -> str:
+    """A mechanism's seed-level difference ``gain`` (in ``unit``) against the ``control``, and its p."""
+    return f"{gain:+.2f} {unit} against the {control} control (p = {p:.3f})"
+
+
+def floor_untested(control: str, why: str | None) -> str:
+    """A mechanism could not be tested against the ``control``: ``why`` (None: no pair was tested)."""
+    return f"not tested against {control}: {why if why is not None else 'no pair'}"
+
+
+def flags(not_converged: int, unrecorded: int, compared_runs: int, seeds: int, min_seeds: int,
+          at_floor: bool | None, floor: str) -> list[str]:  # fmt: skip
+    """A mechanism's diagnostic flags: runs of its ``compared_runs`` that stopped while still improving
+    (``not_converged``) or recorded no outcome (``unrecorded``); too few ``seeds`` for ``min_seeds``; at the
+    floor, with its ``floor`` note. Empty: nothing stands in the way of a comparison."""
+    out = []
+    if not_converged:
+        out.append(f"not converged: {not_converged} of {compared_runs} runs stopped while still improving")
+    if unrecorded:
+        out.append(f"convergence unknown: {unrecorded} of {compared_runs} runs recorded none")
+    if seeds < min_seeds:
+        out.append(f"too few seeds: n = {seeds} (a CI and a verdict need {min_seeds})")
+    if at_floor:
+        out.append(f"at the floor: {floor}")
+    return out
+
+
+def budgets_differ(task: str, trials: dict[str, int]) -> str:
+    """The warning for a ``task`` whose mechanisms were tuned with different ``trials`` (mechanism -> trials)."""
+    listing = ", ".join(f"{m} {n}" for m, n in trials.items())
+    return f"{task}: tuning budgets differ between mechanisms (trials: {listing})"
+
+
+class Reason(Protocol):
+    """What :func:`explain` reads of a reason a comparison is not fair (:class:`.diagnostics.Blocker`)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def mechanism(self) -> str: ...
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def against(self) -> tuple[str, ...]: ...
+
+    @property
+    def note(self) -> str: ...
+
+
+def _reason(r: Reason) -> str:
+    """One reason of a kind :func:`explain` does not group."""
+    if r.kind == "floor":
+        return f"neither {r.mechanism} nor {r.against[0]} beats the control significantly"
+    if r.kind == "untested":
+        return f"significance cannot be tested against {', '.join(r.against)}"
+    return f"significance cannot be tested: {r.note or 'no pair'}"  # untestable
+
+
+def explain(reasons: Iterable[Reason]) -> str:
+    """``reasons`` (duplicates once) as one sentence, grouped by kind in the order they first appear:
+    ``hard did not converge in 3 of 3 runs, soft in 1 of 3 runs; raise trainer.max_epochs; too few …``."""
+    by_kind: dict[str, list[Reason]] = {}
+    for r in dict.fromkeys(reasons):
+        by_kind.setdefault(r.kind, []).append(r)
+    parts = []
+    for kind, found in by_kind.items():
+        if kind == "not converged":
+            first, *rest = found
+            text = f"{first.mechanism} did not converge in {first.count} of {first.total} runs"
+            text += "".join(f", {r.mechanism} in {r.count} of {r.total} runs" for r in rest)
+            parts.append(text + "; raise trainer.max_epochs")
+        elif kind == "unrecorded":
+            listing = ", ".join(f"{r.mechanism} {r.count} of {r.total} runs" for r in found)
+            parts.append(f"no convergence record ({listing}): rerun with this version")
+        elif kind == "too few seeds":
+            listing = ", ".join(f"{r.mechanism} {r.count}" for r in found)
+            needed = found[0].total
+            seeds = ", ".join(map(str, range(needed)))
+            parts.append(f"too few seed runs ({listing}; a verdict needs {needed}: seeds: [{seeds}])")
+        elif kind == "unequal budgets":
+            listing = "; ".join(f"{r.mechanism} {r.count}, {r.against[0]} {r.total}" for r in found)
+            parts.append(f"unequal tuning budgets in trials ({listing})")
+        else:
+            parts += [_reason(r) for r in found]
+    return "; ".join(parts)
+
+
+FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while their validation metric or loss was "
+              "still improving (see the learning curves); too few seeds: fewer than the seed runs a CI and a "
+              "verdict need; at the floor: not significantly better than the control mechanism (uniform "
+              "attention); budgets: tuning trials and summed run wall-clock. A verdict is withheld while any of "
+              "these makes a comparison unfair.")  # fmt: skip
+
+
+# ─── verdicts ──────────────────────────────────────────────────────────────────────────────────
+_FACT_SUBJECT = {"latency": "inference at batch 1", "throughput": "training throughput"}
+
+
+def fact(kind: str, value: float | None, p: float | None = None, reference: float | None = None) -> str:
+    """A per-seed figure of a mechanism against the reference, by ``kind``:
+
+    * ``latency`` / ``throughput``: ``value`` the speed-up (above 1: faster; None: no significant
+      difference), ``p`` Welch's;
+    * ``seed variance``: ``value`` its seed variance over the reference's, ``p`` the F-test's;
+    * ``failed runs``: ``value`` its share of failed runs, ``reference`` the reference's;
+    * ``compute``: ``value`` its summed run time over the reference's.
+    """
+    if kind in _FACT_SUBJECT:
+        what = _FACT_SUBJECT[kind]
+        if value is None:
+            return f"{what}: no significant difference (Welch p = {p:.2f})"
+        word = "faster" if value > 1 else "slower"
+        return f"{what}: {max(value, 1 / value):.2f}× {word} (Welch p = {p:.3f})"
+    if kind == "seed variance":
+        size = f"{value:.1f}× the" if value >= 1 else f"1/{1 / value:.0f} of the"
+        return f"{size} seed variance (F-test p = {p:.3f})"
+    if kind == "failed runs":
+        return f"{value:.0%} of its runs failed (vs {reference:.0%})"
+    if kind == "compute":
+        return f"compute: {value:.1f}× its run time"
+    raise ValueError(f"no wording for a fact of kind {kind!r}")
+
+
+def comparison(mechanism: str, reference: str, difference: float, unit: str, seeds: int, reference_seeds: int,
+               outcome: str = "", test: str = "", best: tuple[float, float] | None = None,
+               facts: Sequence[str] = ()) -> str:  # fmt: skip
+    """A pair verdict as it reads when stated: the mean ``difference`` (mechanism minus reference, in ``unit``)
+    over ``seeds`` and ``reference_seeds`` seed runs; with an ``outcome`` (significant, not significant, tie),
+    the ``test`` described (:func:`describe_test`), best run against best run (``(difference, p)``), and the
+    ``facts`` (:func:`fact`)."""
+    text = f"{mechanism} vs {reference}: {difference:+.2f} {unit} (mean of {seeds} vs {reference_seeds} seeds)"
+    if not outcome:
+        return text
+    text += f", {outcome} ({test})"
+    if best is not None:
+        text += f"; best run vs best run {best[0]:+.2f}, p = {best[1]:.3f}"
+    return "; ".join([text, *facts])
+
+
+def inconclusive(mechanism: str, reference: str, why: str) -> str:
+    """A pair verdict withheld, because ``why`` (:func:`explain`)."""
+    return f"{mechanism} vs {reference}: inconclusive: {why}"
+
+
+def summary_withheld(why: str) -> str:
+    """A task's summary when no winner can be named, because ``why`` (:func:`explain`)."""
+    return f"inconclusive: {why}"
+
+
+def _leader(mechanism: str, metric: str, mean: float, ci95: float | None) -> str:
+    spread = f" ± {ci95:.2f} (95 % CI)" if ci95 is not None else ""
+    return f"{mechanism} ({metric} {mean:.2f}{spread}"
+
+
+def no_single_winner(mechanism: str, metric: str, mean: float, ci95: float | None,
+                     tied: Sequence[tuple[str, float]]) -> str:  # fmt: skip
+    """The most accurate ``mechanism`` (its ``mean`` ± ``ci95`` of ``metric``) is not significantly above the
+    ``tied`` mechanisms, each with its p."""
+    names = ", ".join(f"{m} (p = {p:.3f})" for m, p in tied)
+    return f"no single winner: {_leader(mechanism, metric, mean, ci95)}) does not differ significantly from {names}"
+
+
+def most_accurate(mechanism: str, metric: str, mean: float, ci95: float | None, seeds: int) -> str:
+    """``mechanism`` is significantly above every other: its ``mean`` ± ``ci95`` of ``metric`` over ``seeds``."""
+    return (f"most accurate: {_leader(mechanism, metric, mean, ci95)} over {seeds} seeds), significantly above every "
+            f"other mechanism")  # fmt: skip
+
+
+# ─── decisions ─────────────────────────────────────────────────────────────────────────────────
+def interval(mean: float, low: float | None, high: float | None, n: int) -> str:
+    """A mean and its 95 % interval (``low`` None: from one run, ``n`` said instead)."""
+    if low is None:
+        return f"{mean:.3g} (n = {n})"
+    return f"{mean:.3g} (95 % CI {low:.3g}–{high:.3g})"
+
+
+def decision_withheld(task: str, why: str) -> str:
+    """No decision for ``task``: the runs are not comparable, because ``why`` (:func:`explain`)."""
+    return f"No decision for {task}: the runs are not comparable — {why}."
+
+
+def controls_aside(controls: Sequence[str]) -> str:
+    """Appended to a decision: the ``controls`` are the floor, not a choice."""
+    return (f" ({', '.join(controls)}: the control, which attends nowhere — the floor the others are measured "
+            f"against, not a choice.)")  # fmt: skip
+
+
+def constraint_unrecorded(metric: str) -> str:
+    """Why a mechanism is excluded: its runs recorded no ``metric`` a constraint is on."""
+    return f"recorded no {metric}"
+
+
+def constraint_fails(metric: str, found: str, op: str, limit: float) -> str:
+    """Why a mechanism is excluded: its ``metric`` (``found``: :func:`interval`) fails ``op limit``."""
+    return f"{metric} {found} fails {op} {limit:g}"
+
+
+def borderline(mechanism: str, metric: str, found: str) -> str:
+    """A feasible ``mechanism`` whose interval of ``metric`` (``found``) crosses a limit."""
+    return f"{mechanism} ({metric} {found})"
+
+
+def nothing_feasible(limits: str, task: str, excluded: dict[str, str]) -> str:
+    """No mechanism of ``task`` meets ``limits``: each with why (``excluded``)."""
+    return f"No mechanism meets {limits} for {task}: " + "; ".join(f"{m}: {w}" for m, w in excluded.items()) + "."
+
+
+def cost_saving(mine: float, rival: str, theirs: float, p: float | None, clear: bool) -> str:
+    """`` (1.2 vs hard's 1.9, Welch p = 0.010)``: the pick's mean cost against the next cheapest ``rival``'s,
+    and whether the saving is beyond the noise between seeds (``clear``; ``p`` None: not testable)."""
+    noise = "" if p is None else (f", Welch p = {p:.3f}" if clear else f", not beyond noise: Welch p = {p:.2f}")
+    return f" ({mine:.3g} vs {rival}'s {theirs:.3g}{noise})"
+
+
+def pick(task: str, mechanism: str, limits: str, met: Sequence[tuple[str, str]], feasible: int, metric: str,
+         score: float, tied: Sequence[str], resource: str, saving: str, clear: bool,
+         beaten: Sequence[tuple[str, float | None]], excluded: dict[str, str],
+         borderlines: Sequence[str]) -> str:  # fmt: skip
+    """The decision under constraints: pick ``mechanism``, which meets ``limits`` (``met``: each constraint's
+    metric and interval), of ``feasible`` mechanisms that do; the most accurate by ``score`` on ``metric``, or
+    tied with ``tied`` and the cheapest of them in ``resource`` (``saving``: :func:`cost_saving`, ``clear``:
+    beyond noise). Then the significantly less accurate (``beaten``, with p), the ``excluded`` and the
+    ``borderlines`` (:func:`borderline`)."""
+    shown = ", ".join(f"{m} {i}" for m, i in met)
+    text = f"**Pick {mechanism}** for {task}: it meets {limits} ({shown})"
+    if feasible == 1:
+        text += ", the only mechanism that does"
+    elif not tied:
+        text += f", and of the {feasible} that do it is the most accurate ({metric} {abs(score):.2f}), significantly"
+    else:
+        names = ", ".join(tied)
+        text += (f"; on {metric} it does not differ significantly from {names} (the best of the {feasible} "
+                 f"that meet it), and it is the cheapest of them in {resource}{saving}")  # fmt: skip
+        if not clear:
+            text += f" — a tie on both: {mechanism} or {names} will do, the pick only follows the means"
+    text += "."
+    if beaten:
+        text += " Less accurate, significantly: " + ", ".join(f"{m} (p = {p:.3f})" for m, p in beaten) + "."
+    if excluded:
+        text += " Excluded: " + "; ".join(f"{m} ({w})" for m, w in excluded.items()) + "."
+    if borderlines:
+        text += " Borderline (the interval crosses a limit): " + ", ".join(borderlines) + "."
+    return text
+
+
+def undominated(task: str, names: Sequence[str], metric: str, best: str, score: float, unit: str, cheapest: str,
+                cost: str) -> str:  # fmt: skip
+    """The decision without constraints: the mechanisms (``names``) no other beats significantly on both
+    ``metric`` and inference latency; ``best`` the most accurate (``score`` in ``unit``), ``cheapest`` the
+    fastest; how to ask for one pick (a constraint on ``cost``)."""
+    if len(names) == 1:
+        return (f"**{best}** for {task}: no other mechanism is significantly better on {metric} or on "
+                f"inference latency (batch 1) without being worse on the other.")  # fmt: skip
+    return (f"For {task}, no other mechanism beats {', '.join(names)} significantly on both {metric} and inference "
+            f"latency (batch 1): of these, {best} is the most accurate ({score:.2f} {unit}) and {cheapest} the "
+            f'fastest by its mean. Say what you need to get one pick, e.g. --constraint "{cost}<=…".')  # fmt: skip
+
+
+def constraints_asked(constraints: Sequence[str]) -> str:
+    """The line above the decisions naming the ``constraints`` they were made under (Markdown code)."""
+    return f"Constraints: {', '.join(f'`{c}`' for c in constraints)}."
+
+
+# ─── notes beside tables and plots ─────────────────────────────────────────────────────────────
+def accuracy_note(min_seeds: int) -> str:
+    """What the table's accuracy columns are, after ``Accuracy: <metric>``."""
+    return f"(best run; mean ± 95 % CI over the seed runs, from {min_seeds} seeds up)."
+
+
+SIG_NOTE = ("p: the test the verdict rests on, on the metric the table shows — Welch's t-test over the seed runs "
+            "and, where the task gives per-item statistics of that metric, a two-level bootstrap over seeds and "
+            "test items; a difference is significant only when both find it (its false-positive rate stays at or "
+            "below 5 % with 3 seeds a side). power: the true difference the test finds 4 times in 5 at these seeds "
+            "and spreads — smaller ones it may miss. p (best vs best): a paired bootstrap over the test items of "
+            "the best runs (one seed each). p < 0.05 counts as significant; a tie never does.")  # fmt: skip
+
+PARETO_NOTE = "every finished run; lines: each mechanism's Pareto frontier (lower latency, higher accuracy)"
+SEED_SPREAD_NOTE = "one point per mechanism: its seed runs"
+CURVES_NOTE = ("mean over each mechanism's compared runs (its seed runs); band: min to max; dashed: a run that stopped "
+               "at the epoch cap while still improving")  # fmt: skip
+GALLERY_NOTE = "the same validation examples, each mechanism's best run, last epoch"
+NO_GALLERY = "Attention gallery: the best runs logged no attention pictures (task.attention_pictures_every=0)."
+
+
+def importance_note(evaluator: str) -> str:
+    """Under a hyperparameter-importance chart: which ``evaluator`` computed it."""
+    return f"evaluator: {evaluator}"

@@ -1,0 +1,129 @@
+"""The report's sentences, from the facts the policy modules hand over: one place, and each reads as intended."""
+
+from __future__ import annotations
+
+import pytest
+
+from lightning_attn.report import wording
+from lightning_attn.report.diagnostics import Blocker
+from lightning_attn.report.significance import SeedTest
+
+
+def test_units_are_written_as_their_metric_is_known():
+    assert wording.unit_of("test/bleu") == "BLEU" and wording.unit_of("test/bleu4") == "BLEU-4"
+    assert wording.unit_of("test/cider") == "CIDEr-D" and wording.unit_of("test/accuracy") == "accuracy"
+
+
+def test_reasons_are_grouped_by_kind_in_order_and_each_said_once():
+    reasons = [Blocker("not converged", "hard", 3, 3), Blocker("too few seeds", "soft", 2, 3),
+               Blocker("not converged", "gumbel", 1, 3), Blocker("unequal budgets", "hard", 2, 6, ("soft",)),
+               Blocker("not converged", "hard", 3, 3), Blocker("too few seeds", "hard", 1, 3)]  # fmt: skip
+    assert wording.explain(reasons) == (
+        "hard did not converge in 3 of 3 runs, gumbel in 1 of 3 runs; raise trainer.max_epochs; "
+        "too few seed runs (soft 2, hard 1; a verdict needs 3: seeds: [0, 1, 2]); "
+        "unequal tuning budgets in trials (hard 2, soft 6)"
+    )
+    assert wording.explain([Blocker("too few seeds", "soft", 1, 2)]) == (
+        "too few seed runs (soft 1; a verdict needs 2: seeds: [0, 1])"  # the report's minimum, not a default
+    )
+    assert wording.explain([Blocker("unrecorded", "soft", 2, 3), Blocker("floor", "hard", against=("soft",)),
+                            Blocker("untestable", "hard", note="different metrics: a and b"),
+                            Blocker("untestable", "topk")]) == (
+        "no convergence record (soft 2 of 3 runs): rerun with this version; neither hard nor soft beats the "
+        "control significantly; significance cannot be tested: different metrics: a and b; significance cannot "
+        "be tested: no pair"
+    )  # fmt: skip
+    assert wording.explain([Blocker("untested", "soft", against=("hard", "topk"))]) == (
+        "significance cannot be tested against hard, topk"
+    )
+    assert wording.explain([]) == ""
+
+
+def _test(**fields) -> SeedTest:
+    base = {"n_a": 3, "n_b": 3, "mean_a": 90.0, "mean_b": 88.0, "delta": 2.0, "ci_low": 0.5, "ci_high": 3.5,
+            "welch_p": 0.012, "hedges_g": -2.345, "detectable": 1.5}  # fmt: skip
+    return SeedTest(**(base | fields))
+
+
+def test_a_test_is_described_with_its_interval_n_effect_and_power():
+    text = wording.describe_test(_test(), -2.0, -3.5, -0.5, "BLEU")
+    assert text == ("Welch's t-test over seeds: Δ -2.00 BLEU, 95 % CI -3.50 to -0.50 over seeds, p = 0.012, "
+                    "n = 3 and 3 seeds, Hedges' g 2.3, finds a true 1.50 BLEU with 80 % power")  # fmt: skip
+    items = wording.describe_test(_test(n_items=120, items_p=0.02, hedges_g=None, detectable=None), 2, 0.5, 3.5, "x")
+    assert items.endswith("p = 0.020, n = 3 and 3 seeds × 120 test items")
+
+
+def test_a_pair_reads_as_its_outcome():
+    plain = wording.comparison("hard", "soft", -1.234, "BLEU", 3, 3)
+    assert plain == "hard vs soft: -1.23 BLEU (mean of 3 vs 3 seeds)"
+    full = wording.comparison("hard", "soft", -1.234, "BLEU", 3, 3, "significant", "T", (-2.0, 0.01),
+                              ["compute: 2.5× its run time"])  # fmt: skip
+    assert full == (plain + ", significant (T); best run vs best run -2.00, p = 0.010; compute: 2.5× its run time")
+    assert wording.inconclusive("hard", "soft", "why") == "hard vs soft: inconclusive: why"
+
+
+def test_facts_read_with_their_test():
+    assert wording.fact("latency", 2.0, 0.001) == "inference at batch 1: 2.00× faster (Welch p = 0.001)"
+    assert wording.fact("throughput", 0.5, 0.02) == "training throughput: 2.00× slower (Welch p = 0.020)"
+    assert wording.fact("latency", None, 0.456) == "inference at batch 1: no significant difference (Welch p = 0.46)"
+    assert wording.fact("seed variance", 3.04, 0.01) == "3.0× the seed variance (F-test p = 0.010)"
+    assert wording.fact("seed variance", 0.25, 0.01) == "1/4 of the seed variance (F-test p = 0.010)"
+    assert wording.fact("failed runs", 0.5, reference=0.0) == "50% of its runs failed (vs 0%)"
+    with pytest.raises(ValueError, match="no wording"):
+        wording.fact("colour", 1.0)
+
+
+def test_summaries_name_a_winner_only_in_their_own_words():
+    assert wording.most_accurate("soft", "test/bleu", 90.0, 1.0, 3) == (
+        "most accurate: soft (test/bleu 90.00 ± 1.00 (95 % CI) over 3 seeds), significantly above every other mechanism"
+    )
+    assert wording.no_single_winner("soft", "test/bleu", 90.0, None, [("hard", 0.2), ("topk", 0.07)]) == (
+        "no single winner: soft (test/bleu 90.00) does not differ significantly from hard (p = 0.200), topk (p = 0.070)"
+    )
+    assert wording.summary_withheld("x") == "inconclusive: x"
+
+
+def test_flags_and_notes_of_a_diagnosis():
+    assert wording.flags(2, 1, 3, 2, 3, True, "+0.10 BLEU against the uniform control (p = 0.400)") == [
+        "not converged: 2 of 3 runs stopped while still improving",
+        "convergence unknown: 1 of 3 runs recorded none",
+        "too few seeds: n = 2 (a CI and a verdict need 3)",
+        "at the floor: +0.10 BLEU against the uniform control (p = 0.400)",
+    ]
+    assert wording.flags(0, 0, 3, 3, 3, False, "") == []
+    assert wording.floor_note(0.1, "BLEU", "uniform", 0.4) == "+0.10 BLEU against the uniform control (p = 0.400)"
+    assert wording.floor_untested("uniform", None) == "not tested against uniform: no pair"
+    assert wording.no_ci(2) == "n = 2: no CI"
+
+
+def test_decisions_read_as_what_was_decided():
+    assert wording.interval(1.234, None, None, 1) == "1.23 (n = 1)"
+    assert wording.interval(1.234, 1.1, 1.3, 3) == "1.23 (95 % CI 1.1–1.3)"
+    text = wording.pick("translation", "marginal", "lat <= 2", [("lat", "1.2 (n = 1)")], 3, "test/bleu", 99.0,
+                        ["soft"], "lat", " (1.2 vs soft's 1.8, Welch p = 0.001)", True, [("hard", 0.002)],
+                        {"local": "lat 2.6 fails <= 2"}, ["soft (lat 1.9 (95 % CI 1.7–2.1))"])  # fmt: skip
+    assert text == (
+        "**Pick marginal** for translation: it meets lat <= 2 (lat 1.2 (n = 1)); on test/bleu it does not differ "
+        "significantly from soft (the best of the 3 that meet it), and it is the cheapest of them in lat (1.2 vs "
+        "soft's 1.8, Welch p = 0.001). Less accurate, significantly: hard (p = 0.002). Excluded: local (lat 2.6 "
+        "fails <= 2). Borderline (the interval crosses a limit): soft (lat 1.9 (95 % CI 1.7–2.1))."
+    )
+    only = wording.pick("t", "hard", "lat <= 1", [("lat", "0.9")], 1, "m", 1.0, [], "lat", "", True, [], {}, [])
+    assert only == "**Pick hard** for t: it meets lat <= 1 (lat 0.9), the only mechanism that does."
+    saving = wording.cost_saving(1.2, "soft", 1.25, 0.4, False)
+    assert saving == " (1.2 vs soft's 1.25, not beyond noise: Welch p = 0.40)"
+    assert wording.decision_withheld("t", "why") == "No decision for t: the runs are not comparable — why."
+    assert wording.undominated("t", ["soft"], "m", "soft", 9.0, "BLEU", "soft", "c") == (
+        "**soft** for t: no other mechanism is significantly better on m or on inference latency (batch 1) without "
+        "being worse on the other."
+    )
+
+
+def test_pooling_notes():
+    assert wording.not_pooled("translation / soft", ["task.lr"], [("task.lr=0.1", 3), ("task.lr=0.2", 2)]) == (
+        "translation / soft: runs differ in task.lr, so they are not pooled: compared as 2 variants "
+        "([task.lr=0.1] 3 run(s); [task.lr=0.2] 2 run(s))"
+    )
+    assert wording.seed_repeated("translation / soft", "", ["0", "2"]) == (
+        "translation / soft: seed 0, 2 ran more than once; the latest run counts"
+    )
