@@ -254,9 +254,21 @@ def _ui(args: argparse.Namespace) -> int:
         return 0
     # the store travels in the environment, not on a command line that `ps` shows to every user
     env["MLFLOW_BACKEND_STORE_URI"] = uri
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port or 5000)]
+    # two server processes: one person's browser needs no more, and MLflow's default four take twice as long to start
+    port = str(args.port or 5000)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", port, "--workers", "2"]
     print(f"MLflow UI on {mask_secrets(uri)}: http://{args.host}:{args.port or 5000}  (Ctrl+C stops it)", flush=True)
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    _print_experiment_links(uri, f"http://{host}:{args.port or 5000}")
     return _serve(cmd, env)
+
+
+def _print_experiment_links(uri: str, base: str) -> None:
+    """Each experiment's page, open on its training runs (MLflow 3 would open it on GenAI traces otherwise)."""
+    from .tracking.mlflow import experiment_links
+
+    for name, link in experiment_links(uri, base):
+        print(f"  experiment {name}: {link}", flush=True)
 
 
 def _optuna_dashboard(args: argparse.Namespace) -> int:

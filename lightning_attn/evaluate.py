@@ -23,6 +23,8 @@ from .saved_runs import RunRecordError, best_checkpoint, get_run, run_config, ru
 from .tasks import TASKS
 from .tracking import check_tracking_store, log_params, resolve_tracking_uri
 from .tracking import tags as T
+from .tracking.datasets import evaluation_input, log_datasets
+from .tracking.provenance import EVALUATE, source_tags
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +121,14 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
         module.bind_data(data)
         # 3. decode and score into a child run
         tags = {T.PARENT: run_id, T.ROLE: T.ROLE_EVALUATION, T.EVALUATED_SPLIT: evaluated} | module.run_tags()
+        tags |= source_tags(EVALUATE)
         name = f"{run.info.run_name or run_id}-eval-{request.split or ('files' if request.files else 'test')}"
         child = client.create_run(run.info.experiment_id, run_name=name, tags=tags).info.run_id
         params = {"checkpoint": str(checkpoint), "evaluated": evaluated, "overrides": " ".join(request.overrides)}
         log_params(client, child, params | {k: v for k, v in flatten(cfg).items() if k.startswith("task.")})
+        scored = evaluation_input(section(cfg, "data"), cfg.choices.data, request.split, request.files,
+                                  len(data.splits["test"]))  # fmt: skip
+        log_datasets(client, child, [scored])
         logger = MLFlowLogger(tracking_uri=uri, run_id=child)
         trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=logger,
                             enable_checkpointing=False, enable_model_summary=False,

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from . import __version__
 from .config import EXPERIMENT, ConfigError, flatten, section, to_yaml
+from .private_apis import mlflow_run_started
 from .saved_runs import LAST_CHECKPOINT
 from .tasks import TASKS
 from .tracking import (
@@ -37,9 +38,11 @@ from .tracking import (
 from .tracking import tags as T
 from .tracking.checkpoints import CheckpointUpload, uploads
 from .tracking.convergence import Convergence
+from .tracking.datasets import log_datasets, record_children_datasets, training_inputs
 from .tracking.estimator import EstimatorVariance
 from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
+from .tracking.provenance import TRAIN, source_tags
 from .tracking.speed import SpeedMonitor, inference_latency
 from .tracking.stability import DivergenceGuard, StabilityMonitor
 from .tracking.tags import failure_reason, trait_tags
@@ -160,7 +163,7 @@ def _make_logger(cfg: DictConfig, uri: str, run_id: str | None, tags: dict[str, 
     ensure_experiment(uri, lc.experiment_name)
     run_name = lc.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}-seed{cfg.seed}"
     return MLFlowLogger(
-        experiment_name=lc.experiment_name, run_name=run_name, tracking_uri=uri, tags=tags,
+        experiment_name=lc.experiment_name, run_name=run_name, tracking_uri=uri, tags=source_tags(TRAIN) | tags,
         log_model=lc.log_model, run_id=run_id,
     )  # fmt: skip
 
@@ -233,6 +236,9 @@ def train(
             logger.log_hyperparams(mask_params(flatten(cfg)))
             logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
             _log_vocabularies(logger, data)
+            sizes = {split: len(examples) for split, examples in data.splits.items()}  # the examples it used
+            inputs = training_inputs(section(cfg, "data"), cfg.choices.data, sizes)
+            log_datasets(logger.experiment, logger.run_id, inputs)
             if resumption is not None:  # a new run that takes over another's training
                 logger.experiment.set_tag(logger.run_id, T.RESUMED, "; ".join(resumption.changes)[-T.REASON_LIMIT :])
         # 3. fit, then test the best checkpoint (loaded with weights_only=True)
@@ -264,7 +270,7 @@ def train(
         # Ctrl+C reaches here as SystemExit from Lightning's graceful shutdown; a pruned sweep trial
         # was stopped on purpose, it did not fail
         stopped = isinstance(e, (KeyboardInterrupt, SystemExit, optuna.TrialPruned))
-        if trainer.is_global_zero and logger._initialized:
+        if trainer.is_global_zero and mlflow_run_started(logger):
             pruned = isinstance(e, optuna.TrialPruned)
             key, why = (T.PRUNED, str(e)) if pruned else (T.FAILURE_REASON, _stopped_because(e) if stopped else e)
             logger.experiment.set_tag(logger.run_id, key, failure_reason(why))
@@ -407,7 +413,10 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
     experiment_id = ensure_experiment(uri, cfg.logger.experiment_name)
     client = MlflowClient(uri)
     name = cfg.logger.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}"
-    tags = run_tags(cfg) | {T.SEED: ",".join(map(str, seeds)), T.ROLE: T.ROLE_SEEDS}
+    tags = run_tags(cfg) | {T.SEED: ",".join(map(str, seeds)), T.ROLE: T.ROLE_SEEDS} | source_tags(TRAIN)
+    tags[T.NOTE] = (f"**{cfg.attention.mechanism}** attention on **{cfg.task.name}** ({cfg.choices.data} data), "
+                    f"trained once per seed ({', '.join(map(str, seeds))}): each child run is one seed; this run "
+                    "holds the mean, std and 95 % CI of their final metrics.")  # fmt: skip
     parent = client.create_run(experiment_id, run_name=f"{name}-seeds", tags=tags).info.run_id
     runs: dict[int, TrainResult] = {}
     failures: dict[int, str] = {}
@@ -416,7 +425,7 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
         for i, seed in enumerate(seeds, start=1):
             one = cfg.copy()
             one.seed, one.seeds = seed, []
-            child_tags = run_tags(one) | {T.PARENT: parent}
+            child_tags = run_tags(one) | {T.PARENT: parent} | source_tags(TRAIN)
             child = client.create_run(experiment_id, run_name=f"{name}-seed{seed}", tags=child_tags).info.run_id
             log.info("seed %d (%d of %d)", seed, i, len(seeds))
             try:
@@ -428,6 +437,7 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
                     client.set_tag(child, T.FAILURE_REASON, failures[seed])
                     client.set_terminated(child, "FAILED")
         summary = summarise_seeds(client, parent, [r.metrics for r in runs.values()])
+        record_children_datasets(client, experiment_id, parent)
         if failures:
             first = next(iter(failures.items()))
             why = f"{len(failures)} of {len(seeds)} seed(s) failed; the first, seed {first[0]}: {first[1]}"

@@ -176,6 +176,11 @@ def test_seeds_train_one_child_each_and_summarise_on_the_parent():
     assert parent.data.metrics["test/loss_ci95"] == pytest.approx(4.303 * st.std / math.sqrt(3), rel=1e-3)
     assert parent.data.metrics["run/epochs_mean"] == 1.0  # how each seed's training ended, summarised too
     assert "speed/train_samples_per_s_mean" in parent.data.metrics
+    # the parent says what it compares, and records the data its seeds trained on; all name their command
+    assert parent.data.tags["mlflow.note.content"].startswith("**soft** attention on **translation**")
+    digests = {d.dataset.digest for d in children[0].inputs.dataset_inputs}
+    assert len(digests) == 3 and {d.dataset.digest for d in parent.inputs.dataset_inputs} == digests
+    assert {r.data.tags["mlflow.source.name"] for r in [parent, *children]} == {"lightning-attn train"}
 
 
 @pytest.mark.parametrize("failing", [{1}, {0, 1}])

@@ -11,6 +11,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..tracking import ensure_experiment, log_params, mask_secrets
 from ..tracking import tags as T
+from ..tracking.datasets import record_children_datasets
+from ..tracking.provenance import COMPARE, SWEEP, source_tags
 from ..tracking.seeds import summarise_seeds
 from . import spec as sweep_spec
 from .budget import budget, counts
@@ -36,7 +38,9 @@ def open_parent_runs(sweep: Sweep) -> None:
                 client.delete_tag(run_id, T.FAILURE_REASON)
             continue
         role = T.ROLE_SEEDS if sweep_spec.is_seeds(key) else T.ROLE_STUDY
-        tags = {T.SWEEP: spec.name, T.STUDY: study.study_name, T.MECHANISM: mech, T.ROLE: role}
+        tags = {T.SWEEP: spec.name, T.STUDY: study.study_name, T.MECHANISM: mech, T.ROLE: role,
+                T.NOTE: parent_note(spec, key)}  # fmt: skip
+        tags |= source_tags(COMPARE if sweep_spec.is_comparison(spec) else SWEEP)  # its trials' runs copy these
         run = client.create_run(experiment_id, run_name=study.study_name, tags=tags)
         run_id = run.info.run_id
         params = {
@@ -57,6 +61,27 @@ def open_parent_runs(sweep: Sweep) -> None:
         log_params(client, run_id, params)
         client.log_text(run_id, mask_secrets(sweep_spec.to_yaml(spec)), "sweep.yaml")
         study.set_user_attr(PARENT_RUN, run_id)
+
+
+def parent_note(spec: sweep_spec.SweepSpec, key: str) -> str:
+    """What a study's parent run compares, in words: its description (Markdown) in MLflow's UI."""
+    mech = sweep_spec.mechanism_of(key)
+    attention = spec.mechanisms[mech].attention or mech
+    rivals = ", ".join(f"**{m}**" for m in spec.mechanisms if m != mech) or "nothing else (the only mechanism)"
+    objectives = ", ".join(f"{o.direction} `{o.metric}`" for o in spec.objectives)
+    if sweep_spec.is_seeds(key):
+        seeds = ", ".join(map(str, sweep_spec.seeds_of(spec)))
+        config = ("as configured (no tuning)" if sweep_spec.is_comparison(spec)
+                  else f"with the best parameters study `{sweep_spec.study_name(spec, mech)}` found")  # fmt: skip
+        what = (f"**{mech}** attention (`attention={attention}`) on {spec.task}, {config}, trained once per seed "
+                f"({seeds}); each child run is one seed, this run holds their mean, std and 95 % CI")  # fmt: skip
+    else:
+        space = "; ".join(f"`{k}` {describe_param(p)}" for k, p in sweep_spec.space_of(spec, mech).items())
+        trials = budget(spec, key)
+        what = (f"**{mech}** attention (`attention={attention}`) on {spec.task}: {trials or 'timed'} trials "
+                f"searching {space}, to {objectives}; each child run is one trial")  # fmt: skip
+    kind = "Comparison" if sweep_spec.is_comparison(spec) else "Sweep"
+    return f"{kind} `{spec.name}`: {what}. Compared with {rivals}."
 
 
 def describe_param(p: sweep_spec.ParamSpec) -> str:
@@ -98,6 +123,7 @@ def close_parent_runs(sweep: Sweep, status: str, reason: str | None = None) -> N
             client.set_tag(run_id, T.PARETO_TRIALS, ",".join(str(t.number) for t in best))
         front = [{"trial": t.number, "values": t.values, "params": t.params} for t in best]
         client.log_text(run_id, json.dumps(front, indent=2), "best_trials.json")
+        record_children_datasets(client, client.get_run(run_id).info.experiment_id, run_id)
         failures = {t.number: t.user_attrs[FAILURE_REASON] for t in trials if FAILURE_REASON in t.user_attrs}
         if failures:
             client.log_text(run_id, json.dumps(failures, indent=2), "failed_trials.json")
@@ -136,6 +162,8 @@ def create_child_run(tracking_uri: str, sweep: str, study: optuna.Study, mechani
         T.SEED: str(seed),
         T.TRIAL_STATE: "RUNNING",
         **({T.RETRY_OF: str(retry)} if retry is not None else {}),
+        # where it came from: the command and commit its sweep was launched with
+        **{k: v for k, v in parent.data.tags.items() if k in (T.SOURCE_NAME, T.SOURCE_TYPE, T.GIT_COMMIT)},
     }
     # a seeds study retrains one configuration: its runs differ by seed, a search's by trial
     name = f"{mechanism}-seed{seed}" if "best_of" in trial.user_attrs else f"{mechanism}-t{trial.number}"

@@ -5,6 +5,7 @@ sweep definition."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,16 @@ def identity(spec: SweepSpec, fields: tuple[str, ...] = IDENTITY) -> str:
 
     data = OmegaConf.to_container(OmegaConf.structured(spec))
     return json.dumps({k: data[k] for k in fields}, sort_keys=True)
+
+
+def name_objectives(study: optuna.Study, spec: SweepSpec) -> None:
+    """The study's objectives by the metrics they are (``val/bleu``, ``speed/infer_latency_ms_p50_b1``), so that
+    optuna-dashboard and ``study.trials_dataframe()`` name them instead of saying "Objective 0"."""
+    names = [o.metric for o in spec.objectives]
+    if study.metric_names != names:
+        with warnings.catch_warnings():  # experimental in Optuna 4
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
 
 
 def open_studies(sweep: Sweep, storage: BaseStorage, resume: bool = False, join: bool = False) -> None:
@@ -95,6 +106,7 @@ def open_studies(sweep: Sweep, storage: BaseStorage, resume: bool = False, join:
             )
         if not join:
             study.set_user_attr(BUDGET_ATTR, budget)
+        name_objectives(study, spec)
         if stored is None:
             study.set_user_attr(IDENTITY_ATTR, identity(spec))
             study.set_user_attr("mechanism", sweep_spec.mechanism_of(key))

@@ -181,25 +181,67 @@ def default_artifact_location(tracking_uri: str, experiment_name: str) -> str | 
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """Id of experiment ``name``, creating it (with a sensible artifact location) if missing."""
+    """Id of experiment ``name``, creating it (with a sensible artifact location) if missing.
+
+    The experiment is marked as one of training runs (MLflow 3's experiment kind, ``mlflow.experimentKind``):
+    from MLflow 3.4 the UI opens an experiment on the view its kind names — its runs rather than GenAI traces;
+    later versions choose by the UI's own switch instead (:func:`experiment_links`), and the kind stays the
+    record of what the experiment holds. An experiment made before carries the mark from its next run on; a
+    kind someone chose in the UI is kept.
+    """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+
+    from . import tags as T
 
     with store_creation_lock(tracking_uri):
         client = MlflowClient(tracking_uri)
         found = client.get_experiment_by_name(name)
     if found is not None and found.lifecycle_stage != "deleted":
+        if T.EXPERIMENT_KIND not in found.tags:
+            with contextlib.suppress(MlflowException):  # a mark for the UI: no reason to stop a run
+                client.set_experiment_tag(found.experiment_id, T.EXPERIMENT_KIND, T.KIND_TRAINING)
         return found.experiment_id
     if found is not None:
         raise ValueError(f"MLflow experiment {name!r} is deleted; restore it or choose another logger.experiment_name")
     try:
-        return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri, name))
+        return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri, name),
+                                        tags={T.EXPERIMENT_KIND: T.KIND_TRAINING})  # fmt: skip
     except MlflowException:
         # created meanwhile by another process
         found = client.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
+
+
+#: the query that opens an experiment page on its training runs. MLflow 3.9+ chooses an experiment's view from
+#: its UI's own GenAI / Model training switch, which the browser keeps (GenAI until someone changes it), and no
+#: longer from the experiment's kind (mlflow/mlflow#24498); a link that names the workflow opens on the runs
+TRAINING_VIEW = "workflowType=machine_learning"
+LINKS_SHOWN = 20
+
+
+def experiment_links(tracking_uri: str, base_url: str) -> list[tuple[str, str]]:
+    """``(name, page)`` of each active experiment of training runs in the store (the toolkit's, most recently
+    updated first; GenAI ones and MLflow's empty Default left out): its page in the MLflow UI at ``base_url``,
+    open on its runs. Empty where the store cannot be read, or is a SQLite file that does not exist yet."""
+    from . import tags as T
+
+    db = sqlite_file(tracking_uri)
+    if urlsplit(tracking_uri).scheme == "sqlite" and (db is None or not db.is_file()):
+        return []
+    try:
+        from mlflow import MlflowClient
+
+        found = MlflowClient(tracking_uri).search_experiments(max_results=LINKS_SHOWN + 1,
+                                                              order_by=["last_update_time DESC"])  # fmt: skip
+    except Exception:  # the UI starts anyway, and says what is wrong itself
+        return []
+    base = base_url.rstrip("/")
+    shown = [e for e in found if not e.tags.get(T.EXPERIMENT_KIND, "").startswith("genai")]
+    shown = [e for e in shown if not (e.experiment_id == "0" and e.name == "Default")]
+    return [(e.name, f"{base}/#/experiments/{e.experiment_id}?{TRAINING_VIEW}") for e in shown][:LINKS_SHOWN]
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -16,6 +16,11 @@ DATA = "data"
 VERSION = "lightning_attn.version"
 PARENT = "mlflow.parentRunId"  # MLflow's own: nests a run under another
 RUN_NAME = "mlflow.runName"
+NOTE = "mlflow.note.content"  # MLflow's own: a run's (or an experiment's) description, Markdown
+SOURCE_NAME = "mlflow.source.name"  # MLflow's own: the command that made the run (the runs table's Source column)
+SOURCE_TYPE = "mlflow.source.type"  # MLflow's own: LOCAL
+GIT_COMMIT = "mlflow.source.git.commit"  # MLflow's own: the commit of the working folder's git repository
+DATA_CONTEXT = "mlflow.data.context"  # MLflow's own, on a dataset input: train | validation | test
 FAILURE_REASON = "failure_reason"  # why a run (or a trial) failed or was stopped
 PRUNED = "pruned"  # why a sweep trial was pruned
 STOP_REASON = "stop_reason"  # how training ended: converged (plateau) or stopped while still improving
@@ -28,6 +33,11 @@ BLEU_SIGNATURE = "metric.bleu_signature"  # sacreBLEU's signature of the BLEU th
 EXPERIMENT = "experiment"  # the conf/experiment/ preset the run started from, if any
 DDP_BACKEND = "ddp.backend"  # the process group's backend of a multi-device run: gloo, or cpu:gloo,cuda:nccl
 VOCABULARIES = "vocabularies"  # the artifact folder holding the run's vocabularies (evaluate reads them)
+
+# ─── experiments ───────────────────────────────────────────────────────────────────────────────
+#: MLflow 3's experiment kind (an experiment tag): what the experiment holds, and so which view it opens on
+EXPERIMENT_KIND = "mlflow.experimentKind"
+KIND_TRAINING = "custom_model_development"  # training runs (MLflow's "Machine learning"), not GenAI traces
 
 # ─── evaluations of a trained run (lightning-attn evaluate) ────────────────────────────────────
 ROLE_EVALUATION = "evaluation"
