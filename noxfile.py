@@ -9,14 +9,19 @@ requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
   (sweeps, DDP, servers, a browser, a wheel) in the same environment, ``-- -m slow`` the full-default
   accuracy runs;
 * ``lint`` — ruff, check and format;
-* ``lowest`` — the fast suite on the lowest dependency versions ``pyproject.toml`` allows;
-* ``demo`` — the README's main job; ``bench`` — the benchmarks.
+* ``lowest`` — the fast suite on the lowest dependency versions ``pyproject.toml`` allows (CI runs it);
+* ``newest`` — the fast suite on the newest releases of every dependency (run it each working session; not in
+  CI, whose result would change from day to day);
+* ``demo`` — the README's main job; ``bench`` — the benchmarks;
+* ``docs`` — the documentation site, ``mkdocs build --strict`` (CI runs it); ``docs-images`` — the README's
+  picture of the report, from the demo's own output.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nox
@@ -41,24 +46,52 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
-@nox.session(python=PYTHON)
-def lowest(session: nox.Session) -> None:
-    """The fast suite on the lowest versions pyproject.toml allows: every dependency's `name>=X` pinned to
-    `name==X` (the test tools themselves float).
-
-    torch stays at the machine's build (LIGHTNING_ATTN_TORCH): a CPU-only machine has no other.
-    """
+def floors() -> list[str]:
+    """`name==X` for every `name>=X` that pyproject.toml declares: the dependencies and every extra (torch and
+    the test tools too)."""
     project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["postgres"]
-    pins = []
+    requirements = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
+    pins = set()
     for requirement in requirements:
         found = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)", requirement)
-        if found and found[1] != "torch":
-            pins.append(f"{found[1]}=={found[3]}")
-    constraints = Path(session.create_tmp()) / "lowest.txt"
+        if found:
+            pins.add(f"{found[1].lower()}=={found[3]}")
+    return sorted(pins)
+
+
+@nox.session(python=PYTHON, reuse_venv=False)
+def lowest(session: nox.Session) -> None:
+    """The fast suite on every declared floor, exactly: each direct dependency's (and each extra's) `name>=X`
+    pinned to `name==X`, torch's included, in a new environment. Indirect dependencies float to their newest
+    compatible releases (uv's `lowest-direct`, with pip's own resolver).
+
+    torch's floor is 2.13: the only CPU build these machines can install, so the only one testable here.
+    LIGHTNING_ATTN_TORCH may name that version's GPU build (`torch==2.13.0+cu128`); another version conflicts.
+    """
+    pins = floors()
+    # beside the environment, not in session.create_tmp(): that points TMPDIR into the repository, and tests
+    # that need a folder outside any git work tree would get one inside it
+    constraints = Path(session.virtualenv.location) / "lowest.txt"
     constraints.write_text("\n".join(pins) + "\n")
     session.log("lowest: " + ", ".join(pins))
     install(session, constraints=constraints)
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON, reuse_venv=False)
+def newest(session: nox.Session) -> None:
+    """The fast suite on the newest releases of every dependency, direct and indirect (`pip install --upgrade
+    --upgrade-strategy eager`), in a new environment: what the next releases break shows up here first.
+
+    torch stays at LIGHTNING_ATTN_TORCH (2.13.0, the newest CPU build these machines can install; PyPI's newer
+    torch is a multi-GB CUDA build): on a GPU machine, name the newest build there.
+    """
+    constraints = Path(session.virtualenv.location) / "torch.txt"  # not session.create_tmp(): see lowest
+    constraints.write_text(TORCH + "\n")
+    session.install(TORCH)
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-c", str(constraints), "-e", ".[dev]")
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
@@ -97,7 +130,60 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml, docs/) built into site/ with `mkdocs build --strict`: a broken link or
+    anchor, a page missing from the nav or a docstring the API pages cannot read fails it. `-- serve` previews it.
+
+    Only the docs extra is installed: the API pages read the source tree, so neither the package nor torch is.
+    """
+    extra = tomllib.loads(Path("pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
+    session.install(*extra)
+    session.run("mkdocs", *(session.posargs or ["build", "--strict"]), env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+# 256 colours, the octree keeping the plots' few colours apart: a third of the full-colour file
+REPORT_PNG = """
+import sys
+from PIL import Image
+shot, out = sys.argv[1:]
+image = Image.open(shot).convert("RGB")
+image.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(out, optimize=True)
+"""
+
+
+@nox.session(name="docs-images", python=PYTHON)
+def docs_images(session: nox.Session) -> None:
+    """The README's picture, made from the toolkit's own output: docs/images/report.png is the top of the demo's
+    report (outputs/report/report.html — run `nox -s demo` first) in headless chromium, at a browser window's
+    width. Needs chromium (Debian: `apt-get install chromium`).
+    """
+    report = Path("outputs/report/report.html")
+    if not report.is_file():
+        session.error(f"{report} is missing: run `python3 -m nox -s demo` first")
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        session.error("docs-images needs chromium (Debian: apt-get install chromium)")
+    session.install("pillow>=10")
+    tmp = Path(session.create_tmp())
+    shot, profile = tmp / "report-full.png", tmp / "chromium-profile"
+    shot.unlink(missing_ok=True)
+    shutil.rmtree(profile, ignore_errors=True)  # a fresh profile every time
+    session.run(browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                "--hide-scrollbars", "--window-size=1280,2140", "--virtual-time-budget=10000",  # plotly draws
+                f"--screenshot={shot}", report.resolve().as_uri(), external=True, silent=True)  # fmt: skip
+    if not shot.is_file():
+        session.error(f"{browser} wrote no screenshot of {report}")
+    out = Path("docs/images/report.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    session.run("python", "-c", REPORT_PNG, str(shot), str(out))
+    session.log(f"{out}: {out.stat().st_size // 1024} KiB, from {report}")
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, at the version the dev extra pins (each release formats a little differently)."""
+    dev = tomllib.loads(Path("pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    session.install(next(r for r in dev if re.match(r"ruff\s*==", r)))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")

@@ -9,7 +9,7 @@
     lightning-attn compare attention=soft,hard seeds=0-4 [--devices …] [--resume]   # no tuning
     lightning-attn report | ui | server                    # compare; look; host MLflow for several hosts
 
-Exit codes (the README's table): 0 done; 1 failed (a run failed, no seed or no trial completed, a sweep
+Exit codes (the table in docs/training.md): 0 done; 1 failed (a run failed, no seed or no trial completed, a sweep
 ended with budget left, nothing to report); 2 bad input — an unknown key or choice, a wrong type, missing
 or malformed data, a device this machine does not have — one ``error:`` line, before anything is
 written; 3 an MLflow store or Optuna storage that cannot be reached, one line naming it (password
@@ -273,8 +273,16 @@ def _print_experiment_links(uri: str, base: str) -> None:
 
 def _optuna_dashboard(args: argparse.Namespace) -> int:
     """optuna-dashboard on a sweep's storage, in this process: the storage is opened (and so checked: one line,
-    exit 3, when it cannot be reached) before anything is served, and its URL is on no command line."""
-    from optuna_dashboard import run_server
+    exit 3, when it cannot be reached) before anything is served, and its URL is on no command line.
+    optuna-dashboard is an extra: without it, one line that says how to install it, exit 2."""
+    try:
+        from optuna_dashboard import run_server
+    except ModuleNotFoundError as e:
+        if e.name != "optuna_dashboard":  # installed, but broken: its own error says more
+            raise
+        raise ConfigError(
+            "lightning-attn ui --optuna needs optuna-dashboard: pip install 'lightning-attn[dashboard]'"
+        ) from None
 
     from .processes import Stopped, stop_signals
     from .sweep.storage import open_storage

@@ -165,7 +165,8 @@ class Workers:
     Args:
         folder: the sweep folder (``logs/`` goes there).
         devices: what ``--devices`` said.
-        tracking_uri, storage_url: handed to the workers in their environment.
+        tracking_uri: the MLflow store, handed to the workers in their environment.
+        storage_url: the Optuna storage, handed to the workers in their environment.
         ddp: one DDP group over all devices instead of a worker per device.
         launch: this launch's number (workers seed their samplers with it, so no launch replays another).
         max_restarts: how many times a dead worker is replaced, in all, during this launch.

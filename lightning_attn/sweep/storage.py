@@ -22,10 +22,10 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from ..private_apis import Heartbeat, has_heartbeats, stale_trial_ids, storage_layers, storage_of, trial_id_of
 from ..tracking import database_url, mask_secrets
 from ..tracking.secrets import gist, register_url
 
@@ -41,7 +41,7 @@ WORKER = "worker"  # trial user attribute: which worker runs it
 FOLDER = "folder"  # trial user attribute: the folder its checkpoints go to, on the host that runs it
 
 
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+class HeartbeatJournalStorage(JournalStorage, Heartbeat):
     """A journal storage whose running trials beat every ``heartbeat_interval`` seconds."""
 
     def __init__(self, path: str | Path, heartbeat_interval: int, grace_period: int):
@@ -53,13 +53,13 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def record_heartbeat(self, trial_id: int) -> None:
         self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+    def stale_trial_ids(self, study_id: int) -> list[int]:
         now = time.time()
         stale = []
         for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             last = trial.system_attrs.get(HEARTBEAT_ATTR, trial.datetime_start.timestamp())
             if now - last > self.grace_period:
-                stale.append(trial._trial_id)
+                stale.append(trial_id_of(trial))
         return stale
 
     def get_heartbeat_interval(self) -> int:
@@ -143,7 +143,7 @@ def sweep_lock(storage: BaseStorage, folder: Path, name: str) -> Iterator[None]:
 
 def _postgres_engine(storage: BaseStorage):
     """The SQLAlchemy engine behind ``storage`` when it is PostgreSQL (Optuna may wrap it in a cache)."""
-    for candidate in (storage, getattr(storage, "_backend", None)):
+    for candidate in storage_layers(storage):
         if isinstance(candidate, RDBStorage) and candidate.engine.dialect.name == "postgresql":
             return candidate.engine
     return None
@@ -159,11 +159,11 @@ def fail_stale_trials(study: optuna.Study, max_retries: int,
     says so — a configuration that kills its worker every time must not come back on every launch.
     Returns the failed trial numbers.
     """
-    storage = study._storage
-    if not isinstance(storage, BaseHeartbeat) or storage.get_heartbeat_interval() is None:
+    storage = storage_of(study)
+    if not has_heartbeats(storage):
         return []
     failed = []
-    for trial_id in storage._get_stale_trial_ids(study._study_id):
+    for trial_id in stale_trial_ids(study):
         reason = f"worker stopped sending heartbeats for more than {_grace(storage)} s (killed or lost)"
         trial = record_worker_death(study, trial_id, reason, max_retries)
         if trial is not None:
@@ -176,7 +176,7 @@ def fail_stale_trials(study: optuna.Study, max_retries: int,
 def record_worker_death(study: optuna.Study, trial_id: int, reason: str, max_retries: int) -> FrozenTrial | None:
     """Fail a trial whose worker died, with ``reason``; retry it unless it was retried ``max_retries`` times
     already (then it is FAILED for good and uses its budget). None when another worker got there first."""
-    storage = study._storage
+    storage = storage_of(study)
     retries = retries_before(study, storage.get_trial(trial_id))
     final = retries >= max_retries
     if final:
@@ -215,7 +215,7 @@ def retry_attrs(trial: FrozenTrial | optuna.Trial) -> dict:
 
 def _grace(storage: BaseStorage) -> int | str:
     """The storage's grace period: ours keeps it as an attribute; an RDB storage may come wrapped in a cache."""
-    for candidate in (storage, getattr(storage, "_backend", None)):
+    for candidate in storage_layers(storage):
         value = getattr(candidate, "grace_period", None)
         if value:
             return int(value)

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from ..config import ConfigError
 from ..plugins import load_plugins
+from ..private_apis import heartbeat_thread, trial_id_of
 from ..processes import die_with_parent, signals_deferred
 from ..tracking import mask_secrets
 from ..tracking.tags import failure_reason
@@ -130,7 +130,7 @@ def run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna
 def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optuna.Trial) -> TrialState:
     spec = worker.spec
     seed = trial.user_attrs.get("seed", spec.seed + (trial.number if spec.vary_seed else 0))
-    heartbeat = get_heartbeat_thread(trial._trial_id, study._storage)
+    heartbeat = heartbeat_thread(study, trial)
     heartbeat.start()
     values: list[float] | None = None
     run_id = reason = None
@@ -178,7 +178,7 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
 def _record_dead_rank(worker: Worker, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     """A rank of this worker's DDP group died: the trial FAILED with why, retried as any dead worker's is."""
     log.warning("trial %s #%d: %s", study.study_name, trial.number, reason)
-    frozen = record_worker_death(study, trial._trial_id, reason, worker.spec.max_retries)
+    frozen = record_worker_death(study, trial_id_of(trial), reason, worker.spec.max_retries)
     if frozen is not None:
         set_run_status(worker.tracking_uri, frozen.user_attrs.get(RUN_ID), TrialState.FAIL,
                        frozen.user_attrs[FAILURE_REASON])  # fmt: skip
