@@ -1,5 +1,6 @@
-"""A mechanism defined outside the package trains, sweeps and reports like a shipped one, with its own loss
-term and metric, without any file of the package knowing it (it comes in as a plugin)."""
+"""A mechanism and a task defined outside the package train, sweep and report like shipped ones — the mechanism
+with its own loss term and metric, the task with its own data source and metric — without any file of the
+package knowing them (they come in as plugins)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from lightning_attn.attention import MECHANISMS
 from lightning_attn.config import compose
 from lightning_attn.train import train
 
-from ..helpers import TINY, tiny
+from ..helpers import tiny
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = "tests.extension.leaky"
@@ -34,33 +35,6 @@ def leaky():
 
 def _metrics(run_id: str) -> dict[str, float]:
     return MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}").get_run(run_id).data.metrics
-
-
-@pytest.mark.e2e
-def test_a_mechanism_of_your_own_trains_sweeps_and_reports(leaky):
-    # 1. train (in this process, where the plugin is imported)
-    result = train(compose(tiny(mechanism="leaky")))
-    metrics = _metrics(result.run_id)
-    assert metrics["train/sharpness_epoch"] > 0 and metrics["stability/leak_entropy"] > 0
-    # 2. a one-trial sweep: the launcher and its workers import the plugin from the environment
-    env = {**os.environ, "LIGHTNING_ATTN_PLUGINS": PLUGIN, "PYTHONPATH": str(REPO)}
-    run_keys = ", ".join(o for o in TINY if not o.startswith("attention."))
-    Path("own.yaml").write_text(f"name: own\ntask: translation\noverrides: [{run_keys}]\n"
-                                "mechanisms: {leaky: {}}\nn_trials: 1\n")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "lightning_attn", "sweep", "own.yaml", "--devices", "cpu:1"],
-                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("own").experiment_id])
-    trial = next(r for r in runs if r.data.tags.get("optuna.trial") == "0")
-    assert trial.info.status == "FINISHED" and trial.data.tags["attention"] == "leaky"
-    assert "stability/leak_entropy" in trial.data.metrics and "train/sharpness_epoch" in trial.data.metrics
-    # 3. the report compares it like any other mechanism
-    report = subprocess.run([sys.executable, "-m", "lightning_attn", "report", "--experiment", "own", "--out", "r"],
-                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert report.returncode == 0, report.stderr[-3000:]
-    rows = list(csv.DictReader(Path("r/report.csv").read_text().splitlines()))
-    assert [r["mechanism"] for r in rows] == ["leaky"]
 
 
 @pytest.fixture
@@ -83,28 +57,36 @@ SMALL_SORT = ["data.n_train=256", "data.n_val=32", "data.n_test=32", "model.embe
 
 
 @pytest.mark.e2e
-def test_a_task_of_your_own_trains_sweeps_and_reports(sorting):
-    # 1. train (in this process): its own data source, model choice, metric, monitor and checkpoints
+def test_a_mechanism_and_a_task_of_your_own_train_sweep_and_report(leaky, sorting):
+    # 1. train (in this process, where the plugins are imported): the mechanism, with its own loss term and metric
+    metrics = _metrics(train(compose(tiny(mechanism="leaky"))).run_id)
+    assert metrics["train/sharpness_epoch"] > 0 and metrics["stability/leak_entropy"] > 0
+    # the task: its own data source, model choice, metric, monitor and checkpoints
     result = train(compose(["task=sorting", *SMALL_SORT, "trainer.max_epochs=2", "early_stopping.enabled=false"]))
     run = MlflowClient(result.tracking_uri).get_run(result.run_id)
-    assert run.data.tags["task"] == "sorting" and run.data.tags["headline_metric"] == "test/accuracy"
+    assert run.data.tags["task"] == "sorting" and run.data.tags["metric.headline"] == "test/accuracy"
     assert {"val/accuracy", "test/accuracy", "test/align_acc"} <= set(run.data.metrics)
     assert result.best_checkpoint and Path(result.best_checkpoint).is_file()
-    # 2. a sweep of two mechanisms: the launcher and its workers import the plugin from the environment
-    env = {**os.environ, "LIGHTNING_ATTN_PLUGINS": SORTING, "PYTHONPATH": str(REPO)}
+    # 2. a sweep of both on the task: the launcher and its workers import the plugins from the environment
+    env = {**os.environ, "LIGHTNING_ATTN_PLUGINS": f"{PLUGIN},{SORTING}", "PYTHONPATH": str(REPO)}
     space = "space: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}"
-    Path("sort.yaml").write_text(f"name: sort\ntask: sorting\noverrides: [{', '.join(SMALL_SORT)}, "
-                                 f"trainer.max_epochs=2]\nmechanisms: {{soft: {{}}, uniform: {{}}}}\n{space}\n"
-                                 "n_trials: 1\n")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "lightning_attn", "sweep", "sort.yaml", "--devices", "cpu:1"],
+    Path("own.yaml").write_text(f"name: own\ntask: sorting\noverrides: [{', '.join(SMALL_SORT)}, "
+                                f"trainer.max_epochs=2]\nmechanisms: {{leaky: {{}}, soft: {{}}}}\n{space}\n"
+                                "n_trials: 1\n")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "lightning_attn", "sweep", "own.yaml", "--devices", "cpu:1"],
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # 3. the report ranks them by the task's own headline metric
-    report = subprocess.run([sys.executable, "-m", "lightning_attn", "report", "--experiment", "sort", "--out", "r"],
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("own").experiment_id])
+    trial = next(r for r in runs if "optuna.trial" in r.data.tags and r.data.tags["attention"] == "leaky")
+    assert trial.info.status == "FINISHED" and trial.data.tags["task"] == "sorting"
+    assert "stability/leak_entropy" in trial.data.metrics and "test/accuracy" in trial.data.metrics
+    # 3. the report compares them like shipped ones, by the task's own headline metric
+    report = subprocess.run([sys.executable, "-m", "lightning_attn", "report", "--experiment", "own", "--out", "r"],
                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert report.returncode == 0, report.stderr[-3000:]
     rows = list(csv.DictReader(Path("r/report.csv").read_text().splitlines()))
-    assert sorted(r["mechanism"] for r in rows) == ["soft", "uniform"]
+    assert sorted(r["mechanism"] for r in rows) == ["leaky", "soft"]
     assert "test/accuracy" in Path("r/report.md").read_text()
 
 

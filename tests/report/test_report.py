@@ -152,28 +152,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ui_serves_mlflow_on_localhost(swept):
-    port = _free_port()
-    cmd = [sys.executable, "-m", "lightning_attn", "ui", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=swept, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
-    try:
-        deadline, status = time.monotonic() + 90, None
-        while time.monotonic() < deadline and status != 200:
-            try:
-                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status
-            except OSError:
-                time.sleep(1)
-        assert status == 200
-        api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=100"
-        names = {e["name"] for e in json.load(urllib.request.urlopen(api, timeout=10))["experiments"]}
-        assert "rep" in names
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    assert f"http://127.0.0.1:{port}" in proc.stdout.read()
-
-
 def test_ui_optuna_serves_the_sweep_studies(swept):
     port = _free_port()
     cmd = [sys.executable, "-m", "lightning_attn", "ui", "--optuna", "--port", str(port)]  # the one sweep here
