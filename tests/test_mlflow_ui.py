@@ -57,8 +57,9 @@ def ui(compared) -> str:
     """``lightning-attn ui`` on that folder's store; the experiment's link as the command prints it."""
     port = _free_port()
     cmd = [sys.executable, "-m", "lightning_attn", "ui", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # an earlier test's store: not ours
     proc = subprocess.Popen(cmd, cwd=compared, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, env=env)  # fmt: skip
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,25 @@ def dataset_input(data: dict[str, Any], name: str, split: str, examples: int, co
     return _input(name, "local", json.dumps({"uri": str(where)}), _file_digest(paths, salt), examples, context, paths)
 
 
-def log_datasets(client: Any, run_id: str, inputs: list) -> None:
-    """Log dataset inputs on a run (MLflow keeps one of each name and digest, and the first context given)."""
-    if inputs:
-        client.log_inputs(run_id, datasets=inputs)
+def log_datasets(client: Any, run_id: str, inputs: list, attempts: int = 5) -> None:
+    """Log dataset inputs on a run (MLflow keeps one of each name and digest, and the first context given).
+
+    MLflow's store creates a dataset the first time its name and digest are logged, without a lock: runs of
+    parallel workers that log the same data at the same moment race for it, and the loser's insert breaks the
+    unique constraint. The dataset exists then, and logging again links the run to it.
+    """
+    if not inputs:
+        return
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as e:
+            if "UNIQUE constraint" not in str(e) and "duplicate key" not in str(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def record_children_datasets(client: Any, experiment_id: str, parent_run_id: str) -> None:

@@ -26,7 +26,7 @@ from .test_sweep_runs import mlflow_runs, studies, sweep, sweep_file
 pytestmark = pytest.mark.e2e  # sweeps, servers, browsers, DDP, wheels: the CI suite
 
 
-LONG = ["early_stopping.enabled=false", "trainer.max_epochs=6"]  # trials of a few seconds: time to interrupt
+LONG = ["early_stopping.enabled=false", "trainer.max_epochs=12"]  # trials of a few seconds: time to interrupt
 BODY = (
     "mechanisms: {soft: {}}\n"
     "space: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}}\n"
@@ -96,8 +96,7 @@ def test_a_signal_stops_everything_and_resume_continues_the_search_without_repla
 
 def test_a_running_sweep_cannot_be_launched_twice_and_a_stale_lock_is_taken_over():
     path = sweep_file("twice", BODY.replace("n_trials: 4", "n_trials: 2"))
-    # short trials: the first launch's is frozen (SIGSTOP) while it matters, and the resume trains both
-    args = [str(path), "--devices", "cpu:1", "early_stopping.enabled=false", "trainer.max_epochs=2"]
+    args = [str(path), "--devices", "cpu:1", *LONG]
     first = sweep(*args, wait=False)
     trial = wait_for(lambda: [t for t in trials_of("twice", "twice-soft") if "pid" in t.user_attrs])[0]
     # frozen, the first launch still holds its lock but cannot finish its budget before the checks below
