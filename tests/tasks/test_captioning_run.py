@@ -27,6 +27,7 @@ TINY = [
     "trainer.limit_train_batches=2",
     "trainer.enable_progress_bar=false",
     "task.beam_size=2",
+    "task.max_decode_len=8",  # untrained models decode to the cap: the default 30 only costs time here
     "task.attention_pictures_every=0",  # the pictures test turns them on
 ]
 

@@ -12,8 +12,6 @@ from mlflow import MlflowClient
 
 from ..data.test_image_caches import make_images
 
-pytestmark = pytest.mark.e2e
-
 SIZE = 128
 SMALL = ["model.channels=[8,8,8,8]", "model.embed_dim=8", "model.hidden=16", "data.batch_size=50",
          "trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
@@ -35,6 +33,7 @@ def only_run(store: str):
     return runs[0]
 
 
+@pytest.mark.slow  # a memory target, measured side by side: the -m slow runs, not CI's
 def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
     n = 250
     peaks = {}
@@ -52,6 +51,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
     assert peaks[4 * n] - peaks[n] < 100, peaks
 
 
+@pytest.mark.e2e
 def test_a_frozen_encoders_features_are_cached_and_trained_on(tmp_path):
     json_path = make_images(tmp_path / "set", 60, size=32)
     store = f"sqlite:///{tmp_path / 'f.db'}"
@@ -64,6 +64,7 @@ def test_a_frozen_encoders_features_are_cached_and_trained_on(tmp_path):
     assert len(list((json_path.parent / "images" / ".lightning_attn_cache").glob("features-*.json"))) == 1
 
 
+@pytest.mark.e2e
 def test_a_corrupt_image_in_a_large_set_stops_the_run_before_training(tmp_path):
     json_path = make_images(tmp_path / "set", 800, size=16)
     (json_path.parent / "images" / "img777.jpg").write_bytes(b"garbage")
