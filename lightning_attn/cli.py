@@ -73,17 +73,20 @@ def _train(args: argparse.Namespace) -> int:
         print(mask_secrets(to_yaml(cfg)), end="")
         return 0
     from .data import DataError
+    from .processes import stops_at_safe_points
     from .saved_runs import RunRecordError
     from .tracking.stability import DivergedError
     from .train import resume, train, train_seeds
 
     try:
-        if cfg is None:
-            result = resume(args.resume, args.overrides)
-        elif cfg.seeds:
-            return _print_seeds(train_seeds(cfg))
-        else:
-            result = train(cfg)
+        # Ctrl+C or a scheduler's SIGTERM stops training at the next batch boundary, the run marked KILLED
+        with stops_at_safe_points():
+            if cfg is None:
+                result = resume(args.resume, args.overrides)
+            elif cfg.seeds:
+                return _print_seeds(train_seeds(cfg))
+            else:
+                result = train(cfg)
     except (DataError, RunRecordError) as e:
         raise ConfigError(str(e)) from None
     except DivergedError as e:  # an outcome, not a bug: recorded as FAILED with this reason

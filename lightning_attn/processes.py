@@ -4,6 +4,9 @@
   the parent dies (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing happens).
 * :func:`stop_signals` — SIGINT, SIGTERM and SIGHUP all become :class:`Stopped` in the main thread:
   one shutdown path whatever stops the program (Ctrl+C, ``kill``, a closed terminal, a scheduler).
+* :func:`stops_at_safe_points` — for programs that write to a database while they work (training, a sweep's
+  workers): a stop signal is noted, not raised wherever the program happens to be, and :func:`check_stop`
+  raises it at the next safe point (a batch boundary, a trial's start).
 * :func:`stop_group` — end a child and everything it started: SIGTERM to its process group, then SIGKILL
   after a grace period.
 """
@@ -76,6 +79,76 @@ def signals_deferred() -> Iterator[None]:
             signal.signal(s, handler)
         for signum in dict.fromkeys(pending):  # each once, in the order they came
             signal.raise_signal(signum)  # now the restored handler runs (or the default action)
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal, raised at a safe point (:func:`check_stop`). A ``KeyboardInterrupt``, so that whatever
+    treats Ctrl+C as a stop (Lightning's graceful shutdown, a run marked KILLED) treats it the same."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+FORCE_STOP_S = 20.0  # a noted stop that meets no safe point in this long is raised wherever the program is
+
+
+class _Stop:
+    """The noted stop of this process (one per process: signal handlers are)."""
+
+    signum: int | None = None
+    raised = False
+    timer: threading.Timer | None = None
+
+
+def _note_stop(signum, frame) -> None:
+    if _Stop.signum is None:
+        _Stop.signum = signum
+        main = threading.main_thread().ident
+        _Stop.timer = threading.Timer(FORCE_STOP_S, signal.pthread_kill, (main, signum))
+        _Stop.timer.daemon = True
+        _Stop.timer.start()
+        return
+    # a second signal (or the first, repeated by the timer): stop now
+    _Stop.raised = True
+    _Stop.timer.cancel()
+    raise StopSignal(_Stop.signum)
+
+
+@contextmanager
+def stops_at_safe_points(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """Within the block, a stop signal is noted and raised as :class:`StopSignal` by the next
+    :func:`check_stop`; a second one, or none of those within ``FORCE_STOP_S``, raises it at once.
+
+    Why not raise in the handler: Python runs it between any two bytecodes of the main thread — in the middle
+    of an MLflow write to SQLite (the half-done transaction keeps the database locked for every process until
+    this one exits: the run can no longer be marked KILLED, nor can anyone else write), or inside a garbage
+    collector's callback, where the exception is printed and dropped (the stop is lost)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _note_stop) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if _Stop.timer is not None:
+            _Stop.timer.cancel()
+        _Stop.signum, _Stop.raised, _Stop.timer = None, False, None
+
+
+def check_stop() -> None:
+    """A safe point: raise the stop signal noted since :func:`stops_at_safe_points` began, once."""
+    if _Stop.signum is not None and not _Stop.raised:
+        _Stop.raised = True
+        if _Stop.timer is not None:
+            _Stop.timer.cancel()
+        raise StopSignal(_Stop.signum)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from . import __version__
 from .config import EXPERIMENT, ConfigError, flatten, section, to_yaml
 from .private_apis import mlflow_run_started
+from .processes import StopSignal, check_stop
 from .saved_runs import LAST_CHECKPOINT
 from .tasks import TASKS
 from .tracking import (
@@ -115,7 +116,7 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
     trainer_kwargs = section(cfg, "trainer")
     stop = cfg.early_stopping
     stop_metric, stop_mode = stopping_rule(cfg)
-    all_callbacks = [DivergenceGuard(cfg.stability.max_loss), *(callbacks or [])]
+    all_callbacks = [StopAtBatchBoundaries(), DivergenceGuard(cfg.stability.max_loss), *(callbacks or [])]
     all_callbacks.append(Convergence(stop_metric, stop_mode, stop.patience, stop.min_delta, stop.loss_monitor,
                                      stop.loss_min_delta, stop=stop.enabled))  # fmt: skip
     if cfg.stability.monitor:
@@ -192,6 +193,20 @@ class ReseedOnResume(Callback):
         L.seed_everything(self.seed + trainer.current_epoch, workers=True, verbose=False)
 
 
+class StopAtBatchBoundaries(Callback):
+    """Safe points for a stop signal (:func:`lightning_attn.processes.stops_at_safe_points`): the start of every
+    training, validation and test batch, where no write to the tracking store is half done."""
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        check_stop()
+
+    def on_validation_batch_start(self, *args: Any) -> None:
+        check_stop()
+
+    def on_test_batch_start(self, *args: Any) -> None:
+        check_stop()
+
+
 def train(
     cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str | None = None,
     resumption: Resumption | None = None, environment: ClusterEnvironment | None = None,
@@ -251,6 +266,7 @@ def train(
             import torch.distributed as dist
 
             logger.experiment.set_tag(logger.run_id, T.DDP_BACKEND, str(dist.get_backend()))
+        check_stop()
         metrics = _scalars(trainer.callback_metrics)  # test replaces callback_metrics: keep fit's
         record = next(c for c in trainer.callbacks if isinstance(c, Convergence))
         if record.outcome is not None:
@@ -261,7 +277,9 @@ def train(
         metrics |= _scalars(trainer.callback_metrics)
         best = str(Path(best_path).resolve()) if best_path else None
         if trainer.is_global_zero:
+            check_stop()
             speed = _measure_speed(cfg, data, module)
+            check_stop()
             logger.log_metrics(speed)
             metrics |= speed
             _log_outcome(logger, module, trainer, best)
@@ -280,6 +298,8 @@ def train(
             logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
         if isinstance(e, SIGTERMException):  # Lightning ends a SIGTERMed fit with exit code 0: say it was stopped
             raise SystemExit(128 + signal.SIGTERM) from None
+        if (signalled := _stop_signal(e)) is not None:  # Lightning's graceful Ctrl+C exits 1, as a failure would
+            raise SystemExit(signalled.exit_code) from None
         if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
             raise SystemExit(128 + signal.SIGINT) from None  # Lightning's graceful Ctrl+C exits 1, as a failure would
         raise
@@ -347,9 +367,16 @@ def _stopped_because(e: BaseException) -> BaseException | str:
     "SIGTERMException: " says nothing to whoever reads the run's failure_reason. Any other stop as it is."""
     if isinstance(e, SIGTERMException):
         return "stopped by SIGTERM"
+    if (signalled := _stop_signal(e)) is not None:
+        return "interrupted by Ctrl+C (SIGINT)" if signalled.signum == signal.SIGINT else f"stopped by {signalled}"
     if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
         return "interrupted by Ctrl+C (SIGINT)"
     return e
+
+
+def _stop_signal(e: BaseException) -> StopSignal | None:
+    """The stop signal behind ``e``: itself, or what Lightning's graceful shutdown turned into SystemExit(1)."""
+    return next((x for x in (e, e.__context__) if isinstance(x, StopSignal)), None)
 
 
 def _log_vocabularies(logger: MLFlowLogger, data: Any) -> None:
@@ -423,6 +450,7 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
     try:
         log_params(client, parent, flatten(cfg))
         for i, seed in enumerate(seeds, start=1):
+            check_stop()
             one = cfg.copy()
             one.seed, one.seeds = seed, []
             child_tags = run_tags(one) | {T.PARENT: parent} | source_tags(TRAIN)

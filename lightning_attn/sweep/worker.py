@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 from ..config import ConfigError
 from ..plugins import load_plugins
 from ..private_apis import heartbeat_thread, trial_id_of
-from ..processes import die_with_parent, signals_deferred
+from ..processes import StopSignal, check_stop, die_with_parent, signals_deferred, stops_at_safe_points
 from ..tracking import mask_secrets
 from ..tracking.tags import failure_reason
 from . import spec as sweep_spec
@@ -93,6 +93,7 @@ def run(worker: Worker) -> None:
         for key in list(pending):
             study = studies[key]
             while True:
+                check_stop()  # between trials: a safe point
                 if spec.timeout is not None and time.monotonic() - started[key] > spec.timeout:
                     action = "done"
                     break
@@ -111,6 +112,7 @@ def run(worker: Worker) -> None:
                 pending.remove(key)
         if pending:
             time.sleep(0.5)  # waiting for other workers: a retry or the seed runs may appear
+            check_stop()
     if worker.ddp:
         broadcast(None)  # tell the other ranks there is nothing more
 
@@ -230,15 +232,8 @@ def follow(spec: SweepSpec) -> None:
 
 
 # ─── entry point (started by the launcher) ─────────────────────────────────────────────────────
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def _stop_like_ctrl_c(launcher_pid: int | None) -> None:
-    """SIGTERM and SIGHUP stop a worker the way Ctrl+C does: its trial is recorded as interrupted (retried on
-    --resume) and its MLflow run KILLED. It gets SIGTERM when the launcher dies, however that happens."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+def _end_with_launcher(launcher_pid: int | None) -> None:
+    """The worker gets SIGTERM when the launcher dies, however that happens."""
     die_with_parent(signal.SIGTERM)
     if launcher_pid is not None and os.getppid() != launcher_pid:  # the launcher died before we asked
         raise SystemExit("the sweep launcher is gone; stopping")
@@ -259,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     from .. import console
 
     console.setup()
-    _stop_like_ctrl_c(args.launcher_pid)
+    _end_with_launcher(args.launcher_pid)
     load_plugins()  # mechanisms and tasks registered from outside the package (inherited from the launcher)
     if args.threads:
         import torch
@@ -269,16 +264,19 @@ def main(argv: list[str] | None = None) -> int:
     storage, tracking_uri = os.environ.get(STORAGE_ENV), os.environ["MLFLOW_TRACKING_URI"]
     worker = Worker(spec, args.folder, storage, tracking_uri, args.index, args.device, args.override, args.parallel,
                     args.ddp, args.launch)  # fmt: skip
+    # SIGINT, SIGTERM and SIGHUP stop the worker at its next safe point (a batch boundary, between trials): its
+    # trial is recorded as interrupted (retried on --resume) and its MLflow run KILLED
     try:
-        if args.device.startswith("cuda"):
-            claim_gpu_share(args.device)
-        if args.ddp and init_ddp(cuda=args.device.startswith("ddp:gpu")) > 0:
-            follow(spec)
-        else:
-            run(worker)
+        with stops_at_safe_points():
+            if args.device.startswith("cuda"):
+                claim_gpu_share(args.device)
+            if args.ddp and init_ddp(cuda=args.device.startswith("ddp:gpu")) > 0:
+                follow(spec)
+            else:
+                run(worker)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        return e.exit_code if isinstance(e, StopSignal) else 130
     return 0
