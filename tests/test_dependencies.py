@@ -6,6 +6,7 @@ install it."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
@@ -57,9 +58,15 @@ def imports() -> dict[str, list[tuple[str, bool]]]:
     return found
 
 
+@functools.cache
+def providers() -> dict[str, list[str]]:
+    """Top-level module -> the installed distributions that provide it (a scan of every installed one)."""
+    return packages_distributions()
+
+
 def distributions(module: str) -> set[str]:
     """The distributions that provide ``module``; for one not installed here, a distribution of its name."""
-    return {normalized(d) for d in packages_distributions().get(module, [module])}
+    return {normalized(d) for d in providers().get(module, [module])}
 
 
 def test_every_imported_third_party_module_is_declared():

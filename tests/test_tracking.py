@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from lightning_attn.tracking import mask_secrets, resolve_tracking_uri
@@ -39,12 +38,12 @@ def test_sqlite_file_of_uris(tmp_path):
     assert sqlite_file("postgresql://u@h/db") is None
 
 
-# Each process waits for the same instant, then opens the fresh store and creates the experiment.
+# Each process imports, says so, waits for the word to go, then opens the fresh store and creates the experiment.
 _RACE = """
-import sys, time
+import sys
 from lightning_attn.tracking import ensure_experiment
-start = float(sys.argv[2])
-time.sleep(max(0.0, start - time.time()))
+print("ready", flush=True)
+sys.stdin.readline()
 print(ensure_experiment(sys.argv[1], "raced"))
 """
 
@@ -53,9 +52,13 @@ def test_processes_starting_at_once_share_a_fresh_sqlite_store(tmp_path):
     # MLflow creates a new SQLite file's tables unlocked: without store_creation_lock one of these
     # dies with "table experiments already exists" (seen with two `lightning-attn train` at once)
     uri = f"sqlite:///{tmp_path}/fresh.db"
-    start = time.time() + 8  # after every interpreter has imported MLflow
-    command = [sys.executable, "-c", _RACE, uri, str(start)]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    command = [sys.executable, "-c", _RACE, uri]
+    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]  # fmt: skip
+    assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 3  # every interpreter has imported MLflow
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     results = [(p.wait(timeout=120), p.stdout.read().strip(), p.stderr.read()) for p in procs]
     assert [rc for rc, _, _ in results] == [0, 0, 0], [err[-500:] for _, _, err in results]
     assert len({out for _, out, _ in results}) == 1  # one experiment, the same id for all
