@@ -10,7 +10,7 @@ requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
   accuracy runs;
 * ``lint`` — ruff, check and format;
 * ``lowest`` — the fast suite on the lowest dependency versions ``pyproject.toml`` allows (CI runs it beside the
-  fast suite);
+  end-to-end suite, at low priority);
 * ``newest`` — the fast suite on the newest releases of every dependency (run it each working session; not in
   CI, whose result would change from day to day);
 * ``demo`` — the README's main job; ``bench`` — the benchmarks;

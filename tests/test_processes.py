@@ -92,8 +92,8 @@ def test_a_stop_that_meets_no_safe_point_is_raised_wherever_the_program_is(monke
     started = time.monotonic()
     with pytest.raises(StopSignal), stops_at_safe_points():
         os.kill(os.getpid(), signal.SIGHUP)
-        time.sleep(5)  # stuck where there is no safe point
-    assert time.monotonic() - started < 2
+        time.sleep(60)  # stuck where there is no safe point
+    assert time.monotonic() - started < 30
 
 
 def test_stops_at_safe_points_restores_the_handlers():
