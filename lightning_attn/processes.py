@@ -50,7 +50,14 @@ def stop_signals() -> Iterator[None]:
             raised = True
             raise Stopped(signum)
 
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    with _handled_by(handler, STOP_SIGNALS):
+        yield
+
+
+@contextmanager
+def _handled_by(handler, signals: tuple[int, ...]) -> Iterator[None]:
+    """``handler`` for ``signals`` within the block; the previous handlers after it."""
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
@@ -71,12 +78,10 @@ def signals_deferred() -> Iterator[None]:
         yield
         return
     pending: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in STOP_SIGNALS}
     try:
-        yield
+        with _handled_by(lambda signum, frame: pending.append(signum), STOP_SIGNALS):
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         for signum in dict.fromkeys(pending):  # each once, in the order they came
             signal.raise_signal(signum)  # now the restored handler runs (or the default action)
 
@@ -131,12 +136,10 @@ def stops_at_safe_points(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[No
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _note_stop) for s in signals}
     try:
-        yield
+        with _handled_by(_note_stop, signals):
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         if _Stop.timer is not None:
             _Stop.timer.cancel()
         _Stop.signum, _Stop.raised, _Stop.timer = None, False, None
