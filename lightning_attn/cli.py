@@ -287,7 +287,7 @@ def _optuna_dashboard(args: argparse.Namespace) -> int:
             "lightning-attn ui --optuna needs optuna-dashboard: pip install 'lightning-attn[dashboard]'"
         ) from None
 
-    from .processes import Stopped, stop_signals
+    from .processes import serve_until_stopped
     from .sweep.storage import open_storage
 
     storage = args.storage or _only_sweep_journal()
@@ -301,12 +301,8 @@ def _optuna_dashboard(args: argparse.Namespace) -> int:
     opened = open_storage(storage, Path.cwd(), heartbeat_interval=60, grace_period=120)
     port = args.port or 8080
     print(f"optuna-dashboard on {mask_secrets(storage)}: http://{args.host}:{port}  (Ctrl+C stops it)", flush=True)
-    with stop_signals():
-        try:
-            run_server(opened, host=args.host, port=port)
-        except Stopped as stop:
-            return 0 if stop.signum == signal.SIGINT else stop.exit_code
-    return 0
+    signum = serve_until_stopped(lambda: run_server(opened, host=args.host, port=port))
+    return 0 if signum in (None, signal.SIGINT) else 128 + signum
 
 
 def _server(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@
 * :func:`stops_at_safe_points` — for programs that write to a database while they work (training, a sweep's
   workers): a stop signal is noted, not raised wherever the program happens to be, and :func:`check_stop`
   raises it at the next safe point (a batch boundary, a trial's start).
+* :func:`serve_until_stopped` — a server loop of a library's, in a thread, until a stop signal or its end.
 * :func:`stop_group` — end a child and everything it started: SIGTERM to its process group, then SIGKILL
   after a grace period.
 """
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -152,6 +153,38 @@ def check_stop() -> None:
         if _Stop.timer is not None:
             _Stop.timer.cancel()
         raise StopSignal(_Stop.signum)
+
+
+def serve_until_stopped(serve: Callable[[], None]) -> int | None:
+    """Run ``serve`` (a library's blocking server loop) in a daemon thread until a SIGINT/SIGTERM/SIGHUP comes
+    (its number is returned; the thread ends with the process) or ``serve`` ends (``None``; what it raised is
+    raised here). The handler only notes the signal: raised inside the library's request handling, a stop can
+    be dropped by a garbage collector's callback, and the server would run on."""
+    stop = threading.Event()
+    got: list[int] = []
+    failed: list[BaseException] = []
+
+    def note(signum, frame):
+        got.append(signum)
+        stop.set()
+
+    def run():
+        try:
+            serve()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
+            failed.append(e)
+        finally:
+            stop.set()
+
+    with _handled_by(note, STOP_SIGNALS):
+        threading.Thread(target=run, name="server", daemon=True).start()
+        while not stop.wait(0.5):  # a timeout, so that the main thread runs the handler promptly
+            pass
+    if got:
+        return got[0]
+    if failed:
+        raise failed[0]
+    return None
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:

@@ -19,6 +19,7 @@ from lightning_attn.processes import (
     Stopped,
     StopSignal,
     check_stop,
+    serve_until_stopped,
     signals_deferred,
     stop_signals,
     stops_at_safe_points,
@@ -101,6 +102,14 @@ def test_stops_at_safe_points_restores_the_handlers():
     with stops_at_safe_points():
         assert all(signal.getsignal(s) is not before[s] for s in STOP_SIGNALS)
     assert {s: signal.getsignal(s) for s in STOP_SIGNALS} == before
+
+
+def test_a_server_loop_runs_until_a_stop_signal_or_its_own_end():
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    assert serve_until_stopped(lambda: time.sleep(60)) == signal.SIGTERM  # the loop never sees the signal
+    assert serve_until_stopped(lambda: None) is None
+    with pytest.raises(OSError, match="Address already in use"):
+        serve_until_stopped(lambda: (_ for _ in ()).throw(OSError(98, "Address already in use")))
 
 
 WRITER = textwrap.dedent("""
