@@ -41,18 +41,27 @@ class Stopped(BaseException):
 
 @contextmanager
 def stop_signals() -> Iterator[None]:
-    """Turn the first SIGINT/SIGTERM/SIGHUP into :class:`Stopped`; later ones while stopping are ignored
-    (whoever stops escalates to SIGKILL after a grace period)."""
-    raised = False
+    """Turn SIGINT/SIGTERM/SIGHUP into :class:`Stopped`. One that comes while a :class:`Stopped` is being handled
+    (the program is stopping) is ignored: whoever stops escalates to SIGKILL after a grace period. Otherwise it is
+    raised, again if need be: a stop raised inside a garbage collector's callback is printed and dropped there,
+    and the next signal must still stop the program."""
 
     def handler(signum, frame):
-        nonlocal raised
-        if not raised:
-            raised = True
+        if not _stopping():
             raise Stopped(signum)
 
     with _handled_by(handler, STOP_SIGNALS):
         yield
+
+
+def _stopping() -> bool:
+    """A :class:`Stopped` is being handled: the exception being handled, or one it was raised while handling."""
+    seen = sys.exc_info()[1]
+    while seen is not None:
+        if isinstance(seen, Stopped):
+            return True
+        seen = seen.__context__
+    return False
 
 
 @contextmanager
