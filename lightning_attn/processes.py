@@ -27,8 +27,8 @@ from contextlib import contextmanager
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class Stopped(BaseException):
-    """A stop signal reached the process (Ctrl+C, ``kill``, a hang-up, a scheduler's SIGTERM)."""
+class _Signalled:
+    """An exception that stands for a stop signal: its number, its name as the message, its exit code."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -37,6 +37,10 @@ class Stopped(BaseException):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # what a shell reports for a process ended by that signal
+
+
+class Stopped(_Signalled, BaseException):
+    """A stop signal reached the process (Ctrl+C, ``kill``, a hang-up, a scheduler's SIGTERM)."""
 
 
 @contextmanager
@@ -96,17 +100,9 @@ def signals_deferred() -> Iterator[None]:
             signal.raise_signal(signum)  # now the restored handler runs (or the default action)
 
 
-class StopSignal(KeyboardInterrupt):
+class StopSignal(_Signalled, KeyboardInterrupt):
     """A stop signal, raised at a safe point (:func:`check_stop`). A ``KeyboardInterrupt``, so that whatever
     treats Ctrl+C as a stop (Lightning's graceful shutdown, a run marked KILLED) treats it the same."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 FORCE_STOP_S = 20.0  # a noted stop that meets no safe point in this long is raised wherever the program is
@@ -128,10 +124,7 @@ def _note_stop(signum, frame) -> None:
         _Stop.timer.daemon = True
         _Stop.timer.start()
         return
-    # a second signal (or the first, repeated by the timer): stop now
-    _Stop.raised = True
-    _Stop.timer.cancel()
-    raise StopSignal(_Stop.signum)
+    _raise_noted()  # a second signal (or the first, repeated by the timer): stop now
 
 
 @contextmanager
@@ -158,10 +151,13 @@ def stops_at_safe_points(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[No
 def check_stop() -> None:
     """A safe point: raise the stop signal noted since :func:`stops_at_safe_points` began, once."""
     if _Stop.signum is not None and not _Stop.raised:
-        _Stop.raised = True
-        if _Stop.timer is not None:
-            _Stop.timer.cancel()
-        raise StopSignal(_Stop.signum)
+        _raise_noted()
+
+
+def _raise_noted() -> None:
+    _Stop.raised = True
+    _Stop.timer.cancel()  # set with the noted signal
+    raise StopSignal(_Stop.signum)
 
 
 def serve_until_stopped(serve: Callable[[], None]) -> int | None:
