@@ -386,13 +386,13 @@ def _serve(cmd: list[str], env: dict[str, str]) -> int:
     import subprocess
     import threading
 
-    from .processes import Stopped, die_with_parent, stop_group, stop_signals
+    from .processes import Stopped, die_with_parent, own_group, stop_group, stop_signals
 
     server = None
     with stop_signals():
         try:
             server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      start_new_session=True, preexec_fn=die_with_parent)  # fmt: skip
+                                      **own_group(then=die_with_parent))  # fmt: skip
             relay = threading.Thread(target=_relay, args=(server.stdout,), daemon=True)
             relay.start()
             code = server.wait()

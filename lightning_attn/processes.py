@@ -8,6 +8,7 @@
   workers): a stop signal is noted, not raised wherever the program happens to be, and :func:`check_stop`
   raises it at the next safe point (a batch boundary, a trial's start).
 * :func:`serve_until_stopped` — a server loop of a library's, in a thread, until a stop signal or its end.
+* :func:`own_group` — start a child as the leader of a process group of its own, in this session.
 * :func:`stop_group` — end a child and everything it started: SIGTERM to its process group, then SIGKILL
   after a grace period.
 """
@@ -23,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -200,9 +202,32 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
+def own_group(then: Callable[[], None] | None = None) -> dict[str, Any]:
+    """``subprocess.Popen`` keywords that start the child as the leader of a process group of its own, in this
+    process's session; ``then`` runs in the child before its program starts (e.g. :func:`die_with_parent`).
+
+    Its own group: a terminal's Ctrl+C (sent to the foreground group) reaches this program alone, which stops
+    its children in order, and :func:`stop_group` reaches the child and all it starts. Not a session of its own
+    (``start_new_session``): Linux's autogroup scheduler shares the CPU between sessions equally, whatever the
+    nice values inside them, so a child in a session of its own competes at full weight with everything else
+    on the machine, ``nice -n 19`` work included, and a torch process whose intra-op threads wait at each
+    barrier for a thread that is not running slows down many times over. In this session it gets the CPU
+    share its nice value says.
+    """
+    if then is None and sys.version_info >= (3, 11):
+        return {"process_group": 0}  # setpgid in the child, no Python code run between fork and exec
+
+    def start() -> None:
+        os.setpgrp()
+        if then is not None:
+            then()
+
+    return {"preexec_fn": start}
+
+
 def stop_group(proc: subprocess.Popen, grace_s: float) -> int:
     """SIGTERM to ``proc``'s process group, SIGKILL after ``grace_s``; the exit code. ``proc`` must lead
-    its own group (``start_new_session=True``)."""
+    its own group (:func:`own_group`)."""
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)

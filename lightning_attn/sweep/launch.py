@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import ConfigError
-from ..processes import stop_group
+from ..processes import own_group, stop_group
 from ..tracking import mask_secrets
 from .ddp import FAILURE_ENV, RENDEZVOUS_ENV
 
@@ -298,9 +298,11 @@ class Workers:
 
 def _spawn(cmd: list[str], env: dict, log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as out:
-        # its own process group: a terminal's Ctrl+C reaches the launcher, which stops the workers in order;
-        # and the worker stops if the launcher dies without stopping it (processes.die_with_parent)
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # its own process group in the launcher's session (processes.own_group): a terminal's Ctrl+C reaches the
+        # launcher, which stops the workers in order, and the workers get the CPU share their nice value says; the
+        # worker stops if the launcher dies without stopping it (processes.die_with_parent, in the worker)
+        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                **own_group())  # fmt: skip
 
 
 def describe_exit(code: int) -> str:
