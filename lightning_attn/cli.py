@@ -173,7 +173,9 @@ def _compare(args: argparse.Namespace) -> int:
             overrides.append(item)
     if not mechanisms:
         raise ConfigError("name the mechanisms to compare: attention=soft,hard,uniform")
-    return _run_or_submit(comparison(task, mechanisms, seeds, overrides, args.name), args)
+    spec = comparison(task, mechanisms, seeds, overrides, args.name, until_decided=args.until_decided,
+                      max_seeds=args.max_seeds)  # fmt: skip
+    return _run_or_submit(spec, args)
 
 
 def _print_seeds(result) -> int:
@@ -214,6 +216,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .report import FORMATS, Constraint, Objective, build_report
+    from .report.comparisons import parse_margin
     from .tracking import check_tracking_store, resolve_tracking_uri
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
@@ -223,8 +226,10 @@ def _report(args: argparse.Namespace) -> int:
     try:
         constraints = [Constraint.parse(c) for c in args.constraint or []]
         objective = Objective.parse(args.objective)
+        margins = dict(parse_margin(m) for m in args.margin or [])
         written = build_report(uris, args.out, args.experiment, args.study, formats, args.bootstrap_samples,
-                               args.reference, args.min_seeds, constraints, objective, log=not args.no_log)  # fmt: skip
+                               args.reference, args.min_seeds, constraints, objective, log=not args.no_log,
+                               margins=margins)  # fmt: skip
     except (LookupError, ValueError) as e:
         raise ConfigError(str(e).replace("choose from", f"choose from ({', '.join(FORMATS)}):")[:2000]) from None
     for text in written.decisions:
@@ -496,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  lightning-attn compare attention=soft,hard,uniform seeds=0-4 --devices cpu:2\n"
         "  lightning-attn compare task=captioning attention=soft,hard seeds=0,1,2 trainer.max_epochs=20\n"
         "  lightning-attn compare attention=soft,hard seeds=0-4 --resume   # continue after a stop\n"
+        "  lightning-attn compare attention=soft,hard,uniform seeds=0-2 --until-decided --max-seeds 8\n"
         "variants of one mechanism (hard with other settings): a sweep file with no space (see sweeps/)",
     )
     compare.add_argument("overrides", nargs="*",
@@ -511,6 +517,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--resume", action="store_true", help="continue: runs that finished are not trained again")
     compare.add_argument("--join", action="store_true", help="join from another host (--storage postgresql://…)")
     compare.add_argument("--dry-run", action="store_true", help="print what would run, train nothing")
+    compare.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="after the seeds, one more seed per mechanism with a pair still undecided (the report's tests, over all "
+        "pairs and looks), until every pair is decided or --max-seeds",
+    )
+    compare.add_argument(
+        "--max-seeds",
+        type=int,
+        metavar="N",
+        help="with --until-decided: at most N seed runs a mechanism (default: the seeds and 5 more)",
+    )
     _add_slurm_options(compare)
     compare.set_defaults(func=_compare)
     server = sub.add_parser(
@@ -561,6 +579,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="METRIC<=VALUE",
         help="what the pick must meet, by the mean over its seed runs (repeatable), e.g. "
         "speed/infer_latency_ms_p50_b1<=2; the first names the resource that breaks a tie",
+    )
+    report.add_argument(
+        "--margin",
+        action="append",
+        metavar="[METRIC=]VALUE",
+        help="of practical equivalence: mechanisms whose difference is shown to be smaller are called equivalent "
+        "(repeatable, per metric; default: each task's, 1 BLEU / 1 BLEU-4)",
     )
     report.add_argument(
         "--objective",

@@ -32,11 +32,13 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
                  studies: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
                  bootstrap_samples: int = significance.BOOTSTRAP_SAMPLES, reference: str | None = None,
                  min_seeds: int = aggregate.MIN_SEEDS, constraints: list[Constraint] | None = None,
-                 objective: Objective | None = None, log: bool = True) -> Written:  # fmt: skip
+                 objective: Objective | None = None, log: bool = True,
+                 margins: dict[str, float] | None = None) -> Written:  # fmt: skip
     """Write the report into ``out``: every format asked for, and how many comparable results and
     failed runs it holds (a report over failed runs only lists the failures and their reasons). It opens
     with the decision (:mod:`.decision`) under ``constraints`` and ``objective``; with ``log``, the files
-    are also logged to a ``report`` run in each experiment it covers."""
+    are also logged to a ``report`` run in each experiment it covers. ``margins``: of practical equivalence, by
+    metric (``""``: every task's headline metric); default: each task's own."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown format {unknown[0]!r}; choose from: {', '.join(FORMATS)}")
@@ -47,8 +49,9 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
         raise LookupError(f"no finished runs with test metrics in {', '.join(map(mask_secrets, collected.stores))} "
                           f"(experiments: {', '.join(collected.experiments) or 'none'})")  # fmt: skip
     by_id = {r.run_id: r for r in collected.runs}
-    compared = [r for row in rows for r in row.compared] + [by_id[row.best_run] for row in rows]
-    tests = comparisons.pair_tests(rows, collect.predictions(compared), bootstrap_samples)
+    compared = [r for row in rows for r in row.compared]
+    margins = comparisons.margins(rows, margins)
+    tests = comparisons.pair_tests(rows, collect.predictions(compared), bootstrap_samples, margins)
     curves: dict[str, list[float]] = {}
     for group in aggregate.by_task(rows).values():
         key = group[0].compared[0].validation_metric
@@ -63,7 +66,7 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
     report = {"title": "Attention trade-offs", "tasks": sorted({r.task for r in rows}), "rows": rows,
               "tests": tests, "diagnoses": diagnoses, "verdicts": verdicts, "warnings": warnings,
               "decisions": decisions, "constraints": [str(c) for c in constraints or []],
-              "failures": failed, "min_seeds": min_seeds,
+              "failures": failed, "min_seeds": min_seeds, "margins": margins,
               "importance_evaluator": collect.IMPORTANCE_EVALUATOR}  # fmt: skip
     written: dict[str, Path] = {}
     if "csv" in formats:

@@ -5,15 +5,17 @@ With constraints (``speed/infer_latency_ms_p50_b1<=2``, ``speed/peak_rss_mb<=200
 
 1. **feasible**: the mechanisms whose mean over their seed runs meets every constraint — each stated with
    its 95 % interval, and called *borderline* when the interval crosses the limit;
-2. **tied**: of those, the ones the most accurate (by the objective) does not beat significantly, by the
-   report's seed-level test (:func:`.significance.seed_test`);
-3. **the pick**: of the tied, the cheapest in the first constraint's resource (the tie-break), with
+2. **as good**: of those, the most accurate (by the objective) and the ones the report's family of tests shows
+   *equivalent* to it within the margin (:mod:`.comparisons`); those it is shown *better* than are listed as
+   less accurate, and those *undecided* with the seed runs that would decide them (an estimate);
+3. **the pick**: of the as good, the cheapest in the first constraint's resource (the tie-break), with
    whether that saving is larger than the noise between seeds.
 
 A control mechanism (``uniform``: no attention) is the floor the others are measured against, never the
 pick. Without constraints there is no single answer to give: the decision names the mechanisms that no other
 beats significantly on both the objective and the cost (inference latency at batch 1), the most accurate
-and the cheapest among them, and how to add a constraint.
+and the cheapest among them, how to add a constraint, and each pair's outcome on accuracy (better, equivalent
+within the margin, or undecided with the seeds that would decide it).
 
 The decision is **withheld**, with the reasons, whenever the diagnostics say the runs are not comparable
 (not converged, too few seeds, unequal budgets) — the same rule as the verdicts.
@@ -31,7 +33,7 @@ from scipy import stats
 from . import significance as sig
 from . import wording
 from .aggregate import SPEED, Row, by_task
-from .comparisons import PairTest, difference, find_test
+from .comparisons import EQUIVALENT, UNDECIDED, PairTest, difference, find_test
 from .diagnostics import Diagnosis, budget_blockers, not_comparable
 
 COST = SPEED["infer_ms_p50_b1"]  # the cost a decision without constraints weighs accuracy against
@@ -156,18 +158,36 @@ def _objective_values(row: Row, objective: Objective) -> list[float]:
 
 
 def _better(x: Row, y: Row, tests: list[PairTest], objective: Objective) -> tuple[bool, float | None]:
-    """Whether ``x`` beats ``y`` significantly on the objective, and the p-value (None: not testable)."""
+    """Whether ``x`` beats ``y`` on the objective for the family (all pairs of the task), and the adjusted p-value
+    (None: not testable). On the headline metric that is the report's own family of tests; on another objective
+    the same seed-level test, Bonferroni-adjusted over the task's pairs."""
     if objective.metric is None:
         test = find_test(tests, x.task, x.mechanism, y.mechanism)
         if test is None or test.seed is None:
             return False, None
-        return test.seed.significant and difference(test, x.mechanism) > 0, test.seed.p_value
+        return bool(test.significant) and difference(test, x.mechanism) > 0, test.p_adjusted
     xs, ys = _objective_values(x, objective), _objective_values(y, objective)
     if min(len(xs), len(ys)) < 2:
         return False, None
     result = sig.seed_test(xs, ys)
     gain = result.delta if objective.maximize else -result.delta
-    return result.significant and gain > 0, result.p_value
+    pairs = max(1, len([t for t in tests if t.task == x.task]))
+    adjusted = min(1.0, result.p_value * pairs)
+    return adjusted < sig.ALPHA and gain > 0, adjusted
+
+
+def _equivalent(x: Row, y: Row, tests: list[PairTest], objective: Objective) -> bool:
+    """Whether the family shows ``x`` and ``y`` equivalent within the margin on the headline metric (never on
+    another objective: it has no margin)."""
+    test = find_test(tests, x.task, x.mechanism, y.mechanism) if objective.metric is None else None
+    return test is not None and test.outcome == EQUIVALENT
+
+
+def _undecided(x: Row, y: Row, tests: list[PairTest]) -> int | None | bool:
+    """The seed runs a side that would decide ``x`` against ``y`` (an estimate; None: unknown), or False when the
+    pair is not undecided."""
+    test = find_test(tests, x.task, x.mechanism, y.mechanism)
+    return test.seeds_needed if test is not None and test.outcome == UNDECIDED else False
 
 
 def _score(row: Row, objective: Objective) -> float:
@@ -208,23 +228,28 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
         return Decision(task, wording.nothing_feasible(limits, task, excluded), excluded=excluded)
     metric = _name(objective, group)
     leader = max(feasible, key=lambda r: (_score(r, objective), r.mechanism))
-    tied, beaten = [leader], []
+    tied, beaten, undecided = [leader], [], []
     for row in feasible:
         if row is not leader:
             wins, p = _better(leader, row, tests, objective)
             if wins:
                 beaten.append((row, p))
-            else:
+            elif _equivalent(leader, row, tests, objective):
                 tied.append(row)
+            else:
+                needed = _undecided(leader, row, tests)
+                undecided.append((row.mechanism, None if needed is False else needed))
     resource = constraints[0]
     cost = {r.mechanism: shown[r.mechanism, resource.metric].mean for r in tied}
     pick = (min if resource.lower_is_better else max)(tied, key=lambda r: (cost[r.mechanism], r.mechanism))
     met = [(c.metric, str(shown[pick.mechanism, c.metric])) for c in constraints]
     others = [r for r in tied if r is not pick]
     saving, clear = _cost_difference(pick, others, resource) if others else ("", True)
+    margin = next((t.seed.margin for t in tests if t.task == task and t.seed is not None), None)
     text = wording.pick(task, pick.mechanism, limits, met, len(feasible), metric, _score(pick, objective),
                         [r.mechanism for r in others], resource.metric, saving, clear,
-                        [(r.mechanism, p) for r, p in beaten], excluded, borderline)  # fmt: skip
+                        [(r.mechanism, p) for r, p in beaten], excluded, borderline,
+                        undecided=undecided, margin=margin)  # fmt: skip
     return Decision(task, text, pick.mechanism, [r.mechanism for r in tied], [r.mechanism for r in feasible], excluded)
 
 
@@ -260,5 +285,7 @@ def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective
     cheapest = min(undominated, key=lambda r: (statistics.fmean(r.values(COST) or [math.inf]), r.mechanism))
     text = wording.undominated(task, [r.mechanism for r in undominated], metric, best.mechanism,
                                _score(best, objective), unit, cheapest.mechanism, COST)  # fmt: skip
+    text += wording.pair_outcomes([(t.a, t.b, t.outcome, t.seed.margin, t.seeds_needed) for t in tests
+                                   if t.task == task and t.seed is not None], unit)  # fmt: skip
     pick = best.mechanism if len(undominated) == 1 else None
     return Decision(task, text, pick, [r.mechanism for r in undominated], [r.mechanism for r in group])

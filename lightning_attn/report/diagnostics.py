@@ -68,9 +68,9 @@ def diagnose(rows: list[Row], tests: list[PairTest], curves: dict[str, list[floa
                     d.floor_note = wording.floor_untested(control.mechanism, test.seed_note if test else None)
                 else:
                     gain = difference(test, row.mechanism)
-                    d.at_floor = not (gain > 0 and test.seed.significant)
+                    d.at_floor = not (gain > 0 and test.significant)
                     d.floor_note = wording.floor_note(gain, wording.unit_of(row.metric), control.mechanism,
-                                                      test.seed.p_value)  # fmt: skip
+                                                      test.p_adjusted)  # fmt: skip
             out.append(d)
     return out
 

@@ -93,8 +93,8 @@ def failure_rows(failures: list[Failure]) -> list[list[str]]:
     return [[f.task, f.mechanism, f.run, f.kind, f.reason.splitlines()[0][:300]] for f in failures]
 
 
-SIG_HEADER = ["pair", "mean", "Δ (95 % CI over seeds)", "p", "significant", "power", "best runs",
-              "p (best vs best)", "note"]  # fmt: skip
+SIG_HEADER = ["pair", "mean", "Δ (95 % CI over seeds)", "p", "adjusted p", "equivalence p (adjusted)", "outcome",
+              "power", "note"]  # fmt: skip
 
 
 def significance_rows(tests: list[PairTest]) -> list[list[str]]:
@@ -103,12 +103,20 @@ def significance_rows(tests: list[PairTest]) -> list[list[str]]:
         s = t.seed
         delta = "—" if s is None else f"{s.delta:+.2f} ({s.ci_low:+.2f} to {s.ci_high:+.2f})"
         n = "" if s is None else f" (n = {s.n_a}, {s.n_b}" + (f"; {s.n_items} items)" if s.n_items else ")")
-        significant = "not tested" if s is None else ("tie" if s.delta == 0 else ("yes" if s.significant else "no"))
-        power = "—" if s is None or s.detectable is None else f"80 % at {s.detectable:.2f}"
-        p = "—" if s is None else f"{s.p_value:.4f}{n}"
-        out.append([f"{t.a} vs {t.b}", f"{t.a_mean:.2f} vs {t.b_mean:.2f}", delta, p, significant, power,
-                    f"{t.a_best:.2f} vs {t.b_best:.2f}", "—" if t.best_p is None else f"{t.best_p:.4f}",
-                    t.seed_note or t.best_note])  # fmt: skip
+        p = "—" if s is None else f"{wording.p_text(s.p_value)}{n}"
+        adjusted = "—" if t.p_adjusted is None else wording.p_text(t.p_adjusted)
+        equivalence = ("—" if s is None or s.equivalence_p is None
+                       else f"{wording.p_text(s.equivalence_p)} ({wording.p_text(t.equivalence_p_adjusted)}), "
+                            f"±{s.margin:g}")  # fmt: skip
+        if s is None:
+            outcome = "not tested"
+        elif s.delta == 0:
+            outcome = "tie"
+        else:
+            outcome = wording.outcome(t.outcome, s.margin, wording.unit_of(t.metric), t.seeds_needed)
+        power = "—" if s is None or s.detectable is None else f"4 in 5 at {s.detectable:.2f} (estimate)"
+        out.append([f"{t.a} vs {t.b}", f"{t.a_mean:.2f} vs {t.b_mean:.2f}", delta, p, adjusted, equivalence,
+                    outcome, power, t.seed_note])  # fmt: skip
     return out
 
 
@@ -254,7 +262,7 @@ def write_markdown(out: Path, report: dict) -> Path:
         lines += [f"**Verdict** (reference: {verdict.reference})", ""] + [f"- {v}" for v in verdict.lines] + [""]
         tests = [t for t in report["tests"] if t.task == task]
         if tests:
-            note = f"*{wording.SIG_NOTE}*"
+            note = f"*{wording.correction(len(tests))}. {wording.SIG_NOTE}*"
             lines += ["**Significance**", "", _md_table(SIG_HEADER, significance_rows(tests)), "", note, ""]
         for i, plot in enumerate(p for p in report["plots"] if p.task == task):
             name = f"{task}_{i}.png"
@@ -321,8 +329,9 @@ def write_html(out: Path, report: dict) -> Path:
                      f"<ul class='verdict'>{summary}{items}</ul>")  # fmt: skip
         tests = [t for t in report["tests"] if t.task == task]
         if tests:
+            note = f"{wording.correction(len(tests))}. {wording.SIG_NOTE}"
             parts.append("<h3>Significance</h3>" + _html_table(SIG_HEADER, significance_rows(tests))
-                         + f"<p class='note'>{e(wording.SIG_NOTE)}</p>")  # fmt: skip
+                         + f"<p class='note'>{e(note)}</p>")  # fmt: skip
         for plot in (p for p in report["plots"] if p.task == task):
             fig = plotly_figure(plot)
             parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first_plot else False))

@@ -13,11 +13,17 @@
      (:data:`ITEM_STATISTICS`: sacreBLEU's sufficient statistics for translation, torchmetrics' BLEU-4
      counts for captioning), a two-level bootstrap over seeds and test items: each replicate resamples
      the items (the same for every run: paired) and, for each mechanism, its seed runs; the statistic is
-     the difference of the mean corpus scores. Would other test sentences differ?
+     the difference of the mean corpus scores, tested against zero with the replicates' standard error.
+     Would other test sentences differ?
 
-  The p-value is the larger of the two; ties are never significant.
-* :func:`best_run_test` — the best run of each mechanism against the other's, a paired bootstrap over
-  the test items on the same metric (the second column of the report: one seed each).
+  The p-value is the larger of the two; ties are never significant. With a margin of practical equivalence
+  it also tests **equivalence** — that the difference lies within ±margin — by two one-sided tests, over
+  seeds (Welch) and over test items (the bootstrap's replicates), again the larger p of the two.
+* :func:`step_down` — the report's family-wise correction: every pair's difference and equivalence
+  hypotheses of a task tested together, Holm's step-down with Shaffer's count of the hypotheses that can be
+  true at once (at most one of a pair's two), so that the chance of *any* false claim in the family stays at
+  or below α.
+* :func:`seeds_to_decide` — an estimate of the seed runs a side that would decide an undecided pair.
 * :func:`welch_p` and :func:`variance_ratio_p` — whether a ratio of per-seed figures (latency,
   throughput, seed variance) is larger than noise, before a report states it.
 """
@@ -81,6 +87,10 @@ class SeedTest:
     items_ci_high: float | None = None
     statistic: str = ""  # ITEM_STATISTICS name of the bootstrap part
     samples: int = 0
+    se: float = 0.0  # standard error of delta over seeds (Welch)
+    df: float = math.inf  # Welch's degrees of freedom
+    margin: float | None = None  # of practical equivalence, in the metric's units (None: not tested)
+    equivalence_p: float | None = None  # two one-sided tests that |delta| < margin (the larger p of both parts)
 
     @property
     def p_value(self) -> float:
@@ -97,41 +107,43 @@ class SeedTest:
 
 
 def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
-    """``(p, df, standard error, t critical)`` of Welch's test of mean(a) - mean(b)."""
-    from scipy import stats
+    """``(p, df, standard error, t critical)`` of Welch's test of mean(a) - mean(b) (scipy.special's distribution
+    functions: a report runs thousands of these, and scipy.stats's add a hundred times their cost)."""
+    from scipy import special
 
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
     delta = float(a.mean() - b.mean())
     if se == 0:
-        return (1.0 if delta == 0 else 0.0), math.inf, 0.0, float(stats.norm.ppf(1 - ALPHA / 2))
+        return (1.0 if delta == 0 else 0.0), math.inf, 0.0, float(special.ndtri(1 - ALPHA / 2))
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    p = float(2 * stats.t.sf(abs(delta) / se, df))
-    return p, df, se, float(stats.t.ppf(1 - ALPHA / 2, df))
+    p = float(2 * special.stdtr(df, -abs(delta) / se))
+    return p, df, se, float(special.stdtrit(df, 1 - ALPHA / 2))
 
 
 def detectable_difference(se: float, df: float, power: float = POWER) -> float | None:
     """The true difference Welch's test finds with probability ``power`` at ``ALPHA``, given its standard
     error and degrees of freedom (noncentral t); None when there is no spread to speak of."""
-    from scipy import optimize, stats
+    from scipy import optimize, special
 
     if not se or not math.isfinite(df):
         return None
-    crit = stats.t.ppf(1 - ALPHA / 2, df)
+    crit = special.stdtrit(df, 1 - ALPHA / 2)
 
     def shortfall(nc: float) -> float:  # power at a true difference of nc standard errors, less the target
-        wrong_side = float(stats.nct.cdf(-crit, df, nc))  # negligible, and NaN where scipy's series fails
-        return float(stats.nct.sf(crit, df, nc)) + (wrong_side if math.isfinite(wrong_side) else 0.0) - power
+        wrong_side = float(special.nctdtr(df, nc, -crit))  # negligible, and NaN where the series fails
+        return 1.0 - float(special.nctdtr(df, nc, crit)) + (wrong_side if math.isfinite(wrong_side) else 0.0) - power
 
     high = crit + 1.0
     while shortfall(high) < 0 and high < 1e3:  # far enough out that the power exceeds the target
         high *= 2
-    return float(optimize.brentq(shortfall, 0.0, high)) * se
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-4)) * se  # far finer than the 2 decimals shown
 
 
 def seed_test(values_a: list[float], values_b: list[float], items_a: list[np.ndarray] | None = None,
               items_b: list[np.ndarray] | None = None, statistic: str = "", samples: int = BOOTSTRAP_SAMPLES,
-              seed: int = 0) -> SeedTest:  # fmt: skip
+              seed: int = 0, *, margin: float | None = None, scored: dict | None = None,
+              power: bool = True) -> SeedTest:  # fmt: skip
     """The verdict's test of a against b (see the module's docstring).
 
     Args:
@@ -143,6 +155,11 @@ def seed_test(values_a: list[float], values_b: list[float], items_a: list[np.nda
         statistic: which per-item statistic ``items_a`` and ``items_b`` hold (empty: none).
         samples: bootstrap replicates.
         seed: the resampling seed (a report is reproducible).
+        margin: of practical equivalence (> 0, the metric's units): also test that |delta| < margin.
+        scored: a dict the caller keeps across the tests of one report: each run's bootstrap scores are computed
+            once there (every test with the same ``samples`` and ``seed`` resamples the same items), not once per
+            pair it is in.
+        power: also work out the difference it would detect (``detectable``), which only a report shows.
     """
     a, b = np.asarray(values_a, dtype=np.float64), np.asarray(values_b, dtype=np.float64)
     if len(a) < 2 or len(b) < 2:
@@ -152,26 +169,67 @@ def seed_test(values_a: list[float], values_b: list[float], items_a: list[np.nda
     pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
     g = None if pooled == 0 else delta / pooled * (1 - 3 / (4 * (len(a) + len(b)) - 9))
     result = SeedTest(len(a), len(b), float(a.mean()), float(b.mean()), delta, delta - crit * se, delta + crit * se,
-                      1.0 if delta == 0 else p, g, detectable_difference(se, df))  # fmt: skip
+                      1.0 if delta == 0 else p, g, detectable_difference(se, df) if power else None, se=se,
+                      df=df)  # fmt: skip
+    if margin is not None:
+        result.margin, result.equivalence_p = margin, _tost_welch(delta, se, df, margin)
     if items_a and items_b and statistic:
         result.n_items, result.statistic, result.samples = items_a[0].shape[0], statistic, samples
-        result.items_p, result.items_ci_low, result.items_ci_high = _items_bootstrap(
-            items_a, items_b, ITEM_STATISTICS[statistic].score, samples, seed
-        )
-        if delta == 0:
-            result.items_p = 1.0
+        replicates, observed = _items_bootstrap(items_a, items_b, ITEM_STATISTICS[statistic].score, samples, seed,
+                                                scored if scored is not None else {})  # fmt: skip
+        result.items_ci_low, result.items_ci_high = (float(v) for v in np.percentile(replicates, [2.5, 97.5]))
+        identical = len(items_a) == len(items_b) and all(np.array_equal(x, y) for x, y in zip(items_a, items_b))
+        result.items_p = 1.0 if identical or delta == 0 else _p_two_sided(replicates, observed)
+        if margin is not None:
+            result.equivalence_p = max(result.equivalence_p, _tost_normal(observed, replicates, margin))
     return result
 
 
+def _tost_welch(delta: float, se: float, df: float, margin: float) -> float:
+    """Two one-sided Welch tests that the true difference lies within ±``margin``: the larger of their p."""
+    from scipy import special
+
+    if margin <= 0:
+        raise ValueError(f"a margin of equivalence must be positive, not {margin}")
+    if se == 0:
+        return 0.0 if abs(delta) < margin else 1.0
+    lower = special.stdtr(df, -(delta + margin) / se)  # H0: delta <= -margin
+    upper = special.stdtr(df, (delta - margin) / se)  # H0: delta >= +margin
+    return float(max(lower, upper))
+
+
+def _tost_normal(observed: float, replicates: np.ndarray, margin: float) -> float:
+    """Two one-sided tests that the difference lies within ±``margin``, from the bootstrap's standard error."""
+    from scipy import special
+
+    spread = float(np.std(replicates, ddof=1))
+    if spread == 0.0:
+        return 0.0 if abs(observed) < margin else 1.0
+    return float(max(special.ndtr(-(observed + margin) / spread), special.ndtr((observed - margin) / spread)))
+
+
 def _items_bootstrap(items_a: list[np.ndarray], items_b: list[np.ndarray], score: Callable, samples: int,
-                     seed: int) -> tuple[float, float, float]:  # fmt: skip
-    """Two-level bootstrap (seeds × items) of the difference of mean corpus scores: ``(p, low, high)``."""
+                     seed: int, scored: dict) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Two-level bootstrap (seeds × items) of the difference of mean corpus scores: its replicates, and the
+    observed difference. ``scored`` keeps each run's scores under the resampled items (see :func:`seed_test`)."""
     n = items_a[0].shape[0]
     if any(s.shape[0] != n for s in items_a + items_b):
         raise ValueError("the runs were not scored on the same test set")
+    if (n, samples, seed) not in scored:  # the resampled items, and where the generator goes on from after them
+        rng = np.random.default_rng(seed)
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=samples).astype(np.float64)  # (B, n): the same items
+        scored[n, samples, seed] = weights, rng.bit_generator.state
+    weights, state = scored[n, samples, seed]
     rng = np.random.default_rng(seed)
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=samples).astype(np.float64)  # (B, n): the same items
-    scores = {side: np.stack([score(weights @ s.astype(np.float64)) for s in runs], axis=1)  # (B, runs)
+    rng.bit_generator.state = state
+
+    def run_scores(run: np.ndarray) -> np.ndarray:  # (B,): the run's score on each resampled test set
+        key = (id(run), samples, seed)
+        if key not in scored:
+            scored[key] = (run, score(weights @ run.astype(np.float64)))  # the run kept: its id stays its own
+        return scored[key][1]
+
+    scores = {side: np.stack([run_scores(s) for s in runs], axis=1)  # (B, runs)
               for side, runs in (("a", items_a), ("b", items_b))}  # fmt: skip
     pick_a = rng.integers(0, len(items_a), size=(samples, len(items_a)))
     pick_b = rng.integers(0, len(items_b), size=(samples, len(items_b)))
@@ -179,33 +237,70 @@ def _items_bootstrap(items_a: list[np.ndarray], items_b: list[np.ndarray], score
     replicates = scores["a"][rows, pick_a].mean(1) - scores["b"][rows, pick_b].mean(1)
     full_a = np.mean([score(s.sum(0)) for s in items_a])
     full_b = np.mean([score(s.sum(0)) for s in items_b])
-    observed = float(full_a - full_b)
-    low, high = (float(v) for v in np.percentile(replicates, [2.5, 97.5]))
-    identical = len(items_a) == len(items_b) and all(np.array_equal(x, y) for x, y in zip(items_a, items_b))
-    return (1.0 if identical else _p_two_sided(replicates, observed)), low, high
+    return replicates, float(full_a - full_b)
 
 
 def _p_two_sided(replicates: np.ndarray, observed: float) -> float:
-    """Two-sided bootstrap p-value of ``observed`` against replicates shifted to mean zero."""
+    """Two-sided p-value of ``observed`` against zero, from the bootstrap's standard error (a normal test: its p
+    has no floor at ``1 / replicates``, which a family of many pairs would need to go below)."""
+    from scipy import special
+
     if observed == 0.0:
         return 1.0  # a tie is never a difference
-    centred = replicates - replicates.mean()
-    exceed = int(np.sum(np.abs(centred) >= abs(observed)))
-    return (exceed + 1) / (len(replicates) + 1)
+    spread = float(np.std(replicates, ddof=1))
+    if spread == 0.0:
+        return 0.0
+    return float(2 * special.ndtr(-abs(observed) / spread))
 
 
-def best_run_test(items_a: np.ndarray, items_b: np.ndarray, statistic: str, samples: int = BOOTSTRAP_SAMPLES,
-                  seed: int = 0) -> float:  # fmt: skip
-    """Paired bootstrap p-value of run a against run b over the shared test items (Koehn's test, as sacreBLEU
-    runs it), on the metric ``statistic`` names; 1 for a tie."""
-    score = ITEM_STATISTICS[statistic].score
-    observed = float(score(items_a.sum(0)) - score(items_b.sum(0)))
-    if observed == 0.0 or np.array_equal(items_a, items_b):
-        return 1.0
-    n = items_a.shape[0]
-    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=samples).astype(np.float64)
-    replicates = score(weights @ items_a.astype(np.float64)) - score(weights @ items_b.astype(np.float64))
-    return _p_two_sided(replicates, observed)
+def step_down(hypotheses: list[tuple[object, float]], alpha: float = ALPHA) -> list[float]:
+    """Family-wise adjusted p-values of ``hypotheses`` — ``(pair, p)`` each, a pair's difference and equivalence
+    hypotheses under the same ``pair`` key — by Holm's step-down with Shaffer's count: at each step the
+    hypotheses not yet rejected are weighed by how many of them can be true at once, at most one per pair (a
+    difference of zero and one beyond the margin exclude each other). A hypothesis is rejected when its adjusted
+    p is below ``alpha``; the chance of rejecting any true one is then at most ``alpha``, whatever the others.
+    ``p`` may be ``inf`` (a hypothesis that cannot be rejected)."""
+    order = sorted(range(len(hypotheses)), key=lambda i: hypotheses[i][1])
+    adjusted = [1.0] * len(hypotheses)
+    running = 0.0
+    for step, i in enumerate(order):
+        could_be_true = len({hypotheses[j][0] for j in order[step:]})
+        running = max(running, min(1.0, could_be_true * hypotheses[i][1]))
+        adjusted[i] = running
+    return adjusted
+
+
+def seeds_to_decide(test: SeedTest, level: float, power: float = POWER, most: int = 100) -> int | None:
+    """An estimate of the seed runs a side at which ``test``'s question would be decided — a difference found
+    (where its observed difference is beyond the margin, or no margin is set) or equivalence shown — with
+    probability ``power`` at ``level``, if the true difference and the seed spread are as observed; ``most + 1``
+    when it would take more than ``most``; None when it cannot be estimated: no spread, or the test over seeds
+    would already decide at these seeds (the test over items is what leaves it open, and more seeds narrow that
+    too, by how much this does not estimate)."""
+    from scipy import special
+
+    spread = test.se / math.sqrt(1 / test.n_a + 1 / test.n_b)  # the seed standard deviation it implies
+    if spread == 0 or not math.isfinite(spread):
+        return None
+    delta, margin = abs(test.delta), test.margin
+    equivalence = margin is not None and delta < margin
+
+    def found(n: int) -> float:
+        se, df = spread * math.sqrt(2 / n), 2 * (n - 1)
+        if equivalence:  # both one-sided tests at level: the distance to the nearer bound decides
+            return float(special.nctdtr(df, (delta - margin) / se, -special.stdtrit(df, 1 - level)))
+        return 1.0 - float(special.nctdtr(df, delta / se, special.stdtrit(df, 1 - level / 2)))
+
+    now = max(test.n_a, test.n_b)
+    if found(now) >= power:
+        return None
+    if found(most) < power:
+        return most + 1
+    low, high = now, most  # found(low) < power <= found(high): the power grows with n
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if found(middle) >= power else (middle, high)
+    return high
 
 
 def welch_p(a: list[float], b: list[float]) -> float | None:

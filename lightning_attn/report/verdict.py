@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from . import significance as sig
 from . import wording
 from .aggregate import MIN_SEEDS, SPEED, Row, by_task
-from .comparisons import PairTest, difference, find_test
+from .comparisons import BETTER, EQUIVALENT, PairTest, difference, find_test
 from .diagnostics import Blocker, Diagnosis, budget_blockers, not_comparable
 
 COMPUTE_RATIO_NOTE = 2.0  # mention compute budgets that differ by more than this factor
@@ -48,7 +48,7 @@ class PairVerdict:
     reference: str
     text: str  # the comparison as it would read; shown only when nothing is withheld
     withheld: str = ""  # why no verdict is given (:func:`.wording.explain` of ``blockers``); empty: stated
-    outcome: str = ""  # significant | not significant | tie; empty: the seed-level test did not run
+    outcome: str = ""  # better | worse | equivalent | undecided (for the family); empty: no seed-level test
     blockers: list[Blocker] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
 
@@ -73,7 +73,7 @@ class TaskVerdict:
     pairs: list[PairVerdict]
     withheld: bool = False  # the summary names no winner because something was not comparable
     leader: str = ""  # the most accurate by mean
-    tied: list[str] = field(default_factory=list)  # those the leader is not significantly above
+    tied: list[str] = field(default_factory=list)  # those the leader is not shown better than (equivalent or undecided)
     blockers: list[Blocker] = field(default_factory=list)  # why the summary is withheld
 
     @property
@@ -174,19 +174,26 @@ def _pair(row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], mi
     s = test.seed
     delta = difference(test, row.mechanism)
     low, high = (s.ci_low, s.ci_high) if test.a == row.mechanism else (-s.ci_high, -s.ci_low)
-    verdict.outcome = "tie" if delta == 0 else ("significant" if s.significant else "not significant")
+    verdict.outcome = outcome_from(test, row.mechanism)
     verdict.facts = facts(row, ref, min_seeds)
-    best = None if test.best_p is None else (row.best - ref.best, test.best_p)
-    described = wording.describe_test(s, delta, low, high, unit)
-    verdict.text = wording.comparison(**claim, outcome=verdict.outcome, test=described, best=best,
-                                      facts=[f.text for f in verdict.facts])  # fmt: skip
+    described = wording.describe_test(s, delta, low, high, unit, test.p_adjusted, test.family)
+    verdict.text = wording.comparison(**claim, outcome=wording.outcome(verdict.outcome, s.margin, unit,
+                                                                       test.seeds_needed),
+                                      test=described, facts=[f.text for f in verdict.facts])  # fmt: skip
     return verdict
+
+
+def outcome_from(test: PairTest, x: str) -> str:
+    """A tested pair's family outcome as seen from ``x``: better, worse, equivalent or undecided."""
+    if test.outcome == BETTER:
+        return "better" if test.a == x else "worse"
+    return test.outcome
 
 
 def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], tests: list[PairTest],
              blockers: dict[str, list[Blocker]]) -> TaskVerdict:  # fmt: skip
-    """The task's summary: the leader by mean, named the most accurate only when it is significantly above
-    every other mechanism and nothing (``blockers``, budgets, an untestable pair) is in the way."""
+    """The task's summary: the leader by mean, named the most accurate only when the family shows it better
+    than every other mechanism and nothing (``blockers``, budgets, an untestable pair) is in the way."""
     leader = sorted(group, key=lambda r: (-r.mean, r.mechanism))[0]
     others = [r for r in group if r is not leader]
     found = [b for r in group for b in blockers[r.mechanism]]
@@ -197,8 +204,8 @@ def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], te
         test = find_test(tests, task, leader.mechanism, other.mechanism)
         if test is None or test.seed is None:
             untested.append(other.mechanism)
-        elif not test.seed.significant or difference(test, leader.mechanism) <= 0:
-            tied.append((other.mechanism, test.seed.p_value))
+        elif outcome_from(test, leader.mechanism) != "better":
+            tied.append((other.mechanism, test))
     if untested:
         found.append(Blocker("untested", leader.mechanism, against=tuple(untested)))
     verdict = TaskVerdict(task, ref.mechanism, "", pairs, leader=leader.mechanism, tied=[m for m, _ in tied],
@@ -206,7 +213,11 @@ def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], te
     if found:
         verdict.summary, verdict.withheld = wording.summary_withheld(wording.explain(found)), True
     elif tied:
-        verdict.summary = wording.no_single_winner(leader.mechanism, leader.metric, leader.mean, leader.ci95, tied)
+        verdict.summary = wording.no_single_winner(
+            leader.mechanism, leader.metric, leader.mean, leader.ci95,
+            [(m, t.outcome, t.equivalence_p_adjusted if t.outcome == EQUIVALENT else t.p_adjusted, t.seeds_needed)
+             for m, t in tied],
+        )  # fmt: skip
     else:
         verdict.summary = wording.most_accurate(leader.mechanism, leader.metric, leader.mean, leader.ci95,
                                                 leader.seeds)  # fmt: skip

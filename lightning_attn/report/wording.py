@@ -51,7 +51,22 @@ def seed_repeated(mechanism: str, label: str, seeds: Sequence[str]) -> str:
 # ─── pair tests: why a test was not run, or how ────────────────────────────────────────────────
 TOO_FEW_SEEDS_TO_TEST = "the test over seeds needs at least 2 seed runs a side"
 DIFFERENT_TEST_SETS = "the mechanisms were tested on different test sets"
-NO_BEST_RUN_PREDICTIONS = "a best run logged no test predictions"
+
+
+def p_text(p: float) -> str:
+    """A p-value as a table cell: ``0.012``, or ``< 0.001``."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_is(p: float) -> str:
+    """A p-value after its name in a sentence: ``= 0.012``, or ``< 0.001``."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def correction(pairs: int) -> str:
+    """How a task's ``pairs`` were adjusted as one family."""
+    return (f"Holm's step-down with Shaffer's count over the {pairs} pair(s) of the task, difference and "
+            "equivalence tests together")  # fmt: skip
 
 
 def no_item_statistics(mechanism: str, metric: str) -> str:
@@ -79,27 +94,62 @@ def over_seeds_only(why: str) -> str:
     return f"over seeds only: {why}"
 
 
-def best_run_bootstrap(statistic: str) -> str:
-    """How best run and best run were compared, on the metric ``statistic`` names."""
-    return f"paired bootstrap over test items ({statistic}), best run vs best run"
-
-
-def describe_test(s: SeedTest, delta: float, low: float, high: float, unit: str) -> str:
+def describe_test(s: SeedTest, delta: float, low: float, high: float, unit: str, adjusted: float | None = None,
+                  family: int = 0) -> str:  # fmt: skip
     """The seed-level test ``s`` in words, as seen from one side: its difference ``delta`` and interval
-    ``low``–``high`` (in ``unit``), p, n, the effect size and the difference it finds with 80 % power."""
-    parts = [f"{s.name}: Δ {delta:+.2f} {unit}, 95 % CI {low:+.2f} to {high:+.2f} over seeds, p = {s.p_value:.3f}",
+    ``low``–``high`` (in ``unit``), p (and ``adjusted`` for a ``family`` of pairs), n, the effect size and the
+    difference it would find 4 times in 5."""
+    p = f"p {p_is(s.p_value)}"
+    if adjusted is not None:
+        p += f", adjusted for {family} pairs p {p_is(adjusted)}"
+    parts = [f"Δ {delta:+.2f} {unit}, 95 % CI {low:+.2f} to {high:+.2f} over seeds, {p}",
              f"n = {s.n_a} and {s.n_b} seeds" + (f" × {s.n_items} test items" if s.n_items else "")]  # fmt: skip
     if s.hedges_g is not None:
         parts.append(f"Hedges' g {abs(s.hedges_g):.1f}")
     if s.detectable is not None:
-        parts.append(f"finds a true {s.detectable:.2f} {unit} with 80 % power")
+        parts.append(f"would detect {s.detectable:.2f} {unit} about 4 times in 5 if the seed spread is as observed")
     return ", ".join(parts)
+
+
+def outcome(kind: str, margin: float | None, unit: str, seeds_needed: int | None) -> str:
+    """A pair's outcome for the family: ``better``, ``worse``, ``equivalent`` (within ±``margin`` ``unit``) or
+    ``undecided`` (with ``seeds_needed`` a side that would decide it, an estimate)."""
+    if kind == "equivalent":
+        return f"equivalent within ±{margin:g} {unit}"
+    if kind == "undecided":
+        return f"undecided ({_seeds_needed(seeds_needed)})"
+    return kind
+
+
+def _seeds_needed(seeds: int | None) -> str:
+    if seeds is None:  # no spread, or the test over items is what leaves it open
+        return "no estimate of the seeds that would decide it"
+    if seeds > 100:
+        return "more than 100 seeds a side would be needed, an estimate"
+    return f"about {seeds} seeds a side would decide it, an estimate"
+
+
+def pair_outcomes(pairs: Sequence[tuple[str, str, str, float | None, int | None]], unit: str) -> str:
+    """After a decision: each tested pair's outcome on accuracy — ``(a, b, outcome, margin, seeds needed)``, ``a``
+    the more accurate by mean."""
+    if not pairs:
+        return ""
+    said = []
+    for a, b, kind, margin, seeds in pairs:
+        if kind == "better":
+            said.append(f"{a} better than {b}")
+        elif kind == "equivalent":
+            said.append(f"{a} and {b} equivalent within ±{margin:g} {unit}")
+        else:
+            said.append(f"{a} vs {b} undecided ({_seeds_needed(seeds)})")
+    return " On accuracy, for all pairs together: " + "; ".join(said) + "."
 
 
 # ─── diagnostics ───────────────────────────────────────────────────────────────────────────────
 def floor_note(gain: float, unit: str, control: str, p: float) -> str:
-    """A mechanism's seed-level difference ``gain`` (in ``unit``) against the ``control``, and its p."""
-    return f"{gain:+.2f} {unit} against the {control} control (p = {p:.3f})"
+    """A mechanism's seed-level difference ``gain`` (in ``unit``) against the ``control``, and its p adjusted for
+    the family."""
+    return f"{gain:+.2f} {unit} against the {control} control (adjusted p {p_is(p)})"
 
 
 def floor_untested(control: str, why: str | None) -> str:
@@ -192,7 +242,7 @@ def explain(reasons: Iterable[Reason]) -> str:
 
 FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while their validation metric or loss was "
               "still improving (see the learning curves); too few seeds: fewer than the seed runs a CI and a "
-              "verdict need; at the floor: not significantly better than the control mechanism (uniform "
+              "verdict need; at the floor: not shown better than the control mechanism (uniform "
               "attention); budgets: tuning trials and summed run wall-clock. A verdict is withheld while any of "
               "these makes a comparison unfair.")  # fmt: skip
 
@@ -227,19 +277,14 @@ def fact(kind: str, value: float | None, p: float | None = None, reference: floa
 
 
 def comparison(mechanism: str, reference: str, difference: float, unit: str, seeds: int, reference_seeds: int,
-               outcome: str = "", test: str = "", best: tuple[float, float] | None = None,
-               facts: Sequence[str] = ()) -> str:  # fmt: skip
+               outcome: str = "", test: str = "", facts: Sequence[str] = ()) -> str:  # fmt: skip
     """A pair verdict as it reads when stated: the mean ``difference`` (mechanism minus reference, in ``unit``)
-    over ``seeds`` and ``reference_seeds`` seed runs; with an ``outcome`` (significant, not significant, tie),
-    the ``test`` described (:func:`describe_test`), best run against best run (``(difference, p)``), and the
-    ``facts`` (:func:`fact`)."""
+    over ``seeds`` and ``reference_seeds`` seed runs; with an ``outcome`` (:func:`outcome`), the ``test``
+    described (:func:`describe_test`) and the ``facts`` (:func:`fact`)."""
     text = f"{mechanism} vs {reference}: {difference:+.2f} {unit} (mean of {seeds} vs {reference_seeds} seeds)"
     if not outcome:
         return text
-    text += f", {outcome} ({test})"
-    if best is not None:
-        text += f"; best run vs best run {best[0]:+.2f}, p = {best[1]:.3f}"
-    return "; ".join([text, *facts])
+    return "; ".join([f"{text}: {outcome} ({test})", *facts])
 
 
 def inconclusive(mechanism: str, reference: str, why: str) -> str:
@@ -258,17 +303,25 @@ def _leader(mechanism: str, metric: str, mean: float, ci95: float | None) -> str
 
 
 def no_single_winner(mechanism: str, metric: str, mean: float, ci95: float | None,
-                     tied: Sequence[tuple[str, float]]) -> str:  # fmt: skip
-    """The most accurate ``mechanism`` (its ``mean`` ± ``ci95`` of ``metric``) is not significantly above the
-    ``tied`` mechanisms, each with its p."""
-    names = ", ".join(f"{m} (p = {p:.3f})" for m, p in tied)
-    return f"no single winner: {_leader(mechanism, metric, mean, ci95)}) does not differ significantly from {names}"
+                     tied: Sequence[tuple[str, str, float, int | None]]) -> str:  # fmt: skip
+    """The most accurate ``mechanism`` (its ``mean`` ± ``ci95`` of ``metric``) is not shown better than the
+    ``tied`` mechanisms — ``(name, outcome, adjusted p, seeds needed)`` each: equivalent within the margin, or
+    undecided."""
+    equivalent = [m for m, kind, _, _ in tied if kind == "equivalent"]
+    undecided = [(m, p, n) for m, kind, p, n in tied if kind != "equivalent"]
+    parts = []
+    if equivalent:
+        parts.append(f"equivalent within the margin to {', '.join(equivalent)}")
+    if undecided:
+        parts.append("undecided against " + ", ".join(f"{m} (adjusted p {p_is(p)}; {_seeds_needed(n)})"
+                                                      for m, p, n in undecided))  # fmt: skip
+    return f"no single winner: {_leader(mechanism, metric, mean, ci95)}) is " + "; ".join(parts)
 
 
 def most_accurate(mechanism: str, metric: str, mean: float, ci95: float | None, seeds: int) -> str:
     """``mechanism`` is significantly above every other: its ``mean`` ± ``ci95`` of ``metric`` over ``seeds``."""
-    return (f"most accurate: {_leader(mechanism, metric, mean, ci95)} over {seeds} seeds), significantly above every "
-            f"other mechanism")  # fmt: skip
+    return (f"most accurate: {_leader(mechanism, metric, mean, ci95)} over {seeds} seeds), better than every other "
+            f"mechanism, all pairs tested together")  # fmt: skip
 
 
 # ─── decisions ─────────────────────────────────────────────────────────────────────────────────
@@ -313,34 +366,38 @@ def nothing_feasible(limits: str, task: str, excluded: dict[str, str]) -> str:
 def cost_saving(mine: float, rival: str, theirs: float, p: float | None, clear: bool) -> str:
     """`` (1.2 vs hard's 1.9, Welch p = 0.010)``: the pick's mean cost against the next cheapest ``rival``'s,
     and whether the saving is beyond the noise between seeds (``clear``; ``p`` None: not testable)."""
-    noise = "" if p is None else (f", Welch p = {p:.3f}" if clear else f", not beyond noise: Welch p = {p:.2f}")
+    noise = "" if p is None else (f", Welch p {p_is(p)}" if clear else f", not beyond noise: Welch p = {p:.2f}")
     return f" ({mine:.3g} vs {rival}'s {theirs:.3g}{noise})"
 
 
 def pick(task: str, mechanism: str, limits: str, met: Sequence[tuple[str, str]], feasible: int, metric: str,
          score: float, tied: Sequence[str], resource: str, saving: str, clear: bool,
-         beaten: Sequence[tuple[str, float | None]], excluded: dict[str, str],
-         borderlines: Sequence[str]) -> str:  # fmt: skip
+         beaten: Sequence[tuple[str, float | None]], excluded: dict[str, str], borderlines: Sequence[str], *,
+         undecided: Sequence[tuple[str, int | None]] = (), margin: float | None = None) -> str:  # fmt: skip
     """The decision under constraints: pick ``mechanism``, which meets ``limits`` (``met``: each constraint's
     metric and interval), of ``feasible`` mechanisms that do; the most accurate by ``score`` on ``metric``, or
-    tied with ``tied`` and the cheapest of them in ``resource`` (``saving``: :func:`cost_saving`, ``clear``:
-    beyond noise). Then the significantly less accurate (``beaten``, with p), the ``excluded`` and the
+    equivalent within ±``margin`` to ``tied`` and the cheapest of them in ``resource`` (``saving``:
+    :func:`cost_saving`, ``clear``: beyond noise). Then the less accurate for the family (``beaten``, with
+    adjusted p), the ``undecided`` (with the seeds that would decide each), the ``excluded`` and the
     ``borderlines`` (:func:`borderline`)."""
     shown = ", ".join(f"{m} {i}" for m, i in met)
     text = f"**Pick {mechanism}** for {task}: it meets {limits} ({shown})"
     if feasible == 1:
         text += ", the only mechanism that does"
     elif not tied:
-        text += f", and of the {feasible} that do it is the most accurate ({metric} {abs(score):.2f}), significantly"
+        text += f", and of the {feasible} that do it is the most accurate ({metric} {abs(score):.2f})"
+        text += ", better than all of them" if not undecided else ""
     else:
         names = ", ".join(tied)
-        text += (f"; on {metric} it does not differ significantly from {names} (the best of the {feasible} "
-                 f"that meet it), and it is the cheapest of them in {resource}{saving}")  # fmt: skip
+        text += (f"; on {metric} it is equivalent within ±{margin:g} to {names}, and these are the most accurate "
+                 f"of the {feasible} that meet it; it is the cheapest of them in {resource}{saving}")  # fmt: skip
         if not clear:
-            text += f" — a tie on both: {mechanism} or {names} will do, the pick only follows the means"
+            text += f" — as good on both: {mechanism} or {names} will do, the pick only follows the means"
     text += "."
     if beaten:
-        text += " Less accurate, significantly: " + ", ".join(f"{m} (p = {p:.3f})" for m, p in beaten) + "."
+        text += " Less accurate: " + ", ".join(f"{m} (adjusted p {p_is(p)})" for m, p in beaten) + "."
+    if undecided:
+        text += " Undecided on accuracy: " + ", ".join(f"{m} ({_seeds_needed(n)})" for m, n in undecided) + "."
     if excluded:
         text += " Excluded: " + "; ".join(f"{m} ({w})" for m, w in excluded.items()) + "."
     if borderlines:
@@ -374,10 +431,13 @@ def accuracy_note(min_seeds: int) -> str:
 
 SIG_NOTE = ("p: the test the verdict rests on, on the metric the table shows — Welch's t-test over the seed runs "
             "and, where the task gives per-item statistics of that metric, a two-level bootstrap over seeds and "
-            "test items; a difference is significant only when both find it (its false-positive rate stays at or "
-            "below 5 % with 3 seeds a side). power: the true difference the test finds 4 times in 5 at these seeds "
-            "and spreads — smaller ones it may miss. p (best vs best): a paired bootstrap over the test items of "
-            "the best runs (one seed each). p < 0.05 counts as significant; a tie never does.")  # fmt: skip
+            "test items; a difference counts only when both find it. adjusted p: the same, adjusted for every pair "
+            "of the task at once (Holm's step-down with Shaffer's count, difference and equivalence tests "
+            "together), so that the chance of any false claim in the report's task stays at or below 5 %. "
+            "outcome: better (adjusted p < 0.05), equivalent (the difference shown within ±margin by two "
+            "one-sided tests, adjusted likewise), or undecided — not significant is not the same. power: the true "
+            "difference the test would detect about 4 times in 5 if the seed spread is as observed (an estimate). "
+            "A tie is never a difference.")  # fmt: skip
 
 PARETO_NOTE = "every finished run; lines: each mechanism's Pareto frontier (lower latency, higher accuracy)"
 SEED_SPREAD_NOTE = "one point per mechanism: its seed runs"

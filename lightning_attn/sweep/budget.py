@@ -13,6 +13,7 @@ from datetime import datetime
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from . import sequential
 from . import spec as sweep_spec
 from .spec import SweepSpec
 from .storage import FAILURE_REASON, STALE
@@ -44,7 +45,7 @@ def next_action(trials: list[FrozenTrial], n_trials: int | None) -> str:
 def budget(spec: SweepSpec, key: str) -> int | None:
     """Trials per study: ``n_trials``, never more than a grid has points; a seeds study: one per seed."""
     if sweep_spec.is_seeds(key):
-        return len(sweep_spec.seeds_of(spec))
+        return len(sweep_spec.seeds_plan(spec))
     if spec.sampler.kind != "grid":
         return spec.n_trials
     size = math.prod(len(v) for v in sweep_spec.grid_of(sweep_spec.space_of(spec, key)).values())
@@ -61,9 +62,9 @@ def enqueue_seeds(spec: SweepSpec, search: optuna.Study | None, seeds: optuna.St
     """
     if seeds.get_trials(deepcopy=False):
         return None
+    first = len(sweep_spec.seeds_of(spec))  # until decided: the first round; the looks give the others
     if search is None:
-        for seed in sweep_spec.seeds_of(spec):
-            seeds.enqueue_trial({}, user_attrs={"seed": seed}, skip_if_exists=False)
+        sequential.enqueue(seeds, spec, {}, {}, first)
         return None
     trials = search.get_trials(deepcopy=False)
     if not search_finished or any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
@@ -71,8 +72,7 @@ def enqueue_seeds(spec: SweepSpec, search: optuna.Study | None, seeds: optuna.St
     if not any(t.state == TrialState.COMPLETE for t in trials):
         return "done"
     best = search.best_trial
-    for seed in spec.seeds:
-        seeds.enqueue_trial(best.params, user_attrs={"seed": seed, "best_of": best.number}, skip_if_exists=False)
+    sequential.enqueue(seeds, spec, best.params, {"best_of": best.number}, first)
     return None
 
 
@@ -89,6 +89,10 @@ def spent(spec: SweepSpec, studies: dict[str, optuna.Study]) -> bool:
                 return False
             search = studies[sweep_spec.mechanism_of(key)].get_trials(deepcopy=False)
             if any(t.state == TrialState.COMPLETE for t in search):
+                return False
+            continue
+        if spec.until_decided and sweep_spec.is_seeds(key):
+            if not sequential.stopped(study):  # the next look may give it another seed
                 return False
             continue
         limit = budget(spec, key)

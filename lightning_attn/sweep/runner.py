@@ -26,6 +26,7 @@ from rich.live import Live
 from ..config import ConfigError
 from ..processes import Stopped, stop_signals
 from ..tracking import check_tracking_store, mask_secrets, resolve_tracking_uri
+from . import sequential
 from . import spec as sweep_spec
 from .budget import outcome, spent
 from .display import dry_run, progress_line, progress_table, summary_table
@@ -152,6 +153,10 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
         reason = "; ".join(f"worker {i} exited with {describe_exit(c)}" for i, c in failed) or "budget not spent"
     close_parent_runs(sweep, status, reason)
     console.print(summary_table(sweep))
+    if spec.until_decided:  # which mechanisms were decided, and which stopped at the cap
+        seeds = {k: st for k, st in sweep.studies.items() if sweep_spec.is_seeds(k)}
+        for line in sequential.summary(seeds):
+            console.print(f"until decided: {line}", highlight=False)
     elapsed = time.monotonic() - started
     finished = _finished_since(sweep, started_at)
     rate = f": {3600 * finished / elapsed:.0f} trials/hour" if finished else ""

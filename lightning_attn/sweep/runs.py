@@ -144,14 +144,14 @@ MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", T
 
 
 def create_child_run(tracking_uri: str, sweep: str, study: optuna.Study, mechanism: str, trial: optuna.Trial, seed: int,
-                     device: str, worker: int) -> str:  # fmt: skip
-    """The trial's MLflow run, under its study's parent run, tagged with what identifies it."""
+                     device: str, worker: int, *, tags: dict[str, str] | None = None) -> str:  # fmt: skip
+    """The trial's MLflow run, under its study's parent run, tagged with what identifies it (and ``tags``)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
     parent = client.get_run(study.user_attrs[PARENT_RUN])
     retry = trial.user_attrs.get(RETRY_OF)
-    tags = {
+    run_tags = {
         T.PARENT: parent.info.run_id,
         T.SWEEP: sweep,
         T.STUDY: study.study_name,
@@ -164,10 +164,11 @@ def create_child_run(tracking_uri: str, sweep: str, study: optuna.Study, mechani
         **({T.RETRY_OF: str(retry)} if retry is not None else {}),
         # where it came from: the command and commit its sweep was launched with
         **{k: v for k, v in parent.data.tags.items() if k in (T.SOURCE_NAME, T.SOURCE_TYPE, T.GIT_COMMIT)},
+        **(tags or {}),
     }
     # a seeds study retrains one configuration: its runs differ by seed, a search's by trial
     name = f"{mechanism}-seed{seed}" if "best_of" in trial.user_attrs else f"{mechanism}-t{trial.number}"
-    run = client.create_run(parent.info.experiment_id, tags=tags, run_name=name)
+    run = client.create_run(parent.info.experiment_id, tags=run_tags, run_name=name)
     return run.info.run_id
 
 

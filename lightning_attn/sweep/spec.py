@@ -114,6 +114,10 @@ class SweepSpec:
     # after the search, each mechanism's best parameters are trained once per seed (the runs spread
     # over the workers) in a study "<name>-<mechanism>-seeds", whose parent run gets mean/std/95 % CI
     seeds: list[int] = field(default_factory=list)
+    # seeds until decided: train the seeds above first, look at every pair of mechanisms (the report's tests, over
+    # the family), and give one more seed to each mechanism with a pair still undecided, up to max_seeds a side
+    until_decided: bool = False
+    max_seeds: int | None = None  # with until_decided; default: the seeds above and 5 more
     heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
     grace_period: int = 60  # a RUNNING trial silent this long is failed and retried
     worker_restarts: int = 3  # a worker that dies while work remains is replaced, this many times per launch
@@ -212,11 +216,14 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def comparison(task: str, mechanisms: list[str], seeds: list[int], overrides: list[str] = (),
-               name: str | None = None) -> SweepSpec:  # fmt: skip
+               name: str | None = None, *, until_decided: bool = False,
+               max_seeds: int | None = None) -> SweepSpec:  # fmt: skip
     """The sweep ``lightning-attn compare`` runs: ``mechanisms`` (attention choices) trained as configured by
-    ``overrides``, once per seed — no search space, so no tuning (:func:`is_comparison`)."""
+    ``overrides``, once per seed — no search space, so no tuning (:func:`is_comparison`); ``until_decided``:
+    more seeds, up to ``max_seeds``, while a pair is undecided."""
     data = {"name": name or f"compare-{task}", "task": task, "overrides": list(overrides),
-            "mechanisms": {m: {} for m in mechanisms}, "seeds": list(seeds)}  # fmt: skip
+            "mechanisms": {m: {} for m in mechanisms}, "seeds": list(seeds), "until_decided": until_decided,
+            "max_seeds": max_seeds}  # fmt: skip
     return from_dict(data, "compare")
 
 
@@ -246,6 +253,14 @@ def check(spec: SweepSpec, where: Any = "sweep") -> None:
         raise ConfigError(f"{where}: seeds retrain the best trial, which needs a single objective")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise ConfigError(f"{where}: seeds has duplicates: {spec.seeds}")
+    if spec.until_decided and len(seeds_of(spec)) < 3:
+        raise ConfigError(f"{where}: until_decided looks first after the seeds it is given: give at least 3 "
+                          "(seeds=0-2), the seed runs a report's verdict needs")  # fmt: skip
+    if spec.until_decided and spec.max_seeds is not None and spec.max_seeds < len(seeds_of(spec)):
+        raise ConfigError(f"{where}: max_seeds={spec.max_seeds} is fewer than the {len(seeds_of(spec))} seeds it "
+                          "starts with")  # fmt: skip
+    if spec.max_seeds is not None and not spec.until_decided:
+        raise ConfigError(f"{where}: max_seeds caps until_decided: set until_decided: true (--until-decided)")
     if spec.max_retries < 0:
         raise ConfigError(f"{where}: max_retries must be >= 0, got {spec.max_retries}")
     if spec.heartbeat_interval < 1 or spec.grace_period <= spec.heartbeat_interval:
@@ -351,6 +366,16 @@ def seeds_of(spec: SweepSpec) -> list[int]:
     return list(spec.seeds) or ([spec.seed] if is_comparison(spec) else [])
 
 
+def seeds_plan(spec: SweepSpec) -> list[int]:
+    """Every seed a mechanism may be trained with: its seeds, and with ``until_decided`` the next ones after the
+    largest, up to ``max_seeds`` (default: 5 more) — the order in which they are given."""
+    seeds = seeds_of(spec)
+    if not spec.until_decided or not seeds:
+        return seeds
+    most = spec.max_seeds if spec.max_seeds is not None else len(seeds) + 5
+    return seeds + list(range(max(seeds) + 1, max(seeds) + 1 + most - len(seeds)))
+
+
 def study_keys(spec: SweepSpec) -> list[str]:
     """One search study per mechanism, then (with ``seeds``) one seeds study per mechanism; a comparison has
     the seeds studies alone."""
@@ -364,6 +389,11 @@ def mechanism_of(key: str) -> str:
 
 def is_seeds(key: str) -> bool:
     return key.endswith(SEEDS)
+
+
+def is_seeds_study(study: Any) -> bool:
+    """Whether an Optuna study (by its name) is a seeds study."""
+    return study.study_name.endswith("-seeds")
 
 
 def study_name(spec: SweepSpec, key: str) -> str:

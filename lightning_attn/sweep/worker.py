@@ -35,7 +35,9 @@ from ..plugins import load_plugins
 from ..private_apis import heartbeat_thread, trial_id_of
 from ..processes import StopSignal, check_stop, die_with_parent, signals_deferred, stops_at_safe_points
 from ..tracking import mask_secrets
+from ..tracking import tags as T
 from ..tracking.tags import failure_reason
+from . import sequential
 from . import spec as sweep_spec
 from .budget import budget, enqueue_seeds, next_action
 from .continuation import continuation, trial_folder
@@ -103,6 +105,10 @@ def run(worker: Worker) -> None:
                     if sweep_spec.is_seeds(key):
                         search = sweep_spec.mechanism_of(key)  # absent in a comparison: nothing to search
                         action = enqueue_seeds(spec, studies.get(search), study, search_finished=search not in pending)
+                        if spec.until_decided and action is None:
+                            seeds = {k: s for k, s in studies.items() if sweep_spec.is_seeds(k)}
+                            sequential.take_look(spec, seeds, worker.tracking_uri)
+                            action = sequential.next_action(study)
                     action = action or next_action(study.get_trials(deepcopy=False), budget(spec, key))
                     trial = study.ask() if action == "ask" else None
                 if trial is None:
@@ -140,8 +146,9 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
         params = sweep_spec.suggest(trial, sweep_spec.space_of(spec, mechanism))
         output = trial_folder(worker.folder, study.study_name, trial.number)
         with signals_deferred():  # a stop now must find the run's id, or the run would stay RUNNING
+            looks = {T.LOOKS: sequential.looks(spec)} if spec.until_decided and sweep_spec.is_seeds_study(study) else {}
             run_id = create_child_run(worker.tracking_uri, spec.name, study, mechanism, trial, seed, worker.device,
-                                      worker.index)  # fmt: skip
+                                      worker.index, tags=looks)  # fmt: skip
             where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid(), FOLDER: str(output)}
             for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
                 trial.set_user_attr(key, value)

@@ -85,6 +85,9 @@ class AttentionTask(L.LightningModule):
             epochs in a row without progress after which its validation metric has stopped climbing.
         item_statistics: the per-item statistics of the headline metric that a report's significance
             test resamples (:data:`lightning_attn.report.significance.ITEM_STATISTICS`), or ``None``.
+        margin: the headline metric's margin of practical equivalence — two mechanisms whose true difference
+            is smaller are as good as each other — which a report tests equivalence within (``report --margin``
+            overrides it); ``None``: a report claims no equivalence unless given one.
         test_hypotheses, test_references: after a test, the outputs and their references, in the split's
             order (written as the run's predictions).
 
@@ -115,6 +118,7 @@ class AttentionTask(L.LightningModule):
     headline: ClassVar[str]
     patience: ClassVar[int] = 3
     item_statistics: ClassVar[str | None] = None
+    margin: ClassVar[float | None] = None
 
     def __init__(self, task: dict):
         super().__init__()
@@ -143,8 +147,9 @@ class AttentionTask(L.LightningModule):
 
     def run_tags(self) -> dict[str, str]:
         """Tags the run records about how this task scores (e.g. the BLEU signature); by default, which
-        per-item statistics its significance test resamples, where it has them."""
-        return {T.ITEM_STATISTICS: self.item_statistics} if self.item_statistics else {}
+        per-item statistics its significance test resamples and its margin of equivalence, where it has them."""
+        tags = {T.ITEM_STATISTICS: self.item_statistics} if self.item_statistics else {}
+        return tags | ({T.EQUIVALENCE_MARGIN: str(self.margin)} if self.margin is not None else {})
 
     def memory_mask(self, batch, weights: Tensor) -> Tensor:
         """``(B, N)`` bool: the real positions attended over (default: all of them)."""

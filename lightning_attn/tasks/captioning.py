@@ -58,6 +58,7 @@ class CaptioningModule(AttentionTask):
     sources = ("digits", "karpathy")
     defaults = {"model": "captioner", "data": "digits"}
     monitor, mode, headline = "val/bleu4", "max", "test/bleu4"
+    margin = 1.0  # BLEU-4: a smaller difference is as good as none (report --margin overrides)
     item_statistics = "bleu4"  # torchmetrics' BLEU-4 counts per image: the BLEU-4 the run reports
     patience = 3
 

@@ -55,6 +55,7 @@ class TranslationModule(AttentionTask):
     sources = ("synthetic", "parallel")
     defaults = {"model": "seq2seq", "data": "synthetic"}
     monitor, mode, headline = "val/bleu", "max", "test/bleu"
+    margin = 1.0  # BLEU: a smaller difference is as good as none (report --margin overrides)
     item_statistics = "sacrebleu"  # sacreBLEU's sentence statistics
     # built-in translation climbs in steps, each a plateau of several epochs with metric and loss flat, left
     # suddenly: a patience long enough to outlast a plateau (the documentation's Training page, early stopping)

@@ -9,7 +9,7 @@ import zlib
 from lightning_attn.bleu import corpus_bleu, sentence_statistics
 from lightning_attn.report.aggregate import summarise
 from lightning_attn.report.collect import Collected, RunRecord
-from lightning_attn.report.comparisons import pair_tests
+from lightning_attn.report.comparisons import margins, pair_tests
 from lightning_attn.report.diagnostics import diagnose
 from lightning_attn.report.verdict import verdicts
 
@@ -32,7 +32,9 @@ def score(hyps: list[str]) -> float:
 class Study:
     """Constructed runs of one sweep-like comparison, and their test predictions."""
 
-    def __init__(self):
+    def __init__(self, margin: float | None = 1.0):
+        """``margin``: of equivalence, recorded by every run as its task's (None: none recorded)."""
+        self.margin = margin
         self.collected = Collected(experiments=["e"])
         self.preds: dict[str, tuple[list[str], list[list[str]]]] = {}
 
@@ -54,7 +56,7 @@ class Study:
             "attention.control": str(control).lower(),
             "task": "translation",
             "metric.item_statistics": "sacrebleu",
-        }
+        } | ({"metric.equivalence_margin": str(self.margin)} if self.margin is not None else {})
         for i, noise in enumerate(noises):
             hyps = outputs[i] if outputs else hypotheses(noise, seed=zlib.crc32(f"{mechanism}{i}".encode()))
             metrics = {"test/bleu": score(hyps), "run/converged": float(converged)}
@@ -101,7 +103,7 @@ class Study:
     def analyse(self, min_seeds: int = 3, reference: str | None = None):
         """The report's pipeline on these runs: rows, pair tests, diagnoses by mechanism, the task's verdict."""
         rows = summarise(self.collected, min_seeds)
-        tests = pair_tests(rows, self.preds, samples=300)
+        tests = pair_tests(rows, self.preds, samples=300, margins=margins(rows))
         diagnoses = diagnose(rows, tests, {}, min_seeds)
         verdict = verdicts(rows, tests, diagnoses, reference, min_seeds)["translation"]
         return rows, tests, {d.mechanism: d for d in diagnoses}, verdict

@@ -1,40 +1,31 @@
-"""The verdict's test is calibrated: simulated comparisons with a known truth.
+"""The report's claims are calibrated: simulated comparisons with a known truth
+(:mod:`lightning_attn.report.simulation`: each run scores one shared test set of 200 sentences, its quality its
+mechanism's plus a seed effect, its n-gram matches drawn from it — sacreBLEU's sufficient statistics, so the
+tests resample exactly what a translation run logs; the seed spread, about 1.3 BLEU, is like the demo's).
 
-Each simulated run scores the same 200 test items (shared difficulties and lengths: a paired test set);
-a run's quality is its mechanism's plus a seed effect, and each item's n-gram matches are drawn from it —
-sacreBLEU's sufficient statistics, so the test resamples exactly what a translation run logs. The seed
-spread (about 1.3 BLEU between seeds) is like the demo's.
+One pair's test keeps its false-positive rate below α; a whole report — nine mechanisms, 36 pairs, and with
+``--until-decided`` every look — keeps the chance of *any* false claim below α.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from lightning_attn.bleu import corpus_bleu_many
 from lightning_attn.report import significance as sig
+from lightning_attn.report import simulation
+from lightning_attn.report.decision import Constraint, decide
+from lightning_attn.report.diagnostics import diagnose
+from lightning_attn.report.verdict import verdicts
 
-ITEMS, SEEDS, SEED_SD, COMPARISONS = 200, 3, 0.08, 500
-
-
-def _test_set(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    return rng.normal(0, 1.0, ITEMS), rng.integers(8, 21, ITEMS)
-
-
-def _arm(rng, difficulty, lengths, quality: float) -> list[np.ndarray]:
-    """Per seed run, its ``(items, 10)`` statistics."""
-    runs = []
-    for _ in range(SEEDS):
-        p = 1 / (1 + np.exp(-(quality + rng.normal(0, SEED_SD) + difficulty)))
-        totals = np.stack([np.maximum(lengths - n, 0) for n in range(4)], 1)
-        correct = rng.binomial(totals, p[:, None] ** np.arange(1, 5))
-        runs.append(np.column_stack([lengths, lengths, correct, totals]))
-    return runs
+SEEDS, COMPARISONS = 3, 500
 
 
 def _compare(rng, shift: float, i: int) -> sig.SeedTest:
-    difficulty, lengths = _test_set(rng)
-    a, b = _arm(rng, difficulty, lengths, 2.0 + shift), _arm(rng, difficulty, lengths, 2.0)
+    sentences = simulation.Sentences.draw(rng)
+    a, b = ([sentences.run(rng, quality) for _ in range(SEEDS)] for quality in (2.0 + shift, 2.0))
     values = [[float(corpus_bleu_many(r.sum(0))) for r in runs] for runs in (a, b)]
     return sig.seed_test(*values, a, b, "sacrebleu", samples=200, seed=i)
 
@@ -61,3 +52,49 @@ def test_the_power_the_report_states_is_the_power_it_has():
     # each comparison states the difference its test finds with 80 % power; this one has less than 80 %, and
     # the typical stated difference is accordingly larger than the true one
     assert power < 0.8 and np.median([r.detectable for r in results]) > deltas.mean()
+
+
+# ─── the report as a family: nine identical mechanisms, every pair tested ─────────────────────────────────────
+K, REPORTS = 9, 1000
+SAME = {f"m{k}": 2.0 for k in range(K)}
+
+
+def _claims(compared: simulation.Compared) -> tuple[bool, bool, bool]:
+    """Whether the report over ``compared`` claims any difference: in a pair's outcome, in a verdict, in a decision
+    (with a constraint every mechanism meets, and without) — through the functions ``report`` calls."""
+    rows, tests = compared.rows, compared.tests
+    diagnoses = diagnose(rows, tests, {}, SEEDS)
+    verdict = verdicts(rows, tests, diagnoses)["translation"]
+    constrained = decide(rows, tests, diagnoses, [Constraint.parse("speed/infer_latency_ms_p50_b1<=2")])
+    unconstrained = decide(rows, tests, diagnoses, [])
+    in_verdict = any(p.outcome in ("better", "worse") for p in verdict.pairs) or verdict.winner is not None
+    in_decision = "Less accurate" in constrained["translation"].text
+    in_decision |= " better than " in unconstrained["translation"].text
+    return any(t.significant for t in tests), in_verdict, in_decision
+
+
+@pytest.mark.e2e  # a thousand simulated reports of 36 pairs each: about a minute, so CI runs it, not the fast suite
+def test_a_report_over_nine_identical_mechanisms_claims_a_difference_in_at_most_alpha_of_reports():
+    rng = np.random.default_rng(37)
+    reports = (simulation.compare(rng, SAME) for _ in range(REPORTS))
+    claimed = np.array([_claims(r) for r in reports if len(r.tests) == r.tests[0].family == K * (K - 1) // 2])
+    assert len(claimed) == REPORTS  # every report tested all 36 pairs, as one family
+    # pairs, verdicts, decisions: each at most alpha (tested one by one at 5 %, about half the reports claimed one)
+    assert (claimed.mean(0) <= sig.ALPHA).all(), claimed.mean(0)
+    # and it finds a difference that is there: one mechanism far below the others (about 10 seed deviations)
+    found = sum(any(t.significant and t.b == "m8" for t in simulation.compare(rng, SAME | {"m8": 1.2}).tests)
+                for _ in range(50))  # fmt: skip
+    assert found >= 40, found
+
+
+@pytest.mark.e2e  # a thousand simulated comparisons of up to 4 looks each: about a minute
+def test_seeds_until_decided_keep_the_family_error_at_alpha_over_every_look():
+    # over seeds only (the looks are what is tested here; the test over items is the one above)
+    rng = np.random.default_rng(38)
+    runs = claimed = 0
+    for _ in range(REPORTS):
+        compared = simulation.compare(rng, SAME, most=5, items=False)
+        claimed += any(t.significant for t in compared.tests)
+        runs += sum(compared.runs.values())
+    assert claimed / REPORTS <= sig.ALPHA, claimed / REPORTS
+    assert runs > REPORTS * K * SEEDS  # it did look more than once: identical mechanisms are rarely decided at once

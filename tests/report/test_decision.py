@@ -16,8 +16,9 @@ def _decide(study: Study, constraints: list[str], objective: Objective | None = 
 
 
 def _four() -> Study:
-    """soft and marginal tie at the top, marginal cheaper; local is as accurate but too slow; hard is worse."""
-    study = Study()
+    """soft and marginal equivalent at the top (within a margin of 10 BLEU), marginal cheaper; local is as accurate
+    but too slow; hard is worse."""
+    study = Study(margin=10.0)
     study.add("soft", [0.05, 0.06, 0.05], latency=[1.80, 1.82, 1.79])
     study.add("marginal", [0.05, 0.05, 0.06], latency=[1.20, 1.22, 1.19])
     study.add("local", [0.05, 0.06, 0.05], latency=[2.60, 2.55, 2.62])
@@ -32,8 +33,21 @@ def test_the_pick_meets_the_constraints_ties_on_accuracy_and_is_the_cheapest():
     text = decision.text
     assert text.startswith("**Pick marginal** for translation: it meets speed/infer_latency_ms_p50_b1 <= 2 (")
     assert "95 % CI" in text  # each constraint with its interval, not only the mean
-    assert "does not differ significantly from soft" in text and "cheapest of them" in text
-    assert "Less accurate, significantly: hard" in text and "Excluded: local" in text
+    assert "it is equivalent within ±10 to soft" in text and "cheapest of them" in text
+    assert "Less accurate: hard (adjusted p < 0.001)" in text and "Excluded: local" in text
+
+
+def test_a_mechanism_not_shown_equivalent_is_no_candidate_and_says_what_would_decide_it():
+    study = Study(margin=1.0)  # too narrow to show with 3 seeds and 120 test sentences
+    for mechanism, noises, latency in (("soft", [0.05, 0.06, 0.05], 1.8), ("marginal", [0.05, 0.05, 0.06], 1.2),
+                                       ("hard", [0.35, 0.36, 0.34], 0.9)):  # fmt: skip
+        study.add(mechanism, noises, latency=[latency, latency + 0.02, latency - 0.01])
+    decision = _decide(study, ["speed/infer_latency_ms_p50_b1<=2"])
+    assert decision.candidates == [decision.pick]  # the most accurate alone: nothing is shown as good as it
+    assert "Undecided on accuracy: soft (" in decision.text and "will do" not in decision.text
+    unconstrained = _decide(study, []).text
+    assert "On accuracy, for all pairs together: marginal vs soft undecided (" in unconstrained
+    assert "marginal better than hard" in unconstrained
 
 
 def test_a_constraint_nothing_meets_says_so():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lightning_attn.bleu import corpus_bleu, sentence_statistics
 from lightning_attn.report import significance as sig
 
@@ -35,4 +37,27 @@ def test_equal_scores_from_different_outputs_are_not_significant():
     flipped = ["the cat sees the dog"] * 25 + ["the cat sees the bird"] * 25
     assert same_score != flipped
     items = [sentence_statistics(h, refs) for h in (same_score, flipped)]
-    assert sig.best_run_test(*items, "sacrebleu") == 1.0
+    score = float(corpus_bleu(items[0].sum(0)))
+    assert score == float(corpus_bleu(items[1].sum(0)))
+    tie = sig.seed_test([score, score], [score, score], [items[0]] * 2, [items[1]] * 2, "sacrebleu", samples=200)
+    assert tie.p_value == 1.0 and tie.items_p == 1.0 and not tie.significant
+
+
+def test_step_down_is_holms_with_shaffers_count_of_hypotheses_that_can_be_true_at_once():
+    # three pairs, one hypothesis each: Holm's adjusted p-values
+    assert sig.step_down([(0, 0.01), (1, 0.04), (2, 0.03)]) == pytest.approx([0.03, 0.06, 0.06])
+    # one pair's difference and equivalence: only one can be true, so neither is multiplied by two
+    assert sig.step_down([(0, 0.01), (0, 0.02)]) == pytest.approx([0.01, 0.02])
+    # two pairs, four hypotheses: at most two true at once
+    assert sig.step_down([(0, 0.01), (0, 0.2), (1, 0.02), (1, 0.3)]) == pytest.approx([0.02, 0.4, 0.04, 0.4])
+    assert sig.step_down([(0, 0.9), (1, 0.8)]) == [1.0, 1.0]  # never above 1
+
+
+def test_equivalence_is_two_one_sided_tests_over_seeds_and_items():
+    close = sig.seed_test([30.0, 30.2, 29.9], [30.1, 29.8, 30.0], margin=1.0)
+    assert close.equivalence_p < 0.05 and close.margin == 1.0
+    far = sig.seed_test([33.0, 33.2, 32.9], [30.1, 29.8, 30.0], margin=1.0)
+    assert far.equivalence_p > 0.5
+    assert sig.seed_test([30.0, 30.2, 29.9], [30.1, 29.8, 30.0]).equivalence_p is None  # no margin, no test
+    with pytest.raises(ValueError, match="positive"):
+        sig.seed_test([1.0, 2.0], [1.0, 2.0], margin=0.0)

@@ -46,20 +46,40 @@ def _test(**fields) -> SeedTest:
 
 
 def test_a_test_is_described_with_its_interval_n_effect_and_power():
-    text = wording.describe_test(_test(), -2.0, -3.5, -0.5, "BLEU")
-    assert text == ("Welch's t-test over seeds: Δ -2.00 BLEU, 95 % CI -3.50 to -0.50 over seeds, p = 0.012, "
-                    "n = 3 and 3 seeds, Hedges' g 2.3, finds a true 1.50 BLEU with 80 % power")  # fmt: skip
+    text = wording.describe_test(_test(), -2.0, -3.5, -0.5, "BLEU", 0.036, 3)
+    assert text == ("Δ -2.00 BLEU, 95 % CI -3.50 to -0.50 over seeds, p = 0.012, adjusted for 3 pairs p = 0.036, "
+                    "n = 3 and 3 seeds, Hedges' g 2.3, would detect 1.50 BLEU about 4 times in 5 if the seed spread is "
+                    "as observed")  # fmt: skip
     items = wording.describe_test(_test(n_items=120, items_p=0.02, hedges_g=None, detectable=None), 2, 0.5, 3.5, "x")
     assert items.endswith("p = 0.020, n = 3 and 3 seeds × 120 test items")
+    assert wording.p_text(0.0004) == "< 0.001" and wording.p_text(0.0123) == "0.012"
+    assert wording.p_is(0.0004) == "< 0.001" and wording.p_is(0.0123) == "= 0.012"
 
 
 def test_a_pair_reads_as_its_outcome():
     plain = wording.comparison("hard", "soft", -1.234, "BLEU", 3, 3)
     assert plain == "hard vs soft: -1.23 BLEU (mean of 3 vs 3 seeds)"
-    full = wording.comparison("hard", "soft", -1.234, "BLEU", 3, 3, "significant", "T", (-2.0, 0.01),
-                              ["compute: 2.5× its run time"])  # fmt: skip
-    assert full == (plain + ", significant (T); best run vs best run -2.00, p = 0.010; compute: 2.5× its run time")
+    full = wording.comparison("hard", "soft", -1.234, "BLEU", 3, 3, "worse", "T", ["compute: 2.5× its run time"])
+    assert full == plain + ": worse (T); compute: 2.5× its run time"
+    assert wording.outcome("equivalent", 1.0, "BLEU", None) == "equivalent within ±1 BLEU"
+    assert (
+        wording.outcome("undecided", 1.0, "BLEU", 7) == "undecided (about 7 seeds a side would decide it, an estimate)"
+    )
+    assert (
+        wording.outcome("undecided", 1.0, "BLEU", None) == "undecided (no estimate of the seeds that would decide it)"
+    )
     assert wording.inconclusive("hard", "soft", "why") == "hard vs soft: inconclusive: why"
+    assert wording.pair_outcomes(
+        [
+            ("soft", "hard", "better", 1.0, None),
+            ("soft", "topk", "equivalent", 1.0, None),
+            ("hard", "topk", "undecided", 1.0, 9),
+        ],
+        "BLEU",
+    ) == (  # fmt: skip
+        " On accuracy, for all pairs together: soft better than hard; soft and topk equivalent within ±1 BLEU; "
+        "hard vs topk undecided (about 9 seeds a side would decide it, an estimate)."
+    )
 
 
 def test_facts_read_with_their_test():
@@ -75,10 +95,13 @@ def test_facts_read_with_their_test():
 
 def test_summaries_name_a_winner_only_in_their_own_words():
     assert wording.most_accurate("soft", "test/bleu", 90.0, 1.0, 3) == (
-        "most accurate: soft (test/bleu 90.00 ± 1.00 (95 % CI) over 3 seeds), significantly above every other mechanism"
+        "most accurate: soft (test/bleu 90.00 ± 1.00 (95 % CI) over 3 seeds), better than every other mechanism, all "
+        "pairs tested together"
     )
-    assert wording.no_single_winner("soft", "test/bleu", 90.0, None, [("hard", 0.2), ("topk", 0.07)]) == (
-        "no single winner: soft (test/bleu 90.00) does not differ significantly from hard (p = 0.200), topk (p = 0.070)"
+    tied = [("hard", "equivalent", 0.01, None), ("topk", "undecided", 0.07, 12)]
+    assert wording.no_single_winner("soft", "test/bleu", 90.0, None, tied) == (
+        "no single winner: soft (test/bleu 90.00) is equivalent within the margin to hard; undecided against topk "
+        "(adjusted p = 0.070; about 12 seeds a side would decide it, an estimate)"
     )
     assert wording.summary_withheld("x") == "inconclusive: x"
 
@@ -91,7 +114,9 @@ def test_flags_and_notes_of_a_diagnosis():
         "at the floor: +0.10 BLEU against the uniform control (p = 0.400)",
     ]
     assert wording.flags(0, 0, 3, 3, 3, False, "") == []
-    assert wording.floor_note(0.1, "BLEU", "uniform", 0.4) == "+0.10 BLEU against the uniform control (p = 0.400)"
+    assert wording.floor_note(0.1, "BLEU", "uniform", 0.4) == (
+        "+0.10 BLEU against the uniform control (adjusted p = 0.400)"
+    )
     assert wording.floor_untested("uniform", None) == "not tested against uniform: no pair"
     assert wording.no_ci(2) == "n = 2: no CI"
 
@@ -101,13 +126,18 @@ def test_decisions_read_as_what_was_decided():
     assert wording.interval(1.234, 1.1, 1.3, 3) == "1.23 (95 % CI 1.1–1.3)"
     text = wording.pick("translation", "marginal", "lat <= 2", [("lat", "1.2 (n = 1)")], 3, "test/bleu", 99.0,
                         ["soft"], "lat", " (1.2 vs soft's 1.8, Welch p = 0.001)", True, [("hard", 0.002)],
-                        {"local": "lat 2.6 fails <= 2"}, ["soft (lat 1.9 (95 % CI 1.7–2.1))"])  # fmt: skip
+                        {"local": "lat 2.6 fails <= 2"}, ["soft (lat 1.9 (95 % CI 1.7–2.1))"], margin=1.0)  # fmt: skip
     assert text == (
-        "**Pick marginal** for translation: it meets lat <= 2 (lat 1.2 (n = 1)); on test/bleu it does not differ "
-        "significantly from soft (the best of the 3 that meet it), and it is the cheapest of them in lat (1.2 vs "
-        "soft's 1.8, Welch p = 0.001). Less accurate, significantly: hard (p = 0.002). Excluded: local (lat 2.6 "
+        "**Pick marginal** for translation: it meets lat <= 2 (lat 1.2 (n = 1)); on test/bleu it is equivalent within "
+        "±1 to soft, and these are the most accurate of the 3 that meet it; it is the cheapest of them in lat (1.2 vs "
+        "soft's 1.8, Welch p = 0.001). Less accurate: hard (adjusted p = 0.002). Excluded: local (lat 2.6 "
         "fails <= 2). Borderline (the interval crosses a limit): soft (lat 1.9 (95 % CI 1.7–2.1))."
     )
+    open_pair = wording.pick("t", "soft", "lat <= 2", [("lat", "1.8")], 2, "m", 90.0, [], "lat", "", True, [], {}, [],
+                             undecided=[("hard", 6)])  # fmt: skip
+    assert open_pair == ("**Pick soft** for t: it meets lat <= 2 (lat 1.8), and of the 2 that do it is the most "
+                         "accurate (m 90.00). Undecided on accuracy: hard (about 6 seeds a side would decide it, an "
+                         "estimate).")  # fmt: skip
     only = wording.pick("t", "hard", "lat <= 1", [("lat", "0.9")], 1, "m", 1.0, [], "lat", "", True, [], {}, [])
     assert only == "**Pick hard** for t: it meets lat <= 1 (lat 0.9), the only mechanism that does."
     saving = wording.cost_saving(1.2, "soft", 1.25, 0.4, False)
