@@ -233,8 +233,10 @@ def adjust(tests: list[PairTest], estimates: bool = True, looks: Looks | None = 
             test.equivalence_p_adjusted = p
     for test in tested:
         test.family = len(tested)
+        level = sig.ALPHA / len(tested) * (looks.share(looks.most) if looks else 1.0)  # Bonferroni, the last look
+        if estimates and len(tested) > 1 and test.seed.detectable is not None:  # the power the family leaves it
+            test.seed.detectable = sig.detectable_difference(test.seed.se, test.seed.df, level=level)
         if estimates and test.outcome == UNDECIDED:
-            level = sig.ALPHA / len(tested) * (looks.share(looks.most) if looks else 1.0)  # at the last look
             test.seeds_needed = sig.seeds_to_decide(test.seed, level)
             if looks is not None:
                 chance = sig.seeds_to_decide(test.seed, level, power=FUTILE_BELOW, most=looks.most)

@@ -121,14 +121,14 @@ def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
     return p, df, se, float(special.stdtrit(df, 1 - ALPHA / 2))
 
 
-def detectable_difference(se: float, df: float, power: float = POWER) -> float | None:
-    """The true difference Welch's test finds with probability ``power`` at ``ALPHA``, given its standard
+def detectable_difference(se: float, df: float, power: float = POWER, level: float = ALPHA) -> float | None:
+    """The true difference Welch's test finds with probability ``power`` at ``level``, given its standard
     error and degrees of freedom (noncentral t); None when there is no spread to speak of."""
     from scipy import optimize, special
 
     if not se or not math.isfinite(df):
         return None
-    crit = special.stdtrit(df, 1 - ALPHA / 2)
+    crit = special.stdtrit(df, 1 - level / 2)
 
     def shortfall(nc: float) -> float:  # power at a true difference of nc standard errors, less the target
         wrong_side = float(special.nctdtr(df, nc, -crit))  # negligible, and NaN where the series fails

@@ -265,10 +265,10 @@ def fact(kind: str, value: float | None, p: float | None = None, reference: floa
         if value is None:
             return f"{what}: no significant difference (Welch p = {p:.2f})"
         word = "faster" if value > 1 else "slower"
-        return f"{what}: {max(value, 1 / value):.2f}× {word} (Welch p = {p:.3f})"
+        return f"{what}: {max(value, 1 / value):.2f}× {word} (Welch p {p_is(p)})"
     if kind == "seed variance":
         size = f"{value:.1f}× the" if value >= 1 else f"1/{1 / value:.0f} of the"
-        return f"{size} seed variance (F-test p = {p:.3f})"
+        return f"{size} seed variance (F-test p {p_is(p)})"
     if kind == "failed runs":
         return f"{value:.0%} of its runs failed (vs {reference:.0%})"
     if kind == "compute":
@@ -436,7 +436,8 @@ SIG_NOTE = ("p: the test the verdict rests on, on the metric the table shows —
             "together), so that the chance of any false claim in the report's task stays at or below 5 %. "
             "outcome: better (adjusted p < 0.05), equivalent (the difference shown within ±margin by two "
             "one-sided tests, adjusted likewise), or undecided — not significant is not the same. power: the true "
-            "difference the test would detect about 4 times in 5 if the seed spread is as observed (an estimate). "
+            "difference the test would detect about 4 times in 5 at the family's level if the seed spread is as "
+            "observed (an estimate). "
             "A tie is never a difference.")  # fmt: skip
 
 PARETO_NOTE = "every finished run; lines: each mechanism's Pareto frontier (lower latency, higher accuracy)"
