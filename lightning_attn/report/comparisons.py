@@ -56,9 +56,10 @@ class Looks:
 
 
 def looks_of(rows: list[Row]) -> Looks | None:
-    """The looks the runs of ``rows`` were taken with (None: a fixed number of seeds, one look)."""
-    found = {r.tags[T.LOOKS] for row in rows for r in row.compared if T.LOOKS in r.tags}
-    return Looks.parse(max(found)) if found else None
+    """The looks the runs of ``rows`` were taken with (None: a fixed number of seeds, one look); of runs that record
+    different designs, the one with the most looks (the smallest share of α each)."""
+    found = {Looks.parse(r.tags[T.LOOKS]) for row in rows for r in row.compared if T.LOOKS in r.tags}
+    return max(found, key=lambda looks: (looks.count, looks.most)) if found else None
 
 
 def _by_seed(row: Row) -> list[int]:
