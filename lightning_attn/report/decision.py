@@ -33,7 +33,7 @@ from scipy import stats
 from . import significance as sig
 from . import wording
 from .aggregate import SPEED, Row, by_task
-from .comparisons import EQUIVALENT, UNDECIDED, PairTest, difference, find_test
+from .comparisons import EQUIVALENT, PairTest, difference, find_test
 from .diagnostics import Diagnosis, budget_blockers, not_comparable
 
 COST = SPEED["infer_ms_p50_b1"]  # the cost a decision without constraints weighs accuracy against
@@ -183,13 +183,6 @@ def _equivalent(x: Row, y: Row, tests: list[PairTest], objective: Objective) -> 
     return test is not None and test.outcome == EQUIVALENT
 
 
-def _undecided(x: Row, y: Row, tests: list[PairTest]) -> int | None | bool:
-    """The seed runs a side that would decide ``x`` against ``y`` (an estimate; None: unknown), or False when the
-    pair is not undecided."""
-    test = find_test(tests, x.task, x.mechanism, y.mechanism)
-    return test.seeds_needed if test is not None and test.outcome == UNDECIDED else False
-
-
 def _score(row: Row, objective: Objective) -> float:
     """The mean objective of ``row``, signed so that higher is better (-inf: none recorded)."""
     values = _objective_values(row, objective)
@@ -236,9 +229,9 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
                 beaten.append((row, p))
             elif _equivalent(leader, row, tests, objective):
                 tied.append(row)
-            else:
-                needed = _undecided(leader, row, tests)
-                undecided.append((row.mechanism, None if needed is False else needed))
+            else:  # neither shown: with the seeds that would decide it, where the headline's test estimates them
+                test = find_test(tests, task, leader.mechanism, row.mechanism) if objective.metric is None else None
+                undecided.append((row.mechanism, test.seeds_needed if test is not None else None))
     resource = constraints[0]
     cost = {r.mechanism: shown[r.mechanism, resource.metric].mean for r in tied}
     pick = (min if resource.lower_is_better else max)(tied, key=lambda r: (cost[r.mechanism], r.mechanism))
