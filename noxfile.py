@@ -9,8 +9,8 @@ requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
   (sweeps, DDP, servers, a browser, a wheel) in the same environment, ``-- -m slow`` the full-default
   accuracy runs;
 * ``lint`` — ruff, check and format;
-* ``lowest`` — the fast suite on the lowest dependency versions ``pyproject.toml`` allows (CI runs it beside the
-  end-to-end suite, at low priority);
+* ``lowest`` — the fast suite on the lowest dependency versions ``pyproject.toml`` allows (run it each working
+  session; not in CI, which it would take past its 20 minutes);
 * ``newest`` — the fast suite on the newest releases of every dependency (run it each working session; not in
   CI, whose result would change from day to day);
 * ``demo`` — the README's main job; ``bench`` — the benchmarks;

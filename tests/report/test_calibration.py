@@ -73,7 +73,7 @@ def _claims(compared: simulation.Compared) -> tuple[bool, bool, bool]:
     return any(t.significant for t in tests), in_verdict, in_decision
 
 
-@pytest.mark.e2e  # a thousand simulated reports of 36 pairs each: about a minute, so CI runs it, not the fast suite
+@pytest.mark.slow  # a thousand simulated reports of 36 pairs each: about a minute (-m slow)
 def test_a_report_over_nine_identical_mechanisms_claims_a_difference_in_at_most_alpha_of_reports():
     rng = np.random.default_rng(37)
     reports = (simulation.compare(rng, SAME) for _ in range(REPORTS))
@@ -87,7 +87,7 @@ def test_a_report_over_nine_identical_mechanisms_claims_a_difference_in_at_most_
     assert found >= 40, found
 
 
-@pytest.mark.e2e  # a thousand simulated comparisons of up to 4 looks each: about a minute
+@pytest.mark.slow  # a thousand simulated comparisons of up to 3 looks each: about half a minute (-m slow)
 def test_seeds_until_decided_keep_the_family_error_at_alpha_over_every_look():
     # over seeds only (the looks are what is tested here; the test over items is the one above)
     rng = np.random.default_rng(38)
