@@ -136,7 +136,7 @@ def test_the_report_takes_the_looks_the_runs_recorded():
     assert test.outcome == ("better" if test.p_adjusted < 0.05 else "undecided") and test.p_adjusted == test.evidence
 
 
-@pytest.mark.e2e
+@pytest.mark.slow  # half a minute of real training: -m slow, out of CI for its 20 minutes
 def test_compare_until_decided_looks_at_real_runs_and_the_report_takes_the_same_looks():
     import json
     import os
