@@ -235,8 +235,14 @@ def _items_bootstrap(items_a: list[np.ndarray], items_b: list[np.ndarray], score
     pick_b = rng.integers(0, len(items_b), size=(samples, len(items_b)))
     rows = np.arange(samples)[:, None]
     replicates = scores["a"][rows, pick_a].mean(1) - scores["b"][rows, pick_b].mean(1)
-    full_a = np.mean([score(s.sum(0)) for s in items_a])
-    full_b = np.mean([score(s.sum(0)) for s in items_b])
+    def full_score(run: np.ndarray) -> float:  # the run's score on the whole test set
+        key = (id(run), "full")
+        if key not in scored:
+            scored[key] = (run, float(score(run.sum(0))))
+        return scored[key][1]
+
+    full_a = np.mean([full_score(s) for s in items_a])
+    full_b = np.mean([full_score(s) for s in items_b])
     return replicates, float(full_a - full_b)
 
 
