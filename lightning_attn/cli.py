@@ -214,6 +214,64 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from . import speedpass
+    from .tracking import check_tracking_store, resolve_tracking_uri
+
+    if args.what == "sizes":
+        sizes = tuple(int(n) for n in args.sizes.split(",")) if args.sizes else speedpass.sizes.SIZES
+        try:
+            result = speedpass.measure_sizes(
+                tasks=args.task,
+                mechanisms=args.mechanism,
+                sizes=sizes,
+                reference=args.reference or "soft",
+                rounds=args.rounds or 7,
+                threads=args.threads,
+                device=args.device,
+                overrides=args.overrides,
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "sizes.json").write_text(result.to_json(), encoding="utf-8")
+        text = []
+        for task in result.exponents:
+            text += [f"## {task}", "", result.table(task), "", *(f"- {line}" for line in result.sentences(task)), ""]
+        (args.out / "sizes.md").write_text("\n".join(text), encoding="utf-8")
+        picture = speedpass.plot(result, args.out / "sizes.png")
+        print("\n".join(text))
+        for path in (args.out / "sizes.json", args.out / "sizes.md", picture):
+            print(f"wrote {path.resolve()}")
+        return 0
+    uri = resolve_tracking_uri(args.tracking_uri)
+    check_tracking_store(uri)
+    if not args.experiment and not args.run:
+        raise ConfigError("say what to time: --experiment NAME or --run RUN_ID (repeatable)")
+    try:
+        passes = speedpass.measure_runs(
+            tracking_uri=uri,
+            experiments=args.experiment or [],
+            run_ids=args.run or [],
+            reference=args.reference,
+            rounds=args.rounds or 15,
+            threads=args.threads,
+            steps=args.steps,
+            batch=args.batch,
+            device=args.device,
+            log_to_mlflow=not args.no_log,
+        )
+    except LookupError as e:
+        raise ConfigError(str(e)) from None
+    for result in passes:
+        print(
+            f"\n{result.task}: side by side, {result.settings['rounds']} interleaved rounds, "
+            f"{result.settings['threads']} threads, {result.settings['device']}"
+        )
+        print("\n".join(f"  {line}" for line in result.lines()))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import FORMATS, Constraint, Objective, build_report
     from .report.comparisons import parse_margin
@@ -596,6 +654,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-log", action="store_true", help="do not log the report to a 'report' run in each experiment it covers"
     )
     report.set_defaults(func=_report)
+    benchmark = sub.add_parser(
+        "benchmark",
+        help="time mechanisms side by side: trained runs (runs), or cost against input size (sizes)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lightning-attn benchmark runs --experiment demo\n"
+        "  lightning-attn benchmark sizes --task translation --sizes 16,256,4096 --out outputs/sizes",
+    )
+    benchmark.add_argument("what", choices=("runs", "sizes"), help="runs: trained checkpoints; sizes: input sizes")
+    benchmark.add_argument("overrides", nargs="*", help="sizes: dotted.key=value changes to every model's config")
+    benchmark.add_argument("--experiment", action="append", help="runs: one run per mechanism of it (repeatable)")
+    benchmark.add_argument("--run", action="append", metavar="RUN_ID", help="runs: a run to time (repeatable)")
+    benchmark.add_argument("--tracking-uri", help="runs: default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    benchmark.add_argument("--no-log", action="store_true", help="runs: do not log the pass to MLflow")
+    benchmark.add_argument("--steps", type=int, default=20, help="runs: decoder steps of every decode (default 20)")
+    benchmark.add_argument("--batch", type=int, default=32, help="runs: examples in the training step (default 32)")
+    benchmark.add_argument("--task", action="append", help="sizes: a task (repeatable; default: every task)")
+    benchmark.add_argument("--mechanism", action="append", help="sizes: a mechanism (repeatable; default: all)")
+    benchmark.add_argument("--sizes", help="sizes: positions, comma-separated (default 16,64,256,1024,4096)")
+    benchmark.add_argument("--out", type=Path, default=Path("outputs/sizes"), help="sizes: folder for its files")
+    benchmark.add_argument("--reference", help="the mechanism the ratios are to (default: soft)")
+    benchmark.add_argument("--rounds", type=int, help="interleaved timing rounds (default: runs 15, sizes 7)")
+    benchmark.add_argument("--threads", type=int, help="torch's threads while timing (default: as configured)")
+    benchmark.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    benchmark.set_defaults(func=_benchmark)
     ui = sub.add_parser("ui", help="start the MLflow UI (or with --optuna optuna-dashboard) on 127.0.0.1")
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, help="default 5000 (MLflow) or 8080 (optuna-dashboard)")

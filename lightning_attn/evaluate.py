@@ -19,8 +19,7 @@ from pathlib import Path
 import lightning as L
 
 from .config import ConfigError, flatten, section
-from .saved_runs import RunRecordError, best_checkpoint, get_run, run_config, run_vocabularies
-from .tasks import TASKS
+from .saved_runs import RunRecordError, get_run, load_trained
 from .tracking import check_tracking_store, log_params, resolve_tracking_uri
 from .tracking import tags as T
 from .tracking.datasets import evaluation_input, log_datasets
@@ -89,11 +88,8 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
         EvaluateError: no such run, or it has no checkpoint or vocabularies.
         ConfigError: an argument that does not fit (one line).
     """
-    import torch
     from lightning.pytorch.loggers import MLFlowLogger
     from mlflow import MlflowClient
-
-    from .data import DataError
 
     request = EvaluateRequest.parse(arguments or [])
     uri = resolve_tracking_uri(tracking_uri)
@@ -101,25 +97,11 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
     client = MlflowClient(uri)
     run = get_run(client, run_id, uri)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        # 1. the run's config, with the requested changes
-        cfg = run_config(client, run_id, folder, request.overrides)
-        spec = TASKS[cfg.task.name]
-        # 2. its vocabularies and checkpoint; the text to decode
-        vocabularies = run_vocabularies(client, run_id, folder)
-        checkpoint = best_checkpoint(client, run, folder)
-        L.seed_everything(cfg.seed, verbose=False)  # the same token batches as the run's own test
-        data = spec.datamodule(section(cfg, "data"))
-        data.load_vocabularies(vocabularies)
-        try:
-            evaluated = data.setup_evaluation(request.split, request.files)
-        except DataError as e:
-            raise ConfigError(str(e)) from None
-        module = spec.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["state_dict"])
-        module.bind_data(data)
-        # 3. decode and score into a child run
+        # 1. the run's config with the requested changes, its vocabularies and checkpoint, the text to decode
+        trained = load_trained(client, run, Path(tmp), request.overrides, request.split, request.files)
+        cfg, data, module, checkpoint, evaluated = (trained.config, trained.data, trained.module, trained.checkpoint,
+                                                    trained.evaluated)  # fmt: skip
+        # 2. decode and score into a child run
         tags = {T.PARENT: run_id, T.ROLE: T.ROLE_EVALUATION, T.EVALUATED_SPLIT: evaluated} | module.run_tags()
         tags |= source_tags(EVALUATE)
         name = f"{run.info.run_name or run_id}-eval-{request.split or ('files' if request.files else 'test')}"

@@ -7,6 +7,7 @@ Every lookup that can fail raises :class:`RunRecordError` with one line saying w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,49 @@ def resume_checkpoint(client: Any, run: Any, into: Path) -> Path:
         )
     raise RunRecordError(f"run {run.info.run_id} has no checkpoint to resume from ({tagged} is gone, and none was "
                          "uploaded: runs tracked on a server upload theirs)")  # fmt: skip
+
+
+@dataclass
+class Trained:
+    """A run's model rebuilt from its record, with its data set up to score ``evaluated``."""
+
+    config: DictConfig
+    data: Any  # the task's DataModule, its vocabularies the run's, ``test`` the split or files to score
+    module: Any  # the task's LightningModule with the best checkpoint's weights
+    checkpoint: Path
+    evaluated: str
+
+
+def load_trained(client: Any, run: Any, into: Path, overrides: list[str] | None = None, split: str | None = None,
+                 files: tuple[str, str] | None = None) -> Trained:  # fmt: skip
+    """The run's task module with its best checkpoint's weights (``torch.load(weights_only=True)``), and its data
+    with the run's vocabularies, ``test`` set up as ``split`` (default: the configured test split) or ``files``.
+
+    Raises:
+        RunRecordError: the run lacks its config, vocabularies or a checkpoint.
+        ConfigError: an override, split or file that does not fit (one line).
+    """
+    import lightning as L
+    import torch
+
+    from .config import section
+    from .data import DataError
+    from .tasks import TASKS
+
+    run_id = run.info.run_id
+    cfg = run_config(client, run_id, into, overrides or [])
+    spec = TASKS[cfg.task.name]
+    vocabularies = run_vocabularies(client, run_id, into)
+    checkpoint = best_checkpoint(client, run, into)
+    L.seed_everything(cfg.seed, verbose=False)  # the same token batches as the run's own test
+    data = spec.datamodule(section(cfg, "data"))
+    data.load_vocabularies(vocabularies)
+    try:
+        evaluated = data.setup_evaluation(split, files)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    module = spec.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    module.bind_data(data)
+    return Trained(cfg, data, module, checkpoint, evaluated)

@@ -268,6 +268,16 @@ class Captioner(nn.Module):
     def grid(self) -> int:
         return self.encoder.grid
 
+    @property
+    def memory_dim(self) -> int:
+        """``D``: the size of each region's features the decoder attends over."""
+        return self.encoder.dim
+
+    def start(self, regions: Tensor) -> CaptionState:
+        """The decoder's first state over given region features ``(B, N, D)`` (what the speed pass measures a
+        decoder step on, at any grid size)."""
+        return self.decoder.start(regions)
+
     def encode(self, images: Tensor) -> CaptionState:
         return self.decoder.start(self.encoder(images))
 

@@ -132,6 +132,16 @@ class Seq2Seq(nn.Module):
     def attention(self) -> Attention:
         return self.decoder.attention
 
+    @property
+    def memory_dim(self) -> int:
+        """``M``: the size of each encoder state the decoder attends over."""
+        return self.decoder.init_state.in_features
+
+    def start(self, memory: Tensor) -> DecoderState:
+        """The decoder's first state over given encoder states ``(B, S, M)``, every position real (what the
+        speed pass measures a decoder step on, at any source length)."""
+        return self.decoder.start(memory, torch.ones(memory.shape[:2], dtype=torch.bool, device=memory.device))
+
     def encode(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
         """``(B, S), (B,) -> initial decoder state``."""
         mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)

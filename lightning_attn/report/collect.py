@@ -132,7 +132,7 @@ def _collect_store(tracking_uri: str, experiments: list[str] | None, studies: li
             if "storage" in r.data.params and T.STUDY in tags:
                 out.storages[tags[T.STUDY]] = r.data.params["storage"]
             continue
-        if tags.get(T.ROLE) in (T.ROLE_EVALUATION, T.ROLE_REPORT):  # a later evaluation of a run, a report
+        if tags.get(T.ROLE) in (T.ROLE_EVALUATION, T.ROLE_REPORT, T.ROLE_SPEED_PASS):  # made from the runs, later
             continue
         study = tags.get(T.STUDY)
         if studies and (study is None or study.removesuffix("-seeds") not in studies and study not in studies):

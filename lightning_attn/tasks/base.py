@@ -88,6 +88,8 @@ class AttentionTask(L.LightningModule):
         margin: the headline metric's margin of practical equivalence — two mechanisms whose true difference
             is smaller are as good as each other — which a report tests equivalence within (``report --margin``
             overrides it); ``None``: a report claims no equivalence unless given one.
+        grid: whether the decoder attends over a square grid of regions (any number of positions otherwise):
+            the speed pass measures it at square sizes only.
         test_hypotheses, test_references: after a test, the outputs and their references, in the split's
             order (written as the run's predictions).
 
@@ -119,6 +121,7 @@ class AttentionTask(L.LightningModule):
     patience: ClassVar[int] = 3
     item_statistics: ClassVar[str | None] = None
     margin: ClassVar[float | None] = None
+    grid: ClassVar[bool] = False
 
     def __init__(self, task: dict):
         super().__init__()
@@ -134,6 +137,17 @@ class AttentionTask(L.LightningModule):
         )
 
     def teacher_forced(self, batch) -> DecoderOutput:
+        raise NotImplementedError
+
+    @classmethod
+    def bare_model(cls, model: dict, attention: dict, vocab: int) -> torch.nn.Module:
+        """The task's model built from its ``model`` and ``attention`` sections without data, ``vocab`` words
+        (each side): what the speed pass measures cost with. It has ``start(memory)``, ``memory_dim``,
+        ``decoder.step`` and ``attention``, as :meth:`start_decoding`'s model."""
+        raise NotImplementedError
+
+    def start_decoding(self, batch):
+        """The decoder's first state for ``batch`` (its inputs encoded), as greedy and beam search start."""
         raise NotImplementedError
 
     def bind_data(self, data) -> None:

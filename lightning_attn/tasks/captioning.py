@@ -61,6 +61,7 @@ class CaptioningModule(AttentionTask):
     margin = 1.0  # BLEU-4: a smaller difference is as good as none (report --margin overrides)
     item_statistics = "bleu4"  # torchmetrics' BLEU-4 counts per image: the BLEU-4 the run reports
     patience = 3
+    grid = True  # the decoder attends over the encoder's G x G regions
 
     def __init__(
         self,
@@ -90,6 +91,17 @@ class CaptioningModule(AttentionTask):
     def from_data(cls, task: dict, model: dict, attention: dict, data) -> CaptioningModule:
         """The module for a set-up :class:`~lightning_attn.data.captioning.CaptioningDataModule`."""
         return cls(task, model, attention, len(data.codec), data.channels, data.image_size, data.layout_grid)
+
+    @classmethod
+    def bare_model(cls, model: dict, attention: dict, vocab: int) -> Captioner:
+        """The task's model without data, ``vocab`` words (the speed pass measures cost with it, on region
+        features of its own: the smallest images the encoder takes)."""
+        size = 32 if model.get("encoder") == "resnet" else 2 ** len(model.get("channels") or CaptionerConfig().channels)
+        return Captioner(vocab, attention, 3, size, CaptionerConfig(**model))
+
+    def start_decoding(self, batch: CaptionBatch):
+        """The decoder's first state for ``batch``: the images encoded."""
+        return self.model.encode(batch.images)
 
     def bind_data(self, data) -> None:
         """With ``model.cache_features``, the data serves the frozen encoder's cached grid features instead

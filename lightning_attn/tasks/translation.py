@@ -74,6 +74,15 @@ class TranslationModule(AttentionTask):
         """The module for a set-up :class:`~lightning_attn.data.TranslationDataModule` (its vocabularies)."""
         return cls(task, model, attention, src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec))
 
+    @classmethod
+    def bare_model(cls, model: dict, attention: dict, vocab: int) -> Seq2Seq:
+        """The task's model without data, ``vocab`` words each side (the speed pass measures cost with it)."""
+        return Seq2Seq(vocab, vocab, attention, Seq2SeqConfig(**model))
+
+    def start_decoding(self, batch: TranslationBatch):
+        """The decoder's first state for ``batch``: the sources encoded."""
+        return self.model.encode(batch.src, batch.src_lengths)
+
     def run_tags(self) -> dict[str, str]:
         """The BLEU signature, and that its significance test resamples sacreBLEU's sentence statistics."""
         return {T.BLEU_SIGNATURE: bleu.signature(), **super().run_tags()}

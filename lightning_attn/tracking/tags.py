@@ -48,9 +48,11 @@ EVALUATED_SPLIT = "evaluate.split"  # the split name, or "source -> reference" f
 TRAIT_PREFIX = "attention."
 
 # ─── parent runs: a multi-seed run, a sweep study ──────────────────────────────────────────────
-ROLE = "lightning_attn.role"  # seeds (a parent of seed runs) | study (a sweep study's parent) | evaluation | report
+ROLE = "lightning_attn.role"  # seeds (a parent of seed runs) | study | evaluation | report | speed_pass
 ROLE_SEEDS, ROLE_STUDY = "seeds", "study"
 ROLE_REPORT = "report"  # a run holding a trade-off report of its experiment (HTML, Markdown, JSON artifacts)
+ROLE_SPEED_PASS = "speed_pass"  # a run holding a side-by-side speed pass over the experiment's mechanisms
+SPEED_PASS_FILE = "speed_pass.json"  # its artifact: every figure, ratio and setting of the pass
 
 # ─── sweeps ────────────────────────────────────────────────────────────────────────────────────
 SWEEP = "sweep"

@@ -1,0 +1,275 @@
+"""How each mechanism's cost grows with the input: ``lightning-attn benchmark sizes``.
+
+For every task and every mechanism, the task's default model (its ``model`` and ``attention`` sections as
+configured, untrained: only cost is measured) is given synthetic encoder states of ``N`` positions — source
+tokens, or image regions on an ``√N × √N`` grid — and, at each ``N``:
+
+* **decode**: milliseconds per decoder step at batch 1 (greedy, a fixed number of steps: :mod:`.workloads`);
+* **train**: milliseconds per training step at a fixed batch and target length (the decoder's teacher-forced
+  loss with the mechanism's own terms, and its backward pass into the encoder states);
+* the **peak tensor memory** of each (:mod:`.memory`).
+
+The encoder is left out: it is the same for every mechanism, and only adds the same cost to each. The mechanisms
+of one size are timed side by side in interleaved rounds (:mod:`.timing`), so their ratios at the largest size
+come with intervals. Each mechanism's *growth exponent* is the slope of log time against log ``N`` over the
+largest sizes, where the part that depends on ``N`` dominates: about 1 for a mechanism that scores every position,
+about 0 for one whose cost does not grow (local attention at inference).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import timing
+from .memory import peak_tensor_mib
+from .workloads import decode, decoder_loss, training_step
+
+log = logging.getLogger(__name__)
+
+SIZES = (16, 64, 256, 1024, 4096)
+VOCAB = 1000  # words each side: the output layer is the same for every mechanism
+DECODE_STEPS = 20
+TRAIN_BATCH, TRAIN_LENGTH = 8, 16
+FIT_SIZES = 3  # the exponent is fitted over this many of the largest sizes
+KINDS = ("decode", "train")
+
+
+@dataclass
+class Point:
+    """One mechanism at one size."""
+
+    task: str
+    mechanism: str
+    positions: int
+    decode_ms: float  # per decoder step, batch 1 (median over rounds)
+    train_ms: float  # per training step, batch TRAIN_BATCH
+    decode_mib: float  # peak tensor memory of a decode (DECODE_STEPS steps)
+    train_mib: float  # peak tensor memory of a training step
+    decode_spread: float  # interquartile range / median of the per-round times
+    train_spread: float
+
+
+@dataclass
+class Sizes:
+    """The cost of every mechanism at every size, and what it says."""
+
+    points: list[Point]
+    exponents: dict[str, dict[str, dict[str, float]]]  # task -> mechanism -> kind -> growth exponent
+    at_largest: dict[str, dict[str, list[dict]]]  # task -> kind -> ratios to the reference at the largest size
+    reference: str
+    settings: dict = field(default_factory=dict)
+
+    def sentences(self, task: str) -> list[str]:
+        """One line per mechanism: its exponents, and its speed against the reference at the largest size."""
+        largest = max(p.positions for p in self.points if p.task == task)
+        lines = []
+        for mechanism, kinds in self.exponents[task].items():
+            said = [f"time grows as N^{kinds['decode']:.2f} per decoder step, N^{kinds['train']:.2f} per training step"]
+            for kind in KINDS:
+                ratio = next((r for r in self.at_largest[task][kind] if r["name"] == mechanism), None)
+                if ratio is not None:
+                    said.append(f"{kind} at {largest:,} positions: {timing.Ratio(**ratio).words()}")
+            lines.append(f"{mechanism}: " + "; ".join(said))
+        return lines
+
+    def table(self, task: str) -> str:
+        """A Markdown table: each mechanism's time and memory at each size, then its exponents."""
+        points = [p for p in self.points if p.task == task]
+        sizes = sorted({p.positions for p in points})
+        head = [
+            "mechanism",
+            *(f"{kind} ms @ {n:,}" for kind in KINDS for n in sizes),
+            "decode exp.",
+            "train exp.",
+            f"decode MiB @ {sizes[-1]:,}",
+            f"train MiB @ {sizes[-1]:,}",
+        ]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for mechanism, kinds in self.exponents[task].items():
+            mine = {p.positions: p for p in points if p.mechanism == mechanism}
+            cells = [
+                mechanism,
+                *(f"{getattr(mine[n], kind + '_ms'):.3g}" for kind in KINDS for n in sizes),
+                f"{kinds['decode']:.2f}",
+                f"{kinds['train']:.2f}",
+                f"{mine[sizes[-1]].decode_mib:.3g}",
+                f"{mine[sizes[-1]].train_mib:.3g}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Sizes:
+        data = json.loads(text)
+        return cls([Point(**p) for p in data.pop("points")], **data)
+
+
+def exponent(sizes: list[int], times: list[float]) -> float:
+    """The least-squares slope of log time against log size."""
+    return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+
+
+def measure(
+    *,
+    tasks: list[str] | None = None,
+    mechanisms: list[str] | None = None,
+    sizes: tuple[int, ...] = SIZES,
+    reference: str = "soft",
+    rounds: int = 7,
+    block_s: float = 0.05,
+    vocab: int = VOCAB,
+    threads: int | None = None,
+    device: str = "cpu",
+    overrides: list[str] | None = None,
+    seed: int = 0,
+) -> Sizes:
+    """Measure every mechanism of every task at every size (see the module's docstring).
+
+    Args:
+        tasks: task names (default: every registered task).
+        mechanisms: mechanism names (default: every registered mechanism).
+        sizes: numbers of positions; a captioning size must be a square (its grid).
+        reference: the mechanism the others' ratios are taken against.
+        rounds: interleaved timing rounds per size.
+        block_s: about how long each timed block of calls lasts.
+        vocab: the models' vocabulary, each side.
+        threads: torch's intra-op threads (default: as now).
+        device: where the models run (``cpu``, ``cuda``, ``cuda:1``).
+        overrides: ``dotted.key=value`` changes to every model's config (e.g. ``model.decoder_hidden=256``).
+        seed: the synthetic inputs and the rounds' order.
+    """
+    import torch
+
+    from ..attention import MECHANISMS
+    from ..config import compose, section
+    from ..tasks import TASKS
+
+    tasks = tasks or list(TASKS)
+    mechanisms = mechanisms or list(MECHANISMS)
+    if reference not in mechanisms:
+        raise ValueError(f"the reference {reference!r} is not among the mechanisms measured")
+    if len(sizes) < 2:
+        raise ValueError("cost against size needs at least two sizes")
+    for task in tasks:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+        squares = [n for n in sizes if TASKS[task].grid and math.isqrt(n) ** 2 != n]
+        if squares:
+            raise ValueError(f"{task} attends over a square grid of regions: {squares[0]} is not a square")
+    unknown = [m for m in mechanisms if m not in MECHANISMS]
+    if unknown:
+        raise ValueError(f"unknown mechanism {unknown[0]!r}; choose from {', '.join(MECHANISMS)}")
+    points, exponents, at_largest = [], {}, {}
+    family = len(tasks) * len(KINDS) * (len(mechanisms) - 1)  # every ratio the result states, together
+    for task in tasks:
+        models = {}
+        for mechanism in mechanisms:
+            cfg = compose([f"task={task}", f"attention={mechanism}", *(overrides or [])])
+            torch.manual_seed(seed)
+            models[mechanism] = TASKS[task].bare_model(section(cfg, "model"), section(cfg, "attention"), vocab)
+            models[mechanism].to(device)
+        exponents[task] = {m: {} for m in mechanisms}
+        for n in sizes:
+            log.info("%s: %d positions, %d mechanisms side by side", task, n, len(mechanisms))
+            work, memory = {}, {}
+            for mechanism, model in models.items():
+                generator = torch.Generator().manual_seed(seed + n)
+                one = torch.randn(1, n, model.memory_dim, generator=generator).to(device)
+                batch = torch.randn(TRAIN_BATCH, n, model.memory_dim, generator=generator).to(device)
+                batch.requires_grad_(True)  # as an encoder's output: the backward pass reaches it
+                tgt = torch.randint(4, vocab, (TRAIN_BATCH, TRAIN_LENGTH + 1), generator=generator).to(device)
+                work[f"{mechanism}/decode"] = decode(model, lambda m=model, x=one: m.start(x), 1, steps=DECODE_STEPS)
+                work[f"{mechanism}/train"] = training_step(
+                    model, lambda m=model, x=batch, t=tgt: decoder_loss(m, x, t[:, :-1], t[:, 1:])
+                )
+            for name, call in work.items():
+                call()  # gradients allocated before the memory is counted
+                memory[name] = peak_tensor_mib(call, device)
+            rounds_ = timing.interleaved(work, rounds=rounds, block_s=block_s, threads=threads, seed=seed + n)
+            for mechanism in mechanisms:
+                decode_, train_ = f"{mechanism}/decode", f"{mechanism}/train"
+                points.append(
+                    Point(
+                        task=task,
+                        mechanism=mechanism,
+                        positions=n,
+                        decode_ms=rounds_.median(decode_) * 1000 / DECODE_STEPS,
+                        train_ms=rounds_.median(train_) * 1000,
+                        decode_mib=memory[decode_],
+                        train_mib=memory[train_],
+                        decode_spread=rounds_.spread(decode_),
+                        train_spread=rounds_.spread(train_),
+                    )
+                )
+            if n == max(sizes):
+                at_largest[task] = {}
+                for kind in KINDS:
+                    names = [f"{m}/{kind}" for m in mechanisms]
+                    one_kind = timing.Rounds(names, {k: rounds_.seconds[k] for k in names}, threads=rounds_.threads)
+                    ratios = timing.compare(one_kind, f"{reference}/{kind}", family=family)
+                    at_largest[task][kind] = [
+                        asdict(r) | {"name": r.name.split("/")[0], "reference": reference} for r in ratios
+                    ]
+        fit = sorted(sizes)[-FIT_SIZES:]
+        for mechanism in mechanisms:
+            mine = {p.positions: p for p in points if p.task == task and p.mechanism == mechanism}
+            for kind in KINDS:
+                exponents[task][mechanism][kind] = exponent(fit, [getattr(mine[n], kind + "_ms") for n in fit])
+    settings = {
+        "sizes": list(sizes),
+        "vocab": vocab,
+        "decode_steps": DECODE_STEPS,
+        "train_batch": TRAIN_BATCH,
+        "train_length": TRAIN_LENGTH,
+        "rounds": rounds,
+        "threads": threads or torch.get_num_threads(),
+        "device": device,
+        "fit_sizes": FIT_SIZES,
+        "overrides": list(overrides or []),
+    }
+    return Sizes(points, exponents, at_largest, reference, settings)
+
+
+def plot(result: Sizes, path: Path) -> Path:
+    """Log-log plots, one row per task: time per decoder step and per training step against positions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(result.exponents)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 4.2 * len(tasks)), squeeze=False)
+    for row, task in zip(axes, tasks, strict=True):
+        for ax, kind in zip(row, KINDS, strict=True):
+            for mechanism, kinds in result.exponents[task].items():
+                mine = sorted(
+                    (p for p in result.points if p.task == task and p.mechanism == mechanism), key=lambda p: p.positions
+                )
+                ax.plot(
+                    [p.positions for p in mine],
+                    [getattr(p, kind + "_ms") for p in mine],
+                    marker="o",
+                    label=f"{mechanism} (N^{kinds[kind]:.2f})",
+                )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            what = "per decoder step, batch 1" if kind == "decode" else f"per training step, batch {TRAIN_BATCH}"
+            ax.set_title(f"{task}: ms {what}")
+            ax.set_xlabel("positions attended over (N)")
+            ax.set_ylabel("ms")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,147 @@
+"""Timing several pieces of work side by side: interleaved, randomised rounds in one process, and each one's time
+as a ratio to a reference's with an interval over the rounds.
+
+Each round times every piece of work once, in a fresh random order (A B C, C A B, …), so whatever the machine does
+meanwhile — another process, a frequency change — falls on all of them alike and cancels in the per-round ratios.
+A piece's *block* is as many calls as take about ``block_s`` (calibrated once, after warm-up calls that are not
+timed), timed with :class:`torch.utils.benchmark.Timer` (which fixes the thread count and waits for a GPU).
+
+:func:`compare` turns the rounds into ratios: the geometric mean of the per-round ratios, with a Student-t interval
+over rounds on their logarithms, at a level that holds for all the ratios of one pass together (Bonferroni) —
+with the fifteen-odd rounds of a pass a percentile bootstrap would be too narrow at such levels — and the noise
+flag of each piece's per-round times (interquartile range over median, as ``torch.utils.benchmark``
+warns at 10 %). A ratio is a difference only where its interval excludes 1 *and* it is at least
+:data:`MIN_DIFFERENCE` from 1: anything else is "the same speed within the noise".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ALPHA = 0.05  # for the whole pass: every ratio's interval together
+MIN_DIFFERENCE = 0.05  # a ratio within 5 % of 1 is never called a difference
+NOISY = 0.10  # interquartile range over median of a piece's per-round times: above it, the figure is noisy
+
+
+@dataclass
+class Rounds:
+    """Seconds per call of each piece of work, one figure per round (in :attr:`names`' order)."""
+
+    names: list[str]
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)  # calls per timed block
+    threads: int = 1
+
+    def median(self, name: str) -> float:
+        return float(np.median(self.seconds[name]))
+
+    def spread(self, name: str) -> float:
+        """Interquartile range over median of the per-round times."""
+        q1, q2, q3 = np.percentile(self.seconds[name], [25, 50, 75])
+        return float((q3 - q1) / q2) if q2 > 0 else 0.0
+
+
+def interleaved(
+    work: dict[str, Callable[[], object]],
+    *,
+    rounds: int = 15,
+    warmup: int = 2,
+    block_s: float = 0.05,
+    threads: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Rounds:
+    """Time each piece of ``work`` (name -> a call) in ``rounds`` interleaved rounds of random order.
+
+    Args:
+        work: the calls to time; each does the same fixed work every time it is called.
+        rounds: timed rounds (the interval is over them).
+        warmup: untimed calls of each piece first (caches, allocator, lazy initialisation).
+        block_s: about how long one timed block of calls lasts (calibrated from a warm-up call).
+        threads: torch's intra-op threads while timing (default: as now).
+        seed: the order of the rounds.
+        progress: called with ``(round, rounds)`` after each round.
+    """
+    import torch
+    from torch.utils import benchmark
+
+    if len(work) < 1 or rounds < 2:
+        raise ValueError("timing needs at least one piece of work and two rounds")
+    threads = threads or torch.get_num_threads()
+    result = Rounds(list(work), {name: [] for name in work}, threads=threads)
+    timers = {
+        name: benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=threads) for name, call in work.items()
+    }
+    for name, timer in timers.items():
+        if warmup:
+            timer.timeit(warmup)
+        once = timer.timeit(1).mean
+        result.calls[name] = max(1, min(1000, round(block_s / max(once, 1e-9))))
+    order = np.random.default_rng(seed)
+    names = list(work)
+    for r in range(rounds):
+        for i in order.permutation(len(names)):
+            name = names[i]
+            result.seconds[name].append(float(timers[name].timeit(result.calls[name]).mean))
+        if progress is not None:
+            progress(r + 1, rounds)
+    return result
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One piece's time over the reference's: ``ratio`` below 1 is faster."""
+
+    name: str
+    reference: str
+    ratio: float  # geometric mean of the per-round ratios
+    low: float
+    high: float
+    level: float  # the interval's confidence (Bonferroni over the pass's ratios)
+    noisy: bool  # either piece's per-round times spread by more than NOISY
+
+    @property
+    def verdict(self) -> str:
+        """``faster``, ``slower`` or ``same``: a difference only where the interval excludes 1 and the ratio is at
+        least :data:`MIN_DIFFERENCE` from it."""
+        if self.high < 1 and self.ratio <= 1 - MIN_DIFFERENCE:
+            return "faster"
+        if self.low > 1 and self.ratio >= 1 + MIN_DIFFERENCE:
+            return "slower"
+        return "same"
+
+    def words(self) -> str:
+        """E.g. ``hard 1.32× slower than soft (1.25–1.40)``, or ``the same speed as soft within the noise``."""
+        interval = f"{_times(self.low)}–{_times(self.high)}"
+        if self.verdict == "faster":
+            return f"{self.name} {1 / self.ratio:.2f}× faster than {self.reference} (time ratio {interval})"
+        if self.verdict == "slower":
+            return f"{self.name} {self.ratio:.2f}× slower than {self.reference} (time ratio {interval})"
+        return f"{self.name} the same speed as {self.reference} within the noise (time ratio {interval})"
+
+
+def _times(value: float) -> str:
+    return f"{value:.2f}×"
+
+
+def compare(rounds: Rounds, reference: str, *, family: int | None = None, alpha: float = ALPHA) -> list[Ratio]:
+    """Every other piece's time against ``reference``'s, per round, with intervals that hold together for
+    ``family`` ratios (default: the ones returned; give the pass's total when it makes several comparisons)."""
+    others = [n for n in rounds.names if n != reference]
+    family = family or max(1, len(others))
+    from scipy import special
+
+    level = 1 - alpha / family
+    ref = np.asarray(rounds.seconds[reference])
+    ratios = []
+    for name in others:
+        logs = np.log(np.asarray(rounds.seconds[name]) / ref)
+        half = float(special.stdtrit(len(logs) - 1, (1 + level) / 2)) * logs.std(ddof=1) / math.sqrt(len(logs))
+        low, high = logs.mean() - half, logs.mean() + half
+        noisy = max(rounds.spread(name), rounds.spread(reference)) > NOISY
+        ratios.append(Ratio(name, reference, math.exp(logs.mean()), math.exp(low), math.exp(high), level, noisy))
+    return ratios

@@ -1,0 +1,61 @@
+"""Side-by-side timing: the same work under two names is the same speed; twice the work is slower, with an
+interval that says so; a ratio is a difference only beyond the interval and the minimum."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_attn.speedpass import timing
+
+
+def _matmuls(times: int):
+    a = torch.randn(96, 96)
+
+    def call() -> None:
+        for _ in range(times):
+            a @ a
+
+    return call
+
+
+def test_the_same_work_under_two_names_is_the_same_speed():
+    once = _matmuls(20)
+    rounds = timing.interleaved({"a": once, "b": once}, rounds=8, block_s=0.01, threads=1)
+    assert rounds.names == ["a", "b"] and all(len(rounds.seconds[n]) == 8 for n in rounds.names)
+    (ratio,) = timing.compare(rounds, "a")
+    assert ratio.verdict == "same", ratio
+    assert "the same speed as a within the noise" in ratio.words()
+
+
+def test_twice_the_work_is_slower_and_its_interval_excludes_one():
+    seen = []
+    rounds = timing.interleaved({"once": _matmuls(20), "twice": _matmuls(40)}, rounds=8, block_s=0.01, threads=1,
+                                progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    assert seen[-1] == (8, 8)
+    (ratio,) = timing.compare(rounds, "once")
+    assert ratio.verdict == "slower" and 1 < ratio.low <= ratio.ratio <= ratio.high, ratio
+    assert ratio.words().startswith("twice") and "slower than once" in ratio.words()
+
+
+def test_a_ratio_is_a_difference_only_beyond_its_interval_and_the_minimum():
+    def ratio(value, low, high):
+        return timing.Ratio("x", "ref", value, low, high, 0.95, False)
+
+    assert ratio(0.5, 0.4, 0.6).verdict == "faster"
+    assert ratio(0.5, 0.4, 1.1).verdict == "same"  # the interval reaches 1
+    assert ratio(0.97, 0.96, 0.98).verdict == "same"  # significant, but within 5 % of 1
+    assert ratio(1.3, 1.1, 1.5).verdict == "slower"
+
+
+def test_intervals_widen_with_the_family_they_hold_for():
+    rounds = timing.Rounds(["r", "x"], {"r": [1.0, 1.0, 1.0, 1.0], "x": [1.1, 1.3, 1.2, 1.25]})
+    (alone,) = timing.compare(rounds, "r")
+    (in_family,) = timing.compare(rounds, "r", family=20)
+    assert in_family.level == pytest.approx(1 - 0.05 / 20) and alone.level == pytest.approx(0.95)
+    assert in_family.low < alone.low and in_family.high > alone.high
+
+
+def test_timing_needs_work_and_rounds():
+    with pytest.raises(ValueError, match="two rounds"):
+        timing.interleaved({"a": lambda: None}, rounds=1)
