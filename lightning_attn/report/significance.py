@@ -235,6 +235,7 @@ def _items_bootstrap(items_a: list[np.ndarray], items_b: list[np.ndarray], score
     pick_b = rng.integers(0, len(items_b), size=(samples, len(items_b)))
     rows = np.arange(samples)[:, None]
     replicates = scores["a"][rows, pick_a].mean(1) - scores["b"][rows, pick_b].mean(1)
+
     def full_score(run: np.ndarray) -> float:  # the run's score on the whole test set
         key = (id(run), "full")
         if key not in scored:
