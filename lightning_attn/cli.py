@@ -174,7 +174,7 @@ def _compare(args: argparse.Namespace) -> int:
     if not mechanisms:
         raise ConfigError("name the mechanisms to compare: attention=soft,hard,uniform")
     spec = comparison(task, mechanisms, seeds, overrides, args.name, until_decided=args.until_decided,
-                      max_seeds=args.max_seeds)  # fmt: skip
+                      max_seeds=args.max_seeds, speed_pass=not args.no_speed_pass)  # fmt: skip
     return _run_or_submit(spec, args)
 
 
@@ -586,6 +586,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="with --until-decided: at most N seed runs a mechanism (default: the seeds and 5 more)",
+    )
+    compare.add_argument(
+        "--no-speed-pass",
+        action="store_true",
+        help="do not time one checkpoint per mechanism side by side after the runs (the report's speed figures)",
     )
     _add_slurm_options(compare)
     compare.set_defaults(func=_compare)

@@ -11,7 +11,8 @@ fixed, warm-up excluded, a GPU synchronised) on the same fixed work (:mod:`.work
 
 and the peak tensor memory of each (:mod:`.memory`). Every mechanism's time is a ratio to the reference's, with an
 interval that holds for all the pass's ratios together; a ratio is "faster" or "slower" only where that interval
-excludes 1 and it is at least 5 % from 1. The pass is logged to MLflow as a run of the experiment (role
+excludes 1 and it is at least 5 % from 1. Every pair of mechanisms is compared, so a report can state any of them;
+the intervals hold for all of them together. The pass is logged to MLflow as a run of the experiment (role
 ``speed_pass``): a metric per figure and ``speed_pass.json`` with everything.
 """
 
@@ -54,12 +55,18 @@ class Pass:
     task: str
     reference: str
     figures: list[Figures]
-    ratios: dict[str, list[dict]]  # kind -> each mechanism's time ratio to the reference (see timing.Ratio)
+    ratios: dict[str, list[dict]]  # kind -> every pair's time ratio (see timing.Ratio), one direction each
     settings: dict = field(default_factory=dict)
 
-    def ratio(self, kind: str, mechanism: str) -> timing.Ratio | None:
-        found = next((r for r in self.ratios.get(kind, []) if r["name"] == mechanism), None)
-        return timing.Ratio(**found) if found else None
+    def ratio(self, kind: str, mechanism: str, reference: str | None = None) -> timing.Ratio | None:
+        """``mechanism``'s time over ``reference``'s (default: the pass's reference) for ``kind`` of work."""
+        reference = reference or self.reference
+        for r in self.ratios.get(kind, []):
+            if (r["name"], r["reference"]) == (mechanism, reference):
+                return timing.Ratio(**r)
+            if (r["name"], r["reference"]) == (reference, mechanism):
+                return timing.Ratio(**r).inverse()
+        return None
 
     def lines(self) -> list[str]:
         """What the pass found, one line per mechanism and kind of work."""
@@ -82,27 +89,36 @@ class Pass:
         return cls(figures=[Figures(**f) for f in data.pop("figures")], **data)
 
 
-def pick_runs(client: Any, experiments: list[str], run_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """``{task: {mechanism: run}}``: the named runs, or each finished training run of the experiments that has a
-    checkpoint, one per mechanism (its lowest seed)."""
+def pick_runs(
+    client: Any, experiments: list[str], run_ids: list[str], studies: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{task: {mechanism: run}}``: the named runs, or one finished training run with a checkpoint per mechanism
+    of the experiments (only of ``studies``, where given; a mechanism's seed runs where it has any; its lowest
+    seed)."""
     runs = [client.get_run(r) for r in run_ids]
     for name in experiments:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             raise LookupError(f"no MLflow experiment {name!r}")
-        runs += [
-            r
-            for r in client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'", max_results=50000)
-            if T.ROLE not in r.data.tags and T.BEST_CHECKPOINT in r.data.tags
-        ]
+        found = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'", max_results=50000)
+        seed_parents = {r.info.run_id for r in found if r.data.tags.get(T.ROLE) == T.ROLE_SEEDS}
+        found = [r for r in found if T.ROLE not in r.data.tags and T.BEST_CHECKPOINT in r.data.tags]
+        if studies is not None:
+            found = [r for r in found if r.data.tags.get(T.STUDY) in studies]
+        seeded = {_key(r) for r in found if r.data.tags.get(T.PARENT) in seed_parents}
+        runs += [r for r in found if _key(r) not in seeded or r.data.tags.get(T.PARENT) in seed_parents]
     picked: dict[str, dict[str, Any]] = {}
     for run in sorted(runs, key=lambda r: int(r.data.tags.get(T.SEED, "0") or 0)):
-        tags = run.data.tags
-        task, mechanism = tags.get(T.TASK, "?"), tags.get(T.MECHANISM) or tags.get(T.ATTENTION, "?")
+        task, mechanism = _key(run)
         picked.setdefault(task, {}).setdefault(mechanism, run)
     if not picked:
         raise LookupError("no finished training run with a checkpoint to time")
     return picked
+
+
+def _key(run: Any) -> tuple[str, str]:
+    tags = run.data.tags
+    return tags.get(T.TASK, "?"), tags.get(T.MECHANISM) or tags.get(T.ATTENTION, "?")
 
 
 def measure(
@@ -110,6 +126,7 @@ def measure(
     tracking_uri: str,
     experiments: Sequence[str] = (),
     run_ids: Sequence[str] = (),
+    studies: Sequence[str] | None = None,
     reference: str | None = None,
     rounds: int = 15,
     threads: int | None = None,
@@ -125,6 +142,7 @@ def measure(
         tracking_uri: the MLflow store the runs are in (and the pass is logged to).
         experiments: experiment names: one run per mechanism of each.
         run_ids: runs to time (with or instead of ``experiments``).
+        studies: only the experiments' runs of these sweep studies.
         reference: the mechanism the ratios are to (default: ``soft`` if there, else the first by name).
         rounds: interleaved timing rounds.
         threads: torch's intra-op threads while timing (default: as now).
@@ -141,7 +159,7 @@ def measure(
 
     client = MlflowClient(tracking_uri)
     passes = []
-    for task, runs in pick_runs(client, list(experiments), list(run_ids)).items():
+    for task, runs in pick_runs(client, list(experiments), list(run_ids), studies and list(studies)).items():
         ref = reference or ("soft" if "soft" in runs else sorted(runs)[0])
         if ref not in runs:
             raise LookupError(f"the reference {ref!r} has no run here; mechanisms: {', '.join(sorted(runs))}")
@@ -163,7 +181,8 @@ def measure(
                 calls["train"] = training_step(module, lambda m=module, b=many: m.training_loss(b))
                 kinds[mechanism] = list(calls)
                 for kind, call in calls.items():
-                    call()
+                    call()  # warm: lazily built buffers are not the call's own
+                    module.zero_grad(set_to_none=True)  # a training step's gradients are counted in its peak
                     memory[mechanism, kind] = peak_tensor_mib(call, device)
                     work[f"{mechanism}/{kind}"] = call
         log.info("%s: %d mechanisms side by side, %d rounds", task, len(runs), rounds)
@@ -180,15 +199,13 @@ def measure(
             for m, run in runs.items()
         ]
         shared = [k for k in KINDS if all(k in kinds[m] for m in runs)]
-        family = max(1, len(shared) * (len(runs) - 1))
-        ratios = {}
-        for kind in shared:
-            names = [f"{m}/{kind}" for m in runs]
-            one_kind = timing.Rounds(names, {n: measured.seconds[n] for n in names}, threads=measured.threads)
-            ratios[kind] = [
-                asdict(r) | {"name": r.name.split("/")[0], "reference": ref}
-                for r in timing.compare(one_kind, f"{ref}/{kind}", family=family)
-            ]
+        names = list(runs)
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+        family = max(1, len(shared) * len(pairs))  # every pair's ratio of every kind holds together
+        ratios = {kind: [] for kind in shared}
+        for kind, (a, b) in ((k, p) for k in shared for p in pairs):
+            one_pair = timing.Rounds([a, b], {m: measured.seconds[f"{m}/{kind}"] for m in (a, b)})
+            ratios[kind] += [asdict(r) for r in timing.compare(one_pair, b, family=family)]
         settings = {
             "rounds": rounds,
             "threads": measured.threads,

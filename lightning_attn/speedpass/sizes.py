@@ -180,19 +180,23 @@ def measure(
         exponents[task] = {m: {} for m in mechanisms}
         for n in sizes:
             log.info("%s: %d positions, %d mechanisms side by side", task, n, len(mechanisms))
-            work, memory = {}, {}
+            work, memory, inputs = {}, {}, {}
             for mechanism, model in models.items():
                 generator = torch.Generator().manual_seed(seed + n)
                 one = torch.randn(1, n, model.memory_dim, generator=generator).to(device)
                 batch = torch.randn(TRAIN_BATCH, n, model.memory_dim, generator=generator).to(device)
                 batch.requires_grad_(True)  # as an encoder's output: the backward pass reaches it
+                inputs[mechanism] = batch
                 tgt = torch.randint(4, vocab, (TRAIN_BATCH, TRAIN_LENGTH + 1), generator=generator).to(device)
                 work[f"{mechanism}/decode"] = decode(model, lambda m=model, x=one: m.start(x), 1, steps=DECODE_STEPS)
                 work[f"{mechanism}/train"] = training_step(
                     model, lambda m=model, x=batch, t=tgt: decoder_loss(m, x, t[:, :-1], t[:, 1:])
                 )
             for name, call in work.items():
-                call()  # gradients allocated before the memory is counted
+                call()  # warm: lazily built buffers are not the call's own
+                model = models[name.split("/")[0]]
+                model.zero_grad(set_to_none=True)  # a training step's gradients are counted in its peak
+                inputs[name.split("/")[0]].grad = None
                 memory[name] = peak_tensor_mib(call, device)
             rounds_ = timing.interleaved(work, rounds=rounds, block_s=block_s, threads=threads, seed=seed + n)
             for mechanism in mechanisms:

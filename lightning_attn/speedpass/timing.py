@@ -104,6 +104,10 @@ class Ratio:
     level: float  # the interval's confidence (Bonferroni over the pass's ratios)
     noisy: bool  # either piece's per-round times spread by more than NOISY
 
+    def inverse(self) -> Ratio:
+        """The reference's time over this piece's."""
+        return Ratio(self.reference, self.name, 1 / self.ratio, 1 / self.high, 1 / self.low, self.level, self.noisy)
+
     @property
     def verdict(self) -> str:
         """``faster``, ``slower`` or ``same``: a difference only where the interval excludes 1 and the ratio is at

@@ -157,6 +157,9 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
         seeds = {k: st for k, st in sweep.studies.items() if sweep_spec.is_seeds(k)}
         for line in sequential.summary(seeds):
             console.print(f"until decided: {line}", highlight=False)
+    pass_stopped = None
+    if status == "FINISHED" and spec.speed_pass and any(sweep_spec.is_seeds(k) for k in sweep.studies):
+        pass_stopped = _speed_pass(sweep, console)
     elapsed = time.monotonic() - started
     finished = _finished_since(sweep, started_at)
     rate = f": {3600 * finished / elapsed:.0f} trials/hour" if finished else ""
@@ -169,12 +172,47 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
             alone = f"; no trial of {', '.join(trials.without_result)} completed" if trials.without_result else ""
             console.print(f"[yellow]{trials.failed} of {trials.failed + trials.complete} trial(s) failed[/]{alone}; "
                           f"the first, {trials.first_failure}", highlight=False)  # fmt: skip
-        return 0
+        return pass_stopped.exit_code if pass_stopped is not None else 0
     if done:  # nothing to resume: every trial ran, and failed
         console.print(f"[red]sweep failed[/]: {reason} (logs: {sweep.folder / 'logs'})", highlight=False)
         return 1
     console.print(f"[red]sweep {status.lower()}[/]: {reason}. Resume it with the same command and --resume.")
     return stopped.exit_code if stopped is not None else 1
+
+
+def _speed_pass(sweep: Sweep, console: Console) -> Stopped | None:
+    """Time one seed run's checkpoint per mechanism side by side (:mod:`lightning_attn.speedpass`), on the sweep's
+    first device with a worker's threads, and log the pass to the experiment; a run without a checkpoint (or any
+    other reason it cannot) is said in one line, and the sweep's outcome stands. Returns the signal that stopped
+    it, if one did."""
+    from .. import speedpass
+    from ..saved_runs import RunRecordError
+
+    devices = sweep.devices
+    device = f"cuda:{devices.ids[0]}" if devices.kind == "gpu" else "cpu"
+    studies = [st.study_name for k, st in sweep.studies.items() if sweep_spec.is_seeds(k)]
+    experiment = sweep_spec.experiment_name(sweep.spec)
+    console.print(f"speed pass: one checkpoint per mechanism, side by side on {device} …", highlight=False)
+    with stop_signals():
+        try:
+            passes = speedpass.measure_runs(
+                tracking_uri=sweep.tracking_uri,
+                experiments=[experiment],
+                studies=studies,
+                device=device,
+                threads=devices.threads or None,
+            )
+        except Stopped as e:
+            console.print(f"{e} received: speed pass stopped, nothing logged (time the runs again with "
+                          f"lightning-attn benchmark runs --experiment {experiment})", highlight=False)  # fmt: skip
+            return e
+        except (LookupError, RunRecordError, ConfigError, ValueError) as e:
+            console.print(f"[yellow]speed pass skipped[/]: {mask_secrets(str(e))}", highlight=False)
+            return None
+    for result in passes:
+        for line in result.lines():
+            console.print(f"speed pass: {line}", highlight=False)
+    return None
 
 
 def _finished_since(sweep: Sweep, since: datetime) -> int:

@@ -118,6 +118,9 @@ class SweepSpec:
     # the family), and give one more seed to each mechanism with a pair still undecided, up to max_seeds a side
     until_decided: bool = False
     max_seeds: int | None = None  # with until_decided; default: the seeds above and 5 more
+    # after the seed runs, one checkpoint per mechanism is timed side by side in one process (lightning-attn
+    # benchmark runs): the speed and memory figures the report compares
+    speed_pass: bool = True
     heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
     grace_period: int = 60  # a RUNNING trial silent this long is failed and retried
     worker_restarts: int = 3  # a worker that dies while work remains is replaced, this many times per launch
@@ -217,13 +220,14 @@ def parse_seeds(text: str) -> list[int]:
 
 def comparison(task: str, mechanisms: list[str], seeds: list[int], overrides: list[str] = (),
                name: str | None = None, *, until_decided: bool = False,
-               max_seeds: int | None = None) -> SweepSpec:  # fmt: skip
+               max_seeds: int | None = None, speed_pass: bool = True) -> SweepSpec:  # fmt: skip
     """The sweep ``lightning-attn compare`` runs: ``mechanisms`` (attention choices) trained as configured by
     ``overrides``, once per seed — no search space, so no tuning (:func:`is_comparison`); ``until_decided``:
-    more seeds, up to ``max_seeds``, while a pair is undecided."""
+    more seeds, up to ``max_seeds``, while a pair is undecided; ``speed_pass``: then time one checkpoint per
+    mechanism side by side."""
     data = {"name": name or f"compare-{task}", "task": task, "overrides": list(overrides),
             "mechanisms": {m: {} for m in mechanisms}, "seeds": list(seeds), "until_decided": until_decided,
-            "max_seeds": max_seeds}  # fmt: skip
+            "max_seeds": max_seeds, "speed_pass": speed_pass}  # fmt: skip
     return from_dict(data, "compare")
 
 

@@ -368,3 +368,10 @@ def test_compare_stopped_and_resumed_never_trains_a_finished_run_again():
     finished = [(r.data.tags["attention"], r.data.tags["seed"]) for r in children if r.info.status == "FINISHED"]
     assert sorted(finished) == [("soft", "0"), ("soft", "1"), ("uniform", "0"), ("uniform", "1")]
     assert all(p.info.status == "FINISHED" and p.data.tags["lightning_attn.role"] == "seeds" for p in parents.values())
+    # then, by default, one checkpoint per mechanism timed side by side, logged for the report
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("compare-translation").experiment_id
+    (timed,) = client.search_runs([experiment], "tags.`lightning_attn.role` = 'speed_pass'")
+    assert timed.info.status == "FINISHED" and "speed_pass/uniform/train_ms" in timed.data.metrics
+    said = [line for line in resumed.stdout.splitlines() if line.startswith("speed pass: uniform")]
+    assert len(said) == 3 and all("soft" in line for line in said), resumed.stdout[-3000:]  # greedy, beam, train
