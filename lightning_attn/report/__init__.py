@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..tracking import mask_secrets
-from . import aggregate, collect, comparisons, decision, diagnostics, plots, render, significance, verdict
+from . import aggregate, collect, comparisons, decision, diagnostics, plots, render, significance, speed, verdict
 from .decision import Constraint, Objective
 
 FORMATS = ("html", "md", "csv", "json")
@@ -59,15 +59,16 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
             histories = collect.metric_histories([r for row in group for r in row.compared], key)
             curves |= {run_id: [v for _, v in h] for run_id, h in histories.items()}
     diagnoses = diagnostics.diagnose(rows, tests, curves, min_seeds)
-    verdicts = verdict.verdicts(rows, tests, diagnoses, reference, min_seeds)
+    timed = speed.passes(collected.speed_passes)
+    verdicts = verdict.verdicts(rows, tests, diagnoses, reference, min_seeds, timed)
     warnings = aggregate.pooling_notes(collected) + diagnostics.budget_warnings(rows)
-    decisions = decision.decide(rows, tests, diagnoses, constraints or [], objective or Objective())
+    decisions = decision.decide(rows, tests, diagnoses, constraints or [], objective or Objective(), timed)
     out.mkdir(parents=True, exist_ok=True)
     report = {"title": "Attention trade-offs", "tasks": sorted({r.task for r in rows}), "rows": rows,
               "tests": tests, "diagnoses": diagnoses, "verdicts": verdicts, "warnings": warnings,
               "decisions": decisions, "constraints": [str(c) for c in constraints or []],
               "failures": failed, "min_seeds": min_seeds, "margins": margins,
-              "importance_evaluator": collect.IMPORTANCE_EVALUATOR}  # fmt: skip
+              "importance_evaluator": collect.IMPORTANCE_EVALUATOR, "speed": timed}  # fmt: skip
     written: dict[str, Path] = {}
     if "csv" in formats:
         written["csv"] = render.write_csv(out, rows)

@@ -11,6 +11,7 @@ nothing about tasks.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 
 from ..tracking import mask_secrets
 from ..tracking import tags as T
+
+SPEED_PASS_FORMAT = 1  # the speed_pass.json this report reads (lightning_attn.speedpass.runs.FORMAT)
 
 # a report downloads a few small artifacts per run: no progress bar for each
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -77,6 +80,9 @@ class Collected:
     stores: list[str] = field(default_factory=list)  # the tracking URIs read
     #: store -> experiment name -> id, for logging the report back (see :func:`lightning_attn.report.build_report`)
     experiment_ids: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: task -> its latest speed pass (``speed_pass.json`` of a ``speed_pass`` run: lightning-attn benchmark runs)
+    speed_passes: dict[str, dict] = field(default_factory=dict)
+    passes: list[tuple[int, str, str, str]] = field(default_factory=list)  # (start, store, run id, task) found
 
 
 def collect(tracking_uris: str | list[str], experiments: list[str] | None, studies: list[str] | None) -> Collected:
@@ -94,6 +100,7 @@ def collect(tracking_uris: str | list[str], experiments: list[str] | None, studi
             if record.run_id not in seen:
                 seen.add(record.run_id)
                 out.runs.append(record)
+    _read_speed_passes(out)
     if experiments:
         lacking = [e for e in experiments if e not in out.experiments]
         if lacking:
@@ -132,6 +139,8 @@ def _collect_store(tracking_uri: str, experiments: list[str] | None, studies: li
             if "storage" in r.data.params and T.STUDY in tags:
                 out.storages[tags[T.STUDY]] = r.data.params["storage"]
             continue
+        if tags.get(T.ROLE) == T.ROLE_SPEED_PASS and r.info.status == "FINISHED":
+            out.passes.append((r.info.start_time or 0, tracking_uri, r.info.run_id, tags.get(T.TASK, "?")))
         if tags.get(T.ROLE) in (T.ROLE_EVALUATION, T.ROLE_REPORT, T.ROLE_SPEED_PASS):  # made from the runs, later
             continue
         study = tags.get(T.STUDY)
@@ -148,6 +157,18 @@ def _collect_store(tracking_uri: str, experiments: list[str] | None, studies: li
             )
         )  # fmt: skip
     return records
+
+
+def _read_speed_passes(out: Collected) -> None:
+    """Each task's latest speed pass among the runs found, into ``out.speed_passes``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for _, store, run_id, task in sorted(out.passes, reverse=True):
+            if task in out.speed_passes:
+                continue
+            path = read_artifact(store, run_id, T.SPEED_PASS_FILE, Path(tmp) / run_id)
+            data = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+            if data.get("format") == SPEED_PASS_FORMAT:  # another version's pass is not read as this one's
+                out.speed_passes[task] = data | {"run_id": run_id}
 
 
 def _task(run: Any) -> str:

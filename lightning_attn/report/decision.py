@@ -32,11 +32,12 @@ from scipy import stats
 
 from . import significance as sig
 from . import wording
-from .aggregate import SPEED, Row, by_task
+from .aggregate import Row, by_task
 from .comparisons import EQUIVALENT, PairTest, difference, find_test
 from .diagnostics import Diagnosis, budget_blockers, not_comparable
+from .speed import DECODING, SpeedPass
+from .speed import PREFIX as SPEED_PREFIX
 
-COST = SPEED["infer_ms_p50_b1"]  # the cost a decision without constraints weighs accuracy against
 _CONSTRAINT = re.compile(r"^\s*([\w./\-]+)\s*(<=|>=|<|>)\s*(-?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
 
 
@@ -128,10 +129,17 @@ class Decision:
         return asdict(self)
 
 
-def decide(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], constraints: list[Constraint],
-           objective: Objective | None = None) -> dict[str, Decision]:  # fmt: skip
+def decide(
+    rows: list[Row],
+    tests: list[PairTest],
+    diagnoses: list[Diagnosis],
+    constraints: list[Constraint],
+    objective: Objective | None = None,
+    speed: dict[str, SpeedPass] | None = None,
+) -> dict[str, Decision]:
     """One decision per task (see the module's docstring), from the rows, their seed-level ``tests`` and
-    ``diagnoses``, under ``constraints`` and ``objective`` (default: the headline metric, higher is better)."""
+    ``diagnoses``, under ``constraints`` and ``objective`` (default: the headline metric, higher is better), with
+    each task's ``speed`` pass (the only source of "faster" and "cheapest")."""
     objective = objective or Objective()
     out = {}
     diag = {(d.task, d.mechanism): d for d in diagnoses}
@@ -143,9 +151,9 @@ def decide(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], c
             why = wording.explain(blockers)
             out[task] = Decision(task, wording.decision_withheld(task, why), withheld=why)
         elif constraints:
-            out[task] = _constrained(task, candidates, tests, constraints, objective)
+            out[task] = _constrained(task, candidates, tests, constraints, objective, (speed or {}).get(task))
         else:
-            out[task] = _unconstrained(task, candidates, tests, objective)
+            out[task] = _unconstrained(task, candidates, tests, objective, (speed or {}).get(task))
         controls = [r.mechanism for r in group if r.control and r not in candidates]
         if controls and not blockers:
             out[task].text += wording.controls_aside(controls)
@@ -195,15 +203,24 @@ def _name(objective: Objective, group: list[Row]) -> str:
     return objective.metric or group[0].metric
 
 
+def _measured(row: Row, metric: str, speed: SpeedPass | None) -> Interval | None:
+    """``row``'s value of a constraint's ``metric`` and its 95 % interval: the speed pass's figure for a
+    ``speed_pass/…`` metric, else the mean over its seed runs."""
+    if metric.startswith(SPEED_PREFIX):
+        timed = speed.figure(metric, row.mechanism) if speed is not None else None
+        return None if timed is None else Interval(timed.value, timed.low, timed.high, timed.rounds)
+    return interval(row.values(metric))
+
+
 def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints: list[Constraint],
-                 objective: Objective) -> Decision:  # fmt: skip
+                 objective: Objective, speed: SpeedPass | None) -> Decision:  # fmt: skip
     """The pick under ``constraints``: the feasible, those tied with the most accurate, the cheapest of them in
     the first constraint's resource (see the module's docstring)."""
     feasible, excluded, borderline, shown = [], {}, [], {}
     for row in group:
         failing = []
         for c in constraints:
-            found = interval(row.values(c.metric))
+            found = _measured(row, c.metric, speed)
             if found is None:
                 failing.append(wording.constraint_unrecorded(c.metric))
                 continue
@@ -237,7 +254,7 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
     pick = (min if resource.lower_is_better else max)(tied, key=lambda r: (cost[r.mechanism], r.mechanism))
     met = [(c.metric, str(shown[pick.mechanism, c.metric])) for c in constraints]
     others = [r for r in tied if r is not pick]
-    saving, clear = _cost_difference(pick, others, resource) if others else ("", True)
+    saving, clear = _cost_difference(pick, others, resource, shown, speed) if others else ("", True)
     margin = next((t.seed.margin for t in tests if t.task == task and t.seed is not None), None)
     text = wording.pick(task, pick.mechanism, limits, met, len(feasible), metric, _score(pick, objective),
                         [r.mechanism for r in others], resource.metric, saving, clear,
@@ -246,20 +263,35 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
     return Decision(task, text, pick.mechanism, [r.mechanism for r in tied], [r.mechanism for r in feasible], excluded)
 
 
-def _cost_difference(pick: Row, others: list[Row], resource: Constraint) -> tuple[str, bool]:
-    """The pick's cost in ``resource`` against the next cheapest of ``others`` (:func:`.wording.cost_saving`),
-    and whether that saving is larger than the noise between seeds."""
+def _cost_difference(pick: Row, others: list[Row], resource: Constraint, shown: dict[tuple[str, str], Interval],
+                     speed: SpeedPass | None) -> tuple[str, bool]:  # fmt: skip
+    """The pick's cost in ``resource`` against the next cheapest of ``others`` (:func:`.wording.cost_saving`), and
+    whether that saving is real: for a time of the speed pass, where the pass shows the pick faster; for its
+    tensor memory (counted, not sampled), where it is at least 5 % less; for a figure of the seed runs, where it is
+    larger than the noise between seeds (Welch's test)."""
     sign = 1 if resource.lower_is_better else -1
-    rival = min(others, key=lambda r: sign * statistics.fmean(r.values(resource.metric)))
-    mine, theirs = pick.values(resource.metric), rival.values(resource.metric)
-    p = sig.welch_p(mine, theirs)
+    rival = min(others, key=lambda r: sign * shown[r.mechanism, resource.metric].mean)
+    mine, theirs = shown[pick.mechanism, resource.metric].mean, shown[rival.mechanism, resource.metric].mean
+    if resource.metric.startswith(SPEED_PREFIX):
+        kind, _, unit = resource.metric.removeprefix(SPEED_PREFIX).rpartition("_")
+        if unit == "ms":
+            found = speed.compared(kind, pick.mechanism, rival.mechanism) if speed is not None else None
+            clear = found is not None and found.verdict == ("faster" if resource.lower_is_better else "slower")
+            said = f"speed pass: {found.words}" if found else "not compared by the speed pass"
+        else:
+            clear = sign * (theirs - mine) >= 0.05 * max(abs(mine), abs(theirs))
+            said = "counted tensor memory" if clear else "counted tensor memory, within 5 %"
+        return wording.cost_saving(mine, rival.mechanism, theirs, None, clear, said), clear
+    p = sig.welch_p(pick.values(resource.metric), rival.values(resource.metric))
     clear = p is not None and p < sig.ALPHA
-    return wording.cost_saving(statistics.fmean(mine), rival.mechanism, statistics.fmean(theirs), p, clear), clear
+    return wording.cost_saving(mine, rival.mechanism, theirs, p, clear), clear
 
 
-def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective: Objective) -> Decision:
-    """Without constraints: the mechanisms no other beats significantly on both the objective and the cost
-    (:data:`COST`); one pick only when that is a single mechanism."""
+def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective: Objective,
+                   speed: SpeedPass | None) -> Decision:  # fmt: skip
+    """Without constraints: the mechanisms no other beats on both the objective (for the family) and the cost (the
+    speed pass shows it faster at :data:`.speed.DECODING`; without a pass, accuracy alone); one pick only when that
+    is a single mechanism."""
     metric, unit = _name(objective, group), wording.unit_of(_name(objective, group))
     undominated = []
     for row in group:
@@ -268,17 +300,16 @@ def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective
             if other is row:
                 continue
             more_accurate, _ = _better(other, row, tests, objective)
-            mine, theirs = row.values(COST), other.values(COST)
-            p = sig.welch_p(theirs, mine)
-            cheaper = p is not None and p < sig.ALPHA and statistics.fmean(theirs) < statistics.fmean(mine)
-            dominated |= more_accurate and cheaper
+            cheaper = speed is not None and speed.faster(DECODING, other.mechanism, row.mechanism)
+            dominated |= more_accurate and (cheaper or speed is None)
         if not dominated:
             undominated.append(row)
     best = max(undominated, key=lambda r: (_score(r, objective), r.mechanism))
-    cheapest = min(undominated, key=lambda r: (statistics.fmean(r.values(COST) or [math.inf]), r.mechanism))
-    text = wording.undominated(task, [r.mechanism for r in undominated], metric, best.mechanism,
-                               _score(best, objective), unit, cheapest.mechanism, COST)  # fmt: skip
+    names = [r.mechanism for r in undominated]
+    fastest = speed.fastest(DECODING, names) if speed is not None and len(names) > 1 else None
+    text = wording.undominated(task, names, metric, best.mechanism, _score(best, objective), unit, fastest,
+                               f"{SPEED_PREFIX}{DECODING}_ms", speed is not None)  # fmt: skip
     text += wording.pair_outcomes([(t.a, t.b, t.outcome, t.seed.margin, t.seeds_needed) for t in tests
                                    if t.task == task and t.seed is not None], unit)  # fmt: skip
     pick = best.mechanism if len(undominated) == 1 else None
-    return Decision(task, text, pick, [r.mechanism for r in undominated], [r.mechanism for r in group])
+    return Decision(task, text, pick, names, [r.mechanism for r in group])

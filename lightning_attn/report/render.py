@@ -20,6 +20,8 @@ from .aggregate import Failure, Row
 from .comparisons import PairTest
 from .diagnostics import Diagnosis
 from .plots import Plot
+from .speed import KINDS as SPEED_KINDS
+from .speed import SpeedPass
 
 COLUMNS = [
     ("mechanism", "mechanism", "{}"),
@@ -35,9 +37,9 @@ COLUMNS = [
     ("zero_share", "zero weights", "{:.0%}"),
     ("attended_positions", "positions read", "{:.2f}"),
     ("align_aer", "AER", "{:.3f}"),
-    ("train_samples_per_s", "train samples/s", "{:.0f}"),
-    ("infer_ms_p50_b1", "latency b1 (ms)", "{:.2f}"),
-    ("infer_ms_p50_bB", "latency bB (ms)", "{:.2f}"),
+    ("train_samples_per_s", "train samples/s (in training)", "{:.0f}"),
+    ("infer_ms_p50_b1", "latency b1 (ms, in training)", "{:.2f}"),
+    ("infer_ms_p50_bB", "latency bB (ms, in training)", "{:.2f}"),
     ("peak_rss_mb", "peak RSS (MiB)", "{:.0f}"),
     ("rss_growth_mb", "RSS growth (MiB)", "{:.0f}"),
     ("params", "params", "{:,.0f}"),
@@ -52,6 +54,25 @@ def cells(row: Row) -> list[str]:
         data["ci95"] = row.ci_note or None  # "n = 2: no CI": never an interval from too few seeds
     return ["—" if data[key] is None else (data[key] if isinstance(data[key], str) and key == "ci95"
             else fmt.format(data[key])) for key, _, fmt in COLUMNS]  # fmt: skip
+
+
+def speed_header(timed: SpeedPass) -> list[str]:
+    units = {"greedy": "ms/token", "beam": "ms/token", "train": "ms/step"}
+    kinds = timed.kinds()
+    return ["mechanism", *(f"{k} {units[k]}" for k in kinds), *(f"{k} MiB" for k in kinds)]
+
+
+def speed_rows(timed: SpeedPass) -> list[list[str]]:
+    """The speed pass's figures: each mechanism's time and tensor memory at each kind of work."""
+    kinds = timed.kinds()
+    return [[r["mechanism"], *(f"{r[f'{k}_ms']:.3g}" for k in kinds), *(f"{r[f'{k}_mib']:.3g}" for k in kinds)]
+            for r in timed.rows()]  # fmt: skip
+
+
+def speed_lines(timed: SpeedPass) -> list[str]:
+    """Each mechanism against the pass's reference, in the pass's words."""
+    return [f"{SPEED_KINDS[k]}: {r[f'{k}_vs_reference']}" for r in timed.rows() for k in timed.kinds()
+            if r.get(f"{k}_vs_reference")]  # fmt: skip
 
 
 DIAG_HEADER = ["mechanism", "compared runs", "converged", "seeds", "at the floor", "trials", "compute (s)", "flags"]
@@ -156,6 +177,7 @@ def write_json(out: Path, report: dict) -> Path:
         "failures": [dataclasses.asdict(f) for f in report["failures"]],
         "min_seeds": report["min_seeds"],
         "importance_evaluator": report["importance_evaluator"],
+        "speed_pass": {task: timed.data for task, timed in report.get("speed", {}).items()},
     }
     path = out / "report.json"
     _write(path, mask_secrets(json.dumps(data, indent=2, default=str)))
@@ -260,6 +282,10 @@ def write_markdown(out: Path, report: dict) -> Path:
         lines += ["**Diagnostics**", "", _md_table(DIAG_HEADER, diagnosis_rows(diagnoses)), "", flags, ""]
         lines += ["**Per seed**", "", _md_table(SEED_HEADER, seed_rows(rows)), ""]
         lines += [f"**Verdict** (reference: {verdict.reference})", ""] + [f"- {v}" for v in verdict.lines] + [""]
+        timed = report.get("speed", {}).get(task)
+        if timed is not None:
+            lines += ["**Speed pass**", "", _md_table(speed_header(timed), speed_rows(timed)), ""]
+            lines += [f"- {line}" for line in speed_lines(timed)] + ["", f"*{wording.speed_note(timed.settings)}*", ""]
         tests = [t for t in report["tests"] if t.task == task]
         if tests:
             note = f"*{wording.correction(len(tests))}. {wording.SIG_NOTE}*"
@@ -327,6 +353,11 @@ def write_html(out: Path, report: dict) -> Path:
         summary = f"<li class='{summary_class}'><b>{e(verdict.summary)}</b></li>"
         parts.append(f"<h3>Verdict <span class='note'>(reference: {e(verdict.reference)})</span></h3>"
                      f"<ul class='verdict'>{summary}{items}</ul>")  # fmt: skip
+        timed = report.get("speed", {}).get(task)
+        if timed is not None:
+            said = "".join(f"<li>{e(line)}</li>" for line in speed_lines(timed))
+            parts.append("<h3>Speed pass</h3>" + _html_table(speed_header(timed), speed_rows(timed))
+                         + f"<ul>{said}</ul><p class='note'>{e(wording.speed_note(timed.settings))}</p>")  # fmt: skip
         tests = [t for t in report["tests"] if t.task == task]
         if tests:
             note = f"{wording.correction(len(tests))}. {wording.SIG_NOTE}"

@@ -4,8 +4,8 @@ sentences (:mod:`.wording`).
 
 Every claim is **withheld**, with its reasons (:class:`.diagnostics.Blocker`), whenever what it would compare
 is not comparable: runs not converged or unrecorded, too few seeds, unequal tuning budgets, both sides at the
-floor, or no seed-level test. A ratio of per-seed figures (speed, seed variance) is claimed only where it is
-larger than the noise between seeds.
+floor, or no seed-level test. The seed variance ratio is claimed only where it is larger than the noise between
+seeds; speed only as the speed pass found it (:mod:`.speed`), never from the figures runs measured while training.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 
 from . import significance as sig
 from . import wording
-from .aggregate import MIN_SEEDS, SPEED, Row, by_task
+from .aggregate import MIN_SEEDS, Row, by_task
 from .comparisons import BETTER, EQUIVALENT, PairTest, difference, find_test
 from .diagnostics import Blocker, Diagnosis, budget_blockers, not_comparable
+from .speed import SpeedPass
 
 COMPUTE_RATIO_NOTE = 2.0  # mention compute budgets that differ by more than this factor
-#: the per-seed speed figures a pair verdict compares: kind -> (run metric, whether lower is faster)
-SPEED_FACTS = {"latency": (SPEED["infer_ms_p50_b1"], True), "throughput": (SPEED["train_samples_per_s"], False)}
 
 
 @dataclass(frozen=True)
@@ -29,15 +28,16 @@ class Fact:
     """A per-seed figure of a mechanism against the reference (:func:`.wording.fact` reads ``kind``,
     ``value``, ``p`` and ``reference`` the same way)."""
 
-    kind: str  # latency | throughput | seed variance | failed runs | compute
-    value: float | None  # speed-up (None: no significant difference) | variance ratio | failed share | compute ratio
-    p: float | None = None  # the test that found it (Welch's; the F-test for the seed variance)
+    kind: str  # greedy | beam | train (the speed pass) | seed variance | failed runs | compute
+    value: float | None  # speed-up (None: the same speed) | variance ratio | failed share | compute ratio
+    p: float | None = None  # the F-test's, for the seed variance
     reference: float | None = None  # failed runs: the reference's share
+    interval: tuple[float, float] | None = None  # speed: the time ratio's interval (for the whole speed pass)
 
     @property
     def text(self) -> str:
         """The fact in words (:func:`.wording.fact`)."""
-        return wording.fact(self.kind, self.value, self.p, self.reference)
+        return wording.fact(self.kind, self.value, self.p, self.reference, self.interval)
 
 
 @dataclass
@@ -107,22 +107,16 @@ def choose_reference(group: list[Row], requested: str | None = None) -> Row:
     return max(candidates, key=lambda r: (r.mean, r.mechanism))
 
 
-def facts(x: Row, ref: Row, min_seeds: int = MIN_SEEDS) -> list[Fact]:
-    """What ``x``'s per-seed figures say against ``ref``'s: each speed ratio from ``min_seeds`` runs a side (or
-    that it is no larger than the noise, by Welch's t-test), the seed variance ratio where the F-test finds it
-    (from at least 3 runs a side), failed runs, and compute budgets that differ by over
-    :data:`COMPUTE_RATIO_NOTE`."""
+def facts(x: Row, ref: Row, min_seeds: int = MIN_SEEDS, speed: SpeedPass | None = None) -> list[Fact]:
+    """What ``x`` is against ``ref`` beside accuracy: its speed at each kind of work the ``speed`` pass timed (faster
+    or slower only where the pass shows it; none without a pass), the seed variance ratio where the F-test finds it
+    (from at least 3 runs a side), failed runs, and compute budgets that differ by over :data:`COMPUTE_RATIO_NOTE`."""
     out = []
-    for kind, (key, faster_if_lower) in SPEED_FACTS.items():
-        xs, rs = x.values(key), ref.values(key)
-        p = sig.welch_p(xs, rs)
-        if p is None or min(len(xs), len(rs)) < min_seeds:
-            continue
-        if p >= sig.ALPHA:
-            out.append(Fact(kind, None, p))
-            continue
-        mean_x, mean_r = statistics.fmean(xs), statistics.fmean(rs)
-        out.append(Fact(kind, mean_r / mean_x if faster_if_lower else mean_x / mean_r, p))
+    for kind in speed.kinds() if speed is not None else []:
+        found = speed.compared(kind, x.mechanism, ref.mechanism)
+        if found is not None:
+            value = None if found.verdict == "same" else 1 / found.ratio
+            out.append(Fact(kind, value, interval=(found.low, found.high)))
     xs, rs = [r.accuracy for r in x.compared], [r.accuracy for r in ref.compared]
     p = sig.variance_ratio_p(xs, rs)
     # a variance from two values has one degree of freedom: never a finding, whatever min_seeds says
@@ -136,11 +130,17 @@ def facts(x: Row, ref: Row, min_seeds: int = MIN_SEEDS) -> list[Fact]:
     return out
 
 
-def verdicts(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis], reference: str | None = None,
-             min_seeds: int = MIN_SEEDS) -> dict[str, TaskVerdict]:  # fmt: skip
+def verdicts(
+    rows: list[Row],
+    tests: list[PairTest],
+    diagnoses: list[Diagnosis],
+    reference: str | None = None,
+    min_seeds: int = MIN_SEEDS,
+    speed: dict[str, SpeedPass] | None = None,
+) -> dict[str, TaskVerdict]:
     """Per task: every mechanism against the reference (``reference``, else :func:`choose_reference`'s), and
-    the summary — from the seed-level ``tests`` and the ``diagnoses`` (one per row), speed and variance facts
-    from ``min_seeds`` runs a side."""
+    the summary — from the seed-level ``tests`` and the ``diagnoses`` (one per row), speed facts from the task's
+    ``speed`` pass, variance facts from ``min_seeds`` runs a side."""
     out = {}
     diag = {(d.task, d.mechanism): d for d in diagnoses}
     for task, group in by_task(rows).items():
@@ -156,12 +156,13 @@ def verdicts(rows: list[Row], tests: list[PairTest], diagnoses: list[Diagnosis],
             test = find_test(tests, task, row.mechanism, ref.mechanism)
             if test is None or test.seed is None:
                 found.append(Blocker("untestable", row.mechanism, note=test.seed_note if test else ""))
-            pairs.append(_pair(row, ref, test, found, min_seeds))
+            pairs.append(_pair(row, ref, test, found, min_seeds, (speed or {}).get(task)))
         out[task] = _summary(task, group, ref, pairs, tests, blockers)
     return out
 
 
-def _pair(row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], min_seeds: int) -> PairVerdict:
+def _pair(row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], min_seeds: int,
+          speed: SpeedPass | None) -> PairVerdict:  # fmt: skip
     """``row`` against ``ref``: the outcome of the seed-level ``test`` as seen from ``row``, the facts, and
     withheld for ``blockers``."""
     unit = wording.unit_of(row.metric)
@@ -175,7 +176,7 @@ def _pair(row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], mi
     delta = difference(test, row.mechanism)
     low, high = (s.ci_low, s.ci_high) if test.a == row.mechanism else (-s.ci_high, -s.ci_low)
     verdict.outcome = outcome_from(test, row.mechanism)
-    verdict.facts = facts(row, ref, min_seeds)
+    verdict.facts = facts(row, ref, min_seeds, speed)
     described = wording.describe_test(s, delta, low, high, unit, test.p_adjusted, test.family)
     verdict.text = wording.comparison(**claim, outcome=wording.outcome(verdict.outcome, s.margin, unit,
                                                                        test.seeds_needed),

@@ -248,24 +248,27 @@ FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while
 
 
 # ─── verdicts ──────────────────────────────────────────────────────────────────────────────────
-_FACT_SUBJECT = {"latency": "inference at batch 1", "throughput": "training throughput"}
+_FACT_SUBJECT = {"greedy": "decoding (per token, batch 1)", "beam": "beam search (per token, batch 1)",
+                 "train": "a training step"}  # fmt: skip
 
 
-def fact(kind: str, value: float | None, p: float | None = None, reference: float | None = None) -> str:
-    """A per-seed figure of a mechanism against the reference, by ``kind``:
+def fact(kind: str, value: float | None, p: float | None = None, reference: float | None = None,
+         interval: tuple[float, float] | None = None) -> str:  # fmt: skip
+    """A figure of a mechanism against the reference, by ``kind``:
 
-    * ``latency`` / ``throughput``: ``value`` the speed-up (above 1: faster; None: no significant
-      difference), ``p`` Welch's;
+    * ``greedy`` / ``beam`` / ``train`` (the speed pass): ``value`` the speed-up (above 1: faster; None: the same
+      speed within the noise), ``interval`` the time ratio's, for the whole pass;
     * ``seed variance``: ``value`` its seed variance over the reference's, ``p`` the F-test's;
     * ``failed runs``: ``value`` its share of failed runs, ``reference`` the reference's;
     * ``compute``: ``value`` its summed run time over the reference's.
     """
     if kind in _FACT_SUBJECT:
         what = _FACT_SUBJECT[kind]
+        ratio = f"time ratio {interval[0]:.2f}–{interval[1]:.2f}, speed pass" if interval else "speed pass"
         if value is None:
-            return f"{what}: no significant difference (Welch p = {p:.2f})"
+            return f"{what}: the same speed within the noise ({ratio})"
         word = "faster" if value > 1 else "slower"
-        return f"{what}: {max(value, 1 / value):.2f}× {word} (Welch p {p_is(p)})"
+        return f"{what}: {max(value, 1 / value):.2f}× {word} ({ratio})"
     if kind == "seed variance":
         size = f"{value:.1f}× the" if value >= 1 else f"1/{1 / value:.0f} of the"
         return f"{size} seed variance (F-test p {p_is(p)})"
@@ -363,9 +366,12 @@ def nothing_feasible(limits: str, task: str, excluded: dict[str, str]) -> str:
     return f"No mechanism meets {limits} for {task}: " + "; ".join(f"{m}: {w}" for m, w in excluded.items()) + "."
 
 
-def cost_saving(mine: float, rival: str, theirs: float, p: float | None, clear: bool) -> str:
-    """`` (1.2 vs hard's 1.9, Welch p = 0.010)``: the pick's mean cost against the next cheapest ``rival``'s,
-    and whether the saving is beyond the noise between seeds (``clear``; ``p`` None: not testable)."""
+def cost_saving(mine: float, rival: str, theirs: float, p: float | None, clear: bool, said: str = "") -> str:
+    """`` (1.2 vs hard's 1.9, Welch p = 0.010)``: the pick's cost against the next cheapest ``rival``'s, and whether
+    the saving is real (``clear``): ``said`` how that was found (the speed pass's words), else Welch's test over the
+    seed runs (``p``; None: not testable)."""
+    if said:
+        return f" ({mine:.3g} vs {rival}'s {theirs:.3g}; {said})"
     noise = "" if p is None else (f", Welch p {p_is(p)}" if clear else f", not beyond noise: Welch p = {p:.2f}")
     return f" ({mine:.3g} vs {rival}'s {theirs:.3g}{noise})"
 
@@ -405,17 +411,39 @@ def pick(task: str, mechanism: str, limits: str, met: Sequence[tuple[str, str]],
     return text
 
 
-def undominated(task: str, names: Sequence[str], metric: str, best: str, score: float, unit: str, cheapest: str,
-                cost: str) -> str:  # fmt: skip
-    """The decision without constraints: the mechanisms (``names``) no other beats significantly on both
-    ``metric`` and inference latency; ``best`` the most accurate (``score`` in ``unit``), ``cheapest`` the
-    fastest; how to ask for one pick (a constraint on ``cost``)."""
+def undominated(task: str, names: Sequence[str], metric: str, best: str, score: float, unit: str,
+                fastest: str | None, cost: str, timed: bool) -> str:  # fmt: skip
+    """The decision without constraints: the mechanisms (``names``) no other beats on both ``metric`` (for the
+    family) and decoding speed (the speed pass; ``timed`` False: there is none, so on ``metric`` alone); ``best``
+    the most accurate (``score`` in ``unit``), ``fastest`` the one the pass shows faster than each of the others
+    (None: none is); how to ask for one pick (a constraint on ``cost``)."""
+    if not timed:
+        speed = (" No speed pass was found, so cost is not weighed: time the runs side by side with lightning-attn "
+                 "benchmark runs --experiment NAME.")  # fmt: skip
+        if len(names) == 1:
+            return f"**{best}** for {task}: no other mechanism is better on {metric}.{speed}"
+        return (f"For {task}, no other mechanism is better on {metric} than {', '.join(names)}: of these, {best} is "
+                f"the most accurate ({score:.2f} {unit}).{speed}")  # fmt: skip
     if len(names) == 1:
-        return (f"**{best}** for {task}: no other mechanism is significantly better on {metric} or on "
-                f"inference latency (batch 1) without being worse on the other.")  # fmt: skip
-    return (f"For {task}, no other mechanism beats {', '.join(names)} significantly on both {metric} and inference "
-            f"latency (batch 1): of these, {best} is the most accurate ({score:.2f} {unit}) and {cheapest} the "
-            f'fastest by its mean. Say what you need to get one pick, e.g. --constraint "{cost}<=…".')  # fmt: skip
+        return (f"**{best}** for {task}: no other mechanism is better on {metric} or faster at decoding (the speed "
+                f"pass) without being worse on the other.")  # fmt: skip
+    quickest = (f"{fastest} the fastest at decoding (the speed pass shows it faster than each of the others)"
+                if fastest else "none of them faster at decoding than all the others (the speed pass)")  # fmt: skip
+    return (f"For {task}, no other mechanism beats {', '.join(names)} on both {metric} and decoding speed: of these, "
+            f"{best} is the most accurate ({score:.2f} {unit}) and {quickest}. Say what you need to get one pick, "
+            f'e.g. --constraint "{cost}<=…".')  # fmt: skip
+
+
+def speed_note(settings: dict) -> str:
+    """What the speed pass's table is and how it was measured."""
+    return (f"One checkpoint per mechanism timed side by side in one process: {settings.get('rounds', '?')} "
+            f"interleaved rounds in random order, {settings.get('threads', '?')} thread(s), on "
+            f"{settings.get('device', '?')}; every decode exactly {settings.get('steps', '?')} tokens, the training "
+            f"step on {settings.get('batch', '?')} test examples; the median per round. MiB: the peak of the tensors "
+            "one call allocates. A mechanism is faster than another only where the interval of their time ratio, "
+            "which holds for every pair of the pass at once, excludes 1 and the ratio is at least 5 % from it. The "
+            "table's in-training speed columns were measured while other runs trained: diagnostics, not "
+            "comparisons.")  # fmt: skip
 
 
 def constraints_asked(constraints: Sequence[str]) -> str:

@@ -34,6 +34,7 @@ from .workloads import decode, training_step
 log = logging.getLogger(__name__)
 
 KINDS = ("greedy", "beam", "train")
+FORMAT = 1  # of speed_pass.json: a report reads the passes of the format it knows
 UNITS = {"greedy": "ms per token, batch 1", "beam": "ms per token, batch 1", "train": "ms per training step"}
 
 
@@ -46,6 +47,7 @@ class Figures:
     ms: dict[str, float]  # kind -> median over rounds (per token, or per training step)
     mib: dict[str, float]  # kind -> peak tensor memory of one call
     spread: dict[str, float]  # kind -> interquartile range / median of the per-round times
+    interval: dict[str, list[float]]  # kind -> 95 % interval of the median (order statistics over the rounds)
 
 
 @dataclass
@@ -57,16 +59,57 @@ class Pass:
     figures: list[Figures]
     ratios: dict[str, list[dict]]  # kind -> every pair's time ratio (see timing.Ratio), one direction each
     settings: dict = field(default_factory=dict)
+    format: int = FORMAT
+
+    @classmethod
+    def from_rounds(
+        cls,
+        *,
+        task: str,
+        reference: str,
+        rounds: timing.Rounds,
+        memory: dict[tuple[str, str], float],
+        steps: int,
+        run_ids: dict[str, str],
+        settings: dict,
+    ) -> Pass:
+        """The pass from its timed ``rounds`` (pieces named ``mechanism/kind``; per call: ``steps`` tokens of a
+        decode, one training step) and ``memory`` (MiB by mechanism and kind): each figure, and every pair's ratio
+        with an interval that holds for all of them."""
+        per_call = {"greedy": steps, "beam": steps, "train": 1}
+        kinds = {m: [k for k in KINDS if f"{m}/{k}" in rounds.seconds] for m in run_ids}
+
+        def ms(value: float, kind: str) -> float:
+            return value * 1000 / per_call[kind]
+
+        figures = [
+            Figures(
+                mechanism=m,
+                run_id=run_id,
+                ms={k: ms(rounds.median(f"{m}/{k}"), k) for k in kinds[m]},
+                mib={k: memory[m, k] for k in kinds[m]},
+                spread={k: rounds.spread(f"{m}/{k}") for k in kinds[m]},
+                interval={k: [ms(v, k) for v in rounds.median_interval(f"{m}/{k}")] for k in kinds[m]},
+            )
+            for m, run_id in run_ids.items()
+        ]
+        shared = [k for k in KINDS if all(k in kinds[m] for m in run_ids)]
+        names = list(run_ids)
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+        family = max(1, len(shared) * len(pairs))  # every pair's ratio of every kind holds together
+        ratios: dict[str, list[dict]] = {kind: [] for kind in shared}
+        for kind, (a, b) in ((k, p) for k in shared for p in pairs):
+            one_pair = timing.Rounds([a, b], {m: rounds.seconds[f"{m}/{kind}"] for m in (a, b)})
+            for found in timing.compare(one_pair, b, family=family):  # each direction, as a report reads it
+                ratios[kind] += [r.as_dict() for r in (found, found.inverse())]
+        return cls(task=task, reference=reference, figures=figures, ratios=ratios, settings=settings)
 
     def ratio(self, kind: str, mechanism: str, reference: str | None = None) -> timing.Ratio | None:
         """``mechanism``'s time over ``reference``'s (default: the pass's reference) for ``kind`` of work."""
         reference = reference or self.reference
-        for r in self.ratios.get(kind, []):
-            if (r["name"], r["reference"]) == (mechanism, reference):
-                return timing.Ratio(**r)
-            if (r["name"], r["reference"]) == (reference, mechanism):
-                return timing.Ratio(**r).inverse()
-        return None
+        found = next((r for r in self.ratios.get(kind, []) if (r["name"], r["reference"]) == (mechanism, reference)),
+                     None)  # fmt: skip
+        return timing.Ratio.from_dict(found) if found else None
 
     def lines(self) -> list[str]:
         """What the pass found, one line per mechanism and kind of work."""
@@ -163,7 +206,7 @@ def measure(
         ref = reference or ("soft" if "soft" in runs else sorted(runs)[0])
         if ref not in runs:
             raise LookupError(f"the reference {ref!r} has no run here; mechanisms: {', '.join(sorted(runs))}")
-        work, memory, kinds = {}, {}, {}
+        work, memory = {}, {}
         with tempfile.TemporaryDirectory() as tmp:
             for mechanism, run in runs.items():
                 log.info("%s: loading %s (run %s)", task, mechanism, run.info.run_id)
@@ -179,7 +222,6 @@ def measure(
                         module.model, lambda m=module, b=one: m.start_decoding(b), 1, steps=steps, beam=beam
                     )
                 calls["train"] = training_step(module, lambda m=module, b=many: m.training_loss(b))
-                kinds[mechanism] = list(calls)
                 for kind, call in calls.items():
                     call()  # warm: lazily built buffers are not the call's own
                     module.zero_grad(set_to_none=True)  # a training step's gradients are counted in its peak
@@ -187,25 +229,6 @@ def measure(
                     work[f"{mechanism}/{kind}"] = call
         log.info("%s: %d mechanisms side by side, %d rounds", task, len(runs), rounds)
         measured = timing.interleaved(work, rounds=rounds, threads=threads, seed=seed)
-        per_token = {"greedy": steps, "beam": steps, "train": 1}
-        figures = [
-            Figures(
-                mechanism=m,
-                run_id=run.info.run_id,
-                ms={k: measured.median(f"{m}/{k}") * 1000 / per_token[k] for k in kinds[m]},
-                mib={k: memory[m, k] for k in kinds[m]},
-                spread={k: measured.spread(f"{m}/{k}") for k in kinds[m]},
-            )
-            for m, run in runs.items()
-        ]
-        shared = [k for k in KINDS if all(k in kinds[m] for m in runs)]
-        names = list(runs)
-        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-        family = max(1, len(shared) * len(pairs))  # every pair's ratio of every kind holds together
-        ratios = {kind: [] for kind in shared}
-        for kind, (a, b) in ((k, p) for k in shared for p in pairs):
-            one_pair = timing.Rounds([a, b], {m: measured.seconds[f"{m}/{kind}"] for m in (a, b)})
-            ratios[kind] += [asdict(r) for r in timing.compare(one_pair, b, family=family)]
         settings = {
             "rounds": rounds,
             "threads": measured.threads,
@@ -213,7 +236,10 @@ def measure(
             "batch": min(batch, len(test)),
             "device": device if device != "cuda" else torch.cuda.get_device_name(),
         }
-        result = Pass(task=task, reference=ref, figures=figures, ratios=ratios, settings=settings)
+        run_ids = {m: run.info.run_id for m, run in runs.items()}
+        result = Pass.from_rounds(
+            task=task, reference=ref, rounds=measured, memory=memory, steps=steps, run_ids=run_ids, settings=settings
+        )
         if log_to_mlflow:
             log_pass(client, next(iter(runs.values())).info.experiment_id, result)
         passes.append(result)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -38,6 +38,18 @@ class Rounds:
 
     def median(self, name: str) -> float:
         return float(np.median(self.seconds[name]))
+
+    def median_interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
+        """A distribution-free interval of the median per-call time: the order statistics a binomial count puts
+        around it (the whole range with fewer than 6 rounds, where no narrower one reaches ``level``)."""
+        from scipy import stats
+
+        times = sorted(self.seconds[name])
+        n = len(times)
+        r = 1  # the interval is the r-th smallest to the r-th largest; it covers the median 1 - 2 P(B <= r - 1)
+        while r < (n + 1) // 2 and 1 - 2 * stats.binom.cdf(r, n, 0.5) >= level:
+            r += 1
+        return times[r - 1], times[n - r]
 
     def spread(self, name: str) -> float:
         """Interquartile range over median of the per-round times."""
@@ -103,6 +115,14 @@ class Ratio:
     high: float
     level: float  # the interval's confidence (Bonferroni over the pass's ratios)
     noisy: bool  # either piece's per-round times spread by more than NOISY
+
+    def as_dict(self) -> dict:
+        """The fields, with the verdict and its words (what a report reads without this module)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"verdict": self.verdict, "words": self.words()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Ratio:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
     def inverse(self) -> Ratio:
         """The reference's time over this piece's."""

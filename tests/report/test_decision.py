@@ -12,7 +12,7 @@ from .study import Study
 def _decide(study: Study, constraints: list[str], objective: Objective | None = None):
     rows, tests, diagnoses, _ = study.analyse()
     return decide(rows, tests, list(diagnoses.values()), [Constraint.parse(c) for c in constraints],
-                  objective)["translation"]  # fmt: skip
+                  objective, study.speed())["translation"]  # fmt: skip
 
 
 def _four() -> Study:

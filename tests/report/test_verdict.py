@@ -89,20 +89,28 @@ def test_an_untestable_pair_is_withheld_with_why():
     assert verdict.blockers == [Blocker("untested", "soft", against=("hard",))]
 
 
-def test_ratios_that_are_noise_are_not_printed_as_facts():
+def test_speed_is_stated_only_as_the_speed_pass_found_it():
     study = Study()
     study.add("soft", [0.05, 0.06, 0.05], latency=[10.0, 12.0, 11.0])
-    study.add("hard", [0.2, 0.21, 0.2], latency=[11.0, 10.0, 12.5])
+    study.add("hard", [0.2, 0.21, 0.2], latency=[11.0, 10.0, 12.0])  # the same mean: the pass finds no difference
     pair = study.analyse()[3].pairs[0]
-    assert "inference at batch 1: no significant difference" in pair.line
+    assert "decoding (per token, batch 1): the same speed within the noise (time ratio" in pair.line
     assert "faster" not in pair.line and "slower" not in pair.line
-    assert pair.facts[0] == Fact("latency", None, pytest.approx(0.867, abs=1e-3))
+    assert pair.facts[0].kind == "greedy" and pair.facts[0].value is None
     study = Study()
     study.add("soft", [0.05, 0.06, 0.05], latency=[20.0, 20.2, 19.8])
     study.add("hard", [0.2, 0.21, 0.2], latency=[10.0, 10.1, 9.9])
     pair = study.analyse()[3].pairs[0]
-    assert "inference at batch 1: 2.00× faster" in pair.line
-    assert pair.facts[0].kind == "latency" and pair.facts[0].value == pytest.approx(2.0)
+    assert "decoding (per token, batch 1): 2.01× faster (time ratio 0.50–0.50, speed pass)" in pair.line
+    assert pair.facts[0].value == pytest.approx(2.0, rel=0.01)
+    # without a speed pass, the figures measured while training are never a speed claim
+    study = Study()
+    study.add("soft", [0.05, 0.06, 0.05])
+    study.add("hard", [0.2, 0.21, 0.2])
+    for run in study.collected.runs:
+        run.metrics["speed/infer_latency_ms_p50_b1"] = 20.0 if run.mechanism == "soft" else 10.0
+    pair = study.analyse()[3].pairs[0]
+    assert "faster" not in pair.line and not any(f.kind in ("greedy", "beam", "train") for f in pair.facts)
 
 
 def test_a_seed_variance_ratio_from_two_runs_is_not_a_finding():

@@ -83,9 +83,16 @@ def test_a_pair_reads_as_its_outcome():
 
 
 def test_facts_read_with_their_test():
-    assert wording.fact("latency", 2.0, 0.001) == "inference at batch 1: 2.00× faster (Welch p = 0.001)"
-    assert wording.fact("throughput", 0.5, 0.02) == "training throughput: 2.00× slower (Welch p = 0.020)"
-    assert wording.fact("latency", None, 0.456) == "inference at batch 1: no significant difference (Welch p = 0.46)"
+    assert wording.fact("greedy", 2.0, interval=(0.45, 0.55)) == (
+        "decoding (per token, batch 1): 2.00× faster (time ratio 0.45–0.55, speed pass)"
+    )
+    assert (
+        wording.fact("train", 0.5, interval=(1.9, 2.1))
+        == "a training step: 2.00× slower (time ratio 1.90–2.10, speed pass)"
+    )
+    assert wording.fact("beam", None, interval=(0.97, 1.04)) == (
+        "beam search (per token, batch 1): the same speed within the noise (time ratio 0.97–1.04, speed pass)"
+    )
     assert wording.fact("seed variance", 3.04, 0.01) == "3.0× the seed variance (F-test p = 0.010)"
     assert wording.fact("seed variance", 0.25, 0.01) == "1/4 of the seed variance (F-test p = 0.010)"
     assert wording.fact("failed runs", 0.5, reference=0.0) == "50% of its runs failed (vs 0%)"
@@ -143,10 +150,15 @@ def test_decisions_read_as_what_was_decided():
     saving = wording.cost_saving(1.2, "soft", 1.25, 0.4, False)
     assert saving == " (1.2 vs soft's 1.25, not beyond noise: Welch p = 0.40)"
     assert wording.decision_withheld("t", "why") == "No decision for t: the runs are not comparable — why."
-    assert wording.undominated("t", ["soft"], "m", "soft", 9.0, "BLEU", "soft", "c") == (
-        "**soft** for t: no other mechanism is significantly better on m or on inference latency (batch 1) without "
-        "being worse on the other."
+    assert wording.undominated("t", ["soft"], "m", "soft", 9.0, "BLEU", None, "c", True) == (
+        "**soft** for t: no other mechanism is better on m or faster at decoding (the speed pass) without being worse "
+        "on the other."
     )
+    several = wording.undominated("t", ["soft", "hard"], "m", "soft", 9.0, "BLEU", None, "c", True)
+    assert "soft is the most accurate (9.00 BLEU) and none of them faster at decoding than all the others" in several
+    untimed = wording.undominated("t", ["soft", "hard"], "m", "soft", 9.0, "BLEU", None, "c", False)
+    assert untimed.startswith("For t, no other mechanism is better on m than soft, hard") and "faster" not in untimed
+    assert "No speed pass was found, so cost is not weighed" in untimed
 
 
 def test_pooling_notes():

@@ -59,3 +59,21 @@ def test_intervals_widen_with_the_family_they_hold_for():
 def test_timing_needs_work_and_rounds():
     with pytest.raises(ValueError, match="two rounds"):
         timing.interleaved({"a": lambda: None}, rounds=1)
+
+
+def test_the_median_interval_is_the_order_statistics_that_cover_it_95_percent():
+    def interval(n):
+        return timing.Rounds(["a"], {"a": [float(v) for v in range(1, n + 1)]}).median_interval("a")
+
+    assert interval(15) == (4.0, 12.0)  # 1 - 2 P(B(15, 1/2) <= 3) = 0.965; the next pair in would cover 0.88
+    assert interval(30) == (10.0, 21.0)
+    assert interval(5) == (1.0, 5.0)  # too few rounds for anything narrower than the range
+
+
+def test_a_ratio_read_back_from_its_dict_and_turned_around():
+    ratio = timing.Ratio("x", "ref", 0.5, 0.4, 0.6, 0.99, False)
+    data = ratio.as_dict()
+    assert data["verdict"] == "faster" and data["words"].startswith("x 2.00× faster than ref")
+    assert timing.Ratio.from_dict(data) == ratio
+    back = ratio.inverse()
+    assert (back.name, back.reference, back.verdict) == ("ref", "x", "slower") and back.low == pytest.approx(1 / 0.6)
