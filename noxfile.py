@@ -120,13 +120,23 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- overhead` runs one of them (overhead, attention_ops, sweep_scaling, memory,
     multi30k_throughput — it reads $MULTI30K or ../shared/data/multi30k —, sweep_storage_scale — it starts
-    a PostgreSQL of its own —, workers_under_load — it starts busy loops of its own —, sequential_seeds). Give
+    a PostgreSQL of its own —, workers_under_load and speed_pass — they start busy loops of their own —,
+    sequential_seeds). Give
     the machine to them: other work beside them skews timings. Result tables are not benchmarks: they come from
     `lightning-attn report` (docs/results.md).
     """
     install(session)
-    names = session.posargs or ["overhead", "attention_ops", "sweep_scaling", "memory", "multi30k_throughput",
-                                "sweep_storage_scale", "workers_under_load", "sequential_seeds"]  # fmt: skip
+    names = session.posargs or [
+        "overhead",
+        "attention_ops",
+        "sweep_scaling",
+        "memory",
+        "multi30k_throughput",
+        "sweep_storage_scale",
+        "workers_under_load",
+        "sequential_seeds",
+        "speed_pass",
+    ]
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
 

@@ -640,8 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--constraint",
         action="append",
         metavar="METRIC<=VALUE",
-        help="what the pick must meet, by the mean over its seed runs (repeatable), e.g. "
-        "speed/infer_latency_ms_p50_b1<=2; the first names the resource that breaks a tie",
+        help="what the pick must meet (repeatable): a speed_pass/<greedy|beam|train>_<ms|mib> figure as the speed "
+        "pass measured it, e.g. speed_pass/greedy_ms<=0.5, any other metric by the mean over its seed runs, e.g. "
+        "speed/peak_rss_mb<=2000; the first names the resource that breaks a tie",
     )
     report.add_argument(
         "--margin",
@@ -669,7 +670,12 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("what", choices=("runs", "sizes"), help="runs: trained checkpoints; sizes: input sizes")
     benchmark.add_argument("overrides", nargs="*", help="sizes: dotted.key=value changes to every model's config")
     benchmark.add_argument("--experiment", action="append", help="runs: one run per mechanism of it (repeatable)")
-    benchmark.add_argument("--run", action="append", metavar="RUN_ID", help="runs: a run to time (repeatable)")
+    benchmark.add_argument(
+        "--run",
+        action="append",
+        metavar="RUN_ID[=NAME]",
+        help="runs: a run to time (repeatable), under NAME if given (the same run twice: an A/A check)",
+    )
     benchmark.add_argument("--tracking-uri", help="runs: default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     benchmark.add_argument("--no-log", action="store_true", help="runs: do not log the pass to MLflow")
     benchmark.add_argument("--steps", type=int, default=20, help="runs: decoder steps of every decode (default 20)")

@@ -1,20 +1,22 @@
 """The decision a report ends in: which mechanism to pick, and why — pure, no I/O.
 
-With constraints (``speed/infer_latency_ms_p50_b1<=2``, ``speed/peak_rss_mb<=2000``) and an objective
-(default: the task's headline metric, higher is better):
+With constraints (``speed_pass/greedy_ms<=0.5``, ``speed_pass/train_mib<=200``, or any metric the runs logged) and
+an objective (default: the task's headline metric, higher is better):
 
-1. **feasible**: the mechanisms whose mean over their seed runs meets every constraint — each stated with
-   its 95 % interval, and called *borderline* when the interval crosses the limit;
+1. **feasible**: the mechanisms that meet every constraint — a ``speed_pass/…`` figure as the speed pass measured
+   it (:mod:`.speed`), any other by its mean over the seed runs — each stated with its 95 % interval, and called
+   *borderline* when the interval crosses the limit;
 2. **as good**: of those, the most accurate (by the objective) and the ones the report's family of tests shows
    *equivalent* to it within the margin (:mod:`.comparisons`); those it is shown *better* than are listed as
    less accurate, and those *undecided* with the seed runs that would decide them (an estimate);
 3. **the pick**: of the as good, the cheapest in the first constraint's resource (the tie-break), with
-   whether that saving is larger than the noise between seeds.
+   whether that saving is real (for a time: the speed pass shows it).
 
 A control mechanism (``uniform``: no attention) is the floor the others are measured against, never the
 pick. Without constraints there is no single answer to give: the decision names the mechanisms that no other
-beats significantly on both the objective and the cost (inference latency at batch 1), the most accurate
-and the cheapest among them, how to add a constraint, and each pair's outcome on accuracy (better, equivalent
+beats on both the objective (for the family) and decoding speed (the speed pass shows it faster; without a pass,
+on the objective alone, and it says so), the most accurate among them and the fastest where the pass shows one
+faster than each of the others, how to add a constraint, and each pair's outcome on accuracy (better, equivalent
 within the margin, or undecided with the seeds that would decide it).
 
 The decision is **withheld**, with the reasons, whenever the diagnostics say the runs are not comparable
@@ -43,7 +45,7 @@ _CONSTRAINT = re.compile(r"^\s*([\w./\-]+)\s*(<=|>=|<|>)\s*(-?[\d.]+(?:[eE][-+]?
 
 @dataclass(frozen=True)
 class Constraint:
-    """``metric op limit``, e.g. ``speed/infer_latency_ms_p50_b1 <= 2``."""
+    """``metric op limit``, e.g. ``speed_pass/greedy_ms <= 0.5``."""
 
     metric: str
     op: str

@@ -135,10 +135,21 @@ class Pass:
 def pick_runs(
     client: Any, experiments: list[str], run_ids: list[str], studies: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """``{task: {mechanism: run}}``: the named runs, or one finished training run with a checkpoint per mechanism
-    of the experiments (only of ``studies``, where given; a mechanism's seed runs where it has any; its lowest
-    seed)."""
-    runs = [client.get_run(r) for r in run_ids]
+    """``{task: {name: run}}``: the named runs (``RUN_ID``, or ``RUN_ID=NAME`` to time it under a name of its own:
+    the same checkpoint twice is an A/A check), and one finished training run with a checkpoint per mechanism of
+    the experiments (only of ``studies``, where given; a mechanism's seed runs where it has any; its lowest seed)."""
+    from mlflow.exceptions import MlflowException
+
+    picked: dict[str, dict[str, Any]] = {}
+    for entry in run_ids:
+        run_id, _, name = entry.partition("=")
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            raise LookupError(f"no run {run_id!r} in the tracking store") from None
+        task, mechanism = _key(run)
+        picked.setdefault(task, {})[name or mechanism] = run
+    runs = []
     for name in experiments:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
@@ -150,7 +161,6 @@ def pick_runs(
             found = [r for r in found if r.data.tags.get(T.STUDY) in studies]
         seeded = {_key(r) for r in found if r.data.tags.get(T.PARENT) in seed_parents}
         runs += [r for r in found if _key(r) not in seeded or r.data.tags.get(T.PARENT) in seed_parents]
-    picked: dict[str, dict[str, Any]] = {}
     for run in sorted(runs, key=lambda r: int(r.data.tags.get(T.SEED, "0") or 0)):
         task, mechanism = _key(run)
         picked.setdefault(task, {}).setdefault(mechanism, run)
@@ -210,7 +220,7 @@ def measure(
         with tempfile.TemporaryDirectory() as tmp:
             for mechanism, run in runs.items():
                 log.info("%s: loading %s (run %s)", task, mechanism, run.info.run_id)
-                trained = load_trained(client, run, Path(tmp) / run.info.run_id)
+                trained = load_trained(client, run, Path(tmp) / mechanism)
                 module, data = trained.module.to(device), trained.data
                 test = list(data.splits["test"])
                 one = module.transfer_batch_to_device(type(data).collate(test[:1]), torch.device(device), 0)

@@ -6,17 +6,17 @@ meanwhile — another process, a frequency change — falls on all of them alike
 A piece's *block* is as many calls as take about ``block_s`` (calibrated once, after warm-up calls that are not
 timed), timed with :class:`torch.utils.benchmark.Timer` (which fixes the thread count and waits for a GPU).
 
-:func:`compare` turns the rounds into ratios: the geometric mean of the per-round ratios, with a Student-t interval
-over rounds on their logarithms, at a level that holds for all the ratios of one pass together (Bonferroni) —
-with the fifteen-odd rounds of a pass a percentile bootstrap would be too narrow at such levels — and the noise
-flag of each piece's per-round times (interquartile range over median, as ``torch.utils.benchmark``
-warns at 10 %). A ratio is a difference only where its interval excludes 1 *and* it is at least
-:data:`MIN_DIFFERENCE` from 1: anything else is "the same speed within the noise".
+:func:`compare` turns the rounds into ratios: the median of the per-round ratios, with the sign test's
+distribution-free interval over rounds, at a level that holds for all the ratios of one pass together
+(Bonferroni) — the time of a round can jump when other work takes the core, and an interval that assumes normal
+noise (Student's t) then claims differences that are not there — and the noise flag of each piece's per-round
+times (interquartile range over median, as ``torch.utils.benchmark`` warns at 10 %). A ratio is a difference only
+where its interval excludes 1 *and* it is at least :data:`MIN_DIFFERENCE` from 1: anything else is "the same
+speed within the noise".
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
@@ -40,16 +40,8 @@ class Rounds:
         return float(np.median(self.seconds[name]))
 
     def median_interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
-        """A distribution-free interval of the median per-call time: the order statistics a binomial count puts
-        around it (the whole range with fewer than 6 rounds, where no narrower one reaches ``level``)."""
-        from scipy import stats
-
-        times = sorted(self.seconds[name])
-        n = len(times)
-        r = 1  # the interval is the r-th smallest to the r-th largest; it covers the median 1 - 2 P(B <= r - 1)
-        while r < (n + 1) // 2 and 1 - 2 * stats.binom.cdf(r, n, 0.5) >= level:
-            r += 1
-        return times[r - 1], times[n - r]
+        """A distribution-free interval of the median per-call time (:func:`median_interval`)."""
+        return median_interval(self.seconds[name], level)
 
     def spread(self, name: str) -> float:
         """Interquartile range over median of the per-round times."""
@@ -110,7 +102,7 @@ class Ratio:
 
     name: str
     reference: str
-    ratio: float  # geometric mean of the per-round ratios
+    ratio: float  # the median of the per-round ratios
     low: float
     high: float
     level: float  # the interval's confidence (Bonferroni over the pass's ratios)
@@ -152,20 +144,34 @@ def _times(value: float) -> str:
     return f"{value:.2f}×"
 
 
+def median_interval(values: list[float], level: float) -> tuple[float, float]:
+    """The order statistics around the median of ``values`` that cover it with probability ``level`` whatever
+    their distribution (the sign test's interval): the r-th smallest to the r-th largest, r as large as ``level``
+    allows — the whole range where even that covers less (too few values for ``level``)."""
+    from scipy import stats
+
+    ordered = sorted(values)
+    n = len(ordered)
+    r = 1  # covers the median with probability 1 - 2 P(B(n, 1/2) <= r - 1)
+    while r < (n + 1) // 2 and 1 - 2 * stats.binom.cdf(r, n, 0.5) >= level:
+        r += 1
+    return ordered[r - 1], ordered[n - r]
+
+
 def compare(rounds: Rounds, reference: str, *, family: int | None = None, alpha: float = ALPHA) -> list[Ratio]:
-    """Every other piece's time against ``reference``'s, per round, with intervals that hold together for
-    ``family`` ratios (default: the ones returned; give the pass's total when it makes several comparisons)."""
+    """Every other piece's time against ``reference``'s: the median of the per-round ratios, with the sign test's
+    interval (:func:`median_interval`) at a level that holds together for ``family`` ratios (default: the ones
+    returned; give the pass's total when it makes several comparisons). Distribution-free: a round disturbed by
+    a burst of other work cannot make a difference out of nothing; with the rounds of a pass and a large family
+    it is the range of the per-round ratios, so a difference is claimed only when every round agrees."""
     others = [n for n in rounds.names if n != reference]
     family = family or max(1, len(others))
-    from scipy import special
-
     level = 1 - alpha / family
     ref = np.asarray(rounds.seconds[reference])
     ratios = []
     for name in others:
-        logs = np.log(np.asarray(rounds.seconds[name]) / ref)
-        half = float(special.stdtrit(len(logs) - 1, (1 + level) / 2)) * logs.std(ddof=1) / math.sqrt(len(logs))
-        low, high = logs.mean() - half, logs.mean() + half
+        per_round = (np.asarray(rounds.seconds[name]) / ref).tolist()
+        low, high = median_interval(per_round, level)
         noisy = max(rounds.spread(name), rounds.spread(reference)) > NOISY
-        ratios.append(Ratio(name, reference, math.exp(logs.mean()), math.exp(low), math.exp(high), level, noisy))
+        ratios.append(Ratio(name, reference, float(np.median(per_round)), low, high, level, noisy))
     return ratios
