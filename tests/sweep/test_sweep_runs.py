@@ -316,7 +316,7 @@ def test_memory_figures_of_a_trial_are_its_own_in_a_shared_worker():
     path = sweep_file(
         "mem",
         f"mechanisms: {{big: {{attention: soft, overrides: {big}}}, small: {{attention: soft}}}}\n"
-        "n_trials: 1\npruner: {kind: none}\n",
+        "n_trials: 1\npruner: {kind: none}\nspeed_pass: false\n",  # the trials' own figures: no pass after them
     )
     proc = sweep(str(path), "--devices", "cpu:1", "trainer.max_epochs=1")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
