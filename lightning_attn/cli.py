@@ -226,7 +226,7 @@ def _benchmark(args: argparse.Namespace) -> int:
                 mechanisms=args.mechanism,
                 sizes=sizes,
                 reference=args.reference or "soft",
-                rounds=args.rounds or 7,
+                rounds=args.rounds or 11,
                 threads=args.threads,
                 device=args.device,
                 overrides=args.overrides,
@@ -685,7 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--sizes", help="sizes: positions, comma-separated (default 16,64,256,1024,4096)")
     benchmark.add_argument("--out", type=Path, default=Path("outputs/sizes"), help="sizes: folder for its files")
     benchmark.add_argument("--reference", help="the mechanism the ratios are to (default: soft)")
-    benchmark.add_argument("--rounds", type=int, help="interleaved timing rounds (default: runs 15, sizes 7)")
+    benchmark.add_argument("--rounds", type=int, help="interleaved timing rounds (default: runs 15, sizes 11)")
     benchmark.add_argument("--threads", type=int, help="torch's threads while timing (default: as configured)")
     benchmark.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     benchmark.set_defaults(func=_benchmark)

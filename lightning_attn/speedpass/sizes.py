@@ -33,9 +33,9 @@ from .workloads import decode, decoder_loss, training_step
 log = logging.getLogger(__name__)
 
 SIZES = (16, 64, 256, 1024, 4096)
-VOCAB = 1000  # words each side: the output layer is the same for every mechanism
+VOCAB = 256  # words each side: the output layer is the same for every mechanism but marginal's (N of them)
 DECODE_STEPS = 20
-TRAIN_BATCH, TRAIN_LENGTH = 8, 16
+TRAIN_BATCH, TRAIN_LENGTH = 4, 16
 FIT_SIZES = 3  # the exponent is fitted over this many of the largest sizes
 KINDS = ("decode", "train")
 
@@ -124,7 +124,7 @@ def measure(
     mechanisms: list[str] | None = None,
     sizes: tuple[int, ...] = SIZES,
     reference: str = "soft",
-    rounds: int = 7,
+    rounds: int = 11,
     block_s: float = 0.05,
     vocab: int = VOCAB,
     threads: int | None = None,

@@ -107,6 +107,7 @@ class Ratio:
     high: float
     level: float  # the interval's confidence (Bonferroni over the pass's ratios)
     noisy: bool  # either piece's per-round times spread by more than NOISY
+    enough: bool = True  # enough rounds for an interval at that level (else no difference is claimed)
 
     def as_dict(self) -> dict:
         """The fields, with the verdict and its words (what a report reads without this module)."""
@@ -118,12 +119,16 @@ class Ratio:
 
     def inverse(self) -> Ratio:
         """The reference's time over this piece's."""
-        return Ratio(self.reference, self.name, 1 / self.ratio, 1 / self.high, 1 / self.low, self.level, self.noisy)
+        return Ratio(
+            self.reference, self.name, 1 / self.ratio, 1 / self.high, 1 / self.low, self.level, self.noisy, self.enough
+        )
 
     @property
     def verdict(self) -> str:
         """``faster``, ``slower`` or ``same``: a difference only where the interval excludes 1 and the ratio is at
         least :data:`MIN_DIFFERENCE` from it."""
+        if not self.enough:
+            return "same"
         if self.high < 1 and self.ratio <= 1 - MIN_DIFFERENCE:
             return "faster"
         if self.low > 1 and self.ratio >= 1 + MIN_DIFFERENCE:
@@ -137,6 +142,8 @@ class Ratio:
             return f"{self.name} {1 / self.ratio:.2f}× faster than {self.reference} (time ratio {interval})"
         if self.verdict == "slower":
             return f"{self.name} {self.ratio:.2f}× slower than {self.reference} (time ratio {interval})"
+        if not self.enough:
+            return f"{self.name} not told apart from {self.reference}: too few rounds for an interval at this level"
         return f"{self.name} the same speed as {self.reference} within the noise (time ratio {interval})"
 
 
@@ -147,7 +154,7 @@ def _times(value: float) -> str:
 def median_interval(values: list[float], level: float) -> tuple[float, float]:
     """The order statistics around the median of ``values`` that cover it with probability ``level`` whatever
     their distribution (the sign test's interval): the r-th smallest to the r-th largest, r as large as ``level``
-    allows — the whole range where even that covers less (too few values for ``level``)."""
+    allows — the whole range where even that covers less (too few values: see :func:`covers`)."""
     from scipy import stats
 
     ordered = sorted(values)
@@ -156,6 +163,12 @@ def median_interval(values: list[float], level: float) -> tuple[float, float]:
     while r < (n + 1) // 2 and 1 - 2 * stats.binom.cdf(r, n, 0.5) >= level:
         r += 1
     return ordered[r - 1], ordered[n - r]
+
+
+def covers(n: int, level: float) -> bool:
+    """Whether ``n`` values are enough for a sign-test interval at ``level``: their whole range covers the median
+    with probability ``1 - 2 / 2**n``."""
+    return 1 - 2 * 0.5**n >= level
 
 
 def compare(rounds: Rounds, reference: str, *, family: int | None = None, alpha: float = ALPHA) -> list[Ratio]:
@@ -173,5 +186,6 @@ def compare(rounds: Rounds, reference: str, *, family: int | None = None, alpha:
         per_round = (np.asarray(rounds.seconds[name]) / ref).tolist()
         low, high = median_interval(per_round, level)
         noisy = max(rounds.spread(name), rounds.spread(reference)) > NOISY
-        ratios.append(Ratio(name, reference, float(np.median(per_round)), low, high, level, noisy))
+        enough = covers(len(per_round), level)
+        ratios.append(Ratio(name, reference, float(np.median(per_round)), low, high, level, noisy, enough))
     return ratios

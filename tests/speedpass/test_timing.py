@@ -87,3 +87,11 @@ def test_a_ratio_read_back_from_its_dict_and_turned_around():
     assert timing.Ratio.from_dict(data) == ratio
     back = ratio.inverse()
     assert (back.name, back.reference, back.verdict) == ("ref", "x", "slower") and back.low == pytest.approx(1 / 0.6)
+
+
+def test_too_few_rounds_for_the_level_claim_nothing():
+    # four rounds all agreeing: their range covers the median 1 - 2 / 16 = 87.5 % of the time, short of 95 %
+    rounds = timing.Rounds(["a", "b"], {"a": [1.0] * 4, "b": [2.0, 2.1, 1.9, 2.05]})
+    (ratio,) = timing.compare(rounds, "a")
+    assert not ratio.enough and ratio.verdict == "same" and "too few rounds" in ratio.words()
+    assert timing.covers(6, 0.95) and not timing.covers(5, 0.95)
