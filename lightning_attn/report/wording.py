@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from . import speed
 from .significance import SeedTest
 
 _UNITS = {"bleu": "BLEU", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
@@ -248,8 +249,7 @@ FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while
 
 
 # ─── verdicts ──────────────────────────────────────────────────────────────────────────────────
-_FACT_SUBJECT = {"greedy": "decoding (per token, batch 1)", "beam": "beam search (per token, batch 1)",
-                 "train": "a training step"}  # fmt: skip
+_FACT_SUBJECT = speed.KINDS
 
 
 def fact(kind: str, value: float | None, p: float | None = None, reference: float | None = None,

@@ -9,11 +9,11 @@ fixed, warm-up excluded, a GPU synchronised) on the same fixed work (:mod:`.work
 * ``train``: milliseconds per training step (forward and backward of the task's own loss) on the first
   ``batch`` test examples;
 
-and the peak tensor memory of each (:mod:`.memory`). Every mechanism's time is a ratio to the reference's, with an
-interval that holds for all the pass's ratios together; a ratio is "faster" or "slower" only where that interval
-excludes 1 and it is at least 5 % from 1. Every pair of mechanisms is compared, so a report can state any of them;
-the intervals hold for all of them together. The pass is logged to MLflow as a run of the experiment (role
-``speed_pass``): a metric per figure and ``speed_pass.json`` with everything.
+and the peak tensor memory of each (:mod:`.memory`). Every pair of mechanisms is compared — each one's time over the
+other's, with an interval that holds for all the pass's ratios together — so a report can state any of them; a
+ratio is "faster" or "slower" only where that interval excludes 1 and it is at least 5 % from 1. The pass is logged
+to MLflow as a run of the experiment (role ``speed_pass``): a metric per figure and ``speed_pass.json`` with
+everything.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Pass:
     task: str
     reference: str
     figures: list[Figures]
-    ratios: dict[str, list[dict]]  # kind -> every pair's time ratio (see timing.Ratio), one direction each
+    ratios: dict[str, list[dict]]  # kind -> every pair's time ratio, both directions (timing.Ratio.as_dict)
     settings: dict = field(default_factory=dict)
     format: int = FORMAT
 
