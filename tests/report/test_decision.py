@@ -86,3 +86,20 @@ def test_constraints_and_objectives_are_read_or_refused_in_one_line():
     assert Objective.parse("speed/params:min") == Objective("speed/params", maximize=False)
     with pytest.raises(ValueError, match="METRIC:max or METRIC:min"):
         Objective.parse("test/bleu:most")
+
+
+def test_a_constraint_on_the_speed_pass_is_judged_on_its_figures_and_the_saving_on_its_ratio():
+    decision = _decide(_four(), ["speed_pass/greedy_ms<=2"])
+    # the pass times soft at 1.8 ms a token, marginal 1.2, local 2.6, hard 0.9 (each within 1 % over 15 rounds)
+    assert decision.pick == "marginal" and list(decision.excluded) == ["local"]
+    assert "(speed_pass/greedy_ms 1.21 (95 % CI 1.2–1.21))" in decision.text  # the median and its interval
+    # the tie-break's saving, as the pass found it
+    assert (
+        "(1.21 vs soft's 1.81; speed pass: marginal 1.49× faster than soft (time ratio 0.66×–0.68×))" in decision.text
+    )
+    # without a speed pass the figure does not exist: nothing meets the constraint, and the decision says why
+    study = Study(margin=10.0)
+    for mechanism in ("soft", "marginal"):
+        study.add(mechanism, [0.05, 0.06, 0.05])
+    untimed = _decide(study, ["speed_pass/greedy_ms<=2"])
+    assert untimed.pick is None and untimed.text.startswith("No mechanism meets")
