@@ -99,8 +99,8 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
     with tempfile.TemporaryDirectory() as tmp:
         # 1. the run's config with the requested changes, its vocabularies and checkpoint, the text to decode
         trained = load_trained(client, run, Path(tmp), request.overrides, request.split, request.files)
-        cfg, data, module, checkpoint, evaluated = (trained.config, trained.data, trained.module, trained.checkpoint,
-                                                    trained.evaluated)  # fmt: skip
+        cfg, data, module, evaluated = trained.config, trained.data, trained.module, trained.evaluated
+        checkpoint = trained.checkpoint
         # 2. decode and score into a child run
         tags = {T.PARENT: run_id, T.ROLE: T.ROLE_EVALUATION, T.EVALUATED_SPLIT: evaluated} | module.run_tags()
         tags |= source_tags(EVALUATE)

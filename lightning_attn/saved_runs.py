@@ -140,8 +140,14 @@ class Trained:
     evaluated: str
 
 
-def load_trained(client: Any, run: Any, into: Path, overrides: list[str] | None = None, split: str | None = None,
-                 files: tuple[str, str] | None = None) -> Trained:  # fmt: skip
+def load_trained(
+    client: Any,
+    run: Any,
+    into: Path,
+    overrides: list[str] | None = None,
+    split: str | None = None,
+    files: tuple[str, str] | None = None,
+) -> Trained:
     """The run's task module with its best checkpoint's weights (``torch.load(weights_only=True)``), and its data
     with the run's vocabularies, ``test`` set up as ``split`` (default: the configured test split) or ``files``.
 
