@@ -66,7 +66,9 @@ def pareto_plots(task: str, rows: list[Row], collected: Collected) -> list[Plot]
             front = frontier(points)
             series.append(Series(f"{row.mechanism} frontier", *map(list, zip(*front)), mode="lines"))
     x_label = "greedy latency, b1 (ms, p50, measured in training)"
-    plots = [Plot(f"{task}: accuracy vs inference latency", x_label, metric, series, note=wording.PARETO_NOTE, task=task)]
+    plots = [
+        Plot(f"{task}: accuracy vs inference latency", x_label, metric, series, note=wording.PARETO_NOTE, task=task)
+    ]
     seeded = [r for r in rows if r.seed_std is not None]
     if seeded:
         points = [(r.seed_std, r.mean) for r in seeded]
