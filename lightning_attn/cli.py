@@ -254,7 +254,7 @@ def _benchmark(args: argparse.Namespace) -> int:
             experiments=args.experiment or [],
             run_ids=args.run or [],
             reference=args.reference,
-            rounds=args.rounds or 15,
+            rounds=args.rounds or 30,
             threads=args.threads,
             steps=args.steps,
             batch=args.batch,
@@ -685,7 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--sizes", help="sizes: positions, comma-separated (default 16,64,256,1024,4096)")
     benchmark.add_argument("--out", type=Path, default=Path("outputs/sizes"), help="sizes: folder for its files")
     benchmark.add_argument("--reference", help="the mechanism the ratios are to (default: soft)")
-    benchmark.add_argument("--rounds", type=int, help="interleaved timing rounds (default: runs 15, sizes 11)")
+    benchmark.add_argument("--rounds", type=int, help="interleaved timing rounds (default: runs 30, sizes 11)")
     benchmark.add_argument("--threads", type=int, help="torch's threads while timing (default: as configured)")
     benchmark.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     benchmark.set_defaults(func=_benchmark)

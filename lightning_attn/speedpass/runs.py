@@ -181,7 +181,7 @@ def measure(
     run_ids: Sequence[str] = (),
     studies: Sequence[str] | None = None,
     reference: str | None = None,
-    rounds: int = 15,
+    rounds: int = 30,
     threads: int | None = None,
     steps: int = 20,
     batch: int = 32,
