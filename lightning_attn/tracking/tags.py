@@ -5,7 +5,7 @@ Runs, sweeps and reports meet only through these names, so they live here and no
 
 from __future__ import annotations
 
-from .mlflow import mask_secrets
+from .secrets import mask_secrets
 
 # ─── every run ─────────────────────────────────────────────────────────────────────────────────
 TASK = "task"
