@@ -258,10 +258,24 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
     others = [r for r in tied if r is not pick]
     saving, clear = _cost_difference(pick, others, resource, shown, speed) if others else ("", True)
     margin = next((t.seed.margin for t in tests if t.task == task and t.seed is not None), None)
-    text = wording.pick(task, pick.mechanism, limits, met, len(feasible), metric, _score(pick, objective),
-                        [r.mechanism for r in others], resource.metric, saving, clear,
-                        [(r.mechanism, p) for r, p in beaten], excluded, borderline,
-                        undecided=undecided, margin=margin)  # fmt: skip
+    text = wording.pick(
+        task=task,
+        mechanism=pick.mechanism,
+        limits=limits,
+        met=met,
+        feasible=len(feasible),
+        metric=metric,
+        score=_score(pick, objective),
+        tied=[r.mechanism for r in others],
+        resource=resource.metric,
+        saving=saving,
+        clear=clear,
+        beaten=[(r.mechanism, p) for r, p in beaten],
+        excluded=excluded,
+        borderlines=borderline,
+        undecided=undecided,
+        margin=margin,
+    )
     return Decision(task, text, pick.mechanism, [r.mechanism for r in tied], [r.mechanism for r in feasible], excluded)
 
 
@@ -309,8 +323,17 @@ def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective
     best = max(undominated, key=lambda r: (_score(r, objective), r.mechanism))
     names = [r.mechanism for r in undominated]
     fastest = speed.fastest(DECODING, names) if speed is not None and len(names) > 1 else None
-    text = wording.undominated(task, names, metric, best.mechanism, _score(best, objective), unit, fastest,
-                               f"{SPEED_PREFIX}{DECODING}_ms", speed is not None)  # fmt: skip
+    text = wording.undominated(
+        task=task,
+        names=names,
+        metric=metric,
+        best=best.mechanism,
+        score=_score(best, objective),
+        unit=unit,
+        fastest=fastest,
+        cost=f"{SPEED_PREFIX}{DECODING}_ms",
+        timed=speed is not None,
+    )
     text += wording.pair_outcomes([(t.a, t.b, t.outcome, t.seed.margin, t.seeds_needed) for t in tests
                                    if t.task == task and t.seed is not None], unit)  # fmt: skip
     pick = best.mechanism if len(undominated) == 1 else None

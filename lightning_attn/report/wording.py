@@ -376,10 +376,25 @@ def cost_saving(mine: float, rival: str, theirs: float, p: float | None, clear: 
     return f" ({mine:.3g} vs {rival}'s {theirs:.3g}{noise})"
 
 
-def pick(task: str, mechanism: str, limits: str, met: Sequence[tuple[str, str]], feasible: int, metric: str,
-         score: float, tied: Sequence[str], resource: str, saving: str, clear: bool,
-         beaten: Sequence[tuple[str, float | None]], excluded: dict[str, str], borderlines: Sequence[str], *,
-         undecided: Sequence[tuple[str, int | None]] = (), margin: float | None = None) -> str:  # fmt: skip
+def pick(
+    *,
+    task: str,
+    mechanism: str,
+    limits: str,
+    met: Sequence[tuple[str, str]],
+    feasible: int,
+    metric: str,
+    score: float,
+    tied: Sequence[str] = (),
+    resource: str = "",
+    saving: str = "",
+    clear: bool = True,
+    beaten: Sequence[tuple[str, float | None]] = (),
+    excluded: dict[str, str] | None = None,
+    borderlines: Sequence[str] = (),
+    undecided: Sequence[tuple[str, int | None]] = (),
+    margin: float | None = None,
+) -> str:
     """The decision under constraints: pick ``mechanism``, which meets ``limits`` (``met``: each constraint's
     metric and interval), of ``feasible`` mechanisms that do; the most accurate by ``score`` on ``metric``, or
     equivalent within ±``margin`` to ``tied`` and the cheapest of them in ``resource`` (``saving``:
@@ -411,8 +426,18 @@ def pick(task: str, mechanism: str, limits: str, met: Sequence[tuple[str, str]],
     return text
 
 
-def undominated(task: str, names: Sequence[str], metric: str, best: str, score: float, unit: str,
-                fastest: str | None, cost: str, timed: bool) -> str:  # fmt: skip
+def undominated(
+    *,
+    task: str,
+    names: Sequence[str],
+    metric: str,
+    best: str,
+    score: float,
+    unit: str,
+    fastest: str | None,
+    cost: str,
+    timed: bool,
+) -> str:
     """The decision without constraints: the mechanisms (``names``) no other beats on both ``metric`` (for the
     family) and decoding speed (the speed pass; ``timed`` False: there is none, so on ``metric`` alone); ``best``
     the most accurate (``score`` in ``unit``), ``fastest`` the one the pass shows faster than each of the others

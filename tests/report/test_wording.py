@@ -131,32 +131,47 @@ def test_flags_and_notes_of_a_diagnosis():
 def test_decisions_read_as_what_was_decided():
     assert wording.interval(1.234, None, None, 1) == "1.23 (n = 1)"
     assert wording.interval(1.234, 1.1, 1.3, 3) == "1.23 (95 % CI 1.1–1.3)"
-    text = wording.pick("translation", "marginal", "lat <= 2", [("lat", "1.2 (n = 1)")], 3, "test/bleu", 99.0,
-                        ["soft"], "lat", " (1.2 vs soft's 1.8, Welch p = 0.001)", True, [("hard", 0.002)],
-                        {"local": "lat 2.6 fails <= 2"}, ["soft (lat 1.9 (95 % CI 1.7–2.1))"], margin=1.0)  # fmt: skip
+    text = wording.pick(
+        task="translation",
+        mechanism="marginal",
+        limits="lat <= 2",
+        met=[("lat", "1.2 (n = 1)")],
+        feasible=3,
+        metric="test/bleu",
+        score=99.0,
+        tied=["soft"],
+        resource="lat",
+        saving=" (1.2 vs soft's 1.8, Welch p = 0.001)",
+        beaten=[("hard", 0.002)],
+        excluded={"local": "lat 2.6 fails <= 2"},
+        borderlines=["soft (lat 1.9 (95 % CI 1.7–2.1))"],
+        margin=1.0,
+    )
     assert text == (
         "**Pick marginal** for translation: it meets lat <= 2 (lat 1.2 (n = 1)); on test/bleu it is equivalent within "
         "±1 to soft, and these are the most accurate of the 3 that meet it; it is the cheapest of them in lat (1.2 vs "
         "soft's 1.8, Welch p = 0.001). Less accurate: hard (adjusted p = 0.002). Excluded: local (lat 2.6 "
         "fails <= 2). Borderline (the interval crosses a limit): soft (lat 1.9 (95 % CI 1.7–2.1))."
     )
-    open_pair = wording.pick("t", "soft", "lat <= 2", [("lat", "1.8")], 2, "m", 90.0, [], "lat", "", True, [], {}, [],
-                             undecided=[("hard", 6)])  # fmt: skip
+    common = {"task": "t", "metric": "m", "resource": "lat"}
+    open_pair = wording.pick(**common, mechanism="soft", limits="lat <= 2", met=[("lat", "1.8")], feasible=2,
+                             score=90.0, undecided=[("hard", 6)])  # fmt: skip
     assert open_pair == ("**Pick soft** for t: it meets lat <= 2 (lat 1.8), and of the 2 that do it is the most "
                          "accurate (m 90.00). Undecided on accuracy: hard (about 6 seeds a side would decide it, an "
                          "estimate).")  # fmt: skip
-    only = wording.pick("t", "hard", "lat <= 1", [("lat", "0.9")], 1, "m", 1.0, [], "lat", "", True, [], {}, [])
+    only = wording.pick(**common, mechanism="hard", limits="lat <= 1", met=[("lat", "0.9")], feasible=1, score=1.0)
     assert only == "**Pick hard** for t: it meets lat <= 1 (lat 0.9), the only mechanism that does."
     saving = wording.cost_saving(1.2, "soft", 1.25, 0.4, False)
     assert saving == " (1.2 vs soft's 1.25, not beyond noise: Welch p = 0.40)"
     assert wording.decision_withheld("t", "why") == "No decision for t: the runs are not comparable — why."
-    assert wording.undominated("t", ["soft"], "m", "soft", 9.0, "BLEU", None, "c", True) == (
+    plain = {"task": "t", "metric": "m", "best": "soft", "score": 9.0, "unit": "BLEU", "fastest": None, "cost": "c"}
+    assert wording.undominated(**plain, names=["soft"], timed=True) == (
         "**soft** for t: no other mechanism is better on m or faster at decoding (the speed pass) without being worse "
         "on the other."
     )
-    several = wording.undominated("t", ["soft", "hard"], "m", "soft", 9.0, "BLEU", None, "c", True)
+    several = wording.undominated(**plain, names=["soft", "hard"], timed=True)
     assert "soft is the most accurate (9.00 BLEU) and none of them faster at decoding than all the others" in several
-    untimed = wording.undominated("t", ["soft", "hard"], "m", "soft", 9.0, "BLEU", None, "c", False)
+    untimed = wording.undominated(**plain, names=["soft", "hard"], timed=False)
     assert untimed.startswith("For t, no other mechanism is better on m than soft, hard") and "faster" not in untimed
     assert "No speed pass was found, so cost is not weighed" in untimed
 
