@@ -4,7 +4,8 @@ For every task and every mechanism, the task's default model (its ``model`` and 
 configured, untrained: only cost is measured) is given synthetic encoder states of ``N`` positions — source
 tokens, or image regions on an ``√N × √N`` grid — and, at each ``N``:
 
-* **decode**: milliseconds per decoder step at batch 1 (greedy, a fixed number of steps: :mod:`.workloads`);
+* **decode**: milliseconds per decoder step at batch 1 (a greedy decode of a fixed number of steps, the keys
+  prepared once at its start: :mod:`.workloads`);
 * **train**: milliseconds per training step at a fixed batch and target length (the decoder's teacher-forced
   loss with the mechanism's own terms, and its backward pass into the encoder states);
 * the **peak tensor memory** of each (:mod:`.memory`).
