@@ -20,7 +20,6 @@ from .aggregate import Failure, Row
 from .comparisons import PairTest
 from .diagnostics import Diagnosis
 from .plots import Plot
-from .speed import KINDS as SPEED_KINDS
 from .speed import SpeedPass
 
 COLUMNS = [
@@ -71,7 +70,7 @@ def speed_rows(timed: SpeedPass) -> list[list[str]]:
 
 def speed_lines(timed: SpeedPass) -> list[str]:
     """Each mechanism against the pass's reference, in the pass's words."""
-    return [f"{SPEED_KINDS[k]}: {r[f'{k}_vs_reference']}" for r in timed.rows() for k in timed.kinds()
+    return [f"{wording.SPEED_WORK[k]}: {r[f'{k}_vs_reference']}" for r in timed.rows() for k in timed.kinds()
             if r.get(f"{k}_vs_reference")]  # fmt: skip
 
 

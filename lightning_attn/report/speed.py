@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: the kinds of work a pass times, as a report names them
-KINDS = {
-    "greedy": "decoding (per token, batch 1)",
-    "beam": "beam search (per token, batch 1)",
-    "train": "a training step",
-}
+KINDS = ("greedy", "beam", "train")  # the kinds of work a pass times (their words: wording.SPEED_WORK)
 DECODING = "greedy"  # the cost a decision without constraints weighs accuracy against
 PREFIX = "speed_pass/"  # constraint metrics: speed_pass/<kind>_ms, speed_pass/<kind>_mib
 

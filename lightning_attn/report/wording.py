@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from . import speed
 from .significance import SeedTest
 
 _UNITS = {"bleu": "BLEU", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
@@ -249,7 +248,13 @@ FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while
 
 
 # ─── verdicts ──────────────────────────────────────────────────────────────────────────────────
-_FACT_SUBJECT = speed.KINDS
+#: the speed pass's kinds of work (:data:`.speed.KINDS`), as a report names them
+SPEED_WORK = {
+    "greedy": "decoding (per token, batch 1)",
+    "beam": "beam search (per token, batch 1)",
+    "train": "a training step",
+}
+_FACT_SUBJECT = SPEED_WORK
 
 
 def fact(kind: str, value: float | None, p: float | None = None, reference: float | None = None,
