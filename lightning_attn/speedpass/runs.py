@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("greedy", "beam", "train")
 FORMAT = 1  # of speed_pass.json: a report reads the passes of the format it knows
+BLOCK_S = 0.02  # seconds per timed block: many short rounds rather than few long ones (the sign test counts rounds)
 UNITS = {"greedy": "ms per token, batch 1", "beam": "ms per token, batch 1", "train": "ms per training step"}
 
 
@@ -238,7 +239,7 @@ def measure(
                     memory[mechanism, kind] = peak_tensor_mib(call, device)
                     work[f"{mechanism}/{kind}"] = call
         log.info("%s: %d mechanisms side by side, %d rounds", task, len(runs), rounds)
-        measured = timing.interleaved(work, rounds=rounds, threads=threads, seed=seed)
+        measured = timing.interleaved(work, rounds=rounds, block_s=BLOCK_S, threads=threads, seed=seed)
         settings = {
             "rounds": rounds,
             "threads": measured.threads,
