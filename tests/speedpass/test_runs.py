@@ -18,7 +18,8 @@ from lightning_attn.train import train
 
 from ..helpers import tiny
 
-pytestmark = pytest.mark.e2e
+# trains three runs: out of CI for its 20 minutes (-m slow; the pass after a comparison is CI's e2e compare test)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
