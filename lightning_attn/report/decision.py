@@ -39,6 +39,7 @@ from .comparisons import EQUIVALENT, PairTest, difference, find_test
 from .diagnostics import Diagnosis, budget_blockers, not_comparable
 from .speed import DECODING, SpeedPass
 from .speed import PREFIX as SPEED_PREFIX
+from .speed import split as split_speed_metric
 
 _CONSTRAINT = re.compile(r"^\s*([\w./\-]+)\s*(<=|>=|<|>)\s*(-?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
 
@@ -289,7 +290,7 @@ def _cost_difference(pick: Row, others: list[Row], resource: Constraint, shown: 
     rival = min(others, key=lambda r: sign * shown[r.mechanism, resource.metric].mean)
     mine, theirs = shown[pick.mechanism, resource.metric].mean, shown[rival.mechanism, resource.metric].mean
     if resource.metric.startswith(SPEED_PREFIX):
-        kind, _, unit = resource.metric.removeprefix(SPEED_PREFIX).rpartition("_")
+        kind, unit = split_speed_metric(resource.metric)
         if unit == "ms":
             found = speed.compared(kind, pick.mechanism, rival.mechanism) if speed is not None else None
             clear = found is not None and found.verdict == ("faster" if resource.lower_is_better else "slower")

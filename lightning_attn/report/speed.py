@@ -16,6 +16,12 @@ DECODING = "greedy"  # the cost a decision without constraints weighs accuracy a
 PREFIX = "speed_pass/"  # constraint metrics: speed_pass/<kind>_ms, speed_pass/<kind>_mib
 
 
+def split(metric: str) -> tuple[str, str]:
+    """A ``speed_pass/<kind>_<unit>`` metric's kind of work and unit: ``("greedy", "ms")``."""
+    kind, _, unit = metric.removeprefix(PREFIX).rpartition("_")
+    return kind, unit
+
+
 @dataclass(frozen=True)
 class Timed:
     """One mechanism's figure for one kind of work, and its 95 % interval (the median's, over the rounds)."""
@@ -44,13 +50,8 @@ class SpeedPass:
         self.data = data
         self.task: str = data["task"]
         self.reference: str = data["reference"]
-        self.run_id: str | None = data.get("run_id")
         self.settings: dict = data.get("settings", {})
         self._figures = {f["mechanism"]: f for f in data["figures"]}
-
-    @property
-    def mechanisms(self) -> list[str]:
-        return list(self._figures)
 
     def kinds(self) -> list[str]:
         return [k for k in KINDS if k in self.data["ratios"]]
@@ -71,7 +72,7 @@ class SpeedPass:
         """A constraint's metric (``speed_pass/greedy_ms``, ``speed_pass/train_mib``, …) for ``mechanism``."""
         if not metric.startswith(PREFIX) or mechanism not in self._figures:
             return None
-        kind, _, unit = metric.removeprefix(PREFIX).rpartition("_")
+        kind, unit = split(metric)
         f = self._figures[mechanism]
         rounds = int(self.settings.get("rounds", 0))
         if unit == "ms" and kind in f["ms"]:
