@@ -85,6 +85,7 @@ def test_the_experiment_opens_on_its_runs_with_data_and_source(compared, ui, tmp
     parents = {r.data.tags["mechanism"]: r for r in runs if r.data.tags.get("lightning_attn.role") == "seeds"}
     children = {r.data.tags["mechanism"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
     assert set(parents) == set(children) == {"soft", "hard"}
+    (speed_pass,) = [r for r in runs if r.data.tags.get("lightning_attn.role") == "speed_pass"]
     train = next(d.dataset for d in children["soft"].inputs.dataset_inputs if d.tags[0].value == "train")
     with Browser(_chromium(), tmp_path / "profile", tmp_path / "chromium.log") as browser:
         # 1. the link `lightning-attn ui` prints opens the experiment on its training runs
@@ -97,11 +98,11 @@ def test_the_experiment_opens_on_its_runs_with_data_and_source(compared, ui, tmp
                                      "Train", "lightning-attn compare")  # fmt: skip
         assert "Token Usage" not in page and "Traces 0" not in page  # not the GenAI overview
         assert not any(child.info.run_name in page for child in children.values())  # nested, folded
-        # 3. unfolded, each parent shows its run
+        # 3. unfolded, each parent shows its run; beside them, the speed pass the comparison ended with
         assert browser.click_all(EXPANDER) == 2
-        browser.wait_for_text(*(c.info.run_name for c in children.values()))
+        browser.wait_for_text(*(c.info.run_name for c in children.values()), speed_pass.info.run_name)
         rows = browser.evaluate("[...document.querySelectorAll('.ag-center-cols-container [role=row]')].length")
-        assert rows == 4
+        assert rows == len(parents) + len(children) + 1
         # 4. the picture of it: the docs' screenshot
         browser.click_all(ASSISTANT_CLOSE)  # MLflow's chat panel covers a third of the page
         browser.wait_for(f"!document.querySelector('{ASSISTANT_CLOSE}')", timeout=10, what="the chat panel closed")

@@ -5,6 +5,7 @@ separately, as two hosts would. Everything is read back through Optuna's and MLf
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -69,9 +70,16 @@ def host(file: Path, storage: str, server: str, out: str, *extra: str, env: dict
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+@functools.cache
+def _storage(url: str) -> optuna.storages.RDBStorage:
+    """One connection pool per database: a poll is one query, not a new engine and schema check."""
+    return optuna.storages.RDBStorage(database_url(url))
+
+
 def trials_of(storage: str, study: str) -> list:
-    names = {s.study_name for s in optuna.get_all_study_summaries(database_url(storage))}
-    return optuna.load_study(study_name=study, storage=database_url(storage)).get_trials() if study in names else []
+    rdb = _storage(storage)
+    names = {s.study_name for s in rdb.get_all_studies()}
+    return optuna.load_study(study_name=study, storage=rdb).get_trials() if study in names else []
 
 
 def test_two_hosts_share_one_sweep_exactly_and_a_dead_hosts_trial_is_retried_on_the_other(postgres, tracking_server):
@@ -80,10 +88,6 @@ def test_two_hosts_share_one_sweep_exactly_and_a_dead_hosts_trial_is_retried_on_
     first = host(file, storage, tracking_server.url, "host-a")
     wait_until(lambda: trials_of(storage, "hosts-soft") or first.poll() is not None, 180, what="the first trial")
     assert first.poll() is None, first.communicate()[0][-4000:]
-    # a host joining with a different budget is refused
-    refused = host(file, storage, tracking_server.url, "host-c", "n_trials=5", "--join")
-    refused_out = refused.communicate(timeout=120)[0]
-    assert refused.returncode == 2 and "every host must run the same sweep file" in refused_out, refused_out
     second = host(file, storage, tracking_server.url, "host-b", "--join")
 
     def running_on_second():
@@ -98,6 +102,10 @@ def test_two_hosts_share_one_sweep_exactly_and_a_dead_hosts_trial_is_retried_on_
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)
     os.kill(second.pid, signal.SIGKILL)
     out_second = second.communicate(timeout=30)[0]
+    # a host joining with a different budget is refused
+    refused = host(file, storage, tracking_server.url, "host-c", "n_trials=5", "--join")
+    refused_out = refused.communicate(timeout=120)[0]
+    assert refused.returncode == 2 and "every host must run the same sweep file" in refused_out, refused_out
     out_first = first.communicate(timeout=600)[0]
     assert first.returncode == 0, out_first[-4000:]
 
