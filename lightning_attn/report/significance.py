@@ -24,8 +24,7 @@
   true at once (at most one of a pair's two), so that the chance of *any* false claim in the family stays at
   or below α.
 * :func:`seeds_to_decide` — an estimate of the seed runs a side that would decide an undecided pair.
-* :func:`welch_p` and :func:`variance_ratio_p` — whether a ratio of per-seed figures (latency,
-  throughput, seed variance) is larger than noise, before a report states it.
+* :func:`welch_p` — whether two sets of per-seed figures differ in mean.
 """
 
 from __future__ import annotations
@@ -322,19 +321,3 @@ def welch_p(a: list[float], b: list[float]) -> float | None:
     with warnings.catch_warnings():  # one side with (nearly) no spread: the test is still defined
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def variance_ratio_p(a: list[float], b: list[float]) -> float | None:
-    """Two-sided F-test p-value that the variances of two samples differ (``None`` with < 2 values a side)."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2:
-        return None
-    va, vb = float(np.var(a, ddof=1)), float(np.var(b, ddof=1))
-    if va == vb:
-        return 1.0
-    if va == 0 or vb == 0:
-        return None  # one side has no spread at all: a ratio is not a finding either way
-    f = va / vb
-    one_sided = stats.f.sf(f, len(a) - 1, len(b) - 1) if f > 1 else stats.f.cdf(f, len(a) - 1, len(b) - 1)
-    return float(min(1.0, 2 * one_sided))

@@ -4,8 +4,9 @@ sentences (:mod:`.wording`).
 
 Every claim is **withheld**, with its reasons (:class:`.diagnostics.Blocker`), whenever what it would compare
 is not comparable: runs not converged or unrecorded, too few seeds, unequal tuning budgets, both sides at the
-floor, or no seed-level test. The seed variance ratio is claimed only where it is larger than the noise between
-seeds; speed only as the speed pass found it (:mod:`.speed`), never from the figures runs measured while training.
+floor, or no seed-level test. Speed is claimed only as the speed pass found it (:mod:`.speed`), never from the
+figures runs measured while training. A large difference in seed spread is stated as observed, never as a finding:
+a test of it would be a claim outside the family whose error rate the report controls.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from . import significance as sig
 from . import wording
 from .aggregate import MIN_SEEDS, Row, by_task
 from .comparisons import BETTER, EQUIVALENT, PairTest, difference, find_test
@@ -21,6 +21,7 @@ from .diagnostics import Blocker, Diagnosis, budget_blockers, not_comparable
 from .speed import SpeedPass
 
 COMPUTE_RATIO_NOTE = 2.0  # mention compute budgets that differ by more than this factor
+SPREAD_RATIO_NOTE = 2.0  # mention seed spreads (standard deviations over seeds) that differ by this factor or more
 
 
 @dataclass(frozen=True)
@@ -28,16 +29,15 @@ class Fact:
     """A per-seed figure of a mechanism against the reference (:func:`.wording.fact` reads ``kind``,
     ``value``, ``p`` and ``reference`` the same way)."""
 
-    kind: str  # greedy | beam | train (the speed pass) | seed variance | failed runs | compute
-    value: float | None  # speed-up (None: the same speed) | variance ratio | failed share | compute ratio
-    p: float | None = None  # the F-test's, for the seed variance
+    kind: str  # greedy | beam | train (the speed pass) | seed spread | failed runs | compute
+    value: float | None  # speed-up (None: the same speed) | spread ratio | failed share | compute ratio
     reference: float | None = None  # failed runs: the reference's share
     interval: tuple[float, float] | None = None  # speed: the time ratio's interval (for the whole speed pass)
 
     @property
     def text(self) -> str:
         """The fact in words (:func:`.wording.fact`)."""
-        return wording.fact(self.kind, self.value, self.p, self.reference, self.interval)
+        return wording.fact(self.kind, self.value, reference=self.reference, interval=self.interval)
 
 
 @dataclass
@@ -108,9 +108,10 @@ def choose_reference(group: list[Row], requested: str | None = None) -> Row:
 
 
 def facts(x: Row, ref: Row, min_seeds: int = MIN_SEEDS, speed: SpeedPass | None = None) -> list[Fact]:
-    """What ``x`` is against ``ref`` beside accuracy: its speed at each kind of work the ``speed`` pass timed (faster
-    or slower only where the pass shows it; none without a pass), the seed variance ratio where the F-test finds it
-    (from at least 3 runs a side), failed runs, and compute budgets that differ by over :data:`COMPUTE_RATIO_NOTE`."""
+    """What ``x`` is against ``ref`` beside accuracy: its speed at each kind of work the ``speed`` pass timed
+    (faster or slower only where the pass shows it; none without a pass), its seed spread against the reference's
+    where one is :data:`SPREAD_RATIO_NOTE` times the other (from at least 3 runs a side; observed, not tested),
+    failed runs, and compute budgets that differ by over :data:`COMPUTE_RATIO_NOTE`."""
     out = []
     for kind in speed.kinds() if speed is not None else []:
         found = speed.compared(kind, x.mechanism, ref.mechanism)
@@ -118,10 +119,11 @@ def facts(x: Row, ref: Row, min_seeds: int = MIN_SEEDS, speed: SpeedPass | None 
             value = None if found.verdict == "same" else 1 / found.ratio
             out.append(Fact(kind, value, interval=(found.low, found.high)))
     xs, rs = [r.accuracy for r in x.compared], [r.accuracy for r in ref.compared]
-    p = sig.variance_ratio_p(xs, rs)
-    # a variance from two values has one degree of freedom: never a finding, whatever min_seeds says
-    if p is not None and p < sig.ALPHA and min(len(xs), len(rs)) >= max(3, min_seeds):
-        out.append(Fact("seed variance", statistics.variance(xs) / statistics.variance(rs), p))
+    # a spread from two values is one difference: not worth a mention, whatever min_seeds says
+    if min(len(xs), len(rs)) >= max(3, min_seeds) and statistics.stdev(xs) and statistics.stdev(rs):
+        ratio = statistics.stdev(xs) / statistics.stdev(rs)
+        if max(ratio, 1 / ratio) >= SPREAD_RATIO_NOTE:
+            out.append(Fact("seed spread", ratio))
     if x.failed_rate or ref.failed_rate:
         out.append(Fact("failed runs", x.failed_rate, reference=ref.failed_rate))
     low, high = sorted((x.compute_s, ref.compute_s))

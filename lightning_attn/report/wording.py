@@ -257,13 +257,14 @@ SPEED_WORK = {
 _FACT_SUBJECT = SPEED_WORK
 
 
-def fact(kind: str, value: float | None, p: float | None = None, reference: float | None = None,
+def fact(kind: str, value: float | None, *, reference: float | None = None,
          interval: tuple[float, float] | None = None) -> str:  # fmt: skip
     """A figure of a mechanism against the reference, by ``kind``:
 
     * ``greedy`` / ``beam`` / ``train`` (the speed pass): ``value`` the speed-up (above 1: faster; None: the same
       speed within the noise), ``interval`` the time ratio's, for the whole pass;
-    * ``seed variance``: ``value`` its seed variance over the reference's, ``p`` the F-test's;
+    * ``seed spread``: ``value`` its standard deviation over seeds over the reference's (observed, not tested: a
+      test would be a claim outside the report's family);
     * ``failed runs``: ``value`` its share of failed runs, ``reference`` the reference's;
     * ``compute``: ``value`` its summed run time over the reference's.
     """
@@ -274,9 +275,9 @@ def fact(kind: str, value: float | None, p: float | None = None, reference: floa
             return f"{what}: the same speed within the noise ({ratio})"
         word = "faster" if value > 1 else "slower"
         return f"{what}: {max(value, 1 / value):.2f}× {word} ({ratio})"
-    if kind == "seed variance":
-        size = f"{value:.1f}× the" if value >= 1 else f"1/{1 / value:.0f} of the"
-        return f"{size} seed variance (F-test p {p_is(p)})"
+    if kind == "seed spread":
+        size = f"{value:.1f}× the" if value >= 1 else f"1/{1 / value:.1f} of the"
+        return f"seed spread {size} reference's (standard deviation over seeds; observed, not tested)"
     if kind == "failed runs":
         return f"{value:.0%} of its runs failed (vs {reference:.0%})"
     if kind == "compute":
@@ -445,8 +446,8 @@ def undominated(
 ) -> str:
     """The decision without constraints: the mechanisms (``names``) no other beats on both ``metric`` (for the
     family) and decoding speed (the speed pass; ``timed`` False: there is none, so on ``metric`` alone); ``best``
-    the most accurate (``score`` in ``unit``), ``fastest`` the one the pass shows faster than each of the others
-    (None: none is); how to ask for one pick (a constraint on ``cost``)."""
+    the most accurate (``score`` in ``unit``), ``fastest`` the one of ``names`` the pass shows faster than each
+    other of ``names`` (None: none is); how to ask for one pick (a constraint on ``cost``)."""
     if not timed:
         speed = (" No speed pass was found, so cost is not weighed: time the runs side by side with lightning-attn "
                  "benchmark runs --experiment NAME.")  # fmt: skip
@@ -457,8 +458,9 @@ def undominated(
     if len(names) == 1:
         return (f"**{best}** for {task}: no other mechanism is better on {metric} or faster at decoding (the speed "
                 f"pass) without being worse on the other.")  # fmt: skip
-    quickest = (f"{fastest} the fastest at decoding (the speed pass shows it faster than each of the others)"
-                if fastest else "none of them faster at decoding than all the others (the speed pass)")  # fmt: skip
+    others = ", ".join(n for n in names if n != fastest)
+    quickest = (f"{fastest} the fastest of them at decoding (the speed pass shows it faster than {others})"
+                if fastest else "none of them faster at decoding than the others of them (the speed pass)")  # fmt: skip
     return (f"For {task}, no other mechanism beats {', '.join(names)} on both {metric} and decoding speed: of these, "
             f"{best} is the most accurate ({score:.2f} {unit}) and {quickest}. Say what you need to get one pick, "
             f'e.g. --constraint "{cost}<=…".')  # fmt: skip

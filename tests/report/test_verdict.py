@@ -113,12 +113,23 @@ def test_speed_is_stated_only_as_the_speed_pass_found_it():
     assert "faster" not in pair.line and not any(f.kind in ("greedy", "beam", "train") for f in pair.facts)
 
 
-def test_a_seed_variance_ratio_from_two_runs_is_not_a_finding():
+def test_a_seed_spread_is_observed_never_tested_and_not_from_two_runs():
     study = Study()
     study.add("soft", [0.05, 0.3])  # very different spreads, but two runs each
     study.add("hard", [0.2, 0.2001])
     pair = study.analyse(min_seeds=2)[3].pairs[0]
-    assert "seed variance" not in pair.line and all(f.kind != "seed variance" for f in pair.facts)
+    assert "reference's (standard" not in pair.line and all(f.kind != "seed spread" for f in pair.facts)
+    study = Study()
+    study.add("soft", [0.05, 0.06, 0.07])
+    study.add("hard", [0.2, 0.3, 0.4])  # ten times the spread: stated as seen, with no p of its own
+    pair = study.analyse()[3].pairs[0]
+    (spread,) = [f for f in pair.facts if f.kind == "seed spread"]
+    assert spread.value > 5
+    assert (
+        f"seed spread {spread.value:.1f}× the reference's (standard deviation over seeds; observed, not tested)"
+        in pair.line
+    )
+    assert "F-test" not in pair.line
 
 
 def test_facts_name_failures_and_compute_that_differ():

@@ -93,8 +93,9 @@ def test_facts_read_with_their_test():
     assert wording.fact("beam", None, interval=(0.97, 1.04)) == (
         "beam search (per token, batch 1): the same speed within the noise (time ratio 0.97–1.04, speed pass)"
     )
-    assert wording.fact("seed variance", 3.04, 0.01) == "3.0× the seed variance (F-test p = 0.010)"
-    assert wording.fact("seed variance", 0.25, 0.01) == "1/4 of the seed variance (F-test p = 0.010)"
+    observed = "(standard deviation over seeds; observed, not tested)"
+    assert wording.fact("seed spread", 3.04) == f"seed spread 3.0× the reference's {observed}"
+    assert wording.fact("seed spread", 0.25) == f"seed spread 1/4.0 of the reference's {observed}"
     assert wording.fact("failed runs", 0.5, reference=0.0) == "50% of its runs failed (vs 0%)"
     with pytest.raises(ValueError, match="no wording"):
         wording.fact("colour", 1.0)
@@ -170,7 +171,11 @@ def test_decisions_read_as_what_was_decided():
         "on the other."
     )
     several = wording.undominated(**plain, names=["soft", "hard"], timed=True)
-    assert "soft is the most accurate (9.00 BLEU) and none of them faster at decoding than all the others" in several
+    assert (
+        "soft is the most accurate (9.00 BLEU) and none of them faster at decoding than the others of them" in several
+    )
+    quick = wording.undominated(**plain | {"fastest": "hard"}, names=["soft", "hard", "topk"], timed=True)
+    assert "hard the fastest of them at decoding (the speed pass shows it faster than soft, topk)" in quick
     untimed = wording.undominated(**plain, names=["soft", "hard"], timed=False)
     assert untimed.startswith("For t, no other mechanism is better on m than soft, hard") and "faster" not in untimed
     assert "No speed pass was found, so cost is not weighed" in untimed
