@@ -21,8 +21,6 @@ from typing import Any
 from ..tracking import mask_secrets
 from ..tracking import tags as T
 
-SPEED_PASS_FORMAT = 1  # the speed_pass.json this report reads (lightning_attn.speedpass.runs.FORMAT)
-
 # a report downloads a few small artifacts per run: no progress bar for each
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -167,7 +165,7 @@ def _read_speed_passes(out: Collected) -> None:
                 continue
             path = read_artifact(store, run_id, T.SPEED_PASS_FILE, Path(tmp) / run_id)
             data = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
-            if data.get("format") == SPEED_PASS_FORMAT:  # another version's pass is not read as this one's
+            if data.get("format") == T.SPEED_PASS_FORMAT:  # another version's pass is not read as this one's
                 out.speed_passes[task] = data | {"run_id": run_id}
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("greedy", "beam", "train")  # the kinds of work a pass times (their words: wording.SPEED_WORK)
+from ..tracking import tags as T
+
+KINDS = T.SPEED_PASS_KINDS  # the kinds of work a pass times (their words: wording.SPEED_WORK)
 DECODING = "greedy"  # the cost a decision without constraints weighs accuracy against
 PREFIX = "speed_pass/"  # constraint metrics: speed_pass/<kind>_ms, speed_pass/<kind>_mib
 

@@ -33,8 +33,8 @@ from .workloads import decode, training_step
 
 log = logging.getLogger(__name__)
 
-KINDS = ("greedy", "beam", "train")
-FORMAT = 1  # of speed_pass.json: a report reads the passes of the format it knows
+KINDS = T.SPEED_PASS_KINDS
+FORMAT = T.SPEED_PASS_FORMAT
 BLOCK_S = 0.02  # seconds per timed block: many short rounds rather than few long ones (the sign test counts rounds)
 UNITS = {"greedy": "ms per token, batch 1", "beam": "ms per token, batch 1", "train": "ms per training step"}
 

@@ -53,6 +53,8 @@ ROLE_SEEDS, ROLE_STUDY = "seeds", "study"
 ROLE_REPORT = "report"  # a run holding a trade-off report of its experiment (HTML, Markdown, JSON artifacts)
 ROLE_SPEED_PASS = "speed_pass"  # a run holding a side-by-side speed pass over the experiment's mechanisms
 SPEED_PASS_FILE = "speed_pass.json"  # its artifact: every figure, ratio and setting of the pass
+SPEED_PASS_FORMAT = 1  # of that file: a report reads the passes of the format it knows
+SPEED_PASS_KINDS = ("greedy", "beam", "train")  # the kinds of work a pass times, in the order it shows them
 
 # ─── sweeps ────────────────────────────────────────────────────────────────────────────────────
 SWEEP = "sweep"
