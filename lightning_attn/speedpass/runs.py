@@ -100,7 +100,7 @@ class Pass:
         family = max(1, len(shared) * len(pairs))  # every pair's ratio of every kind holds together
         ratios: dict[str, list[dict]] = {kind: [] for kind in shared}
         for kind, (a, b) in ((k, p) for k in shared for p in pairs):
-            one_pair = timing.Rounds([a, b], {m: rounds.seconds[f"{m}/{kind}"] for m in (a, b)})
+            one_pair = rounds.only([f"{a}/{kind}", f"{b}/{kind}"], renamed=[a, b])
             for found in timing.compare(one_pair, b, family=family):  # each direction, as a report reads it
                 ratios[kind] += [r.as_dict() for r in (found, found.inverse())]
         return cls(task=task, reference=reference, figures=figures, ratios=ratios, settings=settings)

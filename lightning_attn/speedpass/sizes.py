@@ -218,12 +218,8 @@ def measure(
             if n == max(sizes):
                 at_largest[task] = {}
                 for kind in KINDS:
-                    names = [f"{m}/{kind}" for m in mechanisms]
-                    one_kind = timing.Rounds(names, {k: rounds_.seconds[k] for k in names}, threads=rounds_.threads)
-                    ratios = timing.compare(one_kind, f"{reference}/{kind}", family=family)
-                    at_largest[task][kind] = [
-                        asdict(r) | {"name": r.name.split("/")[0], "reference": reference} for r in ratios
-                    ]
+                    one_kind = rounds_.only([f"{m}/{kind}" for m in mechanisms], renamed=mechanisms)
+                    at_largest[task][kind] = [asdict(r) for r in timing.compare(one_kind, reference, family=family)]
         fit = sorted(sizes)[-FIT_SIZES:]
         for mechanism in mechanisms:
             mine = {p.positions: p for p in points if p.task == task and p.mechanism == mechanism}

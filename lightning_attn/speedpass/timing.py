@@ -17,7 +17,7 @@ speed within the noise".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -47,6 +47,15 @@ class Rounds:
         """Interquartile range over median of the per-round times."""
         q1, q2, q3 = np.percentile(self.seconds[name], [25, 50, 75])
         return float((q3 - q1) / q2) if q2 > 0 else 0.0
+
+    def only(self, names: Sequence[str], *, renamed: Sequence[str] | None = None) -> Rounds:
+        """The rounds of ``names`` alone, called ``renamed`` if given: a comparison among some of the pieces (one
+        kind of work, one pair) with the times they had in the same rounds as the rest."""
+        renamed = list(renamed or names)
+        pairs = list(zip(names, renamed, strict=True))
+        seconds = {new: self.seconds[old] for old, new in pairs}
+        calls = {new: self.calls[old] for old, new in pairs if old in self.calls}
+        return Rounds(renamed, seconds, calls, threads=self.threads)
 
 
 def interleaved(

@@ -95,3 +95,15 @@ def test_too_few_rounds_for_the_level_claim_nothing():
     (ratio,) = timing.compare(rounds, "a")
     assert not ratio.enough and ratio.verdict == "same" and "too few rounds" in ratio.words()
     assert timing.covers(6, 0.95) and not timing.covers(5, 0.95)
+
+
+def test_some_pieces_compared_alone_keep_the_times_they_had_in_the_shared_rounds():
+    seconds = {"a/decode": [1.0, 1.1, 1.2], "b/decode": [2.0, 2.2, 2.4], "a/train": [9.0, 9.0, 9.0]}
+    rounds = timing.Rounds(list(seconds), seconds, {"a/decode": 5, "b/decode": 5}, threads=2)
+    decode = rounds.only(["a/decode", "b/decode"], renamed=["a", "b"])
+    assert decode.names == ["a", "b"] and decode.seconds == {"a": [1.0, 1.1, 1.2], "b": [2.0, 2.2, 2.4]}
+    assert decode.calls == {"a": 5, "b": 5} and decode.threads == 2
+    (ratio,) = timing.compare(decode, "a", family=1)
+    assert (ratio.name, ratio.reference, ratio.ratio) == ("b", "a", pytest.approx(2.0))
+    with pytest.raises(ValueError):
+        rounds.only(["a/decode"], renamed=["a", "b"])
