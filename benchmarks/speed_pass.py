@@ -71,7 +71,8 @@ def main() -> None:
                     for loop in loops:
                         loop.kill()
                         loop.wait()
-                found[condition].append(ratios(last_pass(cwd)))
+                data = last_pass(cwd)
+                found[condition].append(ratios(data))
         from mlflow import MlflowClient
 
         client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
@@ -80,7 +81,8 @@ def main() -> None:
         lightning_attn("benchmark", "runs", "--run", f"{soft_run.info.run_id}=soft", "--run",
                        f"{soft_run.info.run_id}=soft-again", "--threads", "1", cwd=cwd)  # fmt: skip
         aa = last_pass(cwd)
-    print(f"speed pass, 15 rounds, 1 thread: {args.rounds_of_each} passes alone and {args.rounds_of_each} beside "
+    print(f"speed pass, {data['settings'].get('rounds')} rounds, 1 thread: {args.rounds_of_each} passes alone and "
+          f"{args.rounds_of_each} beside "
           f"{os.cpu_count()} busy loop(s) at normal priority, alternating")  # fmt: skip
     worst = 0.0
     for key in sorted(found["alone"][0]):
