@@ -50,6 +50,7 @@ def ratios(data: dict) -> dict[tuple[str, str], float]:
 
 
 def main() -> None:
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # a few small downloads: no bar for each
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds-of-each", type=int, default=2, help="passes alone and loaded, alternating")
     args = parser.parse_args()
@@ -77,7 +78,8 @@ def main() -> None:
 
         client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
         experiment = client.get_experiment_by_name("compare-translation").experiment_id
-        (soft_run,) = client.search_runs([experiment], "tags.mechanism = 'soft' and attributes.status = 'FINISHED'")
+        soft = client.search_runs([experiment], "tags.mechanism = 'soft' and attributes.status = 'FINISHED'")
+        (soft_run,) = [r for r in soft if "mlflow.parentRunId" in r.data.tags]  # the seed run, not its parent
         lightning_attn("benchmark", "runs", "--run", f"{soft_run.info.run_id}=soft", "--run",
                        f"{soft_run.info.run_id}=soft-again", "--threads", "1", cwd=cwd)  # fmt: skip
         aa = last_pass(cwd)
