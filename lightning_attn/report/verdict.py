@@ -27,7 +27,7 @@ SPREAD_RATIO_NOTE = 2.0  # mention seed spreads (standard deviations over seeds)
 @dataclass(frozen=True)
 class Fact:
     """A per-seed figure of a mechanism against the reference (:func:`.wording.fact` reads ``kind``,
-    ``value``, ``p`` and ``reference`` the same way)."""
+    ``value``, ``reference`` and ``interval`` the same way)."""
 
     kind: str  # greedy | beam | train (the speed pass) | seed spread | failed runs | compute
     value: float | None  # speed-up (None: the same speed) | spread ratio | failed share | compute ratio
