@@ -5,8 +5,8 @@ resolves to the CPU wheel, and the package's open ``torch`` range is then alread
 (otherwise pip could pull a multi-GB CUDA build). Set ``LIGHTNING_ATTN_TORCH`` to another
 requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
 
-* ``tests`` — the fast suite (unit-level; about 3 minutes); ``-- -m e2e`` runs the end-to-end suite
-  (sweeps, DDP, servers, a browser, a wheel) in the same environment, two test files at a time, ``-- -m slow``
+* ``tests`` — the fast suite (unit-level; about 2 minutes on two cores), two test files at a time; ``-- -m e2e``
+  runs the end-to-end suite (sweeps, DDP, servers, a browser, a wheel) in the same environment, ``-- -m slow``
   the full-default accuracy runs;
 * ``lint`` — ruff, check and format;
 * ``lowest`` — the fast suite on the lowest dependency versions ``pyproject.toml`` allows (run it each working
@@ -44,13 +44,13 @@ def install(session: nox.Session, extras: str = "dev", constraints: Path | None 
 def tests(session: nox.Session) -> None:
     """The fast test suite (pass `-- -m e2e` for the end-to-end runs, `-- -m slow` for the long ones).
 
-    The end-to-end suite runs two test files at a time (pytest-xdist): its tests spend much of their time starting
-    processes and waiting on servers, so two of them share two cores in about two thirds of the time one after
-    the other. The fast suite keeps the cores busy on its own and runs in one process. `-n` given: as given.
+    Two test processes (pytest-xdist), a test file at a time each: the fast suite's tests, each on one thread
+    (tests/conftest.py), take half the time they take one after the other; the end-to-end tests, which spend much
+    of theirs starting processes and waiting on servers, about two thirds. `-n` given: as given.
     """
     install(session)
     args = session.posargs or ["-q"]
-    if "e2e" in " ".join(args) and not any(a.startswith(("-n", "--numprocesses", "-p")) for a in args):
+    if not any(a.startswith(("-n", "--numprocesses", "-p")) for a in args):
         args = ["-n", str(min(2, os.cpu_count() or 1)), "--dist", "loadfile", *args]
     session.run("pytest", *args)
 

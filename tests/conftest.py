@@ -32,6 +32,16 @@ def multi30k() -> Path:
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
+
+def pytest_configure(config):
+    """Under pytest-xdist each test process gets one core: two processes of torch's two threads each would wait
+    on each other at every parallel region (the fast suite takes 100 s so on two cores, 200 s without)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 #: the end-to-end files that take longest, longest first (about 410, 410, 150, 90, 90, 85, 80 s on two CPU cores).
 #: The end-to-end suite runs a file at a time on two workers, handed out in collection order: started first, the
 #: long files cannot leave one worker running alone at the end.
