@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(config, items):
     here = Path(__file__).resolve().parent
 
     def rank(item) -> int:
-        name = Path(item.fspath).resolve().relative_to(here).as_posix()
+        name = item.path.resolve().relative_to(here).as_posix()
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: every file keeps its tests' order, the rest their collection order
