@@ -237,27 +237,31 @@ def _tracking_uri_override(spec: SweepSpec) -> str | None:
 def _watch(sweep: Sweep, workers: Workers, started: float, console: Console) -> None:
     """Show progress until the workers are done; replace a worker that dies while work remains."""
 
-    def replace() -> None:
+    def done() -> bool:
+        # whether any worker runs is read before the dead are replaced: one that dies after this look is
+        # replaced on the next, never taken for a worker that finished
+        idle = not workers.running
         for event in workers.replace_dead(work_left=not spent(sweep.spec, sweep.studies)):
             console.print(event, highlight=False)
+        return idle and not workers.running
 
     if console.is_terminal:
         with Live(progress_table(sweep, 0), console=console, refresh_per_second=1) as live:
             while True:
                 time.sleep(1)
-                replace()
+                finished = done()
                 live.update(progress_table(sweep, time.monotonic() - started))
-                if not workers.running:
+                if finished:
                     return
     last = ""
     while True:
         time.sleep(1)
-        replace()
+        finished = done()
         line = progress_line(sweep, time.monotonic() - started)
         if line.partition("] ")[2] != last:
             console.print(line, highlight=False)
             last = line.partition("] ")[2]
-        if not workers.running:
+        if finished:
             return
 
 
