@@ -188,10 +188,24 @@ def docs_images(session: nox.Session) -> None:
     shot, profile = tmp / "report-full.png", tmp / "chromium-profile"
     shot.unlink(missing_ok=True)
     shutil.rmtree(profile, ignore_errors=True)  # a fresh profile every time
-    session.run(browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                "--hide-scrollbars", "--window-size=1280,2140", "--virtual-time-budget=10000",  # plotly draws
-                f"--screenshot={shot}", report.resolve().as_uri(), external=True, silent=True)  # fmt: skip
+    session.run(
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--hide-scrollbars",
+        "--window-size=1280,2140",
+        "--virtual-time-budget=10000",  # plotly draws
+        f"--screenshot={shot}",
+        report.resolve().as_uri(),
+        external=True,
+        silent=True,
+    )
     if not shot.is_file():
         session.error(f"{browser} wrote no screenshot of {report}")
     out = Path("docs/images/report.png")

@@ -54,8 +54,9 @@ def inference(config: dict, B: int, D: int, repeats: int, value_dim: int | None 
             values = torch.randn(B, n, value_dim) if value_dim else keys
             mask = torch.ones(B, n, dtype=torch.bool)
             prepared = attention.prepare(keys)
-            out.append(median_ms(lambda a=attention, q=query, p=prepared, v=values, m=mask: a.attend(q, p, v, m),
-                                 repeats))  # fmt: skip
+            out.append(
+                median_ms(lambda a=attention, q=query, p=prepared, v=values, m=mask: a.attend(q, p, v, m), repeats)
+            )
     return out
 
 
@@ -110,12 +111,17 @@ def main() -> None:
     speeds = {
         name: min(train["soft"][i] / train[name][i] for i in range(len(SIZES))) for name in ("sparsemax", "entmax15")
     }
-    print("RATIO sparse training step speed vs softmax (softmax time / its time, worst N): "
-          + ", ".join(f"{k} {v:.2f}x" for k, v in speeds.items()) + "  (target >= 0.5x)")  # fmt: skip
+    print(
+        "RATIO sparse training step speed vs softmax (softmax time / its time, worst N): "
+        + ", ".join(f"{k} {v:.2f}x" for k, v in speeds.items())
+        + "  (target >= 0.5x)"
+    )
     local_vs_soft = infer["soft"][-1] / infer["local"][-1]
     growth = infer["local"][-1] / infer["local"][0]
-    print(f"RATIO local vs soft inference at N = {SIZES[-1]}: {local_vs_soft:.1f}x faster (target >= 5x); "
-          f"local from N = {SIZES[0]} to {SIZES[-1]}: {growth:.2f}x the time (flat: ~1x)")  # fmt: skip
+    print(
+        f"RATIO local vs soft inference at N = {SIZES[-1]}: {local_vs_soft:.1f}x faster (target >= 5x); "
+        f"local from N = {SIZES[0]} to {SIZES[-1]}: {growth:.2f}x the time (flat: ~1x)"
+    )
 
     def worst(key: str) -> float:
         return min(infer[f"soft{key}"][i] / infer[f"hard{key}"][i] for i in big)

@@ -22,8 +22,9 @@ def main() -> None:
     args = parser.parse_args()
     overrides = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", *args.overrides]
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-m", "lightning_attn", "train", *overrides], cwd=tmp,
-                              capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "lightning_attn", "train", *overrides], cwd=tmp, capture_output=True, text=True
+        )
     if proc.returncode != 0:
         sys.exit(f"the run failed:\n{proc.stderr[-3000:]}")
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux

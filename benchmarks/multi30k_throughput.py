@@ -36,12 +36,20 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi3
 
 
 def config(root: Path, experiment: str, folder: Path, threads: int):
-    return compose([
-        f"experiment={experiment}", f"data.root={root}", f"threads={threads}",
-        "trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
-        "trainer.enable_checkpointing=false", "trainer.enable_model_summary=false",
-        f"logger.tracking_uri=sqlite:///{folder / 'mlflow.db'}", f"output_dir={folder / 'outputs'}",
-    ])  # fmt: skip
+    return compose(
+        [
+            f"experiment={experiment}",
+            f"data.root={root}",
+            f"threads={threads}",
+            "trainer.max_epochs=1",
+            "trainer.limit_val_batches=0",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_checkpointing=false",
+            "trainer.enable_model_summary=false",
+            f"logger.tracking_uri=sqlite:///{folder / 'mlflow.db'}",
+            f"output_dir={folder / 'outputs'}",
+        ]
+    )
 
 
 def tokens(batches) -> int:
@@ -68,18 +76,24 @@ def main() -> None:
         shuffled = list(range(len(train)))
         random.Random(0).shuffle(shuffled)
         random_plan = [shuffled[i : i + sentences] for i in range(0, len(shuffled), sentences)]
-        print(f"multi30k ({args.experiment}): {len(train)} training pairs, batch_tokens={cfg.data.batch_tokens}: "
-              f"{len(plan)} batches of {sentences} pairs on average")  # fmt: skip
-        print(f"  padding share: random batches of {sentences} {padding_share(lengths, random_plan):.1%}, "
-              f"bucketed token batches {padding_share(lengths, plan):.1%}")  # fmt: skip
+        print(
+            f"multi30k ({args.experiment}): {len(train)} training pairs, batch_tokens={cfg.data.batch_tokens}: "
+            f"{len(plan)} batches of {sentences} pairs on average"
+        )
+        print(
+            f"  padding share: random batches of {sentences} {padding_share(lengths, random_plan):.1%}, "
+            f"bucketed token batches {padding_share(lengths, plan):.1%}"
+        )
 
         # the same batches for every variant: a random sample of the epoch's bucketed batches
         picked = random.Random(1).sample(range(len(plan)), args.steps)
         batches = [data.collate([train[i] for i in plan[b]]) for b in picked]
         same_sentences = [i for b in picked for i in plan[b]]
         random.Random(2).shuffle(same_sentences)
-        unbucketed = [data.collate([train[i] for i in same_sentences[k : k + sentences]])
-                      for k in range(0, len(same_sentences), sentences)]  # fmt: skip
+        unbucketed = [
+            data.collate([train[i] for i in same_sentences[k : k + sentences]])
+            for k in range(0, len(same_sentences), sentences)
+        ]
 
         times: dict[str, list[float]] = {"plain": [], "project": []}
         for repeat in range(args.repeats):
@@ -94,13 +108,17 @@ def main() -> None:
         n_tokens = tokens(batches)
         print(f"training loop: {args.steps} steps, {n_tokens} target tokens, best of {args.repeats}, {cores} threads")
         for name, t in best.items():
-            print(f"  {name:<10} {t:7.2f} s  {n_tokens / t:8.0f} tokens/s  (all runs: "
-                  f"{', '.join(f'{x:.2f}' for x in times[name])})")  # fmt: skip
+            print(
+                f"  {name:<10} {t:7.2f} s  {n_tokens / t:8.0f} tokens/s  (all runs: "
+                f"{', '.join(f'{x:.2f}' for x in times[name])})"
+            )
 
         print("plain loop, target tokens/s:")
-        for label, threads, variant in (("1 thread, bucketed", 1, batches),
-                                        (f"{cores} threads, bucketed", cores, batches),
-                                        (f"{cores} threads, random batches", cores, unbucketed)):  # fmt: skip
+        for label, threads, variant in (
+            ("1 thread, bucketed", 1, batches),
+            (f"{cores} threads, bucketed", cores, batches),
+            (f"{cores} threads, random batches", cores, unbucketed),
+        ):
             torch.set_num_threads(threads)
             torch.manual_seed(0)
             _, module = build_task(cfg)

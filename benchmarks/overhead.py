@@ -29,13 +29,24 @@ from lightning_attn.train import build_task, build_trainer
 
 
 def run_config(steps: int, instrumented: bool, folder: Path):
-    return compose([
-        f"data.n_train={steps * 64}", "data.n_val=64", "data.n_test=64", "data.batch_size=64",
-        "trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
-        "trainer.enable_checkpointing=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=50",
-        f"stability.monitor={instrumented}", f"speed.monitor={instrumented}",
-        f"logger.tracking_uri=sqlite:///{folder / 'mlflow.db'}", f"output_dir={folder / 'outputs'}",
-    ])  # fmt: skip
+    return compose(
+        [
+            f"data.n_train={steps * 64}",
+            "data.n_val=64",
+            "data.n_test=64",
+            "data.batch_size=64",
+            "trainer.max_epochs=1",
+            "trainer.limit_val_batches=0",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_checkpointing=false",
+            "trainer.enable_model_summary=false",
+            "trainer.log_every_n_steps=50",
+            f"stability.monitor={instrumented}",
+            f"speed.monitor={instrumented}",
+            f"logger.tracking_uri=sqlite:///{folder / 'mlflow.db'}",
+            f"output_dir={folder / 'outputs'}",
+        ]
+    )
 
 
 def plain(module, batches) -> float:

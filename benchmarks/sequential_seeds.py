@@ -48,8 +48,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="simulated comparisons per scenario and design")
     parser.add_argument("--max-seeds", type=int, default=8)
     args = parser.parse_args()
-    print(f"seeds until decided (3 to {args.max_seeds} seeds) vs a fixed {args.max_seeds} seeds, {args.runs} simulated "
-          "comparisons each; pairs' outcomes summed over them")  # fmt: skip
+    print(
+        f"seeds until decided (3 to {args.max_seeds} seeds) vs a fixed {args.max_seeds} seeds, {args.runs} simulated "
+        "comparisons each; pairs' outcomes summed over them"
+    )
     ratios = {}
     for name, truth in SCENARIOS.items():
         rng = np.random.default_rng(2026)
@@ -68,8 +70,10 @@ def main() -> None:
             per = runs / args.runs
             ratios[name, design] = per
             listing = ", ".join(f"{k} {v}" for k, v in totals.items())
-            print(f"  {name:14s} {design:13s} seed runs {per:5.1f}  pairs: {listing}; wrong {wrong}, in "
-                  f"{any_wrong / args.runs:.1%} of comparisons")  # fmt: skip
+            print(
+                f"  {name:14s} {design:13s} seed runs {per:5.1f}  pairs: {listing}; wrong {wrong}, in "
+                f"{any_wrong / args.runs:.1%} of comparisons"
+            )
     for name in SCENARIOS:
         ratio = ratios[name, "until decided"] / ratios[name, "fixed"]
         print(f"  {name}: until decided / fixed seed runs {ratio:.2f}")

@@ -21,8 +21,18 @@ from lightning_attn.resources import sweeps_dir
 
 def trials_per_hour(workers: int, extra: list[str]) -> tuple[float, str]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "lightning_attn", "sweep", str(sweeps_dir() / "smoke.yaml"),
-               "--devices", f"cpu:{workers}", "pruner.kind=none", "seeds=[]", *extra]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "lightning_attn",
+            "sweep",
+            str(sweeps_dir() / "smoke.yaml"),
+            "--devices",
+            f"cpu:{workers}",
+            "pruner.kind=none",
+            "seeds=[]",
+            *extra,
+        ]
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
         line = next((x for x in proc.stdout.splitlines() if "trials/hour" in x), None)
         if proc.returncode != 0 or line is None:

@@ -33,12 +33,24 @@ sys.path.insert(0, str(REPO))
 from tests.servers import start_postgres, stop_postgres  # noqa: E402
 
 ONE_BATCH = [
-    "data.n_train=32", "data.n_val=16", "data.n_test=16", "data.batch_size=16", "model.embed_dim=16",
-    "model.encoder_hidden=16", "model.decoder_hidden=32", "attention.hidden_dim=16", "trainer.max_epochs=1",
-    "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "early_stopping.enabled=false",
-    "task.beam_size=1", "task.attention_pictures_every=0", "speed.latency_calls_b1=1",
-    "speed.latency_calls_batch=1", "speed.latency_warmup=0",
-]  # fmt: skip
+    "data.n_train=32",
+    "data.n_val=16",
+    "data.n_test=16",
+    "data.batch_size=16",
+    "model.embed_dim=16",
+    "model.encoder_hidden=16",
+    "model.decoder_hidden=32",
+    "attention.hidden_dim=16",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "early_stopping.enabled=false",
+    "task.beam_size=1",
+    "task.attention_pictures_every=0",
+    "speed.latency_calls_b1=1",
+    "speed.latency_calls_batch=1",
+    "speed.latency_warmup=0",
+]
 WORKERS = 2
 
 
@@ -64,8 +76,12 @@ def run_sweep(folder: Path, n: int, storage: str | None) -> dict[str, float]:
     trials = [r for r in runs if "optuna.trial" in r.data.tags]
     inside = sum((r.info.end_time - r.info.start_time) / 1000 for r in trials)
     started = time.monotonic()
-    report = subprocess.run([sys.executable, "-m", "lightning_attn", "report", "--experiment", name, "--out", "r"],
-                            cwd=folder, capture_output=True, text=True)  # fmt: skip
+    report = subprocess.run(
+        [sys.executable, "-m", "lightning_attn", "report", "--experiment", name, "--out", "r"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     report_s = time.monotonic() - started
     if report.returncode not in (0, 1) or not (folder / "r" / "report.json").is_file():
         sys.exit(f"report failed:\n{report.stdout[-2000:]}\n{report.stderr[-2000:]}")
@@ -87,26 +103,33 @@ def main() -> None:
     results: dict[tuple[str, int], dict[str, float]] = {}
     try:
         print(f"sweep storage scale: one-batch trials on {WORKERS} CPU workers; MLflow on SQLite")
-        print(f"  {'storage':<10} {'trials':>6} {'trials/h':>9} {'wall s':>8} {'in run s':>9} "
-              f"{'overhead s/trial':>17} {'report s':>9}")  # fmt: skip
+        print(
+            f"  {'storage':<10} {'trials':>6} {'trials/h':>9} {'wall s':>8} {'in run s':>9} "
+            f"{'overhead s/trial':>17} {'report s':>9}"
+        )
         for n in args.sizes:
             for kind in ("journal", "postgres"):
                 storage = pg.url(pg.create_database(f"scale_{n}")) if kind == "postgres" else None
                 with tempfile.TemporaryDirectory() as tmp:
                     r = run_sweep(Path(tmp), n, storage)
                 results[kind, n] = r
-                print(f"  {kind:<10} {r['trials']:>6} {r['per_hour']:>9.0f} {r['wall_s']:>8.1f} {r['run_s']:>9.2f} "
-                      f"{r['overhead_s']:>17.2f} {r['report_s']:>9.1f}", flush=True)  # fmt: skip
+                print(
+                    f"  {kind:<10} {r['trials']:>6} {r['per_hour']:>9.0f} {r['wall_s']:>8.1f} {r['run_s']:>9.2f} "
+                    f"{r['overhead_s']:>17.2f} {r['report_s']:>9.1f}",
+                    flush=True,
+                )
     finally:
         stop_postgres(pg)
     small, large = min(args.sizes), max(args.sizes)
     if small != large:
         for kind in ("journal", "postgres"):
             a, b = results[kind, small], results[kind, large]
-            print(f"  {kind}: {small} -> {large} trials: overhead/trial {a['overhead_s']:.2f} -> "
-                  f"{b['overhead_s']:.2f} s "
-                  f"({b['overhead_s'] / a['overhead_s']:.2f}x), report {a['report_s']:.1f} -> {b['report_s']:.1f} s "
-                  f"({b['report_s'] / a['report_s']:.2f}x for {large / small:.0f}x the runs)")  # fmt: skip
+            print(
+                f"  {kind}: {small} -> {large} trials: overhead/trial {a['overhead_s']:.2f} -> "
+                f"{b['overhead_s']:.2f} s "
+                f"({b['overhead_s'] / a['overhead_s']:.2f}x), report {a['report_s']:.1f} -> {b['report_s']:.1f} s "
+                f"({b['report_s'] / a['report_s']:.2f}x for {large / small:.0f}x the runs)"
+            )
     ratio = results["postgres", large]["per_hour"] / results["journal", large]["per_hour"]
     print(f"RATIO postgres / journal trials/hour at {large} trials: {ratio:.2f}x")
 

@@ -91,8 +91,10 @@ def main() -> None:
                 for loop in loops:
                     loop.kill()
                     loop.wait()
-    print(f"workers under load: {cores} cores, {args.loops_per_core} nice-19 busy loop(s) per core, "
-          f"{args.rounds} round(s); mean epoch time (s), epochs")  # fmt: skip
+    print(
+        f"workers under load: {cores} cores, {args.loops_per_core} nice-19 busy loop(s) per core, "
+        f"{args.rounds} round(s); mean epoch time (s), epochs"
+    )
     for setting, kinds in found.items():
         for kind, times in sorted(kinds.items()):
             print(f"  {setting:6s} {kind:9s} {statistics.fmean(times):.3f}  ({len(times)})")

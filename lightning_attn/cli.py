@@ -113,45 +113,84 @@ def _run_or_submit(spec, args: argparse.Namespace) -> int:
     from .sweep.launch import STORAGE_ENV
 
     storage = args.storage or os.environ.get(STORAGE_ENV)
-    slurm_only = {"--array": args.array != 1, "--wait": args.wait, "--slurm-executor": args.slurm_executor != "slurm",
-                  **{f"--{k.replace('_', '-')}": getattr(args, k) is not None for k in SLURM_OPTIONAL}}  # fmt: skip
+    slurm_only = {
+        "--array": args.array != 1,
+        "--wait": args.wait,
+        "--slurm-executor": args.slurm_executor != "slurm",
+        **{f"--{k.replace('_', '-')}": getattr(args, k) is not None for k in SLURM_OPTIONAL},
+    }
     given = [flag for flag, set_ in slurm_only.items() if set_]
     if given and not args.slurm:
         raise ConfigError(f"{', '.join(given)}: options of a Slurm submission; add --slurm")
     if not args.slurm:
         from .sweep import run_sweep
 
-        return run_sweep(spec, folder=args.out, storage=storage, devices=args.devices, ddp=args.ddp,
-                         resume=args.resume, join=args.join, dry=args.dry_run,
-                         command=["lightning-attn", *sys.argv[1:]])  # fmt: skip
+        return run_sweep(
+            spec,
+            folder=args.out,
+            storage=storage,
+            devices=args.devices,
+            ddp=args.ddp,
+            resume=args.resume,
+            join=args.join,
+            dry=args.dry_run,
+            command=["lightning-attn", *sys.argv[1:]],
+        )
     from .sweep.slurm import SlurmOptions, parse_parameters, submit
 
     if args.join:
         raise ConfigError("--slurm submits every host of the sweep: drop --join (--resume continues a sweep)")
-    options = SlurmOptions(timeout_min=args.timeout_min, array=args.array, partition=args.partition,
-                           gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
-                           parameters=parse_parameters(args.slurm_param), executor=args.slurm_executor,
-                           wait=args.wait)  # fmt: skip
-    return submit(spec, options, folder=args.out, storage=storage, devices=args.devices, ddp=args.ddp,
-                  resume=args.resume, dry=args.dry_run)  # fmt: skip
+    options = SlurmOptions(
+        timeout_min=args.timeout_min,
+        array=args.array,
+        partition=args.partition,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_task,
+        mem_gb=args.mem_gb,
+        parameters=parse_parameters(args.slurm_param),
+        executor=args.slurm_executor,
+        wait=args.wait,
+    )
+    return submit(
+        spec,
+        options,
+        folder=args.out,
+        storage=storage,
+        devices=args.devices,
+        ddp=args.ddp,
+        resume=args.resume,
+        dry=args.dry_run,
+    )
 
 
 def _add_slurm_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("a Slurm job array, through submitit (--slurm; see docs/distributed.md)")
-    group.add_argument("--slurm", action="store_true",
-                       help="submit the sweep's hosts as a Slurm job array: the sweep is created now, each task "
-                            "joins it (requeued on preemption: it joins again)")  # fmt: skip
+    group.add_argument(
+        "--slurm",
+        action="store_true",
+        help="submit the sweep's hosts as a Slurm job array: the sweep is created now, each task "
+        "joins it (requeued on preemption: it joins again)",
+    )
     group.add_argument("--array", type=int, default=1, metavar="N", help="tasks in the array: hosts (default 1)")
     group.add_argument("--timeout-min", type=int, metavar="MIN", help="each task's time limit (required)")
     group.add_argument("--partition", help="the Slurm partition")
-    group.add_argument("--gpus-per-node", type=int, metavar="N",
-                       help="GPUs per task; --devices defaults to all of them (else cpu:1)")  # fmt: skip
+    group.add_argument(
+        "--gpus-per-node", type=int, metavar="N", help="GPUs per task; --devices defaults to all of them (else cpu:1)"
+    )
     group.add_argument("--cpus-per-task", type=int, metavar="N")
     group.add_argument("--mem-gb", type=float, metavar="GB")
-    group.add_argument("--slurm-param", action="append", metavar="KEY=VALUE",
-                       help="any other sbatch option, e.g. account=lab, qos=high (repeatable)")  # fmt: skip
-    group.add_argument("--slurm-executor", default="slurm", choices=("slurm", "local"),
-                       help="local: submitit's local executor, the tasks on this machine (a rehearsal)")  # fmt: skip
+    group.add_argument(
+        "--slurm-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other sbatch option, e.g. account=lab, qos=high (repeatable)",
+    )
+    group.add_argument(
+        "--slurm-executor",
+        default="slurm",
+        choices=("slurm", "local"),
+        help="local: submitit's local executor, the tasks on this machine (a rehearsal)",
+    )
     group.add_argument("--wait", action="store_true", help="wait for the tasks; exit 1 if one failed")
 
 
@@ -173,8 +212,16 @@ def _compare(args: argparse.Namespace) -> int:
             overrides.append(item)
     if not mechanisms:
         raise ConfigError("name the mechanisms to compare: attention=soft,hard,uniform")
-    spec = comparison(task, mechanisms, seeds, overrides, args.name, until_decided=args.until_decided,
-                      max_seeds=args.max_seeds, speed_pass=not args.no_speed_pass)  # fmt: skip
+    spec = comparison(
+        task,
+        mechanisms,
+        seeds,
+        overrides,
+        args.name,
+        until_decided=args.until_decided,
+        max_seeds=args.max_seeds,
+        speed_pass=not args.no_speed_pass,
+    )
     return _run_or_submit(spec, args)
 
 
@@ -187,8 +234,9 @@ def _print_seeds(result) -> int:
         if not result.runs:
             print(f"error: no seed finished ({total} failed); the first, seed {seed}: {why}", file=sys.stderr)
             return EXIT_FAILED
-        print(f"warning: {len(result.failures)} of {total} seed(s) failed; the first, seed {seed}: {why}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: {len(result.failures)} of {total} seed(s) failed; the first, seed {seed}: {why}", file=sys.stderr
+        )
     print(f"\nparent run {result.parent_run_id} ({len(result.runs)} seeds):")
     for key, st in result.stats.items():
         if key.startswith("test/"):
@@ -285,9 +333,20 @@ def _report(args: argparse.Namespace) -> int:
         constraints = [Constraint.parse(c) for c in args.constraint or []]
         objective = Objective.parse(args.objective)
         margins = dict(parse_margin(m) for m in args.margin or [])
-        written = build_report(uris, args.out, args.experiment, args.study, formats, args.bootstrap_samples,
-                               args.reference, args.min_seeds, constraints, objective, log=not args.no_log,
-                               margins=margins)  # fmt: skip
+        written = build_report(
+            uris,
+            args.out,
+            args.experiment,
+            args.study,
+            formats,
+            args.bootstrap_samples,
+            args.reference,
+            args.min_seeds,
+            constraints,
+            objective,
+            log=not args.no_log,
+            margins=margins,
+        )
     except (LookupError, ValueError) as e:
         raise ConfigError(str(e).replace("choose from", f"choose from ({', '.join(FORMATS)}):")[:2000]) from None
     for text in written.decisions:
@@ -296,8 +355,10 @@ def _report(args: argparse.Namespace) -> int:
         print(f"{fmt:<5} {path.resolve()}")
     print(f"open the runs behind it: lightning-attn ui{_uri_flag((args.tracking_uri or [None])[0])}")
     if not written.results:
-        print(f"no finished run to compare: {written.failures} run(s) failed; the report lists them and why",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"no finished run to compare: {written.failures} run(s) failed; the report lists them and why",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -379,8 +440,20 @@ def _server(args: argparse.Namespace) -> int:
     store = database_url(store)
     env["MLFLOW_BACKEND_STORE_URI"] = store  # in the environment, not on a command line `ps` shows everyone
     artifacts = args.artifacts_destination or str(Path(SERVER_ARTIFACTS).resolve())
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
-           "--artifacts-destination", artifacts, "--workers", str(args.workers)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--artifacts-destination",
+        artifacts,
+        "--workers",
+        str(args.workers),
+    ]
     # the Host headers it answers: --allowed-hosts, else MLFLOW_SERVER_ALLOWED_HOSTS, else (bound beyond
     # loopback) this machine's names too — MLflow's default refuses every name but localhost's with 403
     allowed = args.allowed_hosts or env.get("MLFLOW_SERVER_ALLOWED_HOSTS") or server_allowed_hosts(args.host)
@@ -388,15 +461,22 @@ def _server(args: argparse.Namespace) -> int:
         env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed
     if args.host not in LOOPBACK and not args.no_auth:  # reachable by others: nobody in without a password
         cmd += ["--app-name", "basic-auth"]
-        env |= _server_authentication(args, env, Path(store.removeprefix("sqlite:///")).parent
-                                      if store.startswith("sqlite:///") else Path.cwd())  # fmt: skip
+        env |= _server_authentication(
+            args, env, Path(store.removeprefix("sqlite:///")).parent if store.startswith("sqlite:///") else Path.cwd()
+        )
     url = f"http://{args.host}:{args.port}"
-    print(f"MLflow tracking server: {url}  (backend store {mask_secrets(store)}, artifacts {mask_secrets(artifacts)}; "
-          "Ctrl+C stops it)", flush=True)  # fmt: skip
+    print(
+        f"MLflow tracking server: {url}  (backend store {mask_secrets(store)}, artifacts {mask_secrets(artifacts)}; "
+        "Ctrl+C stops it)",
+        flush=True,
+    )
     if "--app-name" in cmd:
         admin = env["MLFLOW_AUTH_ADMIN_USERNAME"]
-        print(f"authentication: MLflow's basic auth, admin user {admin!r}; clients set MLFLOW_TRACKING_USERNAME and "
-              "MLFLOW_TRACKING_PASSWORD (--no-auth to turn it off)", flush=True)  # fmt: skip
+        print(
+            f"authentication: MLflow's basic auth, admin user {admin!r}; clients set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (--no-auth to turn it off)",
+            flush=True,
+        )
     if allowed:
         names = [h for h in allowed.split(",") if "*" not in h][:6]
         print(f"it answers clients that reach it as: {', '.join(names)}, … (--allowed-hosts to change)", flush=True)
@@ -419,9 +499,11 @@ def _server_authentication(args: argparse.Namespace, env: dict[str, str], folder
         except OSError as e:
             raise ConfigError(f"--admin-password-file {args.admin_password_file}: {e.strerror or e}") from None
     if not password:
-        raise ConfigError(f"a server bound to {args.host} is open to anyone who can reach it: set "
-                          "MLFLOW_AUTH_ADMIN_PASSWORD (or --admin-password-file FILE) for MLflow's basic "
-                          "authentication, or pass --no-auth on a network you trust")  # fmt: skip
+        raise ConfigError(
+            f"a server bound to {args.host} is open to anyone who can reach it: set "
+            "MLFLOW_AUTH_ADMIN_PASSWORD (or --admin-password-file FILE) for MLflow's basic "
+            "authentication, or pass --no-auth on a network you trust"
+        )
     register(password)
     user = env.get("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
     # the auth app's CSRF protection signs with a key every server process must share; kept beside the users
@@ -435,12 +517,18 @@ def _server_authentication(args: argparse.Namespace, env: dict[str, str], folder
         secret = key_file.read_text(encoding="utf-8").strip()
     register(secret)
     config = folder.resolve() / "mlflow-auth.ini"
-    config.write_text("[mlflow]\ndefault_permission = READ\n"
-                      f"database_uri = sqlite:///{folder.resolve() / 'mlflow-auth.db'}\nadmin_username = {user}\n"
-                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
-                      encoding="utf-8")  # fmt: skip
-    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-            "MLFLOW_AUTH_ADMIN_USERNAME": user, "MLFLOW_FLASK_SERVER_SECRET_KEY": secret}  # fmt: skip
+    config.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{folder.resolve() / 'mlflow-auth.db'}\nadmin_username = {user}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        encoding="utf-8",
+    )
+    return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_AUTH_ADMIN_USERNAME": user,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secret,
+    }
 
 
 def _serve(cmd: list[str], env: dict[str, str]) -> int:
@@ -454,8 +542,14 @@ def _serve(cmd: list[str], env: dict[str, str]) -> int:
     server = None
     with stop_signals():
         try:
-            server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      **own_group(then=die_with_parent))  # fmt: skip
+            server = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                **own_group(then=die_with_parent),
+            )
             relay = threading.Thread(target=_relay, args=(server.stdout,), daemon=True)
             relay.start()
             code = server.wait()
@@ -542,8 +636,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--devices", help="cpu:N (N CPU workers) or GPU ids 0,1,2 (one worker each); default: all GPUs, else cpu:1"
     )
     sweep.add_argument("--ddp", action="store_true", help="run each trial as one DDP job over all --devices")
-    sweep.add_argument("--storage", help="Optuna storage URL (or $LIGHTNING_ATTN_SWEEP_STORAGE, off the command line); "
-                                         "default: a journal file in the sweep folder")  # fmt: skip
+    sweep.add_argument(
+        "--storage",
+        help="Optuna storage URL (or $LIGHTNING_ATTN_SWEEP_STORAGE, off the command line); "
+        "default: a journal file in the sweep folder",
+    )
     sweep.add_argument("--out", type=Path, help="the sweep folder; default: outputs/sweeps/<name>")
     sweep.add_argument("--resume", action="store_true", help="continue an existing sweep")
     sweep.add_argument(
@@ -562,14 +659,20 @@ def build_parser() -> argparse.ArgumentParser:
         "  lightning-attn compare attention=soft,hard,uniform seeds=0-2 --until-decided --max-seeds 8\n"
         "variants of one mechanism (hard with other settings): a sweep file with no space (see sweeps/)",
     )
-    compare.add_argument("overrides", nargs="*",
-                         help="attention=A,B,… (required), seeds=0-4 (default 0-2), task=NAME (default: the config's), "
-                              "and any group=choice or dotted.key=value for every run")  # fmt: skip
-    compare.add_argument("--name", help="the comparison's name (its sweep folder and MLflow experiment); "
-                                        "default compare-<task>")  # fmt: skip
-    for flag, text in (("--devices", "cpu:N (N CPU workers) or GPU ids 0,1,2; default: all GPUs, else cpu:1"),
-                       ("--storage", "Optuna storage URL; default: a journal file in the folder"),
-                       ("--out", "the folder; default: outputs/sweeps/<name>")):  # fmt: skip
+    compare.add_argument(
+        "overrides",
+        nargs="*",
+        help="attention=A,B,… (required), seeds=0-4 (default 0-2), task=NAME (default: the config's), "
+        "and any group=choice or dotted.key=value for every run",
+    )
+    compare.add_argument(
+        "--name", help="the comparison's name (its sweep folder and MLflow experiment); default compare-<task>"
+    )
+    for flag, text in (
+        ("--devices", "cpu:N (N CPU workers) or GPU ids 0,1,2; default: all GPUs, else cpu:1"),
+        ("--storage", "Optuna storage URL; default: a journal file in the folder"),
+        ("--out", "the folder; default: outputs/sweeps/<name>"),
+    ):
         compare.add_argument(flag, type=Path if flag == "--out" else str, help=text)
     compare.add_argument("--ddp", action="store_true", help="run each training as one DDP job over all --devices")
     compare.add_argument("--resume", action="store_true", help="continue: runs that finished are not trained again")
@@ -602,40 +705,57 @@ def build_parser() -> argparse.ArgumentParser:
         "  PGPASSWORD=… lightning-attn server --backend-store-uri postgresql://mlflow@db/mlflow \\\n"
         "      --artifacts-destination /shared/mlartifacts --host 0.0.0.0",
     )
-    server.add_argument("--backend-store-uri",
-                        help=f"where runs are kept: a database URL; default $MLFLOW_BACKEND_STORE_URI, else "
-                             f"sqlite:///{SERVER_DB} here")  # fmt: skip
+    server.add_argument(
+        "--backend-store-uri",
+        help=f"where runs are kept: a database URL; default $MLFLOW_BACKEND_STORE_URI, else sqlite:///{SERVER_DB} here",
+    )
     server.add_argument("--artifacts-destination", help=f"where artifacts are kept (default: ./{SERVER_ARTIFACTS})")
     server.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
-    server.add_argument("--admin-password-file", metavar="FILE",
-                        help="bound beyond loopback: the auth admin's password, read from FILE (default: "
-                             "$MLFLOW_AUTH_ADMIN_PASSWORD; never on the command line)")  # fmt: skip
-    server.add_argument("--no-auth", action="store_true",
-                        help="bound beyond loopback, serve without authentication (anyone who can reach it can "
-                             "read, write and delete every run)")  # fmt: skip
-    server.add_argument("--allowed-hosts", metavar="H1,H2",
-                        help="the host names (and host:port patterns) clients may reach it by; default "
-                             "$MLFLOW_SERVER_ALLOWED_HOSTS, else beyond loopback this machine's names and addresses "
-                             "and MLflow's defaults (localhost, private addresses)")  # fmt: skip
+    server.add_argument(
+        "--admin-password-file",
+        metavar="FILE",
+        help="bound beyond loopback: the auth admin's password, read from FILE (default: "
+        "$MLFLOW_AUTH_ADMIN_PASSWORD; never on the command line)",
+    )
+    server.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="bound beyond loopback, serve without authentication (anyone who can reach it can "
+        "read, write and delete every run)",
+    )
+    server.add_argument(
+        "--allowed-hosts",
+        metavar="H1,H2",
+        help="the host names (and host:port patterns) clients may reach it by; default "
+        "$MLFLOW_SERVER_ALLOWED_HOSTS, else beyond loopback this machine's names and addresses "
+        "and MLflow's defaults (localhost, private addresses)",
+    )
     server.set_defaults(func=_server)
     report = sub.add_parser(
         "report", help="compare mechanisms from MLflow and decide: HTML, Markdown, CSV and JSON trade-off report"
     )
     report.add_argument("--experiment", action="append", help="MLflow experiment (repeatable); default: all")
     report.add_argument("--study", action="append", help="only the runs of this sweep study (repeatable)")
-    report.add_argument("--tracking-uri", action="append",
-                        help="a store to read (repeatable: one report over several stores); default: "
-                             "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")  # fmt: skip
+    report.add_argument(
+        "--tracking-uri",
+        action="append",
+        help="a store to read (repeatable: one report over several stores); default: "
+        "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here",
+    )
     report.add_argument("--out", type=Path, default=Path("outputs/report"), help="folder (default: outputs/report)")
     report.add_argument("--format", default="html,md,csv,json", help="any of html,md,csv,json")
     report.add_argument(
         "--bootstrap-samples", type=int, default=BOOTSTRAP_SAMPLES, help="bootstrap resamples of each test"
     )
     report.add_argument("--reference", help="the mechanism the others are compared with (default: soft when present)")
-    report.add_argument("--min-seeds", type=int, default=MIN_SEEDS_FOR_CI,
-                        help=f"seed runs a CI and a verdict need (default {MIN_SEEDS_FOR_CI})")  # fmt: skip
+    report.add_argument(
+        "--min-seeds",
+        type=int,
+        default=MIN_SEEDS_FOR_CI,
+        help=f"seed runs a CI and a verdict need (default {MIN_SEEDS_FOR_CI})",
+    )
     report.add_argument(
         "--constraint",
         action="append",

@@ -59,8 +59,10 @@ class EvaluateRequest:
         for item in arguments:
             key, sep, value = item.partition("=")
             if not sep:
-                raise ConfigError(f"cannot read {item!r}: expected key=value (split=NAME, src=FILE ref=FILE, "
-                                  "or a config key such as task.beam_size=1)")  # fmt: skip
+                raise ConfigError(
+                    f"cannot read {item!r}: expected key=value (split=NAME, src=FILE ref=FILE, "
+                    "or a config key such as task.beam_size=1)"
+                )
             if key == SPLIT:
                 request.split = value
             elif key in (SOURCE_FILE, REFERENCE_FILE):
@@ -108,13 +110,19 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
         child = client.create_run(run.info.experiment_id, run_name=name, tags=tags).info.run_id
         params = {"checkpoint": str(checkpoint), "evaluated": evaluated, "overrides": " ".join(request.overrides)}
         log_params(client, child, params | {k: v for k, v in flatten(cfg).items() if k.startswith("task.")})
-        scored = evaluation_input(section(cfg, "data"), cfg.choices.data, request.split, request.files,
-                                  len(data.splits["test"]))  # fmt: skip
+        scored = evaluation_input(
+            section(cfg, "data"), cfg.choices.data, request.split, request.files, len(data.splits["test"])
+        )
         log_datasets(client, child, [scored])
         logger = MLFlowLogger(tracking_uri=uri, run_id=child)
-        trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=logger,
-                            enable_checkpointing=False, enable_model_summary=False,
-                            enable_progress_bar=cfg.trainer.enable_progress_bar)  # fmt: skip
+        trainer = L.Trainer(
+            accelerator=cfg.trainer.accelerator,
+            devices=1,
+            logger=logger,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=cfg.trainer.enable_progress_bar,
+        )
         try:
             trainer.test(module, datamodule=data, verbose=False)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

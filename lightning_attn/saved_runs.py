@@ -71,8 +71,10 @@ def run_vocabularies(client: Any, run_id: str, into: Path) -> Path:
     """The folder of the run's vocabularies (the ids its model was trained on)."""
     folder = download(client, run_id, T.VOCABULARIES, into)
     if folder is None:
-        raise RunRecordError(f"run {run_id} has no {T.VOCABULARIES}/ artifacts (it predates evaluate): "
-                             "its model's ids cannot be read back into words")  # fmt: skip
+        raise RunRecordError(
+            f"run {run_id} has no {T.VOCABULARIES}/ artifacts (it predates evaluate): "
+            "its model's ids cannot be read back into words"
+        )
     return folder
 
 
@@ -90,8 +92,12 @@ def best_checkpoint(client: Any, run: Any, into: Path) -> Path:
     tagged = run.data.tags.get(T.BEST_CHECKPOINT)
     if tagged and Path(tagged).is_file():
         return Path(tagged)
-    uploaded = [a.path for folder in (ARTIFACT_DIR, "model") for a in _walk(client, run.info.run_id, folder)
-                if a.path.endswith(".ckpt") and Path(a.path).name != LAST_CHECKPOINT]  # fmt: skip
+    uploaded = [
+        a.path
+        for folder in (ARTIFACT_DIR, "model")
+        for a in _walk(client, run.info.run_id, folder)
+        if a.path.endswith(".ckpt") and Path(a.path).name != LAST_CHECKPOINT
+    ]
     best = sorted(uploaded, key=lambda p: ("best" not in Path(p).name, p))
     if best:
         path = download(client, run.info.run_id, best[0], into)
@@ -125,8 +131,10 @@ def resume_checkpoint(client: Any, run: Any, into: Path) -> Path:
             f"run {run.info.run_id} has no checkpoint to resume from (it recorded none: it stopped before its "
             "first validation, or trained with trainer.enable_checkpointing=false)"
         )
-    raise RunRecordError(f"run {run.info.run_id} has no checkpoint to resume from ({tagged} is gone, and none was "
-                         "uploaded: runs tracked on a server upload theirs)")  # fmt: skip
+    raise RunRecordError(
+        f"run {run.info.run_id} has no checkpoint to resume from ({tagged} is gone, and none was "
+        "uploaded: runs tracked on a server upload theirs)"
+    )
 
 
 @dataclass

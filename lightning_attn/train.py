@@ -87,8 +87,10 @@ def check_devices(cfg: DictConfig) -> None:
     if accelerator in ("gpu", "cuda"):
         available = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if not available:
-            raise ConfigError(f"trainer.accelerator={accelerator}, but CUDA sees no GPU here "
-                              "(torch.cuda.is_available() is False); use trainer=cpu")  # fmt: skip
+            raise ConfigError(
+                f"trainer.accelerator={accelerator}, but CUDA sees no GPU here "
+                "(torch.cuda.is_available() is False); use trainer=cpu"
+            )
         if isinstance(devices, int) and devices > available:
             raise ConfigError(f"trainer.devices={devices}, but CUDA sees {available} GPU(s) here")
     if accelerator == "mps" and not torch.backends.mps.is_available():
@@ -106,8 +108,9 @@ def stopping_rule(cfg: DictConfig) -> tuple[str, str]:
     return monitor, "min" if lower_is_better else "max"
 
 
-def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None = None,
-                  environment: ClusterEnvironment | None = None) -> L.Trainer:  # fmt: skip
+def build_trainer(
+    cfg: DictConfig, logger: Any, callbacks: list[Callback] | None = None, environment: ClusterEnvironment | None = None
+) -> L.Trainer:
     """The Trainer every run uses: the ``trainer`` section plus the project's callbacks (divergence
     guard, early stopping and the convergence record, stability and speed monitors, progress bar,
     attention pictures, best checkpoint); ``environment`` pins where the processes' ranks come from
@@ -117,8 +120,17 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
     stop = cfg.early_stopping
     stop_metric, stop_mode = stopping_rule(cfg)
     all_callbacks = [StopAtBatchBoundaries(), DivergenceGuard(cfg.stability.max_loss), *(callbacks or [])]
-    all_callbacks.append(Convergence(stop_metric, stop_mode, stop.patience, stop.min_delta, stop.loss_monitor,
-                                     stop.loss_min_delta, stop=stop.enabled))  # fmt: skip
+    all_callbacks.append(
+        Convergence(
+            stop_metric,
+            stop_mode,
+            stop.patience,
+            stop.min_delta,
+            stop.loss_monitor,
+            stop.loss_min_delta,
+            stop=stop.enabled,
+        )
+    )
     if cfg.stability.monitor:
         all_callbacks.append(StabilityMonitor(cfg.stability.spike_factor, cfg.stability.spike_window))
         all_callbacks.append(EstimatorVariance(cfg.stability.estimator_every, cfg.stability.estimator_samples))
@@ -134,10 +146,12 @@ def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[Callback] | None
         # best.ckpt is what test and evaluate read; last.ckpt, every epoch, is what train --resume (and a sweep's
         # retry of a dead trial) continues from. Its own callback: a monitored one writes "last" only in the epochs
         # that improved the metric, so a run on a plateau would resume from before it
-        all_callbacks.append(ModelCheckpoint(monitor=spec.monitor, mode=spec.mode, filename="best",
-                                             auto_insert_metric_name=False))  # fmt: skip
-        all_callbacks.append(ModelCheckpoint(filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
-                                             enable_version_counter=False))  # fmt: skip
+        all_callbacks.append(
+            ModelCheckpoint(monitor=spec.monitor, mode=spec.mode, filename="best", auto_insert_metric_name=False)
+        )
+        all_callbacks.append(
+            ModelCheckpoint(filename=Path(LAST_CHECKPOINT).stem, save_top_k=1, enable_version_counter=False)
+        )
     # absolute, so that the checkpoint folder a checkpoint records is the same wherever train --resume runs
     root = str(Path(cfg.output_dir).resolve())
     plugins = [environment] if environment is not None else None
@@ -164,9 +178,13 @@ def _make_logger(cfg: DictConfig, uri: str, run_id: str | None, tags: dict[str, 
     ensure_experiment(uri, lc.experiment_name)
     run_name = lc.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}-seed{cfg.seed}"
     return MLFlowLogger(
-        experiment_name=lc.experiment_name, run_name=run_name, tracking_uri=uri, tags=source_tags(TRAIN) | tags,
-        log_model=lc.log_model, run_id=run_id,
-    )  # fmt: skip
+        experiment_name=lc.experiment_name,
+        run_name=run_name,
+        tracking_uri=uri,
+        tags=source_tags(TRAIN) | tags,
+        log_model=lc.log_model,
+        run_id=run_id,
+    )
 
 
 @dataclass
@@ -208,9 +226,12 @@ class StopAtBatchBoundaries(Callback):
 
 
 def train(
-    cfg: DictConfig, callbacks: list[Callback] | None = None, run_id: str | None = None,
-    resumption: Resumption | None = None, environment: ClusterEnvironment | None = None,
-) -> TrainResult:  # fmt: skip
+    cfg: DictConfig,
+    callbacks: list[Callback] | None = None,
+    run_id: str | None = None,
+    resumption: Resumption | None = None,
+    environment: ClusterEnvironment | None = None,
+) -> TrainResult:
     """Train, test the best checkpoint, and record everything in one MLflow run.
 
     Args:
@@ -390,8 +411,15 @@ def _log_vocabularies(logger: MLFlowLogger, data: Any) -> None:
 
 def _measure_speed(cfg: DictConfig, data: Any, module: Any) -> dict[str, float]:
     s = cfg.speed
-    speed = inference_latency(module, data.splits["test"], type(data).collate, cfg.data.batch_size,
-                              s.latency_calls_b1, s.latency_calls_batch, s.latency_warmup)  # fmt: skip
+    speed = inference_latency(
+        module,
+        data.splits["test"],
+        type(data).collate,
+        cfg.data.batch_size,
+        s.latency_calls_b1,
+        s.latency_calls_batch,
+        s.latency_warmup,
+    )
     speed["speed/params"] = float(sum(p.numel() for p in module.parameters()))
     return speed
 
@@ -441,9 +469,11 @@ def train_seeds(cfg: DictConfig) -> SeedsResult:
     client = MlflowClient(uri)
     name = cfg.logger.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}"
     tags = run_tags(cfg) | {T.SEED: ",".join(map(str, seeds)), T.ROLE: T.ROLE_SEEDS} | source_tags(TRAIN)
-    tags[T.NOTE] = (f"**{cfg.attention.mechanism}** attention on **{cfg.task.name}** ({cfg.choices.data} data), "
-                    f"trained once per seed ({', '.join(map(str, seeds))}): each child run is one seed; this run "
-                    "holds the mean, std and 95 % CI of their final metrics.")  # fmt: skip
+    tags[T.NOTE] = (
+        f"**{cfg.attention.mechanism}** attention on **{cfg.task.name}** ({cfg.choices.data} data), "
+        f"trained once per seed ({', '.join(map(str, seeds))}): each child run is one seed; this run "
+        "holds the mean, std and 95 % CI of their final metrics."
+    )
     parent = client.create_run(experiment_id, run_name=f"{name}-seeds", tags=tags).info.run_id
     runs: dict[int, TrainResult] = {}
     failures: dict[int, str] = {}

@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import Any
 
 #: the report test's flags, and those that keep a headless browser from reaching anything but the page
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class Browser:
@@ -96,8 +104,10 @@ class Browser:
 
     def click_all(self, selector: str) -> int:
         """Click every element ``selector`` matches; how many."""
-        return self.evaluate(f"(() => {{ const all = [...document.querySelectorAll({json.dumps(selector)})];"
-                             " all.forEach(e => e.click()); return all.length })()")  # fmt: skip
+        return self.evaluate(
+            f"(() => {{ const all = [...document.querySelectorAll({json.dumps(selector)})];"
+            " all.forEach(e => e.click()); return all.length })()"
+        )
 
     def screenshot(self, path: Path) -> Path:
         data = self.command("Page.captureScreenshot", format="png")["data"]

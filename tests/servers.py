@@ -114,17 +114,48 @@ def start_postgres() -> Postgres:
     if as_user:
         shutil.chown(folder / "pw", "postgres")
     data, port = folder / "data", free_port()
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={folder / 'pw'}",
-                    "--auth=scram-sha-256", "-E", "UTF8"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            USER,
+            f"--pwfile={folder / 'pw'}",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -h 127.0.0.1 -k {folder} -c max_connections=200"
-    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
-                    "-w", "-t", "60", "start"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return Postgres(port, bin_dir, folder, as_user)
 
 
 def stop_postgres(pg: Postgres) -> None:
-    subprocess.run([*pg.as_user, str(pg.bin / "pg_ctl"), "-D", str(pg.folder / "data"), "-m", "fast", "stop"],
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*pg.as_user, str(pg.bin / "pg_ctl"), "-D", str(pg.folder / "data"), "-m", "fast", "stop"], capture_output=True
+    )
     shutil.rmtree(pg.folder, ignore_errors=True)
 
 
@@ -138,8 +169,20 @@ class MlflowServer:
 def start_mlflow_server(backend: str, artifacts: Path, log: Path, env: dict[str, str]) -> MlflowServer:
     """``lightning-attn server`` on a free loopback port with the given backend store."""
     port = free_port()
-    cmd = [sys.executable, "-m", "lightning_attn", "server", "--backend-store-uri", backend,
-           "--artifacts-destination", str(artifacts), "--port", str(port), "--workers", "1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_attn",
+        "server",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(artifacts),
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     handle = open(log, "w")  # noqa: SIM115 - the server writes here for its whole life
     process = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -25,16 +25,38 @@ SMALL_RUN = [
     "speed.latency_warmup=1",
     "stability.estimator_samples=2",
 ]
-SMALL_TRANSLATION = ["model.embed_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
-                     "attention.hidden_dim=16", "data.batch_size=8"]  # fmt: skip
-SMALL_CAPTIONING = ["model.channels=[8,8,16]", "model.hidden=32", "model.embed_dim=16", "attention.hidden_dim=16",
-                    "data.batch_size=4"]  # fmt: skip
+SMALL_TRANSLATION = [
+    "model.embed_dim=16",
+    "model.encoder_hidden=16",
+    "model.decoder_hidden=32",
+    "attention.hidden_dim=16",
+    "data.batch_size=8",
+]
+SMALL_CAPTIONING = [
+    "model.channels=[8,8,16]",
+    "model.hidden=32",
+    "model.embed_dim=16",
+    "attention.hidden_dim=16",
+    "data.batch_size=4",
+]
 
 # German and English lines with the characters real corpora have (umlauts, ß, accents, quotes)
-DE = ["Ein Mann fährt Fahrrad .", "Zwei Hunde spielen im Schnee .", "Eine Frau liest ein Buch über Straßen .",
-      "Kinder laufen am Strand .", "Der Koch bereitet das Essen zu .", "„Café“ steht auf dem Schild ."]  # fmt: skip
-EN = ["A man rides a bike .", "Two dogs play in the snow .", "A woman reads a book about streets .",
-      "Children run on the beach .", "The cook prepares the food .", "“Café” is on the sign ."]  # fmt: skip
+DE = [
+    "Ein Mann fährt Fahrrad .",
+    "Zwei Hunde spielen im Schnee .",
+    "Eine Frau liest ein Buch über Straßen .",
+    "Kinder laufen am Strand .",
+    "Der Koch bereitet das Essen zu .",
+    "„Café“ steht auf dem Schild .",
+]
+EN = [
+    "A man rides a bike .",
+    "Two dogs play in the snow .",
+    "A woman reads a book about streets .",
+    "Children run on the beach .",
+    "The cook prepares the food .",
+    "“Café” is on the sign .",
+]
 
 
 def _parallel_text(root: Path, splits: dict[str, str], gz: bool) -> Path:
@@ -71,8 +93,13 @@ def _builtin_captioning(tmp: Path) -> list[str]:
 def _karpathy(tmp: Path) -> list[str]:
     json_path = make_dataset(tmp / "flickr", n=18)
     images = tmp / "flickr" / "images"
-    return ["task=captioning", "data=karpathy", f"data.json={json_path}", f"data.image_root={images}",
-            "data.image_size=32"]  # fmt: skip
+    return [
+        "task=captioning",
+        "data=karpathy",
+        f"data.json={json_path}",
+        f"data.image_root={images}",
+        "data.image_size=32",
+    ]
 
 
 def _karpathy_features(tmp: Path) -> list[str]:

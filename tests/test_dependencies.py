@@ -75,12 +75,20 @@ def test_every_imported_third_party_module_is_declared():
     extras = {requirement_name(r) for group in declared["optional-dependencies"].values() for r in group}
     found = imports()
     assert {"torch", "optuna", "mlflow", "sqlalchemy", "yaml", "sklearn"} <= set(found)  # the scan reads the package
-    undeclared = [f"{m} ({', '.join(sorted(distributions(m)))}), imported at {found[m][0][0]}"
-                  for m in sorted(found) if not distributions(m) & (default | extras)]  # fmt: skip
+    undeclared = [
+        f"{m} ({', '.join(sorted(distributions(m)))}), imported at {found[m][0][0]}"
+        for m in sorted(found)
+        if not distributions(m) & (default | extras)
+    ]
     assert not undeclared, "imported but not declared in pyproject.toml:\n" + "\n".join(undeclared)
     # an extra's package is imported where it is used, never at module level: the default install must import
-    at_import = [f"{m} at {where}" for m in sorted(found) if not distributions(m) & default
-                 for where, top_level in found[m] if top_level]  # fmt: skip
+    at_import = [
+        f"{m} at {where}"
+        for m in sorted(found)
+        if not distributions(m) & default
+        for where, top_level in found[m]
+        if top_level
+    ]
     assert not at_import, "an extra's package imported at module level:\n" + "\n".join(at_import)
 
 

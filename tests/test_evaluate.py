@@ -18,8 +18,15 @@ from .helpers import tiny
 
 pytestmark = pytest.mark.e2e
 
-RUN = tiny("data.n_train=200", "data.n_val=32", "data.n_test=32", "trainer.max_epochs=3",
-           "trainer.limit_train_batches=null", "speed.latency_calls_b1=0", "speed.latency_calls_batch=0")  # fmt: skip
+RUN = tiny(
+    "data.n_train=200",
+    "data.n_val=32",
+    "data.n_test=32",
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=null",
+    "speed.latency_calls_b1=0",
+    "speed.latency_calls_batch=0",
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +60,25 @@ def test_evaluate_scores_another_split_by_name_and_a_file_pair(trained, tmp_path
     corpus = generate_corpus(SyntheticDataConfig(**dict(compose(RUN).data)))["val"]
     (tmp_path / "val.src").write_text("\n".join(" ".join(e.source) for e in corpus) + "\n")
     (tmp_path / "val.ref").write_text("\n".join(" ".join(e.target) for e in corpus) + "\n")
-    files = evaluate(result.run_id, [f"src={tmp_path / 'val.src'}", f"ref={tmp_path / 'val.ref'}",
-                                     "task.beam_size=1"], uri)  # fmt: skip
+    files = evaluate(
+        result.run_id, [f"src={tmp_path / 'val.src'}", f"ref={tmp_path / 'val.ref'}", "task.beam_size=1"], uri
+    )
     assert files.evaluated == "val.src -> val.ref" and files.metrics["test/bleu"] == val.metrics["test/bleu"]
 
 
 def test_a_run_without_a_checkpoint_gets_one_line(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = train(compose([*tiny(), "trainer.enable_checkpointing=false", f"logger.tracking_uri={uri}",
-                            "speed.latency_calls_b1=0", "speed.latency_calls_batch=0"]))  # fmt: skip
+    result = train(
+        compose(
+            [
+                *tiny(),
+                "trainer.enable_checkpointing=false",
+                f"logger.tracking_uri={uri}",
+                "speed.latency_calls_b1=0",
+                "speed.latency_calls_batch=0",
+            ]
+        )
+    )
     with pytest.raises(EvaluateError, match="has no checkpoint"):
         evaluate(result.run_id, [], uri)
     capsys.readouterr()
@@ -113,8 +130,16 @@ def test_train_stopped_by_sigterm_exits_143_and_its_run_is_killed_with_its_check
     import time
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cmd = [sys.executable, "-m", "lightning_attn", "train", *RUN, "trainer.max_epochs=200",
-           f"logger.tracking_uri={uri}", f"output_dir={tmp_path / 'out'}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_attn",
+        "train",
+        *RUN,
+        "trainer.max_epochs=200",
+        f"logger.tracking_uri={uri}",
+        f"output_dir={tmp_path / 'out'}",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not list((tmp_path / "out").rglob("best.ckpt")) and time.monotonic() < deadline:

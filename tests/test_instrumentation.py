@@ -23,8 +23,17 @@ from lightning_attn.train import train, train_seeds
 from .helpers import every_mechanism, tiny
 
 STABILITY = ["grad_norm_mean", "grad_norm_max", "grad_norm_std", "loss_spikes", "attention_entropy"]
-SPEED = ["train_samples_per_s", "train_tokens_per_s", "step_time_ms_p50", "step_time_ms_p95", "peak_rss_mb",
-         "infer_latency_ms_p50_b1", "infer_latency_ms_p95_b1", "infer_latency_ms_p50_b16", "params"]  # fmt: skip
+SPEED = [
+    "train_samples_per_s",
+    "train_tokens_per_s",
+    "step_time_ms_p50",
+    "step_time_ms_p95",
+    "peak_rss_mb",
+    "infer_latency_ms_p50_b1",
+    "infer_latency_ms_p95_b1",
+    "infer_latency_ms_p50_b16",
+    "params",
+]
 
 
 def run_metrics(run_id: str) -> dict[str, float]:
@@ -70,8 +79,11 @@ def test_uniform_attention_entropy_is_log_n():
     keys = torch.randn(3, 7, 8)
     mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [True] * 2 + [False] * 5])
     for mechanism in ("uniform", "soft"):
-        attention = build_attention({"mechanism": mechanism, "score": "dot"} if mechanism == "soft" else
-                                    {"mechanism": mechanism}, query_dim=8, key_dim=8)  # fmt: skip
+        attention = build_attention(
+            {"mechanism": mechanism, "score": "dot"} if mechanism == "soft" else {"mechanism": mechanism},
+            query_dim=8,
+            key_dim=8,
+        )
         query = torch.zeros(3, 8)  # dot scores all 0: soft attention is uniform too
         out = attention(query, keys, keys, mask)
         torch.testing.assert_close(out.entropy, torch.log(torch.tensor([7.0, 4.0, 2.0])))
@@ -151,9 +163,15 @@ def test_measured_throughput_agrees_with_a_directly_timed_loop():
         def on_train_epoch_end(self, trainer, pl_module):
             logged.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[Stopwatch(), SpeedMonitor(), Keep()])  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Stopwatch(), SpeedMonitor(), Keep()],
+    )
     trainer.fit(Module(), train_dataloaders=torch.utils.data.DataLoader([Batch(x) for x in batches], batch_size=None))
     direct = 32 * len(batches) / (clock["end"] - clock["start"])
     measured = logged["speed/train_samples_per_s"]

@@ -44,8 +44,19 @@ def compared(tmp_path_factory) -> Path:
     _chromium()  # without a browser: skipped before anything trains
     folder = tmp_path_factory.mktemp("ui")
     overrides = [o for o in TINY if not o.startswith("trainer.enable_progress_bar")]
-    cmd = [sys.executable, "-m", "lightning_attn", "compare", "attention=soft,hard", "seeds=0", "--devices", "cpu:2",
-           "--name", NAME, *overrides]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_attn",
+        "compare",
+        "attention=soft,hard",
+        "seeds=0",
+        "--devices",
+        "cpu:2",
+        "--name",
+        NAME,
+        *overrides,
+    ]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -58,8 +69,9 @@ def ui(compared) -> str:
     port = _free_port()
     cmd = [sys.executable, "-m", "lightning_attn", "ui", "--port", str(port)]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # an earlier test's store: not ours
-    proc = subprocess.Popen(cmd, cwd=compared, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=compared, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:
@@ -94,8 +106,12 @@ def test_the_experiment_opens_on_its_runs_with_data_and_source(compared, ui, tmp
         browser.wait_for(f"document.querySelectorAll('{EXPANDER}').length === 2", what="two parent runs, foldable")
         browser.wait_for("location.hash.includes('/runs') && document.title.startsWith('Runs')", what="the Runs tab")
         # 2. the Dataset column names the data (and the digest MLflow holds), the Source column the command
-        page = browser.wait_for_text(*(p.info.run_name for p in parents.values()), f"synthetic ({train.digest})",
-                                     "Train", "lightning-attn compare")  # fmt: skip
+        page = browser.wait_for_text(
+            *(p.info.run_name for p in parents.values()),
+            f"synthetic ({train.digest})",
+            "Train",
+            "lightning-attn compare",
+        )
         assert "Token Usage" not in page and "Traces 0" not in page  # not the GenAI overview
         assert not any(child.info.run_name in page for child in children.values())  # nested, folded
         # 3. unfolded, each parent shows its run; beside them, the speed pass the comparison ended with

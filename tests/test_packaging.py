@@ -36,7 +36,11 @@ def test_wheel_ships_the_config_and_finds_it_outside_the_repo(tmp_path):
         "print(c.compose(['attention=hard']).attention.mechanism)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-        check=True, capture_output=True, text=True,
-    ).stdout.split()  # fmt: skip
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert out == [str(site / "lightning_attn" / "conf"), "hard"]

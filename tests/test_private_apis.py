@@ -47,8 +47,12 @@ def test_optuna_heartbeat_classes_have_the_shape_used():
     with relied_on("optuna", "optuna.storages._heartbeat"):
         heartbeat = importlib.import_module("optuna.storages._heartbeat")
         abstract = set(heartbeat.BaseHeartbeat.__abstractmethods__)
-        expected = {"record_heartbeat", "_get_stale_trial_ids", "get_heartbeat_interval",
-                    "get_heartbeat_stale_trial_callback"}  # fmt: skip
+        expected = {
+            "record_heartbeat",
+            "_get_stale_trial_ids",
+            "get_heartbeat_interval",
+            "get_heartbeat_stale_trial_callback",
+        }
         assert abstract == expected, f"BaseHeartbeat's abstract methods are now {sorted(abstract)}"
         stale = inspect.signature(heartbeat.BaseHeartbeat._get_stale_trial_ids)
         assert list(stale.parameters) == ["self", "study_id"], f"_get_stale_trial_ids{stale}"

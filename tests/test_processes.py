@@ -161,8 +161,9 @@ def test_a_stop_during_mlflow_writes_to_sqlite_is_never_lost_nor_leaves_the_data
     writers = []
     for i in range(6):
         uri = f"sqlite:///{tmp_path / f'{i}.db'}"
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, uri], stdout=subprocess.PIPE, text=True,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, uri], stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL
+        )
         writers.append((proc, uri))
     for proc, _ in writers:
         assert proc.stdout.readline().strip() == "writing"

@@ -64,8 +64,15 @@ class Resumed:
 def resumed(tmp_path_factory) -> Resumed:
     folder = tmp_path_factory.mktemp("resume")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    cfg = compose([*RUN, "trainer.max_epochs=3", "task.lr_schedule=plateau", f"logger.tracking_uri={uri}",
-                   f"output_dir={folder / 'out'}"])  # fmt: skip
+    cfg = compose(
+        [
+            *RUN,
+            "trainer.max_epochs=3",
+            "task.lr_schedule=plateau",
+            f"logger.tracking_uri={uri}",
+            f"output_dir={folder / 'out'}",
+        ]
+    )
     before, after = Watch(), Watch()
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         train(cfg, callbacks=[CtrlCInEpoch(2), before])
@@ -133,8 +140,11 @@ def test_resume_errors_are_one_line(resumed, capsys):
 @pytest.mark.e2e
 def test_a_run_without_a_checkpoint_cannot_resume(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = train(compose([*RUN, "trainer.enable_checkpointing=false", f"logger.tracking_uri={uri}",
-                            f"output_dir={tmp_path / 'out'}"]))  # fmt: skip
+    result = train(
+        compose(
+            [*RUN, "trainer.enable_checkpointing=false", f"logger.tracking_uri={uri}", f"output_dir={tmp_path / 'out'}"]
+        )
+    )
     with pytest.raises(RunRecordError, match=f"run {result.run_id} has no checkpoint to resume from"):
         resume(result.run_id, [f"logger.tracking_uri={uri}"])
 

@@ -59,14 +59,32 @@ def _cmdlines(root: int) -> list[str]:
 @pytest.mark.e2e
 def test_clients_reach_the_server_by_name_with_credentials_and_nobody_else_does(tmp_path):
     port = free_port()
-    cmd = [sys.executable, "-m", "lightning_attn", "server", "--host", "0.0.0.0", "--port", str(port), "--workers",
-           "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
-           str(tmp_path / "artifacts")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_attn",
+        "server",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+    ]
     log = tmp_path / "server.log"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_AUTH"))}
     with open(log, "w") as out:
-        server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                  env=base | {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD})  # fmt: skip
+        server = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=base | {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        )
     try:
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/health") or server.poll() is not None, 180)
         assert server.poll() is None, log.read_text()[-3000:]
@@ -77,8 +95,9 @@ def test_clients_reach_the_server_by_name_with_credentials_and_nobody_else_does(
             urllib.request.urlopen(f"{by_name}/api/2.0/mlflow/experiments/search?max_results=1", timeout=30)
         assert refused.value.code == 401
         train = [sys.executable, "-m", "lightning_attn", "train", *tiny(), "logger.experiment_name=named"]
-        anonymous = subprocess.run([*train, f"logger.tracking_uri={by_name}"], capture_output=True, text=True,
-                                   env=base, timeout=120)  # fmt: skip
+        anonymous = subprocess.run(
+            [*train, f"logger.tracking_uri={by_name}"], capture_output=True, text=True, env=base, timeout=120
+        )
         assert anonymous.returncode == 3 and anonymous.stderr.count("\n") == 1, anonymous.stderr[-2000:]
         assert "wants credentials (HTTP 401)" in anonymous.stderr
         # with them, reached by the machine's name, a run is logged — with its checkpoints, which another host
@@ -87,9 +106,14 @@ def test_clients_reach_the_server_by_name_with_credentials_and_nobody_else_does(
         host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
         for folder in (host_a, host_b):
             folder.mkdir()
-        ok = subprocess.run([*train, "trainer.max_epochs=2", "early_stopping.enabled=false",
-                             f"logger.tracking_uri={by_name}"], cwd=host_a, capture_output=True, text=True, env=member,
-                            timeout=300)  # fmt: skip
+        ok = subprocess.run(
+            [*train, "trainer.max_epochs=2", "early_stopping.enabled=false", f"logger.tracking_uri={by_name}"],
+            cwd=host_a,
+            capture_output=True,
+            text=True,
+            env=member,
+            timeout=300,
+        )
         assert ok.returncode == 0, ok.stderr[-3000:]
         os.environ.update({k: member[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")})
         try:
@@ -101,26 +125,49 @@ def test_clients_reach_the_server_by_name_with_credentials_and_nobody_else_does(
             for local in host_a.rglob("*.ckpt"):
                 local.unlink()
             cli = [sys.executable, "-m", "lightning_attn"]
-            scored = subprocess.run([*cli, "evaluate", run.info.run_id, "--tracking-uri", by_name], cwd=host_b,
-                                    capture_output=True, text=True, env=member, timeout=300)  # fmt: skip
+            scored = subprocess.run(
+                [*cli, "evaluate", run.info.run_id, "--tracking-uri", by_name],
+                cwd=host_b,
+                capture_output=True,
+                text=True,
+                env=member,
+                timeout=300,
+            )
             assert scored.returncode == 0, scored.stderr[-3000:]
             assert f"test/bleu {run.data.metrics['test/bleu']:.2f}" in scored.stdout, scored.stdout[-600:]
-            resumed = subprocess.run([*cli, "train", "--resume", run.info.run_id, "trainer.max_epochs=3",
-                                      f"logger.tracking_uri={by_name}"], cwd=host_b, capture_output=True, text=True,
-                                     env=member, timeout=300)  # fmt: skip
+            resumed = subprocess.run(
+                [*cli, "train", "--resume", run.info.run_id, "trainer.max_epochs=3", f"logger.tracking_uri={by_name}"],
+                cwd=host_b,
+                capture_output=True,
+                text=True,
+                env=member,
+                timeout=300,
+            )
             assert resumed.returncode == 0, resumed.stderr[-3000:]
             assert len(client.get_metric_history(run.info.run_id, "val/bleu")) == 3  # epoch 3 only was trained
         finally:
             for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
                 os.environ.pop(key)
         # a name the server does not answer (127.0.0.2 reaches it, but is no name of this machine)
-        stranger = subprocess.run([*train, f"logger.tracking_uri=http://127.0.0.2:{port}"], capture_output=True,
-                                  text=True, env=member, timeout=120)  # fmt: skip
+        stranger = subprocess.run(
+            [*train, f"logger.tracking_uri=http://127.0.0.2:{port}"],
+            capture_output=True,
+            text=True,
+            env=member,
+            timeout=120,
+        )
         assert stranger.returncode == 3, stranger.stderr[-3000:]
         assert stranger.stderr.count("\n") == 1 and "refuses the host name '127.0.0.2'" in stranger.stderr
         assert "--allowed-hosts" in stranger.stderr
-        for output in (ok.stdout, ok.stderr, scored.stdout, resumed.stderr, anonymous.stderr, stranger.stderr,
-                       log.read_text()):  # fmt: skip
+        for output in (
+            ok.stdout,
+            ok.stderr,
+            scored.stdout,
+            resumed.stderr,
+            anonymous.stderr,
+            stranger.stderr,
+            log.read_text(),
+        ):
             assert ADMIN_PASSWORD not in output
     finally:
         os.killpg(server.pid, signal.SIGTERM)

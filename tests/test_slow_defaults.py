@@ -34,8 +34,16 @@ def _slice(source, target, pairs: int, langs=("de", "en")) -> None:
 def test_multi30k_preset_trains_on_a_slice(multi30k, tmp_path):
     """The real-text path stays alive: the De->En preset, one short epoch on 2,000 pairs, BLEU above a floor."""
     _slice(multi30k, tmp_path / "m30k", 2000)
-    cfg = compose(["experiment=multi30k_de_en", f"data.root={tmp_path / 'm30k'}", "data.bpe_vocab_size=2000",
-                   "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "task.beam_size=2"])  # fmt: skip
+    cfg = compose(
+        [
+            "experiment=multi30k_de_en",
+            f"data.root={tmp_path / 'm30k'}",
+            "data.bpe_vocab_size=2000",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "task.beam_size=2",
+        ]
+    )
     result = train(cfg)
     assert result.metrics["test/bleu"] > 1.0, result.metrics
     assert result.metrics["speed/train_tokens_per_s"] > 0

@@ -53,8 +53,10 @@ def test_processes_starting_at_once_share_a_fresh_sqlite_store(tmp_path):
     # dies with "table experiments already exists" (seen with two `lightning-attn train` at once)
     uri = f"sqlite:///{tmp_path}/fresh.db"
     command = [sys.executable, "-c", _RACE, uri]
-    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]  # fmt: skip
+    procs = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 3  # every interpreter has imported MLflow
     for p in procs:
         p.stdin.write("go\n")

@@ -70,8 +70,13 @@ class AttentionTrace:
             return None if values[0] is None else torch.stack(values, dim=1)
 
         extras = {k: torch.stack([s.extras[k] for s in steps], dim=1) for k in steps[0].extras}
-        return cls(along([s.weights for s in steps]), along([s.probs for s in steps]),
-                   along([s.log_prob for s in steps]), along([s.entropy for s in steps]), extras)  # fmt: skip
+        return cls(
+            along([s.weights for s in steps]),
+            along([s.probs for s in steps]),
+            along([s.log_prob for s in steps]),
+            along([s.entropy for s in steps]),
+            extras,
+        )
 
 
 @dataclass

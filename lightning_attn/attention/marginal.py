@@ -56,8 +56,9 @@ class MarginalAttention(SoftAttention):
         log_probs = self.distribution(query, prepared_keys, mask)
         probs = log_probs.exp()
         entropy = entropy_from_log_probs(log_probs, mask)
-        return AttentionOutput(weighted_sum(probs, values), probs, probs, entropy=entropy,
-                               extras={"log_probs": log_probs})  # fmt: skip
+        return AttentionOutput(
+            weighted_sum(probs, values), probs, probs, entropy=entropy, extras={"log_probs": log_probs}
+        )
 
     def readout(self, att: AttentionOutput, values: Tensor, predict: Callable[[Tensor], Tensor]) -> Tensor:
         """``log Σ_i α_i p(y | ·, z = i)``, ``(B, V)``: log-probabilities, so valid logits for any loss or search."""

@@ -217,8 +217,9 @@ def read_experiment(name: str, root: Path) -> Experiment:
     attention_choices = group_choices("attention", root)
     for choice, values in by_attention.items():
         if choice not in attention_choices:
-            raise ConfigError(f"{path}: by_attention: unknown attention {choice!r}; "
-                              f"choose among: {', '.join(attention_choices)}")  # fmt: skip
+            raise ConfigError(
+                f"{path}: by_attention: unknown attention {choice!r}; choose among: {', '.join(attention_choices)}"
+            )
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: by_attention.{choice} must be a mapping of sections to values")
     return Experiment(name, path, {k: str(v) for k, v in choices.items()}, data, by_attention)

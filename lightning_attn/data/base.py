@@ -74,10 +74,16 @@ class SplitDataModule(L.LightningDataModule):
         common = {"num_workers": workers, "persistent_workers": workers > 0}
         plan = self.batch_plan(split)
         if plan is not None:
-            return DataLoader(Batches(self.splits[split], plan, type(self).collate), batch_size=None,
-                              shuffle=shuffle, **common)  # fmt: skip
-        return DataLoader(self.splits[split], batch_size=self.cfg["batch_size"], shuffle=shuffle,
-                          collate_fn=type(self).collate, **common)  # fmt: skip
+            return DataLoader(
+                Batches(self.splits[split], plan, type(self).collate), batch_size=None, shuffle=shuffle, **common
+            )
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.cfg["batch_size"],
+            shuffle=shuffle,
+            collate_fn=type(self).collate,
+            **common,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

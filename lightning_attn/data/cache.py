@@ -139,8 +139,13 @@ class RowFileWriter:
     def commit(self, key: str, extra: dict | None = None) -> RowFile:
         self.file.close()
         os.replace(self.tmp, self.path)
-        meta = {"key": key, "rows": self.rows, "row_shape": list(self.row_shape), "dtype": self.dtype.str,
-                **(extra or {})}  # fmt: skip
+        meta = {
+            "key": key,
+            "rows": self.rows,
+            "row_shape": list(self.row_shape),
+            "dtype": self.dtype.str,
+            **(extra or {}),
+        }
         write_json_atomic(RowFile.meta_path(self.path), meta)
         return RowFile(self.path, self.rows, self.row_shape, self.dtype.str, meta)
 

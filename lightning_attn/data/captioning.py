@@ -163,8 +163,10 @@ class CaptioningDataModule(SplitDataModule):
         encoder's weights) and the image set, and reused by every later run with the same two.
         """
         if self.images is None:
-            raise DataError("model.cache_features=true needs data=karpathy (the built-in scenes are generated in "
-                            "memory; there is no image set to cache features of)")  # fmt: skip
+            raise DataError(
+                "model.cache_features=true needs data=karpathy (the built-in scenes are generated in "
+                "memory; there is no image set to cache features of)"
+            )
         self.features = feature_cache(self.images, backbone, backbone_key, batch_size)
         for examples in self.splits.values():
             for example in examples:
@@ -184,8 +186,9 @@ class CaptioningDataModule(SplitDataModule):
 
 
 @torch.inference_mode()
-def feature_cache(images: RowFile, backbone: Callable[[Tensor], Tensor], backbone_key: str,
-                  batch_size: int = 64) -> RowFile:  # fmt: skip
+def feature_cache(
+    images: RowFile, backbone: Callable[[Tensor], Tensor], backbone_key: str, batch_size: int = 64
+) -> RowFile:
     """Every image of the cache ``images`` through ``backbone``, stored as float16 rows ``(N, D)`` beside it;
     built once per (encoder weights, image set)."""
     key = digest("features", backbone_key, images.meta["key"])

@@ -98,8 +98,14 @@ def generate_scenes(n: int, split: str, config: DigitsDataConfig) -> list[Scene]
     (digit fragments, a random quarter of a digit, added in empty cells).
     """
     c = config
-    canvas, cell, min_digits, max_digits, clutter, seed = (c.canvas, c.cell, c.min_digits, c.max_digits, c.clutter,
-                                                          c.scene_seed)  # fmt: skip
+    canvas, cell, min_digits, max_digits, clutter, seed = (
+        c.canvas,
+        c.cell,
+        c.min_digits,
+        c.max_digits,
+        c.clutter,
+        c.scene_seed,
+    )
     if canvas % cell or cell % 8:
         raise ValueError(f"canvas ({canvas}) must be a multiple of cell ({cell}), and cell a multiple of 8")
     grid = canvas // cell
@@ -158,5 +164,10 @@ class DigitsSource(CaptionSource):
     def read(self, splits: tuple[str, ...]) -> dict[str, list[Captioned]]:
         c = self.cfg
         sizes, config = {"train": c["n_train"], "val": c["n_val"], "test": c["n_test"]}, DigitsDataConfig(**c)
-        return {split: [Captioned(torch.from_numpy(s.image).unsqueeze(0), [s.caption], list(s.regions))
-                        for s in generate_scenes(sizes[split], split, config)] for split in splits}  # fmt: skip
+        return {
+            split: [
+                Captioned(torch.from_numpy(s.image).unsqueeze(0), [s.caption], list(s.regions))
+                for s in generate_scenes(sizes[split], split, config)
+            ]
+            for split in splits
+        }

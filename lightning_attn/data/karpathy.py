@@ -202,8 +202,9 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def image_cache(entries: list[Entry], json_path: Path, size: int, folder: Path, skip_bad_images: bool,
-                workers: int) -> tuple[RowFile, list[int], list[str]]:  # fmt: skip
+def image_cache(
+    entries: list[Entry], json_path: Path, size: int, folder: Path, skip_bad_images: bool, workers: int
+) -> tuple[RowFile, list[int], list[str]]:
     """The decoded images of ``entries``: built once (decoding in ``workers`` processes), then reused while
     the JSON, the image files and the size are unchanged.
 
@@ -225,8 +226,13 @@ def image_cache(entries: list[Entry], json_path: Path, size: int, folder: Path, 
     skipped: list[str] = []
     # its own generator: building the cache must not draw from the global RNG, or a model initialised
     # after it would differ between the run that built the cache and the runs that reuse it
-    loader = DataLoader(_Decode(entries, size, json_path), batch_size=None, num_workers=max(1, workers),
-                        collate_fn=_as_is, generator=torch.Generator())  # fmt: skip
+    loader = DataLoader(
+        _Decode(entries, size, json_path),
+        batch_size=None,
+        num_workers=max(1, workers),
+        collate_fn=_as_is,
+        generator=torch.Generator(),
+    )
     started, last = time.monotonic(), time.monotonic()
     with RowFileWriter(path, (size, size, 3), "uint8") as out:
         for done, (i, pixels, problem) in enumerate(loader, start=1):
@@ -239,8 +245,12 @@ def image_cache(entries: list[Entry], json_path: Path, size: int, folder: Path, 
             kept.append(i)
             if time.monotonic() - last > 10:  # long work shows progress
                 last = time.monotonic()
-                log.info("decoding images into the cache: %d / %d (%.0f per second)", done, len(entries),
-                         done / (last - started))  # fmt: skip
+                log.info(
+                    "decoding images into the cache: %d / %d (%.0f per second)",
+                    done,
+                    len(entries),
+                    done / (last - started),
+                )
         store = out.commit(key, {"entries": kept, "skipped": skipped, "json": str(json_path)})
     log.info("built the image cache %s: %d images in %.0f s", path, len(kept), time.monotonic() - started)
     return store, kept, skipped
@@ -303,11 +313,14 @@ class KarpathySource(CaptionSource):
 
     def read(self, splits: tuple[str, ...]) -> dict[str, list[Captioned]]:
         c = self.cfg
-        data = read_karpathy(c["json"], c["image_root"], c["image_size"], c["skip_bad_images"], c["cache_dir"],
-                             c["num_workers"])  # fmt: skip
+        data = read_karpathy(
+            c["json"], c["image_root"], c["image_size"], c["skip_bad_images"], c["cache_dir"], c["num_workers"]
+        )
         self.skipped, self.images = data.skipped, data.store
-        return {split: [Captioned(item.image, [" ".join(t) for t in item.captions]) for item in data.splits[split]]
-                for split in splits}  # fmt: skip
+        return {
+            split: [Captioned(item.image, [" ".join(t) for t in item.captions]) for item in data.splits[split]]
+            for split in splits
+        }
 
     def evaluation_splits(self) -> dict[str, str]:
         return dict(SPLITS)

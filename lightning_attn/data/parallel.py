@@ -133,8 +133,10 @@ class ParallelSource(TextPairSource):
 
     def read(self) -> dict[str, Texts]:
         c = self.cfg
-        return {split: (*read_parallel(self.root, c[f"{split}_split"], c["src_lang"], c["tgt_lang"]),
-                        repeat(None)) for split in ("train", "val", "test")}  # fmt: skip
+        return {
+            split: (*read_parallel(self.root, c[f"{split}_split"], c["src_lang"], c["tgt_lang"]), repeat(None))
+            for split in ("train", "val", "test")
+        }
 
     def vocabularies(self, texts: dict[str, Texts]) -> tuple[Codec, Codec]:
         c, root = self.cfg, self.root
@@ -142,8 +144,9 @@ class ParallelSource(TextPairSource):
         codecs = []
         for lines, lang in ((train_src, c["src_lang"]), (train_tgt, c["tgt_lang"])):
             train_file = find_split_file(root, c["train_split"], lang)
-            codecs.append(cached_bpe(root, lines, train_file, lang, c["bpe_vocab_size"], c["lowercase"],
-                                     c["cache_dir"]))  # fmt: skip
+            codecs.append(
+                cached_bpe(root, lines, train_file, lang, c["bpe_vocab_size"], c["lowercase"], c["cache_dir"])
+            )
         return codecs[0], codecs[1]
 
     def evaluation(self, split: str | None) -> tuple[str, Texts]:

@@ -222,10 +222,13 @@ class SyntheticSource(TextPairSource):
     def read(self) -> dict[str, Texts]:
         corpus = generate_corpus(SyntheticDataConfig(**self.cfg))
         return {
-            split: ([" ".join(e.source) for e in examples], [" ".join(e.target) for e in examples],
-                    [list(e.alignment) for e in examples])
+            split: (
+                [" ".join(e.source) for e in examples],
+                [" ".join(e.target) for e in examples],
+                [list(e.alignment) for e in examples],
+            )
             for split, examples in corpus.items()
-        }  # fmt: skip
+        }
 
     def vocabularies(self, texts: dict[str, Texts]) -> tuple[Codec, Codec]:
         src, tgt, _ = texts["train"]

@@ -118,8 +118,9 @@ class TranslationDataModule(SplitDataModule):
         if train and limit:
             pairs = [p for p in pairs if len(p.src) <= limit and len(p.tgt) <= limit]
             if not pairs:
-                raise DataError(f"{self.source.location}: no training pair has at most data.max_train_len={limit} "
-                                "subwords")  # fmt: skip
+                raise DataError(
+                    f"{self.source.location}: no training pair has at most data.max_train_len={limit} subwords"
+                )
         return pairs
 
     # ── a trained model's vocabularies, and evaluation on any split or file pair ───────────────────

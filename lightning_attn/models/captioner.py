@@ -108,8 +108,14 @@ class GridEncoder(GridFeatureEncoder):
     ``G = S / 2**len(channels)``.
     """
 
-    def __init__(self, in_channels: int, image_size: int, channels: tuple[int, ...] = (32, 64, 128, 128),
-                 weights: str | None = None, freeze: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        channels: tuple[int, ...] = (32, 64, 128, 128),
+        weights: str | None = None,
+        freeze: bool = False,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         for c_in, c_out in zip((in_channels, *channels[:-1]), channels):
@@ -140,8 +146,7 @@ class ResNetGridEncoder(GridFeatureEncoder):
     Grey images are repeated to three channels.
     """
 
-    def __init__(self, in_channels: int, image_size: int, depth: int, weights: str | None,
-                 freeze: bool = False):  # fmt: skip
+    def __init__(self, in_channels: int, image_size: int, depth: int, weights: str | None, freeze: bool = False):
         super().__init__()
         try:
             from torchvision import models
@@ -202,9 +207,13 @@ class CaptionDecoder(nn.Module):
         mean = regions.mean(dim=1)
         mask = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)
         return CaptionState(
-            torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)), torch.zeros_like(mean), regions,
-            self.attention.prepare(regions), mask,
-        )  # fmt: skip
+            torch.tanh(self.init_h(mean)),
+            torch.tanh(self.init_c(mean)),
+            torch.zeros_like(mean),
+            regions,
+            self.attention.prepare(regions),
+            mask,
+        )
 
     def step(self, prev_tokens: Tensor, state: CaptionState) -> tuple[Tensor, CaptionState, AttentionOutput]:
         """One step. ``prev_tokens (B,) -> logits (B, V)``."""
@@ -242,21 +251,25 @@ class Captioner(nn.Module):
             (torchvision; ``resnet_depth``); ``encoder_weights`` a local file, ``freeze_encoder``.
     """
 
-    def __init__(self, vocab: int, attention: Any, in_channels: int, image_size: int,
-                 config: CaptionerConfig | None = None):  # fmt: skip
+    def __init__(
+        self, vocab: int, attention: Any, in_channels: int, image_size: int, config: CaptionerConfig | None = None
+    ):
         super().__init__()
         c = config or CaptionerConfig()
         self.encoder: GridFeatureEncoder
         if c.encoder == "cnn":
             self.encoder = GridEncoder(in_channels, image_size, tuple(c.channels), c.encoder_weights, c.freeze_encoder)
         elif c.encoder == "resnet":
-            self.encoder = ResNetGridEncoder(in_channels, image_size, c.resnet_depth, c.encoder_weights,
-                                             c.freeze_encoder)  # fmt: skip
+            self.encoder = ResNetGridEncoder(
+                in_channels, image_size, c.resnet_depth, c.encoder_weights, c.freeze_encoder
+            )
         else:
             raise ValueError(f"model.encoder={c.encoder!r}: choose cnn or resnet")
         if c.cache_features and not c.freeze_encoder:
-            raise ValueError("model.cache_features=true needs model.freeze_encoder=true: only a frozen encoder's "
-                             "features stay the same from one step to the next")  # fmt: skip
+            raise ValueError(
+                "model.cache_features=true needs model.freeze_encoder=true: only a frozen encoder's "
+                "features stay the same from one step to the next"
+            )
         mechanism = build_attention(attention, query_dim=c.hidden, key_dim=self.encoder.dim)
         self.decoder = CaptionDecoder(vocab, c.embed_dim, c.hidden, self.encoder.dim, mechanism, c.dropout)
 

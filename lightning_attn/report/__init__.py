@@ -28,12 +28,20 @@ class Written:
     decisions: list[str] = field(default_factory=list)  # the decision of each task, as the report opens with it
 
 
-def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str] | None = None,
-                 studies: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
-                 bootstrap_samples: int = significance.BOOTSTRAP_SAMPLES, reference: str | None = None,
-                 min_seeds: int = aggregate.MIN_SEEDS, constraints: list[Constraint] | None = None,
-                 objective: Objective | None = None, log: bool = True,
-                 margins: dict[str, float] | None = None) -> Written:  # fmt: skip
+def build_report(
+    tracking_uri: str | list[str],
+    out: Path,
+    experiments: list[str] | None = None,
+    studies: list[str] | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    bootstrap_samples: int = significance.BOOTSTRAP_SAMPLES,
+    reference: str | None = None,
+    min_seeds: int = aggregate.MIN_SEEDS,
+    constraints: list[Constraint] | None = None,
+    objective: Objective | None = None,
+    log: bool = True,
+    margins: dict[str, float] | None = None,
+) -> Written:
     """Write the report into ``out``: every format asked for, and how many comparable results and
     failed runs it holds (a report over failed runs only lists the failures and their reasons). It opens
     with the decision (:mod:`.decision`) under ``constraints`` and ``objective``; with ``log``, the files
@@ -46,8 +54,10 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
     rows = aggregate.summarise(collected, min_seeds)
     failed = aggregate.failures(collected)
     if not rows and not failed:
-        raise LookupError(f"no finished runs with test metrics in {', '.join(map(mask_secrets, collected.stores))} "
-                          f"(experiments: {', '.join(collected.experiments) or 'none'})")  # fmt: skip
+        raise LookupError(
+            f"no finished runs with test metrics in {', '.join(map(mask_secrets, collected.stores))} "
+            f"(experiments: {', '.join(collected.experiments) or 'none'})"
+        )
     by_id = {r.run_id: r for r in collected.runs}
     compared = [r for row in rows for r in row.compared]
     margins = comparisons.margins(rows, margins)
@@ -64,11 +74,22 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
     warnings = aggregate.pooling_notes(collected) + diagnostics.budget_warnings(rows)
     decisions = decision.decide(rows, tests, diagnoses, constraints or [], objective or Objective(), timed)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"title": "Attention trade-offs", "tasks": sorted({r.task for r in rows}), "rows": rows,
-              "tests": tests, "diagnoses": diagnoses, "verdicts": verdicts, "warnings": warnings,
-              "decisions": decisions, "constraints": [str(c) for c in constraints or []],
-              "failures": failed, "min_seeds": min_seeds, "margins": margins,
-              "importance_evaluator": collect.IMPORTANCE_EVALUATOR, "speed": timed}  # fmt: skip
+    report = {
+        "title": "Attention trade-offs",
+        "tasks": sorted({r.task for r in rows}),
+        "rows": rows,
+        "tests": tests,
+        "diagnoses": diagnoses,
+        "verdicts": verdicts,
+        "warnings": warnings,
+        "decisions": decisions,
+        "constraints": [str(c) for c in constraints or []],
+        "failures": failed,
+        "min_seeds": min_seeds,
+        "margins": margins,
+        "importance_evaluator": collect.IMPORTANCE_EVALUATOR,
+        "speed": timed,
+    }
     written: dict[str, Path] = {}
     if "csv" in formats:
         written["csv"] = render.write_csv(out, rows)
@@ -89,9 +110,12 @@ def build_report(tracking_uri: str | list[str], out: Path, experiments: list[str
                     gallery.setdefault(row.task, {})[row.mechanism] = pictures
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             stores = ", ".join(map(mask_secrets, collected.stores))
-            report |= {"plots": drawn, "gallery": gallery,
-                       "source": f"{len(collected.runs)} runs from {stores}, experiments "
-                                 f"{', '.join(collected.experiments)}; generated {stamp}"}  # fmt: skip
+            report |= {
+                "plots": drawn,
+                "gallery": gallery,
+                "source": f"{len(collected.runs)} runs from {stores}, experiments "
+                f"{', '.join(collected.experiments)}; generated {stamp}",
+            }
             if "html" in formats:
                 written["html"] = render.write_html(out, report)
             if "md" in formats:

@@ -158,8 +158,14 @@ def summarise(collected: Collected, min_seeds: int = MIN_SEEDS) -> list[Row]:
     return rows
 
 
-def row_of(task: str, mechanism: str, runs: list[RunRecord], results: list[RunRecord], compared: list[RunRecord],
-           min_seeds: int = MIN_SEEDS) -> Row:  # fmt: skip
+def row_of(
+    task: str,
+    mechanism: str,
+    runs: list[RunRecord],
+    results: list[RunRecord],
+    compared: list[RunRecord],
+    min_seeds: int = MIN_SEEDS,
+) -> Row:
     """The row of ``compared`` (the seed runs, or the best run), named ``mechanism``: ``runs`` every run of
     the mechanism (its budget and compute), ``results`` the finished ones its best run is chosen from; a CI
     from ``min_seeds`` compared runs up."""
@@ -170,8 +176,9 @@ def row_of(task: str, mechanism: str, runs: list[RunRecord], results: list[RunRe
     # runs that ended on their own: pruned and interrupted ones (KILLED) are neither success nor failure
     ended = [r for r in runs if r.status in ("FINISHED", "FAILED")]
     failed = [r for r in ended if r.status == "FAILED"]
-    batch_latency = [v for r in compared for k, v in r.metrics.items()
-                     if k.startswith(_BATCH_LATENCY) and not k.endswith("_b1")]  # fmt: skip
+    batch_latency = [
+        v for r in compared for k, v in r.metrics.items() if k.startswith(_BATCH_LATENCY) and not k.endswith("_b1")
+    ]
 
     def mean_of(key: str) -> float | None:
         return _mean([r.metrics.get(key) for r in compared])
@@ -206,9 +213,11 @@ def row_of(task: str, mechanism: str, runs: list[RunRecord], results: list[RunRe
 
 def failures(collected: Collected) -> list[Failure]:
     """Every failed run, with its recorded reason, so that a report over failed runs says what went wrong."""
-    return [Failure(r.task, r.mechanism, r.name, r.run_id, r.kind,
-                    r.tags.get(T.FAILURE_REASON, wording.NO_FAILURE_REASON))
-            for r in collected.runs if r.status == "FAILED"]  # fmt: skip
+    return [
+        Failure(r.task, r.mechanism, r.name, r.run_id, r.kind, r.tags.get(T.FAILURE_REASON, wording.NO_FAILURE_REASON))
+        for r in collected.runs
+        if r.status == "FAILED"
+    ]
 
 
 def by_task(rows: list[Row]) -> dict[str, list[Row]]:

@@ -107,8 +107,9 @@ def collect(tracking_uris: str | list[str], experiments: list[str] | None, studi
     return out
 
 
-def _collect_store(tracking_uri: str, experiments: list[str] | None, studies: list[str] | None, out: Collected,
-                   missing_ok: bool) -> list[RunRecord]:  # fmt: skip
+def _collect_store(
+    tracking_uri: str, experiments: list[str] | None, studies: list[str] | None, out: Collected, missing_ok: bool
+) -> list[RunRecord]:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -149,11 +150,22 @@ def _collect_store(tracking_uri: str, experiments: list[str] | None, studies: li
         wall = (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None
         records.append(
             RunRecord(
-                info.run_id, info.run_name or info.run_id, exp_name, _task(r), _mechanism(r), info.status, kind,
-                dict(r.data.metrics), dict(r.data.params), dict(tags), study, tags.get(T.TRIAL_STATE), wall,
+                info.run_id,
+                info.run_name or info.run_id,
+                exp_name,
+                _task(r),
+                _mechanism(r),
+                info.status,
+                kind,
+                dict(r.data.metrics),
+                dict(r.data.params),
+                dict(tags),
+                study,
+                tags.get(T.TRIAL_STATE),
+                wall,
                 tracking_uri,
             )
-        )  # fmt: skip
+        )
     return records
 
 
@@ -183,8 +195,10 @@ def metric_histories(runs: list[RunRecord], key: str) -> dict[str, list[tuple[in
     """``{run id: [(step, value), …]}`` of one metric, in step order, each read from its run's store."""
     from mlflow import MlflowClient
 
-    return {r.run_id: sorted((m.step, m.value) for m in MlflowClient(r.store).get_metric_history(r.run_id, key))
-            for r in runs}  # fmt: skip
+    return {
+        r.run_id: sorted((m.step, m.value) for m in MlflowClient(r.store).get_metric_history(r.run_id, key))
+        for r in runs
+    }
 
 
 def read_artifact(tracking_uri: str, run_id: str, path: str, dst: Path) -> Path | None:

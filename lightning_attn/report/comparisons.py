@@ -126,8 +126,12 @@ class PairTest:
         """The fields, the seed-level test's with its name, and its p and outcome: the JSON's entry."""
         data = asdict(self)
         data["seed"] = None if self.seed is None else asdict(self.seed) | {"test": self.seed.name}
-        return data | {"p_value": self.p_value, "outcome": self.outcome, "significant": self.significant,
-                       "correction": wording.correction(self.family)}  # fmt: skip
+        return data | {
+            "p_value": self.p_value,
+            "outcome": self.outcome,
+            "significant": self.significant,
+            "correction": wording.correction(self.family),
+        }
 
 
 @dataclass
@@ -187,9 +191,14 @@ def margins(rows: list[Row], asked: dict[str, float] | None = None) -> dict[str,
     return out
 
 
-def pair_tests(rows: list[Row], preds: Predictions, samples: int = sig.BOOTSTRAP_SAMPLES,
-               margins: dict[str, float] | None = None, looks: Looks | None = None,
-               estimates: bool = True) -> list[PairTest]:  # fmt: skip
+def pair_tests(
+    rows: list[Row],
+    preds: Predictions,
+    samples: int = sig.BOOTSTRAP_SAMPLES,
+    margins: dict[str, float] | None = None,
+    looks: Looks | None = None,
+    estimates: bool = True,
+) -> list[PairTest]:
     """Every pair of rows of a task, the more accurate by mean first: the seed-level test on the metric the
     table shows (with the bootstrap over test items where both sides have per-item statistics of it, ``samples``
     replicates), equivalence within ``margins[metric]`` where a margin is given; with ``looks`` (default: what
@@ -200,9 +209,14 @@ def pair_tests(rows: list[Row], preds: Predictions, samples: int = sig.BOOTSTRAP
     return tests_of_pairs(rows, items, samples, margins, looks, estimates)
 
 
-def tests_of_pairs(rows: list[Row], items: dict[tuple[str, str], RowItems], samples: int = sig.BOOTSTRAP_SAMPLES,
-               margins: dict[str, float] | None = None, looks: Looks | None = None,
-               estimates: bool = True) -> list[PairTest]:  # fmt: skip
+def tests_of_pairs(
+    rows: list[Row],
+    items: dict[tuple[str, str], RowItems],
+    samples: int = sig.BOOTSTRAP_SAMPLES,
+    margins: dict[str, float] | None = None,
+    looks: Looks | None = None,
+    estimates: bool = True,
+) -> list[PairTest]:
     """:func:`pair_tests` with each row's per-item statistics given (``items``, by task and mechanism) rather than
     read from predictions — how a simulation hands in what it made."""
     out = []
@@ -210,9 +224,21 @@ def tests_of_pairs(rows: list[Row], items: dict[tuple[str, str], RowItems], samp
         ranked = sorted(group, key=lambda r: (-r.mean, r.mechanism))
         scored: dict = {}  # each run's bootstrap scores, computed once for all its pairs
         design = looks or looks_of(group)
-        tests = [_pair_test(task, a, b, items[task, a.mechanism], items[task, b.mechanism], samples,
-                            (margins or {}).get(a.metric), scored, design, estimates)
-                 for a, b in itertools.combinations(ranked, 2)]  # fmt: skip
+        tests = [
+            _pair_test(
+                task,
+                a,
+                b,
+                items[task, a.mechanism],
+                items[task, b.mechanism],
+                samples,
+                (margins or {}).get(a.metric),
+                scored,
+                design,
+                estimates,
+            )
+            for a, b in itertools.combinations(ranked, 2)
+        ]
         adjust(tests, estimates, design)
         out += tests
     return out
@@ -244,8 +270,18 @@ def adjust(tests: list[PairTest], estimates: bool = True, looks: Looks | None = 
                 test.hopeless = chance is not None and chance > looks.most
 
 
-def _pair_test(task: str, a: Row, b: Row, items_a: RowItems, items_b: RowItems, samples: int,
-               margin: float | None, scored: dict, looks: Looks | None, estimates: bool) -> PairTest:  # fmt: skip
+def _pair_test(
+    task: str,
+    a: Row,
+    b: Row,
+    items_a: RowItems,
+    items_b: RowItems,
+    samples: int,
+    margin: float | None,
+    scored: dict,
+    looks: Looks | None,
+    estimates: bool,
+) -> PairTest:
     """The seed-level test of ``a`` against ``b`` (see :func:`pair_tests`) and its evidence, not yet adjusted."""
     test = PairTest(task, a.mechanism, b.mechanism, a.metric, a.mean, b.mean)
     comparable = not (items_a.missing or items_b.missing) and items_a.references == items_b.references
@@ -290,8 +326,9 @@ def _pair_test(task: str, a: Row, b: Row, items_a: RowItems, items_b: RowItems, 
 def undecided_against(tests: list[PairTest], mechanism: str) -> list[str]:
     """The mechanisms ``mechanism``'s pair with is still undecided (or untested) among ``tests``: while there are
     any, a comparison run until decided gives it another seed."""
-    return [t.b if t.a == mechanism else t.a for t in tests
-            if mechanism in (t.a, t.b) and t.outcome in (None, UNDECIDED)]  # fmt: skip
+    return [
+        t.b if t.a == mechanism else t.a for t in tests if mechanism in (t.a, t.b) and t.outcome in (None, UNDECIDED)
+    ]
 
 
 def worth_more_seeds(tests: list[PairTest], mechanism: str, among: set[str]) -> list[str]:
@@ -299,8 +336,11 @@ def worth_more_seeds(tests: list[PairTest], mechanism: str, among: set[str]) -> 
     more seeds may decide: all but the :attr:`PairTest.hopeless` ones (an estimate: stopping early never adds a
     false claim)."""
     undecided = [t for t in tests if mechanism in (t.a, t.b) and t.outcome in (None, UNDECIDED)]
-    return [t.b if t.a == mechanism else t.a for t in undecided
-            if (t.b if t.a == mechanism else t.a) in among and not t.hopeless]  # fmt: skip
+    return [
+        t.b if t.a == mechanism else t.a
+        for t in undecided
+        if (t.b if t.a == mechanism else t.a) in among and not t.hopeless
+    ]
 
 
 def find_test(tests: list[PairTest], task: str, x: str, y: str) -> PairTest | None:

@@ -65,8 +65,9 @@ class Constraint:
         return self.op.startswith("<")
 
     def holds(self, value: float) -> bool:
-        return {"<=": value <= self.limit, ">=": value >= self.limit, "<": value < self.limit,
-                ">": value > self.limit}[self.op]  # fmt: skip
+        return {"<=": value <= self.limit, ">=": value >= self.limit, "<": value < self.limit, ">": value > self.limit}[
+            self.op
+        ]
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.limit:g}"
@@ -215,8 +216,14 @@ def _measured(row: Row, metric: str, speed: SpeedPass | None) -> Interval | None
     return interval(row.values(metric))
 
 
-def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints: list[Constraint],
-                 objective: Objective, speed: SpeedPass | None) -> Decision:  # fmt: skip
+def _constrained(
+    task: str,
+    group: list[Row],
+    tests: list[PairTest],
+    constraints: list[Constraint],
+    objective: Objective,
+    speed: SpeedPass | None,
+) -> Decision:
     """The pick under ``constraints``: the feasible, those tied with the most accurate, the cheapest of them in
     the first constraint's resource (see the module's docstring)."""
     feasible, excluded, borderline, shown = [], {}, [], {}
@@ -280,8 +287,9 @@ def _constrained(task: str, group: list[Row], tests: list[PairTest], constraints
     return Decision(task, text, pick.mechanism, [r.mechanism for r in tied], [r.mechanism for r in feasible], excluded)
 
 
-def _cost_difference(pick: Row, others: list[Row], resource: Constraint, shown: dict[tuple[str, str], Interval],
-                     speed: SpeedPass | None) -> tuple[str, bool]:  # fmt: skip
+def _cost_difference(
+    pick: Row, others: list[Row], resource: Constraint, shown: dict[tuple[str, str], Interval], speed: SpeedPass | None
+) -> tuple[str, bool]:
     """The pick's cost in ``resource`` against the next cheapest of ``others`` (:func:`.wording.cost_saving`), and
     whether that saving is real: for a time of the speed pass, where the pass shows the pick faster; for its
     tensor memory (counted, not sampled), where it is at least 5 % less; for a figure of the seed runs, where it is
@@ -304,8 +312,9 @@ def _cost_difference(pick: Row, others: list[Row], resource: Constraint, shown: 
     return wording.cost_saving(mine, rival.mechanism, theirs, p, clear), clear
 
 
-def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective: Objective,
-                   speed: SpeedPass | None) -> Decision:  # fmt: skip
+def _unconstrained(
+    task: str, group: list[Row], tests: list[PairTest], objective: Objective, speed: SpeedPass | None
+) -> Decision:
     """Without constraints: the mechanisms no other beats on both the objective (for the family) and the cost (the
     speed pass shows it faster at :data:`.speed.DECODING`; without a pass, accuracy alone); one pick only when that
     is a single mechanism."""
@@ -335,7 +344,9 @@ def _unconstrained(task: str, group: list[Row], tests: list[PairTest], objective
         cost=f"{SPEED_PREFIX}{DECODING}_ms",
         timed=speed is not None,
     )
-    text += wording.pair_outcomes([(t.a, t.b, t.outcome, t.seed.margin, t.seeds_needed) for t in tests
-                                   if t.task == task and t.seed is not None], unit)  # fmt: skip
+    text += wording.pair_outcomes(
+        [(t.a, t.b, t.outcome, t.seed.margin, t.seeds_needed) for t in tests if t.task == task and t.seed is not None],
+        unit,
+    )
     pick = best.mechanism if len(undominated) == 1 else None
     return Decision(task, text, pick, names, [r.mechanism for r in group])

@@ -39,16 +39,24 @@ class Diagnosis:
     @property
     def flags(self) -> list[str]:
         """Each problem in words (:func:`.wording.flags`); empty: none."""
-        return wording.flags(len(self.not_converged), len(self.unrecorded), self.compared_runs, self.seeds,
-                             self.min_seeds, self.at_floor, self.floor_note)  # fmt: skip
+        return wording.flags(
+            len(self.not_converged),
+            len(self.unrecorded),
+            self.compared_runs,
+            self.seeds,
+            self.min_seeds,
+            self.at_floor,
+            self.floor_note,
+        )
 
     def as_dict(self) -> dict:
         """The fields, whether the seeds are too few, and the flags: the JSON's entry."""
         return asdict(self) | {"too_few_seeds": self.too_few_seeds, "flags": self.flags}
 
 
-def diagnose(rows: list[Row], tests: list[PairTest], curves: dict[str, list[float]] | None = None,
-             min_seeds: int = MIN_SEEDS) -> list[Diagnosis]:  # fmt: skip
+def diagnose(
+    rows: list[Row], tests: list[PairTest], curves: dict[str, list[float]] | None = None, min_seeds: int = MIN_SEEDS
+) -> list[Diagnosis]:
     """One diagnosis per row, in their order: its convergence, its seeds against ``min_seeds``, its budget, and
     whether it is at the floor by the seed-level test (``tests``) against its task's control mechanism.
     ``curves``: run id -> validation metric per epoch, kept as the evidence of the not-converged runs."""
@@ -58,10 +66,19 @@ def diagnose(rows: list[Row], tests: list[PairTest], curves: dict[str, list[floa
         control = next((r for r in group if r.control), None)
         for row in group:
             stuck = [r for r in row.compared if r.converged is False]
-            d = Diagnosis(task, row.mechanism, row.seeds, min_seeds, [r.name for r in stuck],
-                          [r.name for r in row.compared if r.converged is None], len(row.compared), row.trials,
-                          row.compute_s, row.control, curves={r.name: curves[r.run_id] for r in stuck
-                                                              if r.run_id in curves})  # fmt: skip
+            d = Diagnosis(
+                task,
+                row.mechanism,
+                row.seeds,
+                min_seeds,
+                [r.name for r in stuck],
+                [r.name for r in row.compared if r.converged is None],
+                len(row.compared),
+                row.trials,
+                row.compute_s,
+                row.control,
+                curves={r.name: curves[r.run_id] for r in stuck if r.run_id in curves},
+            )
             if control is not None and row is not control:
                 test = find_test(tests, task, row.mechanism, control.mechanism)
                 if test is None or test.seed is None:
@@ -69,8 +86,9 @@ def diagnose(rows: list[Row], tests: list[PairTest], curves: dict[str, list[floa
                 else:
                     gain = difference(test, row.mechanism)
                     d.at_floor = not (gain > 0 and test.significant)
-                    d.floor_note = wording.floor_note(gain, wording.unit_of(row.metric), control.mechanism,
-                                                      test.p_adjusted)  # fmt: skip
+                    d.floor_note = wording.floor_note(
+                        gain, wording.unit_of(row.metric), control.mechanism, test.p_adjusted
+                    )
             out.append(d)
     return out
 

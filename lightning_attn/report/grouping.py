@@ -17,8 +17,18 @@ from . import wording
 from .collect import RunRecord
 
 #: run params that say where and how a run was logged or watched, not what was trained
-NOT_CONFIG = frozenset({"seed", "seeds", "threads", "output_dir", "data.num_workers", "trainer.enable_progress_bar",
-                        "trainer.enable_model_summary", "choices.logger"})  # fmt: skip
+NOT_CONFIG = frozenset(
+    {
+        "seed",
+        "seeds",
+        "threads",
+        "output_dir",
+        "data.num_workers",
+        "trainer.enable_progress_bar",
+        "trainer.enable_model_summary",
+        "choices.logger",
+    }
+)
 NOT_CONFIG_PREFIXES = ("logger.", "speed.", "task.attention_pictures")
 
 
@@ -55,8 +65,13 @@ def variants(runs: list[RunRecord]) -> tuple[list[Variant], list[str]]:
         by_seed: dict[str, RunRecord] = {}
         for run in members:  # runs come newest first (MLflow's order): the first of a seed is its latest
             by_seed.setdefault(run.params.get("seed", run.run_id), run)
-        repeated = sorted({s for s in (r.params.get("seed", r.run_id) for r in members)
-                           if sum(r.params.get("seed", r.run_id) == s for r in members) > 1})  # fmt: skip
+        repeated = sorted(
+            {
+                s
+                for s in (r.params.get("seed", r.run_id) for r in members)
+                if sum(r.params.get("seed", r.run_id) == s for r in members) > 1
+            }
+        )
         if repeated:
             notes.append(wording.seed_repeated(mechanism, label, repeated))
         out.append(Variant(label, list(by_seed.values())))

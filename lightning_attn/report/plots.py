@@ -58,8 +58,15 @@ def pareto_plots(task: str, rows: list[Row], collected: Collected) -> list[Plot]
     latency = SPEED["infer_ms_p50_b1"]
     series = []
     for row in rows:
-        runs = [r for r in collected.runs if r.task == task and r.mechanism == row.mechanism
-                and r.status == "FINISHED" and r.accuracy is not None and latency in r.metrics]  # fmt: skip
+        runs = [
+            r
+            for r in collected.runs
+            if r.task == task
+            and r.mechanism == row.mechanism
+            and r.status == "FINISHED"
+            and r.accuracy is not None
+            and latency in r.metrics
+        ]
         points = [(r.metrics[latency], r.accuracy) for r in runs]
         if points:
             series.append(Series(row.mechanism, *map(list, zip(*points)), labels=[r.name for r in runs]))
@@ -75,8 +82,16 @@ def pareto_plots(task: str, rows: list[Row], collected: Collected) -> list[Plot]
         series = [Series(f"{r.mechanism} (n = {r.seeds})", [r.seed_std], [r.mean]) for r in seeded]
         front = frontier(points)
         series.append(Series("frontier", *map(list, zip(*front)), mode="lines"))
-        plots.append(Plot(f"{task}: accuracy vs seed spread", f"std of {metric} over seeds", f"mean {metric}", series,
-                          note=wording.SEED_SPREAD_NOTE, task=task))  # fmt: skip
+        plots.append(
+            Plot(
+                f"{task}: accuracy vs seed spread",
+                f"std of {metric} over seeds",
+                f"mean {metric}",
+                series,
+                note=wording.SEED_SPREAD_NOTE,
+                task=task,
+            )
+        )
     return plots
 
 
@@ -92,13 +107,20 @@ def learning_curves(task: str, rows: list[Row], curves: dict[str, list[float]], 
         epochs = range(max(len(h) for h in histories))
         at = [[h[e] for h in histories if e < len(h)] for e in epochs]
         x = [e + 1 for e in epochs]
-        series.append(Series(f"{row.mechanism} ({len(histories)} run(s))", x, [statistics.fmean(v) for v in at],
-                             "band", [min(v) for v in at], [max(v) for v in at]))  # fmt: skip
+        series.append(
+            Series(
+                f"{row.mechanism} ({len(histories)} run(s))",
+                x,
+                [statistics.fmean(v) for v in at],
+                "band",
+                [min(v) for v in at],
+                [max(v) for v in at],
+            )
+        )
         for run in row.compared:
             if run.converged is False and curves.get(run.run_id):
                 values = curves[run.run_id]
-                series.append(Series(f"{run.name}: still improving", list(range(1, len(values) + 1)), values,
-                                     "dashed"))  # fmt: skip
+                series.append(Series(f"{run.name}: still improving", list(range(1, len(values) + 1)), values, "dashed"))
     return Plot(f"{task}: learning curves", "epoch", key, series, note=wording.CURVES_NOTE, task=task)
 
 
@@ -109,7 +131,15 @@ def importance_plots(collected: Collected, values: dict[str, dict[str, float]]) 
     for study_name, found in sorted(values.items()):
         run = next(r for r in collected.runs if r.study == study_name)
         names = list(found)
-        plots.append(Plot(f"{run.task} / {run.mechanism}: hyperparameter importance ({study_name})", "importance", "",
-                          [Series(run.mechanism, [found[n] for n in names], names)], kind="bar",
-                          note=wording.importance_note(IMPORTANCE_EVALUATOR), task=run.task))  # fmt: skip
+        plots.append(
+            Plot(
+                f"{run.task} / {run.mechanism}: hyperparameter importance ({study_name})",
+                "importance",
+                "",
+                [Series(run.mechanism, [found[n] for n in names], names)],
+                kind="bar",
+                note=wording.importance_note(IMPORTANCE_EVALUATOR),
+                task=run.task,
+            )
+        )
     return plots

@@ -51,8 +51,12 @@ def cells(row: Row) -> list[str]:
     data = row.as_dict() | {"budget": f"{row.trials_complete}/{row.trials_pruned}/{row.trials_failed}"}
     if row.ci95 is None:
         data["ci95"] = row.ci_note or None  # "n = 2: no CI": never an interval from too few seeds
-    return ["—" if data[key] is None else (data[key] if isinstance(data[key], str) and key == "ci95"
-            else fmt.format(data[key])) for key, _, fmt in COLUMNS]  # fmt: skip
+    return [
+        "—"
+        if data[key] is None
+        else (data[key] if isinstance(data[key], str) and key == "ci95" else fmt.format(data[key]))
+        for key, _, fmt in COLUMNS
+    ]
 
 
 def speed_header(timed: SpeedPass) -> list[str]:
@@ -64,14 +68,20 @@ def speed_header(timed: SpeedPass) -> list[str]:
 def speed_rows(timed: SpeedPass) -> list[list[str]]:
     """The speed pass's figures: each mechanism's time and tensor memory at each kind of work."""
     kinds = timed.kinds()
-    return [[r["mechanism"], *(f"{r[f'{k}_ms']:.3g}" for k in kinds), *(f"{r[f'{k}_mib']:.3g}" for k in kinds)]
-            for r in timed.rows()]  # fmt: skip
+    return [
+        [r["mechanism"], *(f"{r[f'{k}_ms']:.3g}" for k in kinds), *(f"{r[f'{k}_mib']:.3g}" for k in kinds)]
+        for r in timed.rows()
+    ]
 
 
 def speed_lines(timed: SpeedPass) -> list[str]:
     """Each mechanism against the pass's reference, in the pass's words."""
-    return [f"{wording.SPEED_WORK[k]}: {r[f'{k}_vs_reference']}" for r in timed.rows() for k in timed.kinds()
-            if r.get(f"{k}_vs_reference")]  # fmt: skip
+    return [
+        f"{wording.SPEED_WORK[k]}: {r[f'{k}_vs_reference']}"
+        for r in timed.rows()
+        for k in timed.kinds()
+        if r.get(f"{k}_vs_reference")
+    ]
 
 
 DIAG_HEADER = ["mechanism", "compared runs", "converged", "seeds", "at the floor", "trials", "compute (s)", "flags"]
@@ -85,8 +95,18 @@ def diagnosis_rows(diagnoses: list[Diagnosis]) -> list[list[str]]:
         if d.floor_note and not d.control:
             floor += f" ({d.floor_note})"
         seeds = f"{d.seeds}" + (" (too few)" if d.too_few_seeds else "")
-        out.append([d.mechanism, str(d.compared_runs), f"{converged} of {d.compared_runs}", seeds, floor,
-                    str(d.trials), f"{d.compute_s:.0f}", "; ".join(d.flags) or "none"])  # fmt: skip
+        out.append(
+            [
+                d.mechanism,
+                str(d.compared_runs),
+                f"{converged} of {d.compared_runs}",
+                seeds,
+                floor,
+                str(d.trials),
+                f"{d.compute_s:.0f}",
+                "; ".join(d.flags) or "none",
+            ]
+        )
     return out
 
 
@@ -100,9 +120,17 @@ def seed_rows(rows: list[Row]) -> list[list[str]]:
         for run in sorted(row.compared, key=lambda r: int(r.params.get("seed", r.tags.get("seed", "0")) or 0)):
             epochs, best = run.metrics.get("run/epochs"), run.metrics.get("run/best_epoch")
             converged = {True: "yes", False: "no", None: "—"}[run.converged]
-            out.append([row.mechanism, run.params.get("seed", run.tags.get("seed", "?")), f"{run.accuracy:.2f}",
-                        "—" if epochs is None else f"{epochs:.0f}", "—" if best is None else f"{best:.0f}", converged,
-                        run.name])  # fmt: skip
+            out.append(
+                [
+                    row.mechanism,
+                    run.params.get("seed", run.tags.get("seed", "?")),
+                    f"{run.accuracy:.2f}",
+                    "—" if epochs is None else f"{epochs:.0f}",
+                    "—" if best is None else f"{best:.0f}",
+                    converged,
+                    run.name,
+                ]
+            )
     return out
 
 
@@ -113,8 +141,17 @@ def failure_rows(failures: list[Failure]) -> list[list[str]]:
     return [[f.task, f.mechanism, f.run, f.kind, f.reason.splitlines()[0][:300]] for f in failures]
 
 
-SIG_HEADER = ["pair", "mean", "Δ (95 % CI over seeds)", "p", "adjusted p", "equivalence p (adjusted)", "outcome",
-              "power", "note"]  # fmt: skip
+SIG_HEADER = [
+    "pair",
+    "mean",
+    "Δ (95 % CI over seeds)",
+    "p",
+    "adjusted p",
+    "equivalence p (adjusted)",
+    "outcome",
+    "power",
+    "note",
+]
 
 
 def significance_rows(tests: list[PairTest]) -> list[list[str]]:
@@ -125,9 +162,11 @@ def significance_rows(tests: list[PairTest]) -> list[list[str]]:
         n = "" if s is None else f" (n = {s.n_a}, {s.n_b}" + (f"; {s.n_items} items)" if s.n_items else ")")
         p = "—" if s is None else f"{wording.p_text(s.p_value)}{n}"
         adjusted = "—" if t.p_adjusted is None else wording.p_text(t.p_adjusted)
-        equivalence = ("—" if s is None or s.equivalence_p is None
-                       else f"{wording.p_text(s.equivalence_p)} ({wording.p_text(t.equivalence_p_adjusted)}), "
-                            f"±{s.margin:g}")  # fmt: skip
+        equivalence = (
+            "—"
+            if s is None or s.equivalence_p is None
+            else f"{wording.p_text(s.equivalence_p)} ({wording.p_text(t.equivalence_p_adjusted)}), ±{s.margin:g}"
+        )
         if s is None:
             outcome = "not tested"
         elif s.delta == 0:
@@ -135,8 +174,19 @@ def significance_rows(tests: list[PairTest]) -> list[list[str]]:
         else:
             outcome = wording.outcome(t.outcome, s.margin, wording.unit_of(t.metric), t.seeds_needed)
         power = "—" if s is None or s.detectable is None else f"4 in 5 at {s.detectable:.2f} (estimate)"
-        out.append([f"{t.a} vs {t.b}", f"{t.a_mean:.2f} vs {t.b_mean:.2f}", delta, p, adjusted, equivalence,
-                    outcome, power, t.seed_note])  # fmt: skip
+        out.append(
+            [
+                f"{t.a} vs {t.b}",
+                f"{t.a_mean:.2f} vs {t.b_mean:.2f}",
+                delta,
+                p,
+                adjusted,
+                equivalence,
+                outcome,
+                power,
+                t.seed_note,
+            ]
+        )
     return out
 
 
@@ -170,7 +220,7 @@ def write_json(out: Path, report: dict) -> Path:
         "decisions": {task: d.as_dict() for task, d in report.get("decisions", {}).items()},
         "per_seed": [
             dict(zip(SEED_HEADER, r)) | {"task": row.task} for row in report["rows"] for r in seed_rows([row])
-        ],  # fmt: skip
+        ],
         "constraints": report.get("constraints", []),
         "warnings": report["warnings"],
         "failures": [dataclasses.asdict(f) for f in report["failures"]],
@@ -196,16 +246,31 @@ def plotly_figure(plot: Plot):
         if plot.kind == "bar":
             fig.add_trace(go.Bar(x=s.x, y=[e(str(v)) for v in s.y], name=name, orientation="h"))
         elif s.mode == "band":
-            fig.add_trace(go.Scatter(x=s.x + s.x[::-1], y=s.high + s.low[::-1], fill="toself", opacity=0.2,
-                                     line={"width": 0}, showlegend=False, hoverinfo="skip", name=name))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=s.x + s.x[::-1],
+                    y=s.high + s.low[::-1],
+                    fill="toself",
+                    opacity=0.2,
+                    line={"width": 0},
+                    showlegend=False,
+                    hoverinfo="skip",
+                    name=name,
+                )
+            )
             fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines", name=name))
         elif s.mode == "dashed":
             fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines", name=name, line={"dash": "dash", "width": 1}))
         else:
             labels = None if s.labels is None else [e(label) for label in s.labels]
             fig.add_trace(go.Scatter(x=s.x, y=s.y, mode=s.mode, name=name, text=labels))
-    fig.update_layout(title=e(plot.title), xaxis_title=e(plot.x_label), yaxis_title=e(plot.y_label), height=420,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50})  # fmt: skip
+    fig.update_layout(
+        title=e(plot.title),
+        xaxis_title=e(plot.x_label),
+        yaxis_title=e(plot.y_label),
+        height=420,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+    )
     return fig
 
 
@@ -331,8 +396,10 @@ def write_html(out: Path, report: dict) -> Path:
         return html.escape(words, quote=False)
 
     title = e(report["title"])
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{title}</h1><p>{e(report['source'])}</p>"]  # fmt: skip
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{title}</h1><p>{e(report['source'])}</p>"
+    ]
     decided = "".join(f"<p class='decision'>{_bold(e(line))}</p>" for line in decision_lines(report))
     parts.append(f"<section id='decision'><h2>Decision</h2>{decided}</section>")
     parts += [f"<p class='warn'><b>warning:</b> {e(w)}</p>" for w in report["warnings"]]
@@ -340,28 +407,41 @@ def write_html(out: Path, report: dict) -> Path:
     for task in report["tasks"]:
         rows = [r for r in report["rows"] if r.task == task]
         verdict = report["verdicts"][task]
-        parts.append(f"<h2>{e(task)}</h2><p>Accuracy: <code>{e(rows[0].metric)}</code> "
-                     f"{text(wording.accuracy_note(report['min_seeds']))}</p>")  # fmt: skip
+        parts.append(
+            f"<h2>{e(task)}</h2><p>Accuracy: <code>{e(rows[0].metric)}</code> "
+            f"{text(wording.accuracy_note(report['min_seeds']))}</p>"
+        )
         parts.append(_html_table([c[1] for c in COLUMNS], [cells(r) for r in rows]))
         diagnoses = [d for d in report["diagnoses"] if d.task == task]
-        parts.append("<h3>Diagnostics</h3>" + _html_table(DIAG_HEADER, diagnosis_rows(diagnoses))
-                     + f"<p class='note'>{e(wording.FLAGS_NOTE)}</p>")  # fmt: skip
+        parts.append(
+            "<h3>Diagnostics</h3>"
+            + _html_table(DIAG_HEADER, diagnosis_rows(diagnoses))
+            + f"<p class='note'>{e(wording.FLAGS_NOTE)}</p>"
+        )
         parts.append("<h3>Per seed</h3>" + _html_table(SEED_HEADER, seed_rows(rows)))
         items = "".join(f"<li class='{'withheld' if p.withheld else 'stated'}'>{e(p.line)}</li>" for p in verdict.pairs)
         summary_class = "withheld" if verdict.withheld else "stated"
         summary = f"<li class='{summary_class}'><b>{e(verdict.summary)}</b></li>"
-        parts.append(f"<h3>Verdict <span class='note'>(reference: {e(verdict.reference)})</span></h3>"
-                     f"<ul class='verdict'>{summary}{items}</ul>")  # fmt: skip
+        parts.append(
+            f"<h3>Verdict <span class='note'>(reference: {e(verdict.reference)})</span></h3>"
+            f"<ul class='verdict'>{summary}{items}</ul>"
+        )
         timed = report.get("speed", {}).get(task)
         if timed is not None:
             said = "".join(f"<li>{e(line)}</li>" for line in speed_lines(timed))
-            parts.append("<h3>Speed pass</h3>" + _html_table(speed_header(timed), speed_rows(timed))
-                         + f"<ul>{said}</ul><p class='note'>{e(wording.speed_note(timed.settings))}</p>")  # fmt: skip
+            parts.append(
+                "<h3>Speed pass</h3>"
+                + _html_table(speed_header(timed), speed_rows(timed))
+                + f"<ul>{said}</ul><p class='note'>{e(wording.speed_note(timed.settings))}</p>"
+            )
         tests = [t for t in report["tests"] if t.task == task]
         if tests:
             note = f"{wording.correction(len(tests))}. {wording.SIG_NOTE}"
-            parts.append("<h3>Significance</h3>" + _html_table(SIG_HEADER, significance_rows(tests))
-                         + f"<p class='note'>{e(note)}</p>")  # fmt: skip
+            parts.append(
+                "<h3>Significance</h3>"
+                + _html_table(SIG_HEADER, significance_rows(tests))
+                + f"<p class='note'>{e(note)}</p>"
+            )
         for plot in (p for p in report["plots"] if p.task == task):
             fig = plotly_figure(plot)
             parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first_plot else False))
@@ -370,13 +450,16 @@ def write_html(out: Path, report: dict) -> Path:
                 parts.append(f"<p class='note'>{e(plot.note)}</p>")
         gallery = report["gallery"].get(task, {})
         if gallery:
-            parts.append(f"<h3>Attention gallery</h3><p class='note'>{text(wording.GALLERY_NOTE)}</p>"
-                         "<div class='gallery'>")  # fmt: skip
+            parts.append(
+                f"<h3>Attention gallery</h3><p class='note'>{text(wording.GALLERY_NOTE)}</p><div class='gallery'>"
+            )
             for mechanism, pictures in gallery.items():
                 for picture in pictures:
                     data = base64.b64encode(picture.read_bytes()).decode()
-                    parts.append(f"<figure><img alt='{e(mechanism)} attention' src='data:image/png;base64,{data}'>"
-                                 f"<figcaption>{e(mechanism)}</figcaption></figure>")  # fmt: skip
+                    parts.append(
+                        f"<figure><img alt='{e(mechanism)} attention' src='data:image/png;base64,{data}'>"
+                        f"<figcaption>{e(mechanism)}</figcaption></figure>"
+                    )
             parts.append("</div>")
         else:
             parts.append(f"<p class='note'>{text(wording.NO_GALLERY)}</p>")

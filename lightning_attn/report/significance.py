@@ -139,10 +139,19 @@ def detectable_difference(se: float, df: float, power: float = POWER, level: flo
     return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-4)) * se  # far finer than the 2 decimals shown
 
 
-def seed_test(values_a: list[float], values_b: list[float], items_a: list[np.ndarray] | None = None,
-              items_b: list[np.ndarray] | None = None, statistic: str = "", samples: int = BOOTSTRAP_SAMPLES,
-              seed: int = 0, *, margin: float | None = None, scored: dict | None = None,
-              power: bool = True) -> SeedTest:  # fmt: skip
+def seed_test(
+    values_a: list[float],
+    values_b: list[float],
+    items_a: list[np.ndarray] | None = None,
+    items_b: list[np.ndarray] | None = None,
+    statistic: str = "",
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    *,
+    margin: float | None = None,
+    scored: dict | None = None,
+    power: bool = True,
+) -> SeedTest:
     """The verdict's test of a against b (see the module's docstring).
 
     Args:
@@ -167,15 +176,27 @@ def seed_test(values_a: list[float], values_b: list[float], items_a: list[np.nda
     p, df, se, crit = _welch(a, b)
     pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
     g = None if pooled == 0 else delta / pooled * (1 - 3 / (4 * (len(a) + len(b)) - 9))
-    result = SeedTest(len(a), len(b), float(a.mean()), float(b.mean()), delta, delta - crit * se, delta + crit * se,
-                      1.0 if delta == 0 else p, g, detectable_difference(se, df) if power else None, se=se,
-                      df=df)  # fmt: skip
+    result = SeedTest(
+        len(a),
+        len(b),
+        float(a.mean()),
+        float(b.mean()),
+        delta,
+        delta - crit * se,
+        delta + crit * se,
+        1.0 if delta == 0 else p,
+        g,
+        detectable_difference(se, df) if power else None,
+        se=se,
+        df=df,
+    )
     if margin is not None:
         result.margin, result.equivalence_p = margin, _tost_welch(delta, se, df, margin)
     if items_a and items_b and statistic:
         result.n_items, result.statistic, result.samples = items_a[0].shape[0], statistic, samples
-        replicates, observed = _items_bootstrap(items_a, items_b, ITEM_STATISTICS[statistic].score, samples, seed,
-                                                scored if scored is not None else {})  # fmt: skip
+        replicates, observed = _items_bootstrap(
+            items_a, items_b, ITEM_STATISTICS[statistic].score, samples, seed, scored if scored is not None else {}
+        )
         result.items_ci_low, result.items_ci_high = (float(v) for v in np.percentile(replicates, [2.5, 97.5]))
         identical = len(items_a) == len(items_b) and all(np.array_equal(x, y) for x, y in zip(items_a, items_b))
         result.items_p = 1.0 if identical or delta == 0 else _p_two_sided(replicates, observed)
@@ -207,8 +228,9 @@ def _tost_normal(observed: float, replicates: np.ndarray, margin: float) -> floa
     return float(max(special.ndtr(-(observed + margin) / spread), special.ndtr((observed - margin) / spread)))
 
 
-def _items_bootstrap(items_a: list[np.ndarray], items_b: list[np.ndarray], score: Callable, samples: int,
-                     seed: int, scored: dict) -> tuple[np.ndarray, float]:  # fmt: skip
+def _items_bootstrap(
+    items_a: list[np.ndarray], items_b: list[np.ndarray], score: Callable, samples: int, seed: int, scored: dict
+) -> tuple[np.ndarray, float]:
     """Two-level bootstrap (seeds × items) of the difference of mean corpus scores: its replicates, and the
     observed difference. ``scored`` keeps each run's scores under the resampled items (see :func:`seed_test`)."""
     n = items_a[0].shape[0]
@@ -228,8 +250,10 @@ def _items_bootstrap(items_a: list[np.ndarray], items_b: list[np.ndarray], score
             scored[key] = (run, score(weights @ run.astype(np.float64)))  # the run kept: its id stays its own
         return scored[key][1]
 
-    scores = {side: np.stack([run_scores(s) for s in runs], axis=1)  # (B, runs)
-              for side, runs in (("a", items_a), ("b", items_b))}  # fmt: skip
+    scores = {
+        side: np.stack([run_scores(s) for s in runs], axis=1)  # (B, runs)
+        for side, runs in (("a", items_a), ("b", items_b))
+    }
     pick_a = rng.integers(0, len(items_a), size=(samples, len(items_a)))
     pick_b = rng.integers(0, len(items_b), size=(samples, len(items_b)))
     rows = np.arange(samples)[:, None]

@@ -54,8 +54,16 @@ class Compared:
     looks: int  # looks taken (1 for a fixed number of seeds)
 
 
-def compare(rng: np.random.Generator, qualities: dict[str, float], *, seeds: int = 3, most: int | None = None,
-            margin: float | None = 1.0, samples: int = 200, items: bool = True) -> Compared:  # fmt: skip
+def compare(
+    rng: np.random.Generator,
+    qualities: dict[str, float],
+    *,
+    seeds: int = 3,
+    most: int | None = None,
+    margin: float | None = 1.0,
+    samples: int = 200,
+    items: bool = True,
+) -> Compared:
     """Mechanisms of the given ``qualities`` (logit units; 2.0 scores about 50 BLEU), ``seeds`` runs each — or,
     with ``most``, as ``compare --until-decided --max-seeds most`` runs them: a look after ``seeds``, then one
     more seed for each mechanism with a pair undecided, until none is or each has ``most``. ``items``: the
@@ -76,8 +84,14 @@ def compare(rng: np.random.Generator, qualities: dict[str, float], *, seeds: int
             given[m] += 1
 
 
-def _judge(drawn: dict[str, list[np.ndarray]], given: dict[str, int], looks: comparisons.Looks | None,
-           margin: float | None, samples: int, items: bool) -> tuple[list[Row], list]:  # fmt: skip
+def _judge(
+    drawn: dict[str, list[np.ndarray]],
+    given: dict[str, int],
+    looks: comparisons.Looks | None,
+    margin: float | None,
+    samples: int,
+    items: bool,
+) -> tuple[list[Row], list]:
     """The report's rows and family of tests of the first ``given`` runs of each mechanism."""
     collected = Collected(experiments=["simulated"])
     tags = {T.HEADLINE_METRIC: "test/bleu", T.TASK: "translation", T.ITEM_STATISTICS: "sacrebleu"}
@@ -90,13 +104,28 @@ def _judge(drawn: dict[str, list[np.ndarray]], given: dict[str, int], looks: com
                 "run/converged": 1.0,
                 "speed/infer_latency_ms_p50_b1": 1.0,
             }  # every mechanism as fast: accuracy alone differs
-            collected.runs.append(RunRecord(f"{mechanism}-{seed}", f"{mechanism}-{seed}", "simulated", "translation",
-                                            mechanism, "FINISHED", "seed", metrics, {},
-                                            tags | {T.MECHANISM: mechanism, T.SEED: str(seed)}))  # fmt: skip
+            collected.runs.append(
+                RunRecord(
+                    f"{mechanism}-{seed}",
+                    f"{mechanism}-{seed}",
+                    "simulated",
+                    "translation",
+                    mechanism,
+                    "FINISHED",
+                    "seed",
+                    metrics,
+                    {},
+                    tags | {T.MECHANISM: mechanism, T.SEED: str(seed)},
+                )
+            )
     rows = summarise(collected)
-    statistics = {(row.task, row.mechanism): comparisons.RowItems(drawn[row.mechanism][: given[row.mechanism]],
-                                                                  references=[["shared"]], name="sacrebleu")
-                  if items else comparisons.RowItems([], missing="simulated over seeds only")
-                  for row in rows}  # fmt: skip
+    statistics = {
+        (row.task, row.mechanism): comparisons.RowItems(
+            drawn[row.mechanism][: given[row.mechanism]], references=[["shared"]], name="sacrebleu"
+        )
+        if items
+        else comparisons.RowItems([], missing="simulated over seeds only")
+        for row in rows
+    }
     margins = {"test/bleu": margin} if margin is not None else {}
     return rows, comparisons.tests_of_pairs(rows, statistics, samples, margins, looks)

@@ -59,8 +59,7 @@ class PairVerdict:
 
     def as_dict(self) -> dict:
         """The JSON's entry: the claim and why it is withheld."""
-        return {"mechanism": self.mechanism, "reference": self.reference, "text": self.text,
-                "withheld": self.withheld}  # fmt: skip
+        return {"mechanism": self.mechanism, "reference": self.reference, "text": self.text, "withheld": self.withheld}
 
 
 @dataclass
@@ -88,9 +87,14 @@ class TaskVerdict:
 
     def as_dict(self) -> dict:
         """The JSON's entry: the summary, the pairs, whether withheld, and the lines as the report shows them."""
-        return {"task": self.task, "reference": self.reference, "summary": self.summary,
-                "pairs": [p.as_dict() for p in self.pairs], "withheld": self.withheld,
-                "lines": self.lines}  # fmt: skip
+        return {
+            "task": self.task,
+            "reference": self.reference,
+            "summary": self.summary,
+            "pairs": [p.as_dict() for p in self.pairs],
+            "withheld": self.withheld,
+            "lines": self.lines,
+        }
 
 
 def choose_reference(group: list[Row], requested: str | None = None) -> Row:
@@ -163,13 +167,20 @@ def verdicts(
     return out
 
 
-def _pair(row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], min_seeds: int,
-          speed: SpeedPass | None) -> PairVerdict:  # fmt: skip
+def _pair(
+    row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], min_seeds: int, speed: SpeedPass | None
+) -> PairVerdict:
     """``row`` against ``ref``: the outcome of the seed-level ``test`` as seen from ``row``, the facts, and
     withheld for ``blockers``."""
     unit = wording.unit_of(row.metric)
-    claim = {"mechanism": row.mechanism, "reference": ref.mechanism, "difference": row.mean - ref.mean,
-             "unit": unit, "seeds": row.seeds, "reference_seeds": ref.seeds}  # fmt: skip
+    claim = {
+        "mechanism": row.mechanism,
+        "reference": ref.mechanism,
+        "difference": row.mean - ref.mean,
+        "unit": unit,
+        "seeds": row.seeds,
+        "reference_seeds": ref.seeds,
+    }
     verdict = PairVerdict(row.mechanism, ref.mechanism, "", wording.explain(blockers), blockers=blockers)
     if test is None or test.seed is None:
         verdict.text = wording.comparison(**claim)
@@ -180,9 +191,12 @@ def _pair(row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], mi
     verdict.outcome = outcome_from(test, row.mechanism)
     verdict.facts = facts(row, ref, min_seeds, speed)
     described = wording.describe_test(s, delta, low, high, unit, test.p_adjusted, test.family)
-    verdict.text = wording.comparison(**claim, outcome=wording.outcome(verdict.outcome, s.margin, unit,
-                                                                       test.seeds_needed),
-                                      test=described, facts=[f.text for f in verdict.facts])  # fmt: skip
+    verdict.text = wording.comparison(
+        **claim,
+        outcome=wording.outcome(verdict.outcome, s.margin, unit, test.seeds_needed),
+        test=described,
+        facts=[f.text for f in verdict.facts],
+    )
     return verdict
 
 
@@ -193,8 +207,14 @@ def outcome_from(test: PairTest, x: str) -> str:
     return test.outcome
 
 
-def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], tests: list[PairTest],
-             blockers: dict[str, list[Blocker]]) -> TaskVerdict:  # fmt: skip
+def _summary(
+    task: str,
+    group: list[Row],
+    ref: Row,
+    pairs: list[PairVerdict],
+    tests: list[PairTest],
+    blockers: dict[str, list[Blocker]],
+) -> TaskVerdict:
     """The task's summary: the leader by mean, named the most accurate only when the family shows it better
     than every other mechanism and nothing (``blockers``, budgets, an untestable pair) is in the way."""
     leader = sorted(group, key=lambda r: (-r.mean, r.mechanism))[0]
@@ -211,17 +231,22 @@ def _summary(task: str, group: list[Row], ref: Row, pairs: list[PairVerdict], te
             tied.append((other.mechanism, test))
     if untested:
         found.append(Blocker("untested", leader.mechanism, against=tuple(untested)))
-    verdict = TaskVerdict(task, ref.mechanism, "", pairs, leader=leader.mechanism, tied=[m for m, _ in tied],
-                          blockers=found)  # fmt: skip
+    verdict = TaskVerdict(
+        task, ref.mechanism, "", pairs, leader=leader.mechanism, tied=[m for m, _ in tied], blockers=found
+    )
     if found:
         verdict.summary, verdict.withheld = wording.summary_withheld(wording.explain(found)), True
     elif tied:
         verdict.summary = wording.no_single_winner(
-            leader.mechanism, leader.metric, leader.mean, leader.ci95,
-            [(m, t.outcome, t.equivalence_p_adjusted if t.outcome == EQUIVALENT else t.p_adjusted, t.seeds_needed)
-             for m, t in tied],
-        )  # fmt: skip
+            leader.mechanism,
+            leader.metric,
+            leader.mean,
+            leader.ci95,
+            [
+                (m, t.outcome, t.equivalence_p_adjusted if t.outcome == EQUIVALENT else t.p_adjusted, t.seeds_needed)
+                for m, t in tied
+            ],
+        )
     else:
-        verdict.summary = wording.most_accurate(leader.mechanism, leader.metric, leader.mean, leader.ci95,
-                                                leader.seeds)  # fmt: skip
+        verdict.summary = wording.most_accurate(leader.mechanism, leader.metric, leader.mean, leader.ci95, leader.seeds)
     return verdict

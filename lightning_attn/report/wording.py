@@ -38,8 +38,10 @@ def not_pooled(mechanism: str, differing: Sequence[str], variants: Sequence[tupl
     """Runs of ``mechanism`` (``task / name``) whose configs differ in the keys ``differing``, compared as
     ``variants`` — (label, runs) each — rather than pooled as seeds."""
     listing = "; ".join(f"[{label}] {runs} run(s)" for label, runs in variants)
-    return (f"{mechanism}: runs differ in {', '.join(differing)}, so they are not pooled: compared as "
-            f"{len(variants)} variants ({listing})")  # fmt: skip
+    return (
+        f"{mechanism}: runs differ in {', '.join(differing)}, so they are not pooled: compared as "
+        f"{len(variants)} variants ({listing})"
+    )
 
 
 def seed_repeated(mechanism: str, label: str, seeds: Sequence[str]) -> str:
@@ -65,8 +67,10 @@ def p_is(p: float) -> str:
 
 def correction(pairs: int) -> str:
     """How a task's ``pairs`` were adjusted as one family."""
-    return (f"Holm's step-down with Shaffer's count over the {pairs} pair(s) of the task, difference and "
-            "equivalence tests together")  # fmt: skip
+    return (
+        f"Holm's step-down with Shaffer's count over the {pairs} pair(s) of the task, difference and "
+        "equivalence tests together"
+    )
 
 
 def no_item_statistics(mechanism: str, metric: str) -> str:
@@ -94,16 +98,19 @@ def over_seeds_only(why: str) -> str:
     return f"over seeds only: {why}"
 
 
-def describe_test(s: SeedTest, delta: float, low: float, high: float, unit: str, adjusted: float | None = None,
-                  family: int = 0) -> str:  # fmt: skip
+def describe_test(
+    s: SeedTest, delta: float, low: float, high: float, unit: str, adjusted: float | None = None, family: int = 0
+) -> str:
     """The seed-level test ``s`` in words, as seen from one side: its difference ``delta`` and interval
     ``low``–``high`` (in ``unit``), p (and ``adjusted`` for a ``family`` of pairs), n, the effect size and the
     difference it would find 4 times in 5."""
     p = f"p {p_is(s.p_value)}"
     if adjusted is not None:
         p += f", adjusted for {family} pairs p {p_is(adjusted)}"
-    parts = [f"Δ {delta:+.2f} {unit}, 95 % CI {low:+.2f} to {high:+.2f} over seeds, {p}",
-             f"n = {s.n_a} and {s.n_b} seeds" + (f" × {s.n_items} test items" if s.n_items else "")]  # fmt: skip
+    parts = [
+        f"Δ {delta:+.2f} {unit}, 95 % CI {low:+.2f} to {high:+.2f} over seeds, {p}",
+        f"n = {s.n_a} and {s.n_b} seeds" + (f" × {s.n_items} test items" if s.n_items else ""),
+    ]
     if s.hedges_g is not None:
         parts.append(f"Hedges' g {abs(s.hedges_g):.1f}")
     if s.detectable is not None:
@@ -157,8 +164,15 @@ def floor_untested(control: str, why: str | None) -> str:
     return f"not tested against {control}: {why if why is not None else 'no pair'}"
 
 
-def flags(not_converged: int, unrecorded: int, compared_runs: int, seeds: int, min_seeds: int,
-          at_floor: bool | None, floor: str) -> list[str]:  # fmt: skip
+def flags(
+    not_converged: int,
+    unrecorded: int,
+    compared_runs: int,
+    seeds: int,
+    min_seeds: int,
+    at_floor: bool | None,
+    floor: str,
+) -> list[str]:
     """A mechanism's diagnostic flags: runs of its ``compared_runs`` that stopped while still improving
     (``not_converged``) or recorded no outcome (``unrecorded``); too few ``seeds`` for ``min_seeds``; at the
     floor, with its ``floor`` note. Empty: nothing stands in the way of a comparison."""
@@ -240,11 +254,13 @@ def explain(reasons: Iterable[Reason]) -> str:
     return "; ".join(parts)
 
 
-FLAGS_NOTE = ("Flags — not converged: runs that stopped at the epoch cap while their validation metric or loss was "
-              "still improving (see the learning curves); too few seeds: fewer than the seed runs a CI and a "
-              "verdict need; at the floor: not shown better than the control mechanism (uniform "
-              "attention); budgets: tuning trials and summed run wall-clock. A verdict is withheld while any of "
-              "these makes a comparison unfair.")  # fmt: skip
+FLAGS_NOTE = (
+    "Flags — not converged: runs that stopped at the epoch cap while their validation metric or loss was "
+    "still improving (see the learning curves); too few seeds: fewer than the seed runs a CI and a "
+    "verdict need; at the floor: not shown better than the control mechanism (uniform "
+    "attention); budgets: tuning trials and summed run wall-clock. A verdict is withheld while any of "
+    "these makes a comparison unfair."
+)
 
 
 # ─── verdicts ──────────────────────────────────────────────────────────────────────────────────
@@ -257,8 +273,9 @@ SPEED_WORK = {
 _FACT_SUBJECT = SPEED_WORK
 
 
-def fact(kind: str, value: float | None, *, reference: float | None = None,
-         interval: tuple[float, float] | None = None) -> str:  # fmt: skip
+def fact(
+    kind: str, value: float | None, *, reference: float | None = None, interval: tuple[float, float] | None = None
+) -> str:
     """A figure of a mechanism against the reference, by ``kind``:
 
     * ``greedy`` / ``beam`` / ``train`` (the speed pass): ``value`` the speed-up (above 1: faster; None: the same
@@ -285,8 +302,17 @@ def fact(kind: str, value: float | None, *, reference: float | None = None,
     raise ValueError(f"no wording for a fact of kind {kind!r}")
 
 
-def comparison(mechanism: str, reference: str, difference: float, unit: str, seeds: int, reference_seeds: int,
-               outcome: str = "", test: str = "", facts: Sequence[str] = ()) -> str:  # fmt: skip
+def comparison(
+    mechanism: str,
+    reference: str,
+    difference: float,
+    unit: str,
+    seeds: int,
+    reference_seeds: int,
+    outcome: str = "",
+    test: str = "",
+    facts: Sequence[str] = (),
+) -> str:
     """A pair verdict as it reads when stated: the mean ``difference`` (mechanism minus reference, in ``unit``)
     over ``seeds`` and ``reference_seeds`` seed runs; with an ``outcome`` (:func:`outcome`), the ``test``
     described (:func:`describe_test`) and the ``facts`` (:func:`fact`)."""
@@ -311,8 +337,9 @@ def _leader(mechanism: str, metric: str, mean: float, ci95: float | None) -> str
     return f"{mechanism} ({metric} {mean:.2f}{spread}"
 
 
-def no_single_winner(mechanism: str, metric: str, mean: float, ci95: float | None,
-                     tied: Sequence[tuple[str, str, float, int | None]]) -> str:  # fmt: skip
+def no_single_winner(
+    mechanism: str, metric: str, mean: float, ci95: float | None, tied: Sequence[tuple[str, str, float, int | None]]
+) -> str:
     """The most accurate ``mechanism`` (its ``mean`` ± ``ci95`` of ``metric``) is not shown better than the
     ``tied`` mechanisms — ``(name, outcome, adjusted p, seeds needed)`` each: equivalent within the margin, or
     undecided."""
@@ -322,15 +349,18 @@ def no_single_winner(mechanism: str, metric: str, mean: float, ci95: float | Non
     if equivalent:
         parts.append(f"equivalent within the margin to {', '.join(equivalent)}")
     if undecided:
-        parts.append("undecided against " + ", ".join(f"{m} (adjusted p {p_is(p)}; {_seeds_needed(n)})"
-                                                      for m, p, n in undecided))  # fmt: skip
+        parts.append(
+            "undecided against " + ", ".join(f"{m} (adjusted p {p_is(p)}; {_seeds_needed(n)})" for m, p, n in undecided)
+        )
     return f"no single winner: {_leader(mechanism, metric, mean, ci95)}) is " + "; ".join(parts)
 
 
 def most_accurate(mechanism: str, metric: str, mean: float, ci95: float | None, seeds: int) -> str:
     """``mechanism`` is significantly above every other: its ``mean`` ± ``ci95`` of ``metric`` over ``seeds``."""
-    return (f"most accurate: {_leader(mechanism, metric, mean, ci95)} over {seeds} seeds), better than every other "
-            f"mechanism, all pairs tested together")  # fmt: skip
+    return (
+        f"most accurate: {_leader(mechanism, metric, mean, ci95)} over {seeds} seeds), better than every other "
+        f"mechanism, all pairs tested together"
+    )
 
 
 # ─── decisions ─────────────────────────────────────────────────────────────────────────────────
@@ -348,8 +378,10 @@ def decision_withheld(task: str, why: str) -> str:
 
 def controls_aside(controls: Sequence[str]) -> str:
     """Appended to a decision: the ``controls`` are the floor, not a choice."""
-    return (f" ({', '.join(controls)}: the control, which attends nowhere — the floor the others are measured "
-            f"against, not a choice.)")  # fmt: skip
+    return (
+        f" ({', '.join(controls)}: the control, which attends nowhere — the floor the others are measured "
+        f"against, not a choice.)"
+    )
 
 
 def constraint_unrecorded(metric: str) -> str:
@@ -416,8 +448,10 @@ def pick(
         text += ", better than all of them" if not undecided else ""
     else:
         names = ", ".join(tied)
-        text += (f"; on {metric} it is equivalent within ±{margin:g} to {names}, and these are the most accurate "
-                 f"of the {feasible} that meet it; it is the cheapest of them in {resource}{saving}")  # fmt: skip
+        text += (
+            f"; on {metric} it is equivalent within ±{margin:g} to {names}, and these are the most accurate "
+            f"of the {feasible} that meet it; it is the cheapest of them in {resource}{saving}"
+        )
         if not clear:
             text += f" — as good on both: {mechanism} or {names} will do, the pick only follows the means"
     text += "."
@@ -449,33 +483,46 @@ def undominated(
     the most accurate (``score`` in ``unit``), ``fastest`` the one of ``names`` the pass shows faster than each
     other of ``names`` (None: none is); how to ask for one pick (a constraint on ``cost``)."""
     if not timed:
-        speed = (" No speed pass was found, so cost is not weighed: time the runs side by side with lightning-attn "
-                 "benchmark runs --experiment NAME.")  # fmt: skip
+        speed = (
+            " No speed pass was found, so cost is not weighed: time the runs side by side with lightning-attn "
+            "benchmark runs --experiment NAME."
+        )
         if len(names) == 1:
             return f"**{best}** for {task}: no other mechanism is better on {metric}.{speed}"
-        return (f"For {task}, no other mechanism is better on {metric} than {', '.join(names)}: of these, {best} is "
-                f"the most accurate ({score:.2f} {unit}).{speed}")  # fmt: skip
+        return (
+            f"For {task}, no other mechanism is better on {metric} than {', '.join(names)}: of these, {best} is "
+            f"the most accurate ({score:.2f} {unit}).{speed}"
+        )
     if len(names) == 1:
-        return (f"**{best}** for {task}: no other mechanism is better on {metric} or faster at decoding (the speed "
-                f"pass) without being worse on the other.")  # fmt: skip
+        return (
+            f"**{best}** for {task}: no other mechanism is better on {metric} or faster at decoding (the speed "
+            f"pass) without being worse on the other."
+        )
     others = ", ".join(n for n in names if n != fastest)
-    quickest = (f"{fastest} the fastest of them at decoding (the speed pass shows it faster than {others})"
-                if fastest else "none of them faster at decoding than the others of them (the speed pass)")  # fmt: skip
-    return (f"For {task}, no other mechanism beats {', '.join(names)} on both {metric} and decoding speed: of these, "
-            f"{best} is the most accurate ({score:.2f} {unit}) and {quickest}. Say what you need to get one pick, "
-            f'e.g. --constraint "{cost}<=…".')  # fmt: skip
+    quickest = (
+        f"{fastest} the fastest of them at decoding (the speed pass shows it faster than {others})"
+        if fastest
+        else "none of them faster at decoding than the others of them (the speed pass)"
+    )
+    return (
+        f"For {task}, no other mechanism beats {', '.join(names)} on both {metric} and decoding speed: of these, "
+        f"{best} is the most accurate ({score:.2f} {unit}) and {quickest}. Say what you need to get one pick, "
+        f'e.g. --constraint "{cost}<=…".'
+    )
 
 
 def speed_note(settings: dict) -> str:
     """What the speed pass's table is and how it was measured."""
-    return (f"One checkpoint per mechanism timed side by side in one process: {settings.get('rounds', '?')} "
-            f"interleaved rounds in random order, {settings.get('threads', '?')} thread(s), on "
-            f"{settings.get('device', '?')}; every decode exactly {settings.get('steps', '?')} tokens, the training "
-            f"step on {settings.get('batch', '?')} test examples; the median per round. MiB: the peak of the tensors "
-            "one call allocates. A mechanism is faster than another only where the interval of their time ratio, "
-            "which holds for every pair of the pass at once, excludes 1 and the ratio is at least 5 % from it. The "
-            "table's in-training speed columns were measured while other runs trained: diagnostics, not "
-            "comparisons.")  # fmt: skip
+    return (
+        f"One checkpoint per mechanism timed side by side in one process: {settings.get('rounds', '?')} "
+        f"interleaved rounds in random order, {settings.get('threads', '?')} thread(s), on "
+        f"{settings.get('device', '?')}; every decode exactly {settings.get('steps', '?')} tokens, the training "
+        f"step on {settings.get('batch', '?')} test examples; the median per round. MiB: the peak of the tensors "
+        "one call allocates. A mechanism is faster than another only where the interval of their time ratio, "
+        "which holds for every pair of the pass at once, excludes 1 and the ratio is at least 5 % from it. The "
+        "table's in-training speed columns were measured while other runs trained: diagnostics, not "
+        "comparisons."
+    )
 
 
 def constraints_asked(constraints: Sequence[str]) -> str:
@@ -489,21 +536,25 @@ def accuracy_note(min_seeds: int) -> str:
     return f"(best run; mean ± 95 % CI over the seed runs, from {min_seeds} seeds up)."
 
 
-SIG_NOTE = ("p: the test the verdict rests on, on the metric the table shows — Welch's t-test over the seed runs "
-            "and, where the task gives per-item statistics of that metric, a two-level bootstrap over seeds and "
-            "test items; a difference counts only when both find it. adjusted p: the same, adjusted for every pair "
-            "of the task at once (Holm's step-down with Shaffer's count, difference and equivalence tests "
-            "together), so that the chance of any false claim in the report's task stays at or below 5 %. "
-            "outcome: better (adjusted p < 0.05), equivalent (the difference shown within ±margin by two "
-            "one-sided tests, adjusted likewise), or undecided — not significant is not the same. power: the true "
-            "difference the test would detect about 4 times in 5 at the family's level if the seed spread is as "
-            "observed (an estimate). "
-            "A tie is never a difference.")  # fmt: skip
+SIG_NOTE = (
+    "p: the test the verdict rests on, on the metric the table shows — Welch's t-test over the seed runs "
+    "and, where the task gives per-item statistics of that metric, a two-level bootstrap over seeds and "
+    "test items; a difference counts only when both find it. adjusted p: the same, adjusted for every pair "
+    "of the task at once (Holm's step-down with Shaffer's count, difference and equivalence tests "
+    "together), so that the chance of any false claim in the report's task stays at or below 5 %. "
+    "outcome: better (adjusted p < 0.05), equivalent (the difference shown within ±margin by two "
+    "one-sided tests, adjusted likewise), or undecided — not significant is not the same. power: the true "
+    "difference the test would detect about 4 times in 5 at the family's level if the seed spread is as "
+    "observed (an estimate). "
+    "A tie is never a difference."
+)
 
 PARETO_NOTE = "every finished run; lines: each mechanism's Pareto frontier (lower latency, higher accuracy)"
 SEED_SPREAD_NOTE = "one point per mechanism: its seed runs"
-CURVES_NOTE = ("mean over each mechanism's compared runs (its seed runs); band: min to max; dashed: a run that stopped "
-               "at the epoch cap while still improving")  # fmt: skip
+CURVES_NOTE = (
+    "mean over each mechanism's compared runs (its seed runs); band: min to max; dashed: a run that stopped "
+    "at the epoch cap while still improving"
+)
 GALLERY_NOTE = "the same validation examples, each mechanism's best run, last epoch"
 NO_GALLERY = "Attention gallery: the best runs logged no attention pictures (task.attention_pictures_every=0)."
 

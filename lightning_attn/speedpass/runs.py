@@ -108,8 +108,9 @@ class Pass:
     def ratio(self, kind: str, mechanism: str, reference: str | None = None) -> timing.Ratio | None:
         """``mechanism``'s time over ``reference``'s (default: the pass's reference) for ``kind`` of work."""
         reference = reference or self.reference
-        found = next((r for r in self.ratios.get(kind, []) if (r["name"], r["reference"]) == (mechanism, reference)),
-                     None)  # fmt: skip
+        found = next(
+            (r for r in self.ratios.get(kind, []) if (r["name"], r["reference"]) == (mechanism, reference)), None
+        )
         return timing.Ratio.from_dict(found) if found else None
 
     def lines(self) -> list[str]:

@@ -26,8 +26,13 @@ def counts(trials: list[FrozenTrial]) -> dict[str, int]:
         if t.state == TrialState.FAIL and t.user_attrs.get(STALE):
             c["stale"] += 1
         else:
-            key = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-                   TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[t.state]  # fmt: skip
+            key = {
+                TrialState.COMPLETE: "complete",
+                TrialState.PRUNED: "pruned",
+                TrialState.FAIL: "failed",
+                TrialState.RUNNING: "running",
+                TrialState.WAITING: "waiting",
+            }[t.state]
             c[key] += 1
     c["counted"] = c["complete"] + c["pruned"] + c["failed"] + c["running"] + c["waiting"]
     return c
@@ -52,8 +57,9 @@ def budget(spec: SweepSpec, key: str) -> int | None:
     return size if spec.n_trials is None else min(spec.n_trials, size)
 
 
-def enqueue_seeds(spec: SweepSpec, search: optuna.Study | None, seeds: optuna.Study,
-                  search_finished: bool) -> str | None:  # fmt: skip
+def enqueue_seeds(
+    spec: SweepSpec, search: optuna.Study | None, seeds: optuna.Study, search_finished: bool
+) -> str | None:
     """Fill a seeds study with the search's best parameters, once per seed, when the search is over; in a
     comparison (``search`` None) with the mechanism's fixed configuration at once.
 

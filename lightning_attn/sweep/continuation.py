@@ -40,8 +40,9 @@ def _finished(checkpoint: Path, max_epochs: int) -> bool:
     return stopped or state.get("epoch", 0) + 1 >= max_epochs
 
 
-def continuation(sweep_folder: Path, tracking_uri: str, study: optuna.Study, trial: optuna.Trial,
-                 into: Path, overrides: list[str]) -> Resumption | None:  # fmt: skip
+def continuation(
+    sweep_folder: Path, tracking_uri: str, study: optuna.Study, trial: optuna.Trial, into: Path, overrides: list[str]
+) -> Resumption | None:
     """How ``trial`` continues the attempt it retries; None for a first attempt, or when nothing of the
     dead attempt can be read or its training had already ended (then it starts over, with one log line
     saying why)."""
@@ -61,12 +62,17 @@ def continuation(sweep_folder: Path, tracking_uri: str, study: optuna.Study, tri
     if checkpoint is None and dead_run:
         checkpoint = download(client, dead_run, f"{ARTIFACT_DIR}/{LAST_CHECKPOINT}", into / "checkpoint")
     if checkpoint is None or not dead_run:
-        log.info("trial %s #%d starts over: no checkpoint of #%d is reachable", study.study_name, trial.number,
-                 previous)  # fmt: skip
+        log.info(
+            "trial %s #%d starts over: no checkpoint of #%d is reachable", study.study_name, trial.number, previous
+        )
         return None
     if _finished(checkpoint, compose(overrides).trainer.max_epochs):  # the trial's own config: its epoch cap
-        log.info("trial %s #%d starts over: #%d had finished training (its test was lost)", study.study_name,
-                 trial.number, previous)  # fmt: skip
+        log.info(
+            "trial %s #%d starts over: #%d had finished training (its test was lost)",
+            study.study_name,
+            trial.number,
+            previous,
+        )
         return None
     try:
         vocabularies = run_vocabularies(client, dead_run, into)

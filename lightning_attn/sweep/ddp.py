@@ -63,8 +63,13 @@ def init_ddp(cuda: bool) -> int:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
     # a collective with a dead peer fails fast on a closed connection; the timeout is the last resort
-    dist.init_process_group(process_group_backend(cuda), init_method=f"file://{os.environ[RENDEZVOUS_ENV]}",
-                            rank=rank, world_size=world, timeout=timedelta(minutes=10))  # fmt: skip
+    dist.init_process_group(
+        process_group_backend(cuda),
+        init_method=f"file://{os.environ[RENDEZVOUS_ENV]}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(minutes=10),
+    )
     return rank
 
 

@@ -48,8 +48,11 @@ def study_statuses(sweep: Sweep) -> list[StudyStatus]:
     for key, study in sweep.studies.items():
         trials = study.get_trials(deepcopy=False)
         running = [t for t in trials if t.state == TrialState.RUNNING]
-        out.append(StudyStatus(label(sweep.spec, key), budget(sweep.spec, key), counts(trials),
-                               best_trials(study, trials), running))  # fmt: skip
+        out.append(
+            StudyStatus(
+                label(sweep.spec, key), budget(sweep.spec, key), counts(trials), best_trials(study, trials), running
+            )
+        )
     return out
 
 
@@ -62,8 +65,16 @@ def progress_table(sweep: Sweep, elapsed: float) -> Table:
         c = st.counts
         workers = " ".join(f"w{t.user_attrs.get(WORKER, '?')}:#{t.number}" for t in st.running)
         best = _values(st.best[0]) if len(st.best) == 1 else f"{len(st.best)} on the front"
-        table.add_row(st.key, f"{st.finished}/{st.budget or '∞'}", str(c["pruned"]), str(c["failed"]),
-                      str(c["stale"]), str(c["running"]), best, workers)  # fmt: skip
+        table.add_row(
+            st.key,
+            f"{st.finished}/{st.budget or '∞'}",
+            str(c["pruned"]),
+            str(c["failed"]),
+            str(c["stale"]),
+            str(c["running"]),
+            best,
+            workers,
+        )
     return table
 
 

@@ -83,8 +83,11 @@ def parse_devices(text: str | None, check: bool = True) -> Devices:
         if not count.isdigit() or int(count) < 1:
             raise ConfigError(f"--devices {text}: write cpu:N with N >= 1 workers")
         workers, cores = int(count), cpu_cores()
-        warning = (f"{workers} CPU workers on {cores} cores: they will share cores and each run slower"
-                   if workers > cores else "")  # fmt: skip
+        warning = (
+            f"{workers} CPU workers on {cores} cores: they will share cores and each run slower"
+            if workers > cores
+            else ""
+        )
         return Devices("cpu", [str(i) for i in range(workers)], max(1, cores // workers), warning)
     ids = [part.strip() for part in text.split(",") if part.strip()]
     if not ids or not all(i.isdigit() for i in ids):
@@ -96,8 +99,10 @@ def parse_devices(text: str | None, check: bool = True) -> Devices:
     if missing:
         ids_seen = ", ".join(map(str, range(available)))
         seen = f"CUDA sees {available}: {ids_seen}" if available else "CUDA sees no GPU here"
-        raise ConfigError(f"--devices {text}: no GPU {', '.join(missing)} on this machine ({seen}); "
-                          "use --devices cpu:N to run on the CPU")  # fmt: skip
+        raise ConfigError(
+            f"--devices {text}: no GPU {', '.join(missing)} on this machine ({seen}); "
+            "use --devices cpu:N to run on the CPU"
+        )
     return Devices("gpu", ids)
 
 
@@ -123,8 +128,12 @@ class LaunchLock:
                 f"started {holder.get('started', '?')} ({holder.get('command', '?')}). Wait for it to finish, or stop "
                 f"it (kill {holder.get('pid', 'PID')}) and run the same command with --resume"
             ) from None
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "command": mask_secrets(" ".join(command)),
-                "started": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")}  # fmt: skip
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "command": mask_secrets(" ".join(command)),
+            "started": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
@@ -172,8 +181,16 @@ class Workers:
         max_restarts: how many times a dead worker is replaced, in all, during this launch.
     """
 
-    def __init__(self, folder: Path, devices: Devices, tracking_uri: str, storage_url: str | None, ddp: bool,
-                 launch: int, max_restarts: int):  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        devices: Devices,
+        tracking_uri: str,
+        storage_url: str | None,
+        ddp: bool,
+        launch: int,
+        max_restarts: int,
+    ):
         self.folder, self.devices, self.ddp, self.launch = folder, devices, ddp, launch
         self.max_restarts, self.restarts = max_restarts, 0
         self.next_index = 0
@@ -229,10 +246,13 @@ class Workers:
         group = {RENDEZVOUS_ENV: str(meeting / f"group-{stamp}"), FAILURE_ENV: str(meeting / f"failed-{stamp}")}
         slot.failure_file = Path(group[FAILURE_ENV])
         slot.procs = [
-            _spawn([*base, *slot.args], slot.env | group | {"RANK": str(r), "LOCAL_RANK": str(r)},
-                   self.logs / f"worker-{slot.index}-rank{r}.log")
+            _spawn(
+                [*base, *slot.args],
+                slot.env | group | {"RANK": str(r), "LOCAL_RANK": str(r)},
+                self.logs / f"worker-{slot.index}-rank{r}.log",
+            )
             for r in range(slot.ranks)
-        ]  # fmt: skip
+        ]
 
     @property
     def running(self) -> bool:
@@ -247,10 +267,13 @@ class Workers:
             dead = [(r, c) for r, c in enumerate(codes) if c]
             if slot.ranks > 1 and dead and any(c is None for c in codes):
                 rank, code = dead[0]
-                slot.failure_file.write_text(f"DDP rank {rank} of {slot.ranks} exited with {describe_exit(code)}",
-                                             encoding="utf-8")  # fmt: skip
-                events.append(f"worker {slot.index} ({slot.label}): rank {rank} exited with {describe_exit(code)}; "
-                              "stopping its other ranks")  # fmt: skip
+                slot.failure_file.write_text(
+                    f"DDP rank {rank} of {slot.ranks} exited with {describe_exit(code)}", encoding="utf-8"
+                )
+                events.append(
+                    f"worker {slot.index} ({slot.label}): rank {rank} exited with {describe_exit(code)}; "
+                    "stopping its other ranks"
+                )
                 self._stop_procs([p for p in slot.procs if p.poll() is None])
                 codes = [p.poll() for p in slot.procs]
             if not slot.procs or any(c is None for c in codes) or not any(codes):
@@ -270,8 +293,10 @@ class Workers:
             slot.restarts += 1
             self._stop_procs(slot.procs)  # what is left of a DDP group
             self._start(slot)
-            events.append(f"{what}; started worker {slot.index} in its place (its trial is retried once its "
-                          "heartbeat is older than the grace period)")  # fmt: skip
+            events.append(
+                f"{what}; started worker {slot.index} in its place (its trial is retried once its "
+                "heartbeat is older than the grace period)"
+            )
         return events
 
     def exit_codes(self) -> list[tuple[int, int]]:
@@ -301,8 +326,9 @@ def _spawn(cmd: list[str], env: dict, log_path: Path) -> subprocess.Popen:
         # its own process group in the launcher's session (processes.own_group): a terminal's Ctrl+C reaches the
         # launcher, which stops the workers in order, and the workers get the CPU share their nice value says; the
         # worker stops if the launcher dies without stopping it (processes.die_with_parent, in the worker)
-        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                **own_group())  # fmt: skip
+        return subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, **own_group()
+        )
 
 
 def describe_exit(code: int) -> str:

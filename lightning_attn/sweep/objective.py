@@ -20,8 +20,15 @@ class ObjectiveError(RuntimeError):
     """The run finished but its objective value is missing or not a number."""
 
 
-def trial_overrides(spec: SweepSpec, mechanism: str, params: dict[str, Any], seed: int, tracking_uri: str,
-                    output_dir: Path, device_overrides: list[str]) -> list[str]:  # fmt: skip
+def trial_overrides(
+    spec: SweepSpec,
+    mechanism: str,
+    params: dict[str, Any],
+    seed: int,
+    tracking_uri: str,
+    output_dir: Path,
+    device_overrides: list[str],
+) -> list[str]:
     """Every run-config override of one trial: the sweep's, the sampled parameters, where it logs and writes,
     and the device the worker runs on."""
     return [
@@ -35,8 +42,13 @@ def trial_overrides(spec: SweepSpec, mechanism: str, params: dict[str, Any], see
     ]
 
 
-def train_trial(spec: SweepSpec, overrides: list[str], trial: optuna.Trial | None, run_id: str | None,
-                resumption: Resumption | None = None):  # fmt: skip
+def train_trial(
+    spec: SweepSpec,
+    overrides: list[str],
+    trial: optuna.Trial | None,
+    run_id: str | None,
+    resumption: Resumption | None = None,
+):
     """Train one trial's config — from ``resumption``'s checkpoint where it continues a dead attempt — and return
     the objective values on rank 0 (None on other ranks).
 

@@ -74,8 +74,10 @@ def run_sweep(
     if parsed.warning:
         console.print(f"warning: {parsed.warning}", highlight=False)
     if join and not (storage and not storage.startswith("sqlite")):
-        raise ConfigError("--join is for several hosts on one storage: give --storage postgresql://… (or a "
-                          "journal:FILE on a file system every host shares)")  # fmt: skip
+        raise ConfigError(
+            "--join is for several hosts on one storage: give --storage postgresql://… (or a "
+            "journal:FILE on a file system every host shares)"
+        )
     if storage:  # a database: reach it now (the default journal file is created in the sweep folder)
         open_storage(storage, folder, spec.heartbeat_interval, spec.grace_period)
     check_tracking_store(tracking_uri)
@@ -121,11 +123,21 @@ def _open(sweep: Sweep, storage: optuna.storages.BaseStorage, resume: bool, join
 def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
     spec, folder = sweep.spec, sweep.folder
     _open(sweep, open_storage(sweep.storage_url, folder, spec.heartbeat_interval, spec.grace_period), resume, join)
-    console.print(f"sweep {spec.name} (launch {sweep.launch}): {sweep.n_workers} worker(s) on {sweep.devices.label}"
-                  f"{' (ddp)' if sweep.ddp else ''}; storage {describe(sweep.storage_url, folder)}; "
-                  f"logs in {folder / 'logs'}", highlight=False)  # fmt: skip
-    workers = Workers(folder, sweep.devices, sweep.tracking_uri, sweep.storage_url, sweep.ddp, sweep.launch,
-                      max_restarts=spec.worker_restarts)  # fmt: skip
+    console.print(
+        f"sweep {spec.name} (launch {sweep.launch}): {sweep.n_workers} worker(s) on {sweep.devices.label}"
+        f"{' (ddp)' if sweep.ddp else ''}; storage {describe(sweep.storage_url, folder)}; "
+        f"logs in {folder / 'logs'}",
+        highlight=False,
+    )
+    workers = Workers(
+        folder,
+        sweep.devices,
+        sweep.tracking_uri,
+        sweep.storage_url,
+        sweep.ddp,
+        sweep.launch,
+        max_restarts=spec.worker_restarts,
+    )
     started_at, started = datetime.now(timezone.utc), time.monotonic()
     stopped: Stopped | None = None
     # 3.-4. run until the workers are done, or a signal stops everything
@@ -135,8 +147,11 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
             _watch(sweep, workers, started, console)
         except Stopped as e:
             stopped = e
-            console.print(f"{e} received: stopping the workers (their running trials are recorded as interrupted "
-                          "and retried on --resume) …", highlight=False)  # fmt: skip
+            console.print(
+                f"{e} received: stopping the workers (their running trials are recorded as interrupted "
+                "and retried on --resume) …",
+                highlight=False,
+            )
             workers.stop()
     # 5. the outcome
     done = spent(spec, sweep.studies)
@@ -170,8 +185,11 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
     if status == "FINISHED":
         if trials.failed:
             alone = f"; no trial of {', '.join(trials.without_result)} completed" if trials.without_result else ""
-            console.print(f"[yellow]{trials.failed} of {trials.failed + trials.complete} trial(s) failed[/]{alone}; "
-                          f"the first, {trials.first_failure}", highlight=False)  # fmt: skip
+            console.print(
+                f"[yellow]{trials.failed} of {trials.failed + trials.complete} trial(s) failed[/]{alone}; "
+                f"the first, {trials.first_failure}",
+                highlight=False,
+            )
         return pass_stopped.exit_code if pass_stopped is not None else 0
     if done:  # nothing to resume: every trial ran, and failed
         console.print(f"[red]sweep failed[/]: {reason} (logs: {sweep.folder / 'logs'})", highlight=False)
@@ -203,8 +221,11 @@ def _speed_pass(sweep: Sweep, console: Console) -> Stopped | None:
                 threads=devices.threads or None,
             )
         except Stopped as e:
-            console.print(f"{e} received: speed pass stopped, nothing logged (time the runs again with "
-                          f"lightning-attn benchmark runs --experiment {experiment})", highlight=False)  # fmt: skip
+            console.print(
+                f"{e} received: speed pass stopped, nothing logged (time the runs again with "
+                f"lightning-attn benchmark runs --experiment {experiment})",
+                highlight=False,
+            )
             return e
         except (LookupError, RunRecordError, ConfigError, ValueError) as e:
             console.print(f"[yellow]speed pass skipped[/]: {mask_secrets(str(e))}", highlight=False)

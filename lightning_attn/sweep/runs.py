@@ -38,8 +38,13 @@ def open_parent_runs(sweep: Sweep) -> None:
                 client.delete_tag(run_id, T.FAILURE_REASON)
             continue
         role = T.ROLE_SEEDS if sweep_spec.is_seeds(key) else T.ROLE_STUDY
-        tags = {T.SWEEP: spec.name, T.STUDY: study.study_name, T.MECHANISM: mech, T.ROLE: role,
-                T.NOTE: parent_note(spec, key)}  # fmt: skip
+        tags = {
+            T.SWEEP: spec.name,
+            T.STUDY: study.study_name,
+            T.MECHANISM: mech,
+            T.ROLE: role,
+            T.NOTE: parent_note(spec, key),
+        }
         tags |= source_tags(COMPARE if sweep_spec.is_comparison(spec) else SWEEP)  # its trials' runs copy these
         run = client.create_run(experiment_id, run_name=study.study_name, tags=tags)
         run_id = run.info.run_id
@@ -71,15 +76,22 @@ def parent_note(spec: sweep_spec.SweepSpec, key: str) -> str:
     objectives = ", ".join(f"{o.direction} `{o.metric}`" for o in spec.objectives)
     if sweep_spec.is_seeds(key):
         seeds = ", ".join(map(str, sweep_spec.seeds_of(spec)))
-        config = ("as configured (no tuning)" if sweep_spec.is_comparison(spec)
-                  else f"with the best parameters study `{sweep_spec.study_name(spec, mech)}` found")  # fmt: skip
-        what = (f"**{mech}** attention (`attention={attention}`) on {spec.task}, {config}, trained once per seed "
-                f"({seeds}); each child run is one seed, this run holds their mean, std and 95 % CI")  # fmt: skip
+        config = (
+            "as configured (no tuning)"
+            if sweep_spec.is_comparison(spec)
+            else f"with the best parameters study `{sweep_spec.study_name(spec, mech)}` found"
+        )
+        what = (
+            f"**{mech}** attention (`attention={attention}`) on {spec.task}, {config}, trained once per seed "
+            f"({seeds}); each child run is one seed, this run holds their mean, std and 95 % CI"
+        )
     else:
         space = "; ".join(f"`{k}` {describe_param(p)}" for k, p in sweep_spec.space_of(spec, mech).items())
         trials = budget(spec, key)
-        what = (f"**{mech}** attention (`attention={attention}`) on {spec.task}: {trials or 'timed'} trials "
-                f"searching {space}, to {objectives}; each child run is one trial")  # fmt: skip
+        what = (
+            f"**{mech}** attention (`attention={attention}`) on {spec.task}: {trials or 'timed'} trials "
+            f"searching {space}, to {objectives}; each child run is one trial"
+        )
     kind = "Comparison" if sweep_spec.is_comparison(spec) else "Sweep"
     return f"{kind} `{spec.name}`: {what}. Compared with {rivals}."
 
@@ -143,8 +155,18 @@ def best_trials(study, trials) -> list:
 MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 
 
-def create_child_run(tracking_uri: str, sweep: str, study: optuna.Study, mechanism: str, trial: optuna.Trial, seed: int,
-                     device: str, worker: int, *, tags: dict[str, str] | None = None) -> str:  # fmt: skip
+def create_child_run(
+    tracking_uri: str,
+    sweep: str,
+    study: optuna.Study,
+    mechanism: str,
+    trial: optuna.Trial,
+    seed: int,
+    device: str,
+    worker: int,
+    *,
+    tags: dict[str, str] | None = None,
+) -> str:
     """The trial's MLflow run, under its study's parent run, tagged with what identifies it (and ``tags``)."""
     from mlflow import MlflowClient
 

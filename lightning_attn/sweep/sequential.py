@@ -61,9 +61,12 @@ def take_look(spec: SweepSpec, seeds_studies: dict[str, optuna.Study], tracking_
     names = [s.study_name for s in seeds_studies.values()]
     collected = collect.collect(tracking_uri, [sweep_spec.experiment_name(spec)], names)
     rows = aggregate.summarise(collected)
-    tests = comparisons.pair_tests(rows, collect.predictions([r for row in rows for r in row.compared]),
-                                   margins=comparisons.margins(rows),
-                                   looks=comparisons.Looks(len(sweep_spec.seeds_of(spec)), most))  # fmt: skip
+    tests = comparisons.pair_tests(
+        rows,
+        collect.predictions([r for row in rows for r in row.compared]),
+        margins=comparisons.margins(rows),
+        looks=comparisons.Looks(len(sweep_spec.seeds_of(spec)), most),
+    )
     for key, study in open_.items():
         mechanism, done = sweep_spec.mechanism_of(key), study.user_attrs[ROUND]
         undecided = comparisons.undecided_against(tests, mechanism)
@@ -72,8 +75,11 @@ def take_look(spec: SweepSpec, seeds_studies: dict[str, optuna.Study], tracking_
         elif done >= most:
             study.set_user_attr(STOPPED, f"the cap of {most} seeds, undecided against {', '.join(undecided)}")
         elif not comparisons.worth_more_seeds(tests, mechanism, {sweep_spec.mechanism_of(k) for k in open_}):
-            study.set_user_attr(STOPPED, f"{done} seeds, undecided against {', '.join(undecided)}: up to {most} "
-                                         "seeds would likely not decide it (an estimate)")  # fmt: skip
+            study.set_user_attr(
+                STOPPED,
+                f"{done} seeds, undecided against {', '.join(undecided)}: up to {most} "
+                "seeds would likely not decide it (an estimate)",
+            )
         elif not (complete := [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]):
             study.set_user_attr(STOPPED, "no seed run completed")
         else:  # one more seed, with the configuration its other seeds ran

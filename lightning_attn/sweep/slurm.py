@@ -63,9 +63,14 @@ class SlurmOptions:
             raise ConfigError(f"--array {self.array}: give the number of tasks (hosts), at least 1")
 
     def executor_parameters(self, name: str) -> dict:
-        params: dict = {"name": f"lightning-attn-{name}", "timeout_min": self.timeout_min, "nodes": 1,
-                        "tasks_per_node": 1, "slurm_array_parallelism": self.array,
-                        "slurm_signal_delay_s": SIGNAL_DELAY_S}  # fmt: skip
+        params: dict = {
+            "name": f"lightning-attn-{name}",
+            "timeout_min": self.timeout_min,
+            "nodes": 1,
+            "tasks_per_node": 1,
+            "slurm_array_parallelism": self.array,
+            "slurm_signal_delay_s": SIGNAL_DELAY_S,
+        }
         for key in ("gpus_per_node", "cpus_per_task", "mem_gb"):
             if getattr(self, key) is not None:
                 params[key] = getattr(self, key)
@@ -101,13 +106,26 @@ class HostTask:
 
     def command(self, index: int) -> list[str]:
         out = self.folder / HOSTS_DIR / str(index)
-        return [sys.executable, "-m", "lightning_attn", "sweep", str(self.spec_file), "--join", "--out", str(out),
-                "--devices", self.devices, *(["--ddp"] if self.ddp else [])]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "lightning_attn",
+            "sweep",
+            str(self.spec_file),
+            "--join",
+            "--out",
+            str(out),
+            "--devices",
+            self.devices,
+            *(["--ddp"] if self.ddp else []),
+        ]
 
     def __call__(self, index: int) -> str:
         if STORAGE_ENV not in os.environ:
-            raise RuntimeError(f"the job's environment has no {STORAGE_ENV}: submit it with the environment exported "
-                               "(sbatch's default, --export=ALL)")  # fmt: skip
+            raise RuntimeError(
+                f"the job's environment has no {STORAGE_ENV}: submit it with the environment exported "
+                "(sbatch's default, --export=ALL)"
+            )
         os.chdir(self.cwd)  # where the submission ran: relative paths (a sqlite:/// store) mean the same
         # Slurm signals every process of the step: only this task decides what USR2 means (an ignored signal
         # stays ignored in the launcher and its workers)
@@ -126,8 +144,9 @@ class HostTask:
         import submitit
 
         self._stop()
-        return submitit.helpers.DelayedSubmission(HostTask(self.spec_file, self.folder, self.devices, self.ddp,
-                                                           self.cwd), index)  # fmt: skip
+        return submitit.helpers.DelayedSubmission(
+            HostTask(self.spec_file, self.folder, self.devices, self.ddp, self.cwd), index
+        )
 
     def _stop(self) -> None:
         child = self._child
@@ -158,8 +177,17 @@ def _ignore_usr2() -> None:
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
-def submit(spec: SweepSpec, options: SlurmOptions, *, folder: Path | None, storage: str | None, devices: str | None,
-           ddp: bool, resume: bool, dry: bool = False) -> int:  # fmt: skip
+def submit(
+    spec: SweepSpec,
+    options: SlurmOptions,
+    *,
+    folder: Path | None,
+    storage: str | None,
+    devices: str | None,
+    ddp: bool,
+    resume: bool,
+    dry: bool = False,
+) -> int:
     """Create the sweep and submit its hosts as a job array. Returns 0 once submitted (or, waiting, when every
     task finished), 1 when a task failed, 130 when Ctrl+C stopped the wait.
 
@@ -176,14 +204,18 @@ def submit(spec: SweepSpec, options: SlurmOptions, *, folder: Path | None, stora
     if storage is None:
         storage = f"journal:{folder / JOURNAL}"  # every task's: on the file system the nodes share
     elif storage.startswith("sqlite"):
-        raise ConfigError("SQLite cannot be shared by a job array's hosts: drop --storage (a journal file in the "
-                          "sweep folder, on a file system the nodes share) or give postgresql://…")  # fmt: skip
+        raise ConfigError(
+            "SQLite cannot be shared by a job array's hosts: drop --storage (a journal file in the "
+            "sweep folder, on a file system the nodes share) or give postgresql://…"
+        )
     elif storage.startswith("journal:"):
         storage = f"journal:{Path(storage.removeprefix('journal:')).resolve()}"
     devices = devices or options.default_devices()
     if dry:
-        print(f"would submit {options.array} task(s) of sweep {spec.name} ({options.executor}), each: "
-              f"--devices {devices}{' --ddp' if ddp else ''}; storage {mask_secrets(storage)}")  # fmt: skip
+        print(
+            f"would submit {options.array} task(s) of sweep {spec.name} ({options.executor}), each: "
+            f"--devices {devices}{' --ddp' if ddp else ''}; storage {mask_secrets(storage)}"
+        )
         return 0
     executor = _executor(folder / "slurm", options, spec.name)
     sweep = create_sweep(spec, folder, storage, devices, ddp, resume)
@@ -193,15 +225,24 @@ def submit(spec: SweepSpec, options: SlurmOptions, *, folder: Path | None, stora
         jobs = executor.map_array(task, range(options.array))
     except Exception as e:  # sbatch refused it (an unknown partition, a time over the limit, …)
         reason = " ".join(str(e).split())[:500]
-        print(f"error: the submission was refused: {mask_secrets(reason)}. The sweep is created: fix the options "
-              "and run the same command with --resume", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: the submission was refused: {mask_secrets(reason)}. The sweep is created: fix the options "
+            "and run the same command with --resume",
+            file=sys.stderr,
+        )
         return 1
     job_id = jobs[0].job_id.split("_")[0]
-    print(f"submitted sweep {spec.name}: {options.array} task(s), job {job_id} ({options.executor}); each runs "
-          f"--devices {devices}{' --ddp' if ddp else ''} on storage {mask_secrets(storage)}", flush=True)  # fmt: skip
+    print(
+        f"submitted sweep {spec.name}: {options.array} task(s), job {job_id} ({options.executor}); each runs "
+        f"--devices {devices}{' --ddp' if ddp else ''} on storage {mask_secrets(storage)}",
+        flush=True,
+    )
     print(f"task logs: {folder / 'slurm'} (submitit's), {folder / HOSTS_DIR}/<task>/logs (the workers')", flush=True)
-    print(f"MLflow: experiment {sweep_spec.experiment_name(spec)}; see it with: lightning-attn ui --tracking-uri "
-          f"'{mask_secrets(sweep.tracking_uri)}'", flush=True)  # fmt: skip
+    print(
+        f"MLflow: experiment {sweep_spec.experiment_name(spec)}; see it with: lightning-attn ui --tracking-uri "
+        f"'{mask_secrets(sweep.tracking_uri)}'",
+        flush=True,
+    )
     if not (options.wait or options.executor == "local"):
         print(f"follow it with: squeue -j {job_id}; stop it with: scancel {job_id}", flush=True)
         return 0
@@ -214,8 +255,13 @@ def _executor(folder: Path, options: SlurmOptions, name: str):
 
     if options.executor == "local":
         executor = submitit.LocalExecutor(folder=folder)
-        executor.update_parameters(timeout_min=options.timeout_min, signal_delay_s=SIGNAL_DELAY_S, nodes=1,
-                                   tasks_per_node=1, gpus_per_node=options.gpus_per_node or 0)  # fmt: skip
+        executor.update_parameters(
+            timeout_min=options.timeout_min,
+            signal_delay_s=SIGNAL_DELAY_S,
+            nodes=1,
+            tasks_per_node=1,
+            gpus_per_node=options.gpus_per_node or 0,
+        )
         return executor
     try:
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")

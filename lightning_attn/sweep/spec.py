@@ -218,16 +218,31 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def comparison(task: str, mechanisms: list[str], seeds: list[int], overrides: list[str] = (),
-               name: str | None = None, *, until_decided: bool = False,
-               max_seeds: int | None = None, speed_pass: bool = True) -> SweepSpec:  # fmt: skip
+def comparison(
+    task: str,
+    mechanisms: list[str],
+    seeds: list[int],
+    overrides: list[str] = (),
+    name: str | None = None,
+    *,
+    until_decided: bool = False,
+    max_seeds: int | None = None,
+    speed_pass: bool = True,
+) -> SweepSpec:
     """The sweep ``lightning-attn compare`` runs: ``mechanisms`` (attention choices) trained as configured by
     ``overrides``, once per seed — no search space, so no tuning (:func:`is_comparison`); ``until_decided``:
     more seeds, up to ``max_seeds``, while a pair is undecided; ``speed_pass``: then time one checkpoint per
     mechanism side by side."""
-    data = {"name": name or f"compare-{task}", "task": task, "overrides": list(overrides),
-            "mechanisms": {m: {} for m in mechanisms}, "seeds": list(seeds), "until_decided": until_decided,
-            "max_seeds": max_seeds, "speed_pass": speed_pass}  # fmt: skip
+    data = {
+        "name": name or f"compare-{task}",
+        "task": task,
+        "overrides": list(overrides),
+        "mechanisms": {m: {} for m in mechanisms},
+        "seeds": list(seeds),
+        "until_decided": until_decided,
+        "max_seeds": max_seeds,
+        "speed_pass": speed_pass,
+    }
     return from_dict(data, "compare")
 
 
@@ -258,11 +273,14 @@ def check(spec: SweepSpec, where: Any = "sweep") -> None:
     if len(set(spec.seeds)) != len(spec.seeds):
         raise ConfigError(f"{where}: seeds has duplicates: {spec.seeds}")
     if spec.until_decided and len(seeds_of(spec)) < 3:
-        raise ConfigError(f"{where}: until_decided looks first after the seeds it is given: give at least 3 "
-                          "(seeds=0-2), the seed runs a report's verdict needs")  # fmt: skip
+        raise ConfigError(
+            f"{where}: until_decided looks first after the seeds it is given: give at least 3 "
+            "(seeds=0-2), the seed runs a report's verdict needs"
+        )
     if spec.until_decided and spec.max_seeds is not None and spec.max_seeds < len(seeds_of(spec)):
-        raise ConfigError(f"{where}: max_seeds={spec.max_seeds} is fewer than the {len(seeds_of(spec))} seeds it "
-                          "starts with")  # fmt: skip
+        raise ConfigError(
+            f"{where}: max_seeds={spec.max_seeds} is fewer than the {len(seeds_of(spec))} seeds it starts with"
+        )
     if spec.max_seeds is not None and not spec.until_decided:
         raise ConfigError(f"{where}: max_seeds caps until_decided: set until_decided: true (--until-decided)")
     if spec.max_retries < 0:
@@ -349,8 +367,14 @@ def run_overrides(spec: SweepSpec, mechanism: str, params: dict[str, Any], seed:
     """The run-config overrides of one trial, lowest priority first."""
     mech = spec.mechanisms[mechanism]
     sampled = [f"{key}={_literal(value)}" for key, value in params.items()]
-    return [f"task={spec.task}", f"attention={mech.attention}", *spec.overrides, *mech.overrides, *sampled,
-            f"seed={seed}"]  # fmt: skip
+    return [
+        f"task={spec.task}",
+        f"attention={mech.attention}",
+        *spec.overrides,
+        *mech.overrides,
+        *sampled,
+        f"seed={seed}",
+    ]
 
 
 def _literal(value: Any) -> str:

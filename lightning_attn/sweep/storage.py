@@ -88,11 +88,14 @@ def open_storage(url: str | None, folder: Path, heartbeat_interval: int, grace_p
             raise StorageUnavailable(f"cannot open the Optuna journal {path}: {e.strerror or e}") from None
     engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if url.startswith("postgres") else {}
     try:
-        return RDBStorage(database_url(url), engine_kwargs=engine, heartbeat_interval=heartbeat_interval,
-                          grace_period=grace_period)  # fmt: skip
+        return RDBStorage(
+            database_url(url), engine_kwargs=engine, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+        )
     except ModuleNotFoundError as e:
-        raise StorageUnavailable(f"the database driver for {mask_secrets(url)} is not installed ({e}); for "
-                                 "PostgreSQL: pip install 'lightning-attn[postgres]'") from None  # fmt: skip
+        raise StorageUnavailable(
+            f"the database driver for {mask_secrets(url)} is not installed ({e}); for "
+            "PostgreSQL: pip install 'lightning-attn[postgres]'"
+        ) from None
     except Exception as e:  # SQLAlchemy and its drivers raise many kinds: the message is what matters
         raise StorageUnavailable(f"cannot reach the Optuna storage {mask_secrets(url)}: {gist(e)}") from None
 
@@ -149,8 +152,9 @@ def _postgres_engine(storage: BaseStorage):
     return None
 
 
-def fail_stale_trials(study: optuna.Study, max_retries: int,
-                      on_failed: Callable[[FrozenTrial], None] | None = None) -> list[int]:  # fmt: skip
+def fail_stale_trials(
+    study: optuna.Study, max_retries: int, on_failed: Callable[[FrozenTrial], None] | None = None
+) -> list[int]:
     """Fail the RUNNING trials whose worker stopped sending heartbeats, and enqueue a retry of each.
 
     The failed trial keeps its reason (user attribute ``failure_reason``) and is marked ``stale``, so

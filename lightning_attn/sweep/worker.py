@@ -84,8 +84,11 @@ def run(worker: Worker) -> None:
     studies = {}
     for key in sweep_spec.study_keys(spec):
         seeds = sweep_spec.is_seeds(key)  # fixed parameters: nothing to sample, nothing to prune
-        sampler = (optuna.samplers.RandomSampler() if seeds
-                   else make_sampler(spec, key, worker.index, worker.parallel, worker.launch))  # fmt: skip
+        sampler = (
+            optuna.samplers.RandomSampler()
+            if seeds
+            else make_sampler(spec, key, worker.index, worker.parallel, worker.launch)
+        )
         pruner = optuna.pruners.NopPruner() if seeds else make_pruner(spec)
         name = sweep_spec.study_name(spec, key)
         studies[key] = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
@@ -147,8 +150,9 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
         output = trial_folder(worker.folder, study.study_name, trial.number)
         with signals_deferred():  # a stop now must find the run's id, or the run would stay RUNNING
             looks = {T.LOOKS: sequential.looks(spec)} if spec.until_decided and sweep_spec.is_seeds_study(study) else {}
-            run_id = create_child_run(worker.tracking_uri, spec.name, study, mechanism, trial, seed, worker.device,
-                                      worker.index, tags=looks)  # fmt: skip
+            run_id = create_child_run(
+                worker.tracking_uri, spec.name, study, mechanism, trial, seed, worker.device, worker.index, tags=looks
+            )
             where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid(), FOLDER: str(output)}
             for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
                 trial.set_user_attr(key, value)
@@ -189,8 +193,9 @@ def _record_dead_rank(worker: Worker, study: optuna.Study, trial: optuna.Trial, 
     log.warning("trial %s #%d: %s", study.study_name, trial.number, reason)
     frozen = record_worker_death(study, trial_id_of(trial), reason, worker.spec.max_retries)
     if frozen is not None:
-        set_run_status(worker.tracking_uri, frozen.user_attrs.get(RUN_ID), TrialState.FAIL,
-                       frozen.user_attrs[FAILURE_REASON])  # fmt: skip
+        set_run_status(
+            worker.tracking_uri, frozen.user_attrs.get(RUN_ID), TrialState.FAIL, frozen.user_attrs[FAILURE_REASON]
+        )
 
 
 def claim_gpu_share(device: str) -> None:
@@ -204,8 +209,10 @@ def claim_gpu_share(device: str) -> None:
     free, total = torch.cuda.mem_get_info()
     share = total / workers
     if free < 0.9 * share:  # the CUDA context itself takes a few hundred MiB of every share
-        raise ConfigError(f"{device}: {free / 2**20:.0f} MiB free, but each of its {workers} workers needs its share "
-                          f"of {share / 2**20:.0f} MiB; pack fewer workers on it")  # fmt: skip
+        raise ConfigError(
+            f"{device}: {free / 2**20:.0f} MiB free, but each of its {workers} workers needs its share "
+            f"of {share / 2**20:.0f} MiB; pack fewer workers on it"
+        )
     torch.cuda.set_per_process_memory_fraction(1 / workers)
     log.info("%s: %d workers share this GPU; this one may use %.0f MiB", device, workers, share / 2**20)
 
@@ -269,8 +276,18 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     spec = sweep_spec.load(args.folder / sweep_spec.SPEC_FILE)
     storage, tracking_uri = os.environ.get(STORAGE_ENV), os.environ["MLFLOW_TRACKING_URI"]
-    worker = Worker(spec, args.folder, storage, tracking_uri, args.index, args.device, args.override, args.parallel,
-                    args.ddp, args.launch)  # fmt: skip
+    worker = Worker(
+        spec,
+        args.folder,
+        storage,
+        tracking_uri,
+        args.index,
+        args.device,
+        args.override,
+        args.parallel,
+        args.ddp,
+        args.launch,
+    )
     # SIGINT, SIGTERM and SIGHUP stop the worker at its next safe point (a batch boundary, between trials): its
     # trial is recorded as interrupted (retried on --resume) and its MLflow run KILLED
     try:

@@ -232,8 +232,15 @@ class AttentionTask(L.LightningModule):
         self.log_dict(step.metrics, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync)
         if step.stability:
             self.log_dict(step.stability, batch_size=len(batch), on_step=False, on_epoch=True)
-        self.log(f"{stage}/loss", step.loss, batch_size=len(batch), on_step=on_step, on_epoch=True, sync_dist=sync,
-                 prog_bar=on_step)  # fmt: skip
+        self.log(
+            f"{stage}/loss",
+            step.loss,
+            batch_size=len(batch),
+            on_step=on_step,
+            on_epoch=True,
+            sync_dist=sync,
+            prog_bar=on_step,
+        )
         return step.loss
 
     def training_step(self, batch, batch_idx: int) -> Tensor:

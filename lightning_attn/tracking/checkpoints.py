@@ -67,8 +67,12 @@ class CheckpointUpload(Callback):
         size = path.stat().st_size
         if size > self.max_bytes:
             if not self.warned:
-                log.warning("checkpoint %s is %.0f MiB, over logger.checkpoint_upload_max_mb: not uploaded (other "
-                            "hosts cannot evaluate or resume this run)", path, size / 2**20)  # fmt: skip
+                log.warning(
+                    "checkpoint %s is %.0f MiB, over logger.checkpoint_upload_max_mb: not uploaded (other "
+                    "hosts cannot evaluate or resume this run)",
+                    path,
+                    size / 2**20,
+                )
                 self.warned = True
             return False
         with tempfile.TemporaryDirectory(dir=path.parent) as folder:  # the artifact takes the file's name

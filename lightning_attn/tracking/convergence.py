@@ -123,8 +123,16 @@ class Convergence(EarlyStopping):
         stop: end training once converged (else train to the cap and only record the outcome).
     """
 
-    def __init__(self, monitor: str, mode: str, patience: int, min_delta: float, loss_monitor: str | None = None,
-                 loss_min_delta: float = 0.0, stop: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        monitor: str,
+        mode: str,
+        patience: int,
+        min_delta: float,
+        loss_monitor: str | None = None,
+        loss_min_delta: float = 0.0,
+        stop: bool = True,
+    ):
         # checked after each validation, never at a training epoch's end
         super().__init__(monitor, min_delta, patience, mode=mode, check_on_train_epoch_end=False)
         self.loss_monitor, self.loss_min_delta, self.stop = loss_monitor, loss_min_delta, stop

@@ -46,18 +46,28 @@ def training_inputs(data: dict[str, Any], choice: str, sizes: dict[str, int]) ->
     """The dataset inputs of a training run: one per split in ``sizes`` (``train``/``val``/``test`` -> examples)."""
     name = data_name(data, choice)
     # a source with named split files (parallel text: data.test_split=test_2016_flickr) reads those
-    return [dataset_input(data, name, data.get(f"{split}_split", split), n, CONTEXTS.get(split, split))
-            for split, n in sizes.items()]  # fmt: skip
+    return [
+        dataset_input(data, name, data.get(f"{split}_split", split), n, CONTEXTS.get(split, split))
+        for split, n in sizes.items()
+    ]
 
 
-def evaluation_input(data: dict[str, Any], choice: str, split: str | None, files: tuple[str, str] | None,
-                     examples: int) -> Any:  # fmt: skip
+def evaluation_input(
+    data: dict[str, Any], choice: str, split: str | None, files: tuple[str, str] | None, examples: int
+) -> Any:
     """The dataset input of ``lightning-attn evaluate``: the split it scored (default: the configured test split)
     or the ``files`` (source, reference) it read, in context ``test``."""
     if files is not None:
         paths = [Path(f).expanduser().resolve() for f in files]
-        return _input(f"{paths[0].name} -> {paths[1].name}", "local", json.dumps({"uri": str(paths[0].parent)}),
-                      _file_digest(paths), examples, "test", paths)  # fmt: skip
+        return _input(
+            f"{paths[0].name} -> {paths[1].name}",
+            "local",
+            json.dumps({"uri": str(paths[0].parent)}),
+            _file_digest(paths),
+            examples,
+            "test",
+            paths,
+        )
     return dataset_input(data, data_name(data, choice), split or data.get("test_split", "test"), examples, "test")
 
 
@@ -118,8 +128,9 @@ def _source(data: dict[str, Any]) -> Any:
     return found(data) if found is not None else None
 
 
-def _input(name: str, source_type: str, source: str, digest: str, examples: int, context: str,
-           files: list[Path] = ()) -> Any:  # fmt: skip
+def _input(
+    name: str, source_type: str, source: str, digest: str, examples: int, context: str, files: list[Path] = ()
+) -> Any:
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     profile = {"examples": examples, **({"files": ", ".join(p.name for p in files)} if files else {})}
@@ -132,8 +143,13 @@ def _split_files(folder: Path, split: str, data: dict[str, Any]) -> list[Path]:
     text), else every ``{split}.*`` file there."""
     langs = [data[k] for k in ("src_lang", "tgt_lang") if data.get(k)]
     if langs:
-        return [next((p for p in (folder / f"{split}.{lang}", folder / f"{split}.{lang}.gz") if p.is_file()),
-                     folder / f"{split}.{lang}") for lang in langs]  # fmt: skip
+        return [
+            next(
+                (p for p in (folder / f"{split}.{lang}", folder / f"{split}.{lang}.gz") if p.is_file()),
+                folder / f"{split}.{lang}",
+            )
+            for lang in langs
+        ]
     return sorted(p for p in folder.glob(f"{split}.*") if p.is_file())
 
 

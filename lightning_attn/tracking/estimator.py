@@ -48,8 +48,11 @@ class EstimatorVariance(Callback):
                 for _ in range(self.samples):
                     loss = pl_module.training_loss(batch)
                     parts = torch.autograd.grad(loss, params, allow_unused=True)
-                    grads.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                                            for g, p in zip(parts, params)]))  # fmt: skip
+                    grads.append(
+                        torch.cat(
+                            [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(parts, params)]
+                        )
+                    )
         finally:
             pl_module.train(was_training)
             with torch.no_grad():
@@ -58,7 +61,9 @@ class EstimatorVariance(Callback):
         stacked = torch.stack(grads).double()
         variance = stacked.var(dim=0, unbiased=True).sum()
         signal = stacked.mean(dim=0).pow(2).sum()
-        metrics = {"stability/grad_estimator_var": float(variance),
-                   "stability/grad_estimator_snr": float(signal / variance.clamp_min(1e-30))}  # fmt: skip
+        metrics = {
+            "stability/grad_estimator_var": float(variance),
+            "stability/grad_estimator_snr": float(signal / variance.clamp_min(1e-30)),
+        }
         for name, value in metrics.items():
             pl_module.log(name, value, on_step=False, on_epoch=True, rank_zero_only=True, batch_size=1)

@@ -91,8 +91,9 @@ def _check_server(uri: str, where: str) -> None:
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
-    api = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/api/2.0/mlflow/experiments/search",
-                      "max_results=1", ""))  # fmt: skip
+    api = urlunsplit(
+        (parts.scheme, netloc, parts.path.rstrip("/") + "/api/2.0/mlflow/experiments/search", "max_results=1", "")
+    )
     request = urllib.request.Request(api)
     # the credentials MLflow's client would send: those in the URL, else MLFLOW_TRACKING_USERNAME/PASSWORD
     if parts.username is not None:
@@ -111,8 +112,10 @@ def _check_server(uri: str, where: str) -> None:
                 f"MLFLOW_SERVER_ALLOWED_HOSTS) — or reach it by a name it allows"
             ) from None
         if e.code == 401:
-            raise TrackingUnavailable(f"the MLflow tracking server {where} wants credentials (HTTP 401): set "
-                                      "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None  # fmt: skip
+            raise TrackingUnavailable(
+                f"the MLflow tracking server {where} wants credentials (HTTP 401): set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+            ) from None
         raise TrackingUnavailable(f"the MLflow tracking server {where} refused: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = mask_secrets(str(getattr(e, "reason", e)))
@@ -205,8 +208,11 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     if found is not None:
         raise ValueError(f"MLflow experiment {name!r} is deleted; restore it or choose another logger.experiment_name")
     try:
-        return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri, name),
-                                        tags={T.EXPERIMENT_KIND: T.KIND_TRAINING})  # fmt: skip
+        return client.create_experiment(
+            name,
+            artifact_location=default_artifact_location(tracking_uri, name),
+            tags={T.EXPERIMENT_KIND: T.KIND_TRAINING},
+        )
     except MlflowException:
         # created meanwhile by another process
         found = client.get_experiment_by_name(name)
@@ -234,8 +240,9 @@ def experiment_links(tracking_uri: str, base_url: str) -> list[tuple[str, str]]:
     try:
         from mlflow import MlflowClient
 
-        found = MlflowClient(tracking_uri).search_experiments(max_results=LINKS_SHOWN + 1,
-                                                              order_by=["last_update_time DESC"])  # fmt: skip
+        found = MlflowClient(tracking_uri).search_experiments(
+            max_results=LINKS_SHOWN + 1, order_by=["last_update_time DESC"]
+        )
     except Exception:  # the UI starts anyway, and says what is wrong itself
         return []
     base = base_url.rstrip("/")

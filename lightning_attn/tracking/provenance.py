@@ -33,8 +33,13 @@ def git_commit(folder: str) -> str | None:
     """The commit checked out in the git repository holding ``folder``; None outside one, in a repository
     without commits, or where git is not installed."""
     try:
-        found = subprocess.run(["git", "-C", folder, "rev-parse", "--verify", "--quiet", "HEAD"],
-                               capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
+        found = subprocess.run(
+            ["git", "-C", folder, "rev-parse", "--verify", "--quiet", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     commit = found.stdout.strip()

@@ -32,16 +32,22 @@ def make_images(root: Path, n: int, size: int = 24, seed: int = 0) -> Path:
         pixels = np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"img{i}.jpg", quality=90)
         caption = ["a", *rng.choice(words, size=3).tolist()]
-        entries.append({"filename": f"img{i}.jpg", "split": SPLITS[i % len(SPLITS)],
-                        "sentences": [{"tokens": caption}, {"tokens": caption[:2]}]})  # fmt: skip
+        entries.append(
+            {
+                "filename": f"img{i}.jpg",
+                "split": SPLITS[i % len(SPLITS)],
+                "sentences": [{"tokens": caption}, {"tokens": caption[:2]}],
+            }
+        )
     path = root / "dataset.json"
     path.write_text(json.dumps({"images": entries}))
     return path
 
 
 def data_config(json_path: Path, **overrides) -> dict:
-    cfg = KarpathyDataConfig(json=str(json_path), image_root=str(json_path.parent / "images"), image_size=16,
-                             min_count=1, batch_size=8)  # fmt: skip
+    cfg = KarpathyDataConfig(
+        json=str(json_path), image_root=str(json_path.parent / "images"), image_size=16, min_count=1, batch_size=8
+    )
     return {**cfg.__dict__, **overrides}
 
 

@@ -38,8 +38,10 @@ class LeakyAttention(SoftAttention):
 
     def training_terms(self, trace: AttentionTrace, token_log_lik: Tensor, step_mask: Tensor) -> TrainingTerms:
         mean_entropy = (trace.entropy * step_mask).sum() / step_mask.sum().clamp_min(1)
-        return TrainingTerms(losses={"sharpness": self.config.sharpness_weight * mean_entropy},
-                             metrics={"leak_entropy": mean_entropy.detach()})  # fmt: skip
+        return TrainingTerms(
+            losses={"sharpness": self.config.sharpness_weight * mean_entropy},
+            metrics={"leak_entropy": mean_entropy.detach()},
+        )
 
 
 MECHANISMS.setdefault("leaky", (LeakyAttention, LeakyAttentionConfig))

@@ -52,8 +52,15 @@ def sorting():
 
 
 SORTING = "tests.extension.sorting"
-SMALL_SORT = ["data.n_train=256", "data.n_val=32", "data.n_test=32", "model.embed_dim=16", "model.encoder_hidden=16",
-              "model.decoder_hidden=32", "trainer.enable_progress_bar=false"]  # fmt: skip
+SMALL_SORT = [
+    "data.n_train=256",
+    "data.n_val=32",
+    "data.n_test=32",
+    "model.embed_dim=16",
+    "model.encoder_hidden=16",
+    "model.decoder_hidden=32",
+    "trainer.enable_progress_bar=false",
+]
 
 
 @pytest.mark.e2e
@@ -70,11 +77,18 @@ def test_a_mechanism_and_a_task_of_your_own_train_sweep_and_report(leaky, sortin
     # 2. a sweep of both on the task: the launcher and its workers import the plugins from the environment
     env = {**os.environ, "LIGHTNING_ATTN_PLUGINS": f"{PLUGIN},{SORTING}", "PYTHONPATH": str(REPO)}
     space = "space: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}"
-    Path("own.yaml").write_text(f"name: own\ntask: sorting\noverrides: [{', '.join(SMALL_SORT)}, "
-                                f"trainer.max_epochs=2]\nmechanisms: {{leaky: {{}}, soft: {{}}}}\n{space}\n"
-                                "n_trials: 1\n")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "lightning_attn", "sweep", "own.yaml", "--devices", "cpu:1"],
-                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    Path("own.yaml").write_text(
+        f"name: own\ntask: sorting\noverrides: [{', '.join(SMALL_SORT)}, "
+        f"trainer.max_epochs=2]\nmechanisms: {{leaky: {{}}, soft: {{}}}}\n{space}\n"
+        "n_trials: 1\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightning_attn", "sweep", "own.yaml", "--devices", "cpu:1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("own").experiment_id])
@@ -82,8 +96,13 @@ def test_a_mechanism_and_a_task_of_your_own_train_sweep_and_report(leaky, sortin
     assert trial.info.status == "FINISHED" and trial.data.tags["task"] == "sorting"
     assert "stability/leak_entropy" in trial.data.metrics and "test/accuracy" in trial.data.metrics
     # 3. the report compares them like shipped ones, by the task's own headline metric
-    report = subprocess.run([sys.executable, "-m", "lightning_attn", "report", "--experiment", "own", "--out", "r"],
-                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    report = subprocess.run(
+        [sys.executable, "-m", "lightning_attn", "report", "--experiment", "own", "--out", "r"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     rows = list(csv.DictReader(Path("r/report.csv").read_text().splitlines()))
     assert sorted(r["mechanism"] for r in rows) == ["leaky", "soft"]

@@ -15,16 +15,39 @@ from .study import Study
 TAGS = {"metric.headline": "test/bleu", "mechanism": "soft", "task": "translation"}
 
 
-def run(run_id: str, bleu: float | None, *, kind: str = "seed", status: str = "FINISHED", state: str | None = None,
-        wall: float = 10.0, **metrics: float) -> RunRecord:  # fmt: skip
+def run(
+    run_id: str,
+    bleu: float | None,
+    *,
+    kind: str = "seed",
+    status: str = "FINISHED",
+    state: str | None = None,
+    wall: float = 10.0,
+    **metrics: float,
+) -> RunRecord:
     values = ({} if bleu is None else {"test/bleu": bleu}) | {k.replace("__", "/"): v for k, v in metrics.items()}
-    return RunRecord(run_id, run_id, "e", "translation", "soft", status, kind, values, {"seed": run_id[-1]}, TAGS,
-                     optuna_state=state, wall_s=wall)  # fmt: skip
+    return RunRecord(
+        run_id,
+        run_id,
+        "e",
+        "translation",
+        "soft",
+        status,
+        kind,
+        values,
+        {"seed": run_id[-1]},
+        TAGS,
+        optuna_state=state,
+        wall_s=wall,
+    )
 
 
 def test_a_row_is_built_by_keyword_only():
-    fields = {f.name: None for f in dataclasses.fields(Row) if f.default is dataclasses.MISSING
-              and f.default_factory is dataclasses.MISSING}  # fmt: skip
+    fields = {
+        f.name: None
+        for f in dataclasses.fields(Row)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
     row = Row(**fields)
     assert row.compared == [] and row.control is False
     with pytest.raises(TypeError):
@@ -32,12 +55,16 @@ def test_a_row_is_built_by_keyword_only():
 
 
 def test_a_row_from_pooled_seed_runs_has_their_mean_ci_and_per_seed_values():
-    seeds = [run("s0", 90.0, speed__infer_latency_ms_p50_b1=2.0, speed__infer_latency_ms_p50_b32=8.0),
-             run("s1", 92.0, speed__infer_latency_ms_p50_b1=4.0, speed__infer_latency_ms_p50_b32=10.0),
-             run("s2", 94.0, stability__grad_norm_std=2.0)]  # fmt: skip
-    trials = [run("t0", 80.0, kind="trial", state="COMPLETE"),
-              run("t1", None, kind="trial", status="KILLED", state="PRUNED"),  # neither success nor failure
-              run("t2", None, kind="trial", status="FAILED", state="FAIL", wall=5.0)]  # fmt: skip
+    seeds = [
+        run("s0", 90.0, speed__infer_latency_ms_p50_b1=2.0, speed__infer_latency_ms_p50_b32=8.0),
+        run("s1", 92.0, speed__infer_latency_ms_p50_b1=4.0, speed__infer_latency_ms_p50_b32=10.0),
+        run("s2", 94.0, stability__grad_norm_std=2.0),
+    ]
+    trials = [
+        run("t0", 80.0, kind="trial", state="COMPLETE"),
+        run("t1", None, kind="trial", status="KILLED", state="PRUNED"),  # neither success nor failure
+        run("t2", None, kind="trial", status="FAILED", state="FAIL", wall=5.0),
+    ]
     every = seeds + trials
     row = row_of("translation", "soft", every, [r for r in every if r.accuracy is not None], seeds, min_seeds=3)
     assert (row.best, row.best_run, row.metric, row.seeds, row.mean) == (94.0, "s2", "test/bleu", 3, 92.0)

@@ -82,8 +82,9 @@ def test_a_report_over_nine_identical_mechanisms_claims_a_difference_in_at_most_
     # pairs, verdicts, decisions: each at most alpha (tested one by one at 5 %, about half the reports claimed one)
     assert (claimed.mean(0) <= sig.ALPHA).all(), claimed.mean(0)
     # and it finds a difference that is there: one mechanism far below the others (about 10 seed deviations)
-    found = sum(any(t.significant and t.b == "m8" for t in simulation.compare(rng, SAME | {"m8": 1.2}).tests)
-                for _ in range(50))  # fmt: skip
+    found = sum(
+        any(t.significant and t.b == "m8" for t in simulation.compare(rng, SAME | {"m8": 1.2}).tests) for _ in range(50)
+    )
     assert found >= 40, found
 
 

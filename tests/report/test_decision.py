@@ -11,8 +11,9 @@ from .study import Study
 
 def _decide(study: Study, constraints: list[str], objective: Objective | None = None):
     rows, tests, diagnoses, _ = study.analyse()
-    return decide(rows, tests, list(diagnoses.values()), [Constraint.parse(c) for c in constraints],
-                  objective, study.speed())["translation"]  # fmt: skip
+    return decide(
+        rows, tests, list(diagnoses.values()), [Constraint.parse(c) for c in constraints], objective, study.speed()
+    )["translation"]
 
 
 def _four() -> Study:
@@ -39,8 +40,11 @@ def test_the_pick_meets_the_constraints_ties_on_accuracy_and_is_the_cheapest():
 
 def test_a_mechanism_not_shown_equivalent_is_no_candidate_and_says_what_would_decide_it():
     study = Study(margin=1.0)  # too narrow to show with 3 seeds and 120 test sentences
-    for mechanism, noises, latency in (("soft", [0.05, 0.06, 0.05], 1.8), ("marginal", [0.05, 0.05, 0.06], 1.2),
-                                       ("hard", [0.35, 0.36, 0.34], 0.9)):  # fmt: skip
+    for mechanism, noises, latency in (
+        ("soft", [0.05, 0.06, 0.05], 1.8),
+        ("marginal", [0.05, 0.05, 0.06], 1.2),
+        ("hard", [0.35, 0.36, 0.34], 0.9),
+    ):
         study.add(mechanism, noises, latency=[latency, latency + 0.02, latency - 0.01])
     decision = _decide(study, ["speed/infer_latency_ms_p50_b1<=2"])
     assert decision.candidates == [decision.pick]  # the most accurate alone: nothing is shown as good as it

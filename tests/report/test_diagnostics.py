@@ -65,8 +65,9 @@ def test_unequal_budgets_are_a_warning_and_a_blocker():
     hard, soft = summarise(study.collected)
     (d_hard, d_soft) = diagnose([hard, soft], [])
     assert d_soft.trials == 6 and d_soft.compute_s == pytest.approx(90.0)
-    assert budget_warnings([hard, soft]) == ["translation: tuning budgets differ between mechanisms (trials: hard 2, "
-                                             "soft 6)"]  # fmt: skip
+    assert budget_warnings([hard, soft]) == [
+        "translation: tuning budgets differ between mechanisms (trials: hard 2, soft 6)"
+    ]
     assert budget_blockers(hard, soft) == [Blocker("unequal budgets", "hard", 2, 6, ("soft",))]
     assert budget_blockers(hard, hard) == []
 

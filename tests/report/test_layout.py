@@ -24,8 +24,9 @@ def _imports() -> dict[str, set[tuple[str, str]]]:
 
 
 def test_no_module_imports_a_private_name_of_another():
-    private = [(m, f"{source}.{name}") for m, found in _imports().items() for source, name in found
-               if name.startswith("_")]  # fmt: skip
+    private = [
+        (m, f"{source}.{name}") for m, found in _imports().items() for source, name in found if name.startswith("_")
+    ]
     assert not private
 
 

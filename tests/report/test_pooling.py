@@ -17,11 +17,26 @@ TAGS = {T.HEADLINE_METRIC: "test/bleu", T.VALIDATION_METRIC: "val/bleu", T.TASK:
 
 
 def record(mechanism: str, seed: int, bleu: float, kind: str = "run", **params: str) -> RunRecord:
-    config = {"seed": str(seed), "task.lr": "0.002", "logger.tracking_uri": f"sqlite:///{seed}.db",
-              "output_dir": f"out{seed}", "threads": str(seed)} | params  # fmt: skip
+    config = {
+        "seed": str(seed),
+        "task.lr": "0.002",
+        "logger.tracking_uri": f"sqlite:///{seed}.db",
+        "output_dir": f"out{seed}",
+        "threads": str(seed),
+    } | params
     run_id = f"{mechanism}-{seed}-{'-'.join(params.values())}"
-    return RunRecord(run_id, run_id, "e", "translation", mechanism, "FINISHED", kind,
-                     {"test/bleu": bleu, "run/converged": 1.0}, config, dict(TAGS, attention=mechanism))  # fmt: skip
+    return RunRecord(
+        run_id,
+        run_id,
+        "e",
+        "translation",
+        mechanism,
+        "FINISHED",
+        kind,
+        {"test/bleu": bleu, "run/converged": 1.0},
+        config,
+        dict(TAGS, attention=mechanism),
+    )
 
 
 def test_runs_that_differ_only_in_seed_and_logging_pool_as_seeds():

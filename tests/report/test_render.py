@@ -60,9 +60,20 @@ def test_the_html_page_escapes_what_comes_from_runs(tmp_path):
     study.add("hard", [0.3, 0.3, 0.31])
     rows, tests, diagnoses, verdict = study.analyse()
     rows[0].compared[0].name = EVIL
-    report = {"title": "t", "source": EVIL, "tasks": ["translation"], "rows": rows, "tests": tests,
-              "diagnoses": list(diagnoses.values()), "verdicts": {"translation": verdict}, "warnings": [EVIL],
-              "failures": [], "min_seeds": 3, "plots": [], "gallery": {}}  # fmt: skip
+    report = {
+        "title": "t",
+        "source": EVIL,
+        "tasks": ["translation"],
+        "rows": rows,
+        "tests": tests,
+        "diagnoses": list(diagnoses.values()),
+        "verdicts": {"translation": verdict},
+        "warnings": [EVIL],
+        "failures": [],
+        "min_seeds": 3,
+        "plots": [],
+        "gallery": {},
+    }
     page = render.write_html(tmp_path, report).read_text()
     assert EVIL not in page and "&lt;script&gt;" in page
     assert "(best run; mean ± 95 % CI over the seed runs, from 3 seeds up).</p>" in page

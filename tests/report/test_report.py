@@ -127,10 +127,18 @@ def _chromium() -> str:
 def test_html_renders_in_a_headless_browser(swept, tmp_path):
     chromium = _chromium()
     page = (report(swept, "--format", "html") / "report.html").as_uri()
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
-    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", page], capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    flags = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [*flags, "--virtual-time-budget=5000", "--dump-dom", page], capture_output=True, text=True, timeout=120
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count('class="main-svg"') >= 2  # plotly drew its figures
     # the decision opens the page; one epoch a run: withheld, with the reason
@@ -140,8 +148,12 @@ def test_html_renders_in_a_headless_browser(swept, tmp_path):
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     shot = tmp_path / "shot.png"
-    subprocess.run([*flags, "--virtual-time-budget=5000", "--window-size=1280,2000", f"--screenshot={shot}", page],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [*flags, "--virtual-time-budget=5000", "--window-size=1280,2000", f"--screenshot={shot}", page],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50  # not a blank page
 
@@ -155,8 +167,9 @@ def _free_port() -> int:
 def test_ui_optuna_serves_the_sweep_studies(swept):
     port = _free_port()
     cmd = [sys.executable, "-m", "lightning_attn", "ui", "--optuna", "--port", str(port)]  # the one sweep here
-    proc = subprocess.Popen(cmd, cwd=swept, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=swept, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         deadline, studies_found = time.monotonic() + 60, None
         while time.monotonic() < deadline and studies_found is None:

@@ -15,9 +15,14 @@ def test_units_are_written_as_their_metric_is_known():
 
 
 def test_reasons_are_grouped_by_kind_in_order_and_each_said_once():
-    reasons = [Blocker("not converged", "hard", 3, 3), Blocker("too few seeds", "soft", 2, 3),
-               Blocker("not converged", "gumbel", 1, 3), Blocker("unequal budgets", "hard", 2, 6, ("soft",)),
-               Blocker("not converged", "hard", 3, 3), Blocker("too few seeds", "hard", 1, 3)]  # fmt: skip
+    reasons = [
+        Blocker("not converged", "hard", 3, 3),
+        Blocker("too few seeds", "soft", 2, 3),
+        Blocker("not converged", "gumbel", 1, 3),
+        Blocker("unequal budgets", "hard", 2, 6, ("soft",)),
+        Blocker("not converged", "hard", 3, 3),
+        Blocker("too few seeds", "hard", 1, 3),
+    ]
     assert wording.explain(reasons) == (
         "hard did not converge in 3 of 3 runs, gumbel in 1 of 3 runs; raise trainer.max_epochs; "
         "too few seed runs (soft 2, hard 1; a verdict needs 3: seeds: [0, 1, 2]); "
@@ -26,13 +31,18 @@ def test_reasons_are_grouped_by_kind_in_order_and_each_said_once():
     assert wording.explain([Blocker("too few seeds", "soft", 1, 2)]) == (
         "too few seed runs (soft 1; a verdict needs 2: seeds: [0, 1])"  # the report's minimum, not a default
     )
-    assert wording.explain([Blocker("unrecorded", "soft", 2, 3), Blocker("floor", "hard", against=("soft",)),
-                            Blocker("untestable", "hard", note="different metrics: a and b"),
-                            Blocker("untestable", "topk")]) == (
+    assert wording.explain(
+        [
+            Blocker("unrecorded", "soft", 2, 3),
+            Blocker("floor", "hard", against=("soft",)),
+            Blocker("untestable", "hard", note="different metrics: a and b"),
+            Blocker("untestable", "topk"),
+        ]
+    ) == (
         "no convergence record (soft 2 of 3 runs): rerun with this version; neither hard nor soft beats the "
         "control significantly; significance cannot be tested: different metrics: a and b; significance cannot "
         "be tested: no pair"
-    )  # fmt: skip
+    )
     assert wording.explain([Blocker("untested", "soft", against=("hard", "topk"))]) == (
         "significance cannot be tested against hard, topk"
     )
@@ -40,16 +50,28 @@ def test_reasons_are_grouped_by_kind_in_order_and_each_said_once():
 
 
 def _test(**fields) -> SeedTest:
-    base = {"n_a": 3, "n_b": 3, "mean_a": 90.0, "mean_b": 88.0, "delta": 2.0, "ci_low": 0.5, "ci_high": 3.5,
-            "welch_p": 0.012, "hedges_g": -2.345, "detectable": 1.5}  # fmt: skip
+    base = {
+        "n_a": 3,
+        "n_b": 3,
+        "mean_a": 90.0,
+        "mean_b": 88.0,
+        "delta": 2.0,
+        "ci_low": 0.5,
+        "ci_high": 3.5,
+        "welch_p": 0.012,
+        "hedges_g": -2.345,
+        "detectable": 1.5,
+    }
     return SeedTest(**(base | fields))
 
 
 def test_a_test_is_described_with_its_interval_n_effect_and_power():
     text = wording.describe_test(_test(), -2.0, -3.5, -0.5, "BLEU", 0.036, 3)
-    assert text == ("Δ -2.00 BLEU, 95 % CI -3.50 to -0.50 over seeds, p = 0.012, adjusted for 3 pairs p = 0.036, "
-                    "n = 3 and 3 seeds, Hedges' g 2.3, would detect 1.50 BLEU about 4 times in 5 if the seed spread is "
-                    "as observed")  # fmt: skip
+    assert text == (
+        "Δ -2.00 BLEU, 95 % CI -3.50 to -0.50 over seeds, p = 0.012, adjusted for 3 pairs p = 0.036, "
+        "n = 3 and 3 seeds, Hedges' g 2.3, would detect 1.50 BLEU about 4 times in 5 if the seed spread is "
+        "as observed"
+    )
     items = wording.describe_test(_test(n_items=120, items_p=0.02, hedges_g=None, detectable=None), 2, 0.5, 3.5, "x")
     assert items.endswith("p = 0.020, n = 3 and 3 seeds × 120 test items")
     assert wording.p_text(0.0004) == "< 0.001" and wording.p_text(0.0123) == "0.012"
@@ -76,7 +98,7 @@ def test_a_pair_reads_as_its_outcome():
             ("hard", "topk", "undecided", 1.0, 9),
         ],
         "BLEU",
-    ) == (  # fmt: skip
+    ) == (
         " On accuracy, for all pairs together: soft better than hard; soft and topk equivalent within ±1 BLEU; "
         "hard vs topk undecided (about 9 seeds a side would decide it, an estimate)."
     )
@@ -155,11 +177,20 @@ def test_decisions_read_as_what_was_decided():
         "fails <= 2). Borderline (the interval crosses a limit): soft (lat 1.9 (95 % CI 1.7–2.1))."
     )
     common = {"task": "t", "metric": "m", "resource": "lat"}
-    open_pair = wording.pick(**common, mechanism="soft", limits="lat <= 2", met=[("lat", "1.8")], feasible=2,
-                             score=90.0, undecided=[("hard", 6)])  # fmt: skip
-    assert open_pair == ("**Pick soft** for t: it meets lat <= 2 (lat 1.8), and of the 2 that do it is the most "
-                         "accurate (m 90.00). Undecided on accuracy: hard (about 6 seeds a side would decide it, an "
-                         "estimate).")  # fmt: skip
+    open_pair = wording.pick(
+        **common,
+        mechanism="soft",
+        limits="lat <= 2",
+        met=[("lat", "1.8")],
+        feasible=2,
+        score=90.0,
+        undecided=[("hard", 6)],
+    )
+    assert open_pair == (
+        "**Pick soft** for t: it meets lat <= 2 (lat 1.8), and of the 2 that do it is the most "
+        "accurate (m 90.00). Undecided on accuracy: hard (about 6 seeds a side would decide it, an "
+        "estimate)."
+    )
     only = wording.pick(**common, mechanism="hard", limits="lat <= 1", met=[("lat", "0.9")], feasible=1, score=1.0)
     assert only == "**Pick hard** for t: it meets lat <= 1 (lat 0.9), the only mechanism that does."
     saving = wording.cost_saving(1.2, "soft", 1.25, 0.4, False)

@@ -27,14 +27,37 @@ def experiment(tmp_path_factory):
     folder = tmp_path_factory.mktemp("speedpass")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     for mechanism, seed in (("soft", 1), ("soft", 0), ("hard", 0)):
-        train(compose([*tiny(mechanism=mechanism), f"seed={seed}", f"logger.tracking_uri={uri}",
-                       "logger.experiment_name=pass", f"output_dir={folder / 'outputs'}"]))  # fmt: skip
+        train(
+            compose(
+                [
+                    *tiny(mechanism=mechanism),
+                    f"seed={seed}",
+                    f"logger.tracking_uri={uri}",
+                    "logger.experiment_name=pass",
+                    f"output_dir={folder / 'outputs'}",
+                ]
+            )
+        )
     return uri
 
 
 def test_one_checkpoint_per_mechanism_timed_side_by_side_and_logged(experiment, capsys):
-    code = cli.main(["benchmark", "runs", "--experiment", "pass", "--tracking-uri", experiment, "--rounds", "3",
-                     "--steps", "5", "--batch", "4"])  # fmt: skip
+    code = cli.main(
+        [
+            "benchmark",
+            "runs",
+            "--experiment",
+            "pass",
+            "--tracking-uri",
+            experiment,
+            "--rounds",
+            "3",
+            "--steps",
+            "5",
+            "--batch",
+            "4",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "translation: side by side, 3 interleaved rounds" in out

@@ -13,16 +13,24 @@ from lightning_attn.speedpass import sizes
 
 @pytest.fixture(scope="module")
 def measured():
-    return sizes.measure(tasks=["translation", "captioning"], mechanisms=["soft", "uniform", "marginal", "local"],
-                         sizes=(16, 64), rounds=2, block_s=0.001, vocab=50,
-                         threads=1)  # fmt: skip
+    return sizes.measure(
+        tasks=["translation", "captioning"],
+        mechanisms=["soft", "uniform", "marginal", "local"],
+        sizes=(16, 64),
+        rounds=2,
+        block_s=0.001,
+        vocab=50,
+        threads=1,
+    )
 
 
 def test_every_mechanism_of_every_task_is_measured_at_every_size(measured):
     assert {(p.task, p.mechanism, p.positions) for p in measured.points} == {
-        (t, m, n) for t in ("translation", "captioning") for m in ("soft", "uniform", "marginal", "local")
+        (t, m, n)
+        for t in ("translation", "captioning")
+        for m in ("soft", "uniform", "marginal", "local")
         for n in (16, 64)
-    }  # fmt: skip
+    }
     assert all(p.decode_ms > 0 and p.train_ms > 0 and p.train_mib > 0 for p in measured.points)
     assert set(measured.exponents["captioning"]["local"]) == {"decode", "train"}
     # ratios to soft at the largest size, for every other mechanism and both kinds of work
@@ -52,8 +60,26 @@ def test_the_table_sentences_and_json_say_it(measured, tmp_path):
 
 
 def test_the_command_writes_its_table_plot_and_json(tmp_path, capsys):
-    code = cli.main(["benchmark", "sizes", "--task", "translation", "--mechanism", "soft", "--mechanism", "hard",
-                     "--sizes", "8,16", "--rounds", "2", "--threads", "1", "--out", str(tmp_path / "out")])  # fmt: skip
+    code = cli.main(
+        [
+            "benchmark",
+            "sizes",
+            "--task",
+            "translation",
+            "--mechanism",
+            "soft",
+            "--mechanism",
+            "hard",
+            "--sizes",
+            "8,16",
+            "--rounds",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"sizes.json", "sizes.md", "sizes.png"}
     assert "| hard |" in (tmp_path / "out" / "sizes.md").read_text() and "## translation" in capsys.readouterr().out

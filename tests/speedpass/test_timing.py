@@ -30,8 +30,13 @@ def test_the_same_work_under_two_names_is_the_same_speed():
 
 def test_twice_the_work_is_slower_and_its_interval_excludes_one():
     seen = []
-    rounds = timing.interleaved({"once": _matmuls(20), "twice": _matmuls(40)}, rounds=12, block_s=0.01, threads=1,
-                                progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    rounds = timing.interleaved(
+        {"once": _matmuls(20), "twice": _matmuls(40)},
+        rounds=12,
+        block_s=0.01,
+        threads=1,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen[-1] == (12, 12)
     (ratio,) = timing.compare(rounds, "once")
     assert ratio.verdict == "slower" and 1 < ratio.low <= ratio.ratio <= ratio.high, ratio

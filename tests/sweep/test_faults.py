@@ -205,8 +205,9 @@ def test_unreachable_servers_are_one_line_with_the_password_masked():
     assert "cannot reach the Optuna storage postgresql://optuna:***@127.0.0.1" in proc.stderr
     http = f"http://user:{PASSWORD}@127.0.0.1:{port}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": http}
-    train = subprocess.run([sys.executable, "-m", "lightning_attn", "train", *TINY], capture_output=True, text=True,
-                           env=env)  # fmt: skip
+    train = subprocess.run(
+        [sys.executable, "-m", "lightning_attn", "train", *TINY], capture_output=True, text=True, env=env
+    )
     assert train.returncode == 3 and train.stderr.count("\n") == 1, train.stderr
     assert "cannot reach the MLflow tracking server http://user:***@127.0.0.1" in train.stderr
     for text in (proc.stdout, proc.stderr, train.stdout, train.stderr):
@@ -218,9 +219,20 @@ def test_unreachable_servers_are_one_line_with_the_password_masked():
 def mlflow_server(tmp_path):
     """A real ``mlflow server`` on loopback with a SQLite backend and its own artifact root."""
     port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-           "--artifacts-destination", str(tmp_path / "artifacts")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+    ]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), timeout=120)
@@ -233,12 +245,20 @@ def mlflow_server(tmp_path):
 def test_no_password_in_anything_a_run_or_a_sweep_against_a_server_prints_logs_or_records(mlflow_server, tmp_path):
     uri = f"http://user:{PASSWORD}@127.0.0.1:{mlflow_server}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    train = subprocess.run([sys.executable, "-m", "lightning_attn", "train", *TINY, "logger.experiment_name=secret"],
-                           capture_output=True, text=True, env=env)  # fmt: skip
+    train = subprocess.run(
+        [sys.executable, "-m", "lightning_attn", "train", *TINY, "logger.experiment_name=secret"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     path = sweep_file("secretsweep", BODY.replace("n_trials: 4", "n_trials: 1"))
-    swept = subprocess.run([sys.executable, "-m", "lightning_attn", "sweep", str(path), "--devices", "cpu:1",
-                            "trainer.max_epochs=1"], capture_output=True, text=True, env=env)  # fmt: skip
+    swept = subprocess.run(
+        [sys.executable, "-m", "lightning_attn", "sweep", str(path), "--devices", "cpu:1", "trainer.max_epochs=1"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert swept.returncode == 0, swept.stdout[-3000:] + swept.stderr[-3000:]
     assert "View run" in train.stdout + train.stderr  # MLflow did print its run links: masked
     for text in (train.stdout, train.stderr, swept.stdout, swept.stderr):
@@ -262,8 +282,11 @@ def test_no_password_in_anything_a_run_or_a_sweep_against_a_server_prints_logs_o
 
 def test_ui_killed_by_pid_leaves_nothing_answering(tmp_path):
     port = free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "lightning_attn", "ui", "--port", str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "lightning_attn", "ui", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), timeout=120, every=1)
     finally:

@@ -64,8 +64,21 @@ def tracking_server(postgres, tmp_path_factory):
 
 def host(file: Path, storage: str, server: str, out: str, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """``lightning-attn sweep`` as one host runs it: its own sweep folder, the shared database and server."""
-    cmd = [sys.executable, "-m", "lightning_attn", "sweep", str(file), "--storage", storage, "--devices", "cpu:1",
-           "--out", out, *QUICK, *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_attn",
+        "sweep",
+        str(file),
+        "--storage",
+        storage,
+        "--devices",
+        "cpu:1",
+        "--out",
+        out,
+        *QUICK,
+        *extra,
+    ]
     env = {**os.environ, **(env or {}), "MLFLOW_TRACKING_URI": server}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -91,8 +104,11 @@ def test_two_hosts_share_one_sweep_exactly_and_a_dead_hosts_trial_is_retried_on_
     second = host(file, storage, tracking_server.url, "host-b", "--join")
 
     def running_on_second():
-        return [t for t in trials_of(storage, "hosts-soft") + trials_of(storage, "hosts-hard")
-                if t.state == TrialState.RUNNING and parent_pid(t.user_attrs.get("pid", -1)) == second.pid]  # fmt: skip
+        return [
+            t
+            for t in trials_of(storage, "hosts-soft") + trials_of(storage, "hosts-hard")
+            if t.state == TrialState.RUNNING and parent_pid(t.user_attrs.get("pid", -1)) == second.pid
+        ]
 
     victim = wait_until(lambda: running_on_second() or second.poll() is not None, 240, what="a trial on host b")
     assert second.poll() is None, second.communicate()[0][-4000:]
@@ -141,9 +157,23 @@ def test_two_hosts_share_one_sweep_exactly_and_a_dead_hosts_trial_is_retried_on_
     assert len(parents) == 2 and {r.info.status for r in parents} == {"FINISHED"}
 
     # the report reads the sweep from the server
-    report = subprocess.run([sys.executable, "-m", "lightning_attn", "report", "--experiment", "hosts",
-                             "--tracking-uri", tracking_server.url, "--out", "report"],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    report = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightning_attn",
+            "report",
+            "--experiment",
+            "hosts",
+            "--tracking-uri",
+            tracking_server.url,
+            "--out",
+            "report",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode in (0, 1), report.stdout[-3000:] + report.stderr[-3000:]
     data = json.loads(Path("report/report.json").read_text())
     assert {"soft", "hard"} <= set(json.dumps(data).split('"')), "the report compares both mechanisms"
@@ -162,9 +192,11 @@ def test_a_trial_that_kills_its_worker_every_time_ends_failed_after_max_retries(
     storage = postgres.url(postgres.create_database("killer"))
     file = Path("killer.yaml")
     run_keys = ", ".join(o for o in RUN if not o.startswith("attention."))
-    file.write_text(f"name: killer\ntask: translation\noverrides: [{run_keys}]\nmechanisms: {{killer: {{}}}}\n"
-                    "n_trials: 1\nmax_retries: 2\nworker_restarts: 5\n"
-                    "heartbeat_interval: 1\ngrace_period: 3\n")  # fmt: skip
+    file.write_text(
+        f"name: killer\ntask: translation\noverrides: [{run_keys}]\nmechanisms: {{killer: {{}}}}\n"
+        "n_trials: 1\nmax_retries: 2\nworker_restarts: 5\n"
+        "heartbeat_interval: 1\ngrace_period: 3\n"
+    )
     plugin = {"LIGHTNING_ATTN_PLUGINS": "tests.extension.killer", "PYTHONPATH": str(REPO)}
     proc = host(file, storage, tracking_server.url, "host-a", env=plugin)
     out = proc.communicate(timeout=600)[0]
@@ -193,7 +225,11 @@ def test_a_trial_that_kills_its_worker_every_time_ends_failed_after_max_retries(
 
 def test_ui_on_a_tracking_server_points_at_the_server_itself(tracking_server):
     uri = tracking_server.url.replace("http://", f"http://lab:{PASSWORD}@")
-    proc = subprocess.run([sys.executable, "-m", "lightning_attn", "ui", "--tracking-uri", uri],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightning_attn", "ui", "--tracking-uri", uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and "is its own UI" in proc.stdout, proc.stdout + proc.stderr
     assert "lab:***@127.0.0.1" in proc.stdout and PASSWORD not in proc.stdout + proc.stderr

@@ -148,19 +148,39 @@ def test_compare_until_decided_looks_at_real_runs_and_the_report_takes_the_same_
 
     shared = [o for o in RUN if not o.startswith("attention.")]  # the uniform control has no attention settings
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    cmd = [sys.executable, "-m", "lightning_attn", "compare", "attention=soft,uniform", "seeds=0-2", "--until-decided",
-           "--max-seeds", "4", "--devices", "cpu:2", *shared, "trainer.max_epochs=1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_attn",
+        "compare",
+        "attention=soft,uniform",
+        "seeds=0-2",
+        "--until-decided",
+        "--max-seeds",
+        "4",
+        "--devices",
+        "cpu:2",
+        *shared,
+        "trainer.max_epochs=1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     said = [line for line in proc.stdout.splitlines() if line.startswith("until decided: ")]
     assert len(said) == 2 and all(("decided at" in s or "seeds" in s) for s in said), proc.stdout[-2000:]
     _, _, children = mlflow_runs("compare-translation")
     assert {r.data.tags["seeds.looks"] for r in children} == {"3:4"}
-    seeds = {m: sorted(int(r.data.tags["seed"]) for r in children if r.data.tags["attention"] == m)
-             for m in ("soft", "uniform")}  # fmt: skip
+    seeds = {
+        m: sorted(int(r.data.tags["seed"]) for r in children if r.data.tags["attention"] == m)
+        for m in ("soft", "uniform")
+    }
     assert all(s[:3] == [0, 1, 2] and len(s) <= 4 for s in seeds.values()), seeds
-    report = subprocess.run([sys.executable, "-m", "lightning_attn", "report", "--out", "out", "--no-log",
-                             "--min-seeds", "3"], capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    report = subprocess.run(
+        [sys.executable, "-m", "lightning_attn", "report", "--out", "out", "--no-log", "--min-seeds", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     (test,) = json.loads(Path("out/report.json").read_text())["significance"]
     decided = all("decided at" in s for s in said)

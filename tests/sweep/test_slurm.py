@@ -54,8 +54,16 @@ def test_a_host_task_runs_the_sweep_joined_in_its_own_folder_and_pickles_no_stor
 
     task = HostTask(tmp_path / "sweep.yaml", tmp_path, "0,1", True, tmp_path)
     command = task.command(3)
-    assert command[3:] == ["sweep", str(tmp_path / "sweep.yaml"), "--join", "--out", str(tmp_path / "hosts" / "3"),
-                           "--devices", "0,1", "--ddp"]  # fmt: skip
+    assert command[3:] == [
+        "sweep",
+        str(tmp_path / "sweep.yaml"),
+        "--join",
+        "--out",
+        str(tmp_path / "hosts" / "3"),
+        "--devices",
+        "0,1",
+        "--ddp",
+    ]
     assert not [c for c in command if "storage" in c]  # the URL comes in the environment
     assert set(pickle.loads(pickle.dumps(task)).__dict__) == {"spec_file", "folder", "devices", "ddp", "cwd", "_child"}
 
@@ -63,8 +71,20 @@ def test_a_host_task_runs_the_sweep_joined_in_its_own_folder_and_pickles_no_stor
 @pytest.mark.e2e
 def test_a_two_task_array_spends_the_budget_exactly_and_a_preempted_task_is_requeued_and_rejoins():
     path = sweep_file("array", BODY.replace("n_trials: 4", "n_trials: 3"))
-    args = [str(path), "--slurm", "--slurm-executor", "local", "--array", "2", "--timeout-min", "30",
-            "--devices", "cpu:1", "trainer.max_epochs=4", "early_stopping.enabled=false"]  # fmt: skip
+    args = [
+        str(path),
+        "--slurm",
+        "--slurm-executor",
+        "local",
+        "--array",
+        "2",
+        "--timeout-min",
+        "30",
+        "--devices",
+        "cpu:1",
+        "trainer.max_epochs=4",
+        "early_stopping.enabled=false",
+    ]
     submitter = sweep(*args, wait=False)
     client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     host1 = str(Path("outputs/sweeps/array/hosts/1").resolve())
@@ -80,8 +100,13 @@ def test_a_two_task_array_spends_the_budget_exactly_and_a_preempted_task_is_requ
         return None
 
     victim = wait_for(running_on_host1, timeout=300)
-    launcher = int(next(p.name for p in Path("/proc").iterdir() if p.name.isdigit()
-                        and host1 in (p / "cmdline").read_bytes().decode(errors="replace")))  # fmt: skip
+    launcher = int(
+        next(
+            p.name
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and host1 in (p / "cmdline").read_bytes().decode(errors="replace")
+        )
+    )
     task = parent_pid(launcher)
     # a preemption, as Slurm signals it: USR2 to every process of the step (the launcher and its worker too)
     for pid in (task, launcher, victim.user_attrs["pid"]):

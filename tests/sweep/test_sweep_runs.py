@@ -48,8 +48,10 @@ def sweep(*args: str, timeout: int = 300, wait: bool = True, env: dict[str, str]
 
 def studies(name: str, root: Path = Path()) -> dict[str, optuna.Study]:
     storage = HeartbeatJournalStorage(root / f"outputs/sweeps/{name}/optuna.journal", 10, 60)
-    return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
-            for s in optuna.get_all_study_summaries(storage)}  # fmt: skip
+    return {
+        s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
+        for s in optuna.get_all_study_summaries(storage)
+    }
 
 
 def mlflow_runs(experiment: str):
@@ -99,8 +101,14 @@ def test_smoke_sweep_on_two_cpu_workers():
             assert run.data.metrics["val/bleu"] == trial.value
             assert run.data.metrics["run/epochs"] == 1 and run.data.metrics["run/converged"] == 0  # the cap of 1
             # every trial carries the stability and speed families, like every train run
-            for metric in ("stability/grad_norm_mean", "stability/attention_entropy", "speed/train_samples_per_s",
-                           "speed/step_time_ms_p95", "speed/infer_latency_ms_p50_b1", "speed/peak_rss_mb"):  # fmt: skip
+            for metric in (
+                "stability/grad_norm_mean",
+                "stability/attention_entropy",
+                "speed/train_samples_per_s",
+                "speed/step_time_ms_p95",
+                "speed/infer_latency_ms_p50_b1",
+                "speed/peak_rss_mb",
+            ):
                 assert metric in run.data.metrics, metric
             if name.endswith("hard"):
                 assert "stability/reinforce_advantage_var" in run.data.metrics
@@ -140,9 +148,12 @@ def test_killed_worker_trial_continues_from_its_checkpoint_and_resume_completes_
     # no pruning: long trials under the median pruner may be pruned, and then fewer than 2 complete
     import torch
 
-    path = sweep_file("kill", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
-                      "n_trials: 2\nheartbeat_interval: 1\ngrace_period: 3\nworker_restarts: 0\n"
-                      "pruner: {kind: none}\n")  # fmt: skip
+    path = sweep_file(
+        "kill",
+        "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
+        "n_trials: 2\nheartbeat_interval: 1\ngrace_period: 3\nworker_restarts: 0\n"
+        "pruner: {kind: none}\n",
+    )
     assert f"trainer.limit_train_batches={BATCHES}" in RUN and f"data.batch_size={BATCH_SIZE}" in RUN
     args = [str(path), "--devices", "cpu:1", f"trainer.max_epochs={EPOCHS}", "early_stopping.enabled=false"]
     launcher = sweep(*args, wait=False)
@@ -230,8 +241,9 @@ def test_diverging_trials_fail_with_their_reason_and_the_sweep_goes_on():
 
 
 def test_a_sweep_whose_every_trial_failed_exits_1_with_the_first_reason():
-    path = sweep_file("doomed", "mechanisms: {soft: {}}\nspace: {task.lr: {type: categorical, choices: [1.0e+30]}}\n"
-                      "n_trials: 2\n")  # fmt: skip
+    path = sweep_file(
+        "doomed", "mechanisms: {soft: {}}\nspace: {task.lr: {type: categorical, choices: [1.0e+30]}}\nn_trials: 2\n"
+    )
     proc = sweep(str(path), "--devices", "cpu:1", "trainer.max_epochs=1")
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
@@ -263,14 +275,24 @@ def test_pruning_prunes_a_hopeless_trial():
 
 # what `sbatch --ntasks-per-node=1` sets in the one task that runs the sweep: Lightning must not take these
 # for the ranks the sweep starts itself
-SLURM_JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "sweep", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
-             "SLURM_NNODES": "1", "SLURM_NODELIST": "node1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
-             "SLURM_NODEID": "0", "SLURM_CPUS_PER_TASK": "2"}  # fmt: skip
+SLURM_JOB = {
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NAME": "sweep",
+    "SLURM_NTASKS": "1",
+    "SLURM_NTASKS_PER_NODE": "1",
+    "SLURM_NNODES": "1",
+    "SLURM_NODELIST": "node1",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_CPUS_PER_TASK": "2",
+}
 
 
 def test_ddp_trial_is_one_optuna_trial_with_the_same_config_on_both_ranks():
-    path = sweep_file("ddp", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
-                      "n_trials: 1\n")  # fmt: skip
+    path = sweep_file(
+        "ddp", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\nn_trials: 1\n"
+    )
     proc = sweep(str(path), "--ddp", "--devices", "cpu:2", "trainer.max_epochs=1", env=SLURM_JOB)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     trials = studies("ddp")["ddp-soft"].get_trials()
@@ -288,8 +310,11 @@ def test_ddp_trial_is_one_optuna_trial_with_the_same_config_on_both_ranks():
 
 
 def test_seeds_retrain_the_best_parameters_once_per_seed_across_workers():
-    path = sweep_file("seeds", "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
-                      "n_trials: 2\nseeds: [0, 1]\n")  # fmt: skip
+    path = sweep_file(
+        "seeds",
+        "mechanisms: {soft: {}}\nspace: {task.lr: {type: float, low: 1.0e-3, high: 1.0e-2}}\n"
+        "n_trials: 2\nseeds: [0, 1]\n",
+    )
     proc = sweep(str(path), "--devices", "cpu:2", "trainer.max_epochs=4")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     found = studies("seeds")
@@ -334,8 +359,19 @@ def test_memory_figures_of_a_trial_are_its_own_in_a_shared_worker():
 
 def test_compare_stopped_and_resumed_never_trains_a_finished_run_again():
     shared = [o for o in RUN if not o.startswith("attention.")]  # the uniform control has no attention settings
-    cmd = [sys.executable, "-m", "lightning_attn", "compare", "attention=soft,uniform", "seeds=0-1", "--devices",
-           "cpu:2", *shared, "trainer.max_epochs=8", "early_stopping.enabled=false"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_attn",
+        "compare",
+        "attention=soft,uniform",
+        "seeds=0-1",
+        "--devices",
+        "cpu:2",
+        *shared,
+        "trainer.max_epochs=8",
+        "early_stopping.enabled=false",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     journal = Path("outputs/sweeps/compare-translation/optuna.journal")

@@ -100,8 +100,15 @@ def test_the_report_resamples_the_bleu4_the_table_shows():
     from lightning_attn.report.significance import ITEM_STATISTICS
 
     # long enough to match 4-grams (about 15 BLEU-4): agreement at 0 would prove nothing
-    learns = ["data.n_train=512", "data.n_test=32", "data.batch_size=32", "trainer.max_epochs=4", "task.lr=3e-3",
-              "trainer.limit_train_batches=null", "early_stopping.enabled=false"]  # fmt: skip
+    learns = [
+        "data.n_train=512",
+        "data.n_test=32",
+        "data.batch_size=32",
+        "trainer.max_epochs=4",
+        "task.lr=3e-3",
+        "trainer.limit_train_batches=null",
+        "early_stopping.enabled=false",
+    ]
     result = train(compose([*TINY, "attention=soft", *learns]))
     (run,) = collect.collect(result.tracking_uri, None, None).runs
     assert run.tags["metric.item_statistics"] == "bleu4"

@@ -13,16 +13,38 @@ from mlflow import MlflowClient
 from ..data.test_image_caches import make_images
 
 SIZE = 128
-SMALL = ["model.channels=[8,8,8,8]", "model.embed_dim=8", "model.hidden=16", "data.batch_size=50",
-         "trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-         "trainer.enable_progress_bar=false", "task.attention_pictures_every=0", "task.beam_size=1",
-         "speed.latency_calls_b1=0", "speed.latency_calls_batch=0", "data.min_count=1"]  # fmt: skip
+SMALL = [
+    "model.channels=[8,8,8,8]",
+    "model.embed_dim=8",
+    "model.hidden=16",
+    "data.batch_size=50",
+    "trainer.max_epochs=1",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.enable_progress_bar=false",
+    "task.attention_pictures_every=0",
+    "task.beam_size=1",
+    "speed.latency_calls_b1=0",
+    "speed.latency_calls_batch=0",
+    "data.min_count=1",
+]
 
 
 def train_cli(json_path: Path, store: str, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "lightning_attn", "train", "task=captioning", "data=karpathy",
-           f"data.json={json_path}", f"data.image_root={json_path.parent / 'images'}", f"data.image_size={SIZE}",
-           f"logger.tracking_uri={store}", *SMALL, *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_attn",
+        "train",
+        "task=captioning",
+        "data=karpathy",
+        f"data.json={json_path}",
+        f"data.image_root={json_path.parent / 'images'}",
+        f"data.image_size={SIZE}",
+        f"logger.tracking_uri={store}",
+        *SMALL,
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 

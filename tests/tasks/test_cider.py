@@ -13,18 +13,35 @@ from lightning_attn.cider import cider_d, cider_d_scores, ngram_counts
 # real-looking: COCO-style references (already tokenised and lowercased, as Karpathy's JSON has them) and the
 # built-in scenes' captions, with hypotheses a model might produce — right, partly right, wrong, empty
 COCO_REFS = [
-    ["a man riding a wave on top of a surfboard", "a surfer rides a large wave in the ocean",
-     "a person on a surf board riding a wave", "a man surfing on a big wave", "surfer riding a wave"],
-    ["two dogs playing with a frisbee in the grass", "a couple of dogs running after a frisbee",
-     "two brown dogs play in a field", "dogs chasing a frisbee on a lawn"],
-    ["a plate of food with broccoli and rice", "a white plate topped with rice and vegetables",
-     "rice and broccoli on a dinner plate"],
-    ["a red double decker bus driving down a street", "a bus on a city street",
-     "a large red bus on the road", "the double decker bus is red", "a city bus drives past buildings"],
+    [
+        "a man riding a wave on top of a surfboard",
+        "a surfer rides a large wave in the ocean",
+        "a person on a surf board riding a wave",
+        "a man surfing on a big wave",
+        "surfer riding a wave",
+    ],
+    [
+        "two dogs playing with a frisbee in the grass",
+        "a couple of dogs running after a frisbee",
+        "two brown dogs play in a field",
+        "dogs chasing a frisbee on a lawn",
+    ],
+    [
+        "a plate of food with broccoli and rice",
+        "a white plate topped with rice and vegetables",
+        "rice and broccoli on a dinner plate",
+    ],
+    [
+        "a red double decker bus driving down a street",
+        "a bus on a city street",
+        "a large red bus on the road",
+        "the double decker bus is red",
+        "a city bus drives past buildings",
+    ],
     ["a cat sitting on a laptop keyboard", "a cat lying on a computer"],
     ["seven top left , two bottom right", "two bottom right , seven top left"],
     ["nine top right"],
-]  # fmt: skip
+]
 COCO_HYPS = [
     "a man riding a wave on a surfboard",
     "two dogs playing with a frisbee",

@@ -57,8 +57,10 @@ def test_experiments_are_of_training_runs_and_the_ui_links_open_on_them(tmp_path
     assert client.get_experiment(chosen).tags[T.EXPERIMENT_KIND] == "genai_development"
     # `lightning-attn ui` prints a link per experiment of training runs, open on its runs (not GenAI's, not Default)
     links = dict(experiment_links(uri, "http://127.0.0.1:5000/"))
-    assert links == {name: f"http://127.0.0.1:5000/#/experiments/{i}?workflowType=machine_learning"
-                     for name, i in (("new", created), ("earlier", earlier))}  # fmt: skip
+    assert links == {
+        name: f"http://127.0.0.1:5000/#/experiments/{i}?workflowType=machine_learning"
+        for name, i in (("new", created), ("earlier", earlier))
+    }
     assert experiment_links(f"sqlite:///{tmp_path}/none.db", "http://h") == [] and not (tmp_path / "none.db").exists()
 
 
@@ -70,8 +72,10 @@ def test_source_tags_name_the_command_and_the_commit_of_a_git_folder(tmp_path):
     commit = git_repo(repo)
     (repo / "sub").mkdir()
     assert source_tags(COMPARE, repo / "sub") == {
-        T.SOURCE_NAME: "lightning-attn compare", T.SOURCE_TYPE: "LOCAL", T.GIT_COMMIT: commit
-    }  # fmt: skip
+        T.SOURCE_NAME: "lightning-attn compare",
+        T.SOURCE_TYPE: "LOCAL",
+        T.GIT_COMMIT: commit,
+    }
 
 
 def test_a_training_run_records_its_source_commit_and_data():
@@ -88,7 +92,7 @@ def test_a_training_run_records_its_source_commit_and_data():
     assert {d.name for d in found.values()} == {"synthetic"}
     assert json.loads(found["train"].source) == {
         "tags": {"source": "built-in", "generator": "lightning_attn.data.synthetic"}
-    }  # fmt: skip
+    }
     expected = training_inputs(section(cfg, "data"), "synthetic", SIZES)  # the digest is stable: the same again
     assert [found[i.tags[0].value].digest for i in expected] == [i.dataset.digest for i in expected]
 
@@ -115,8 +119,15 @@ def test_parallel_text_is_named_by_its_folder_and_digested_by_its_files(tmp_path
         (root / f"{split}.de").write_text(f"ein {split}\n")
         with gzip.open(root / f"{split}.en.gz", "wt") as f:
             f.write(f"a {split}\n")
-    data = {"kind": "parallel", "root": str(root), "src_lang": "de", "tgt_lang": "en", "train_split": "train",
-            "val_split": "val", "test_split": "test"}  # fmt: skip
+    data = {
+        "kind": "parallel",
+        "root": str(root),
+        "src_lang": "de",
+        "tgt_lang": "en",
+        "train_split": "train",
+        "val_split": "val",
+        "test_split": "test",
+    }
     inputs = training_inputs(data, "parallel", SIZES)
     assert {i.dataset.name for i in inputs} == {"my-corpus"}  # a generic choice: the folder says which data
     assert {i.dataset.name for i in training_inputs(data, "multi30k", SIZES)} == {"multi30k"}
@@ -169,12 +180,19 @@ def test_sweep_parent_runs_say_what_they_compare_and_trials_inherit_their_source
 
 
 def test_a_search_study_note_names_its_space_and_objectives():
-    body = {"name": "s", "task": "translation", "mechanisms": {"soft": {}, "hard": {}, "uniform": {}}, "n_trials": 3,
-            "space": {"task.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}}  # fmt: skip
+    body = {
+        "name": "s",
+        "task": "translation",
+        "mechanisms": {"soft": {}, "hard": {}, "uniform": {}},
+        "n_trials": 3,
+        "space": {"task.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    }
     note = parent_note(sweep_spec.from_dict(body, "s.yaml"), "hard")
-    assert note == ("Sweep `s`: **hard** attention (`attention=hard`) on translation: 3 trials searching `task.lr` "
-                    "float[0.001, 0.01] log, to maximize `val/bleu`; each child run is one trial. Compared with "
-                    "**soft**, **uniform**.")  # fmt: skip
+    assert note == (
+        "Sweep `s`: **hard** attention (`attention=hard`) on translation: 3 trials searching `task.lr` "
+        "float[0.001, 0.01] log, to maximize `val/bleu`; each child run is one trial. Compared with "
+        "**soft**, **uniform**."
+    )
 
 
 TWO_OBJECTIVES = [("val/bleu", "maximize"), ("speed/infer_latency_ms_p50_b1", "minimize")]
@@ -182,8 +200,13 @@ TWO_OBJECTIVES = [("val/bleu", "maximize"), ("speed/infer_latency_ms_p50_b1", "m
 
 @pytest.mark.parametrize("objectives", [None, TWO_OBJECTIVES])
 def test_optuna_studies_name_their_objectives(tmp_path, objectives):
-    body = {"name": "o", "task": "translation", "mechanisms": {"soft": {}}, "n_trials": 2,
-            "space": {"task.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}}  # fmt: skip
+    body = {
+        "name": "o",
+        "task": "translation",
+        "mechanisms": {"soft": {}},
+        "n_trials": 2,
+        "space": {"task.lr": {"type": "float", "low": 1e-3, "high": 1e-2}},
+    }
     if objectives:
         body["objectives"] = [{"metric": m, "direction": d} for m, d in objectives]
     spec = sweep_spec.from_dict(body, "o.yaml")
