@@ -1,10 +1,11 @@
 """Extensions from outside the package: modules imported at start-up, which register what they add.
 
-A plugin module registers what it adds when it is imported — a mechanism in
-:data:`lightning_attn.attention.MECHANISMS`, a task in :data:`lightning_attn.tasks.TASKS`, a data source in
-:data:`lightning_attn.data.DATA` — so that it trains, sweeps and reports like a shipped one without a file
-of the package changing. Two ways to name plugins, both read by every entry point (the CLI, and each sweep
-worker, which inherits the environment):
+A plugin module registers what it adds when it is imported — a mechanism with
+``lightning_attn.attention.MECHANISMS.register``, a task with ``lightning_attn.tasks.TASKS.register``, a data
+source with ``lightning_attn.data.DATA.register`` — so that it trains, sweeps and reports like a shipped one
+without a file of the package changing. A name already taken (a shipped mechanism's, say) is refused in one
+line naming both, unless the plugin passes ``override=True``. Two ways to name plugins, both read by every
+entry point (the CLI, and each sweep worker, which inherits the environment):
 
 * an installed distribution's entry points in the group ``lightning_attn.plugins`` (each one's value is the
   module to import), e.g. in its ``pyproject.toml``::
@@ -24,6 +25,7 @@ import os
 from importlib.metadata import entry_points
 
 from .config import ConfigError
+from .registry import RegistryError
 
 ENV = "LIGHTNING_ATTN_PLUGINS"
 GROUP = "lightning_attn.plugins"
@@ -44,4 +46,6 @@ def load_plugins() -> list[str]:
             importlib.import_module(name)
         except ImportError as e:
             raise ConfigError(f"{where}: cannot import plugin {name!r} ({e})") from None
+        except RegistryError as e:
+            raise ConfigError(f"{where}: plugin {name!r}: {e}") from None
     return [name for name, _ in named]

@@ -5,7 +5,7 @@ The registry below is the one place a mechanism is named. Adding one:
 1. a module here with an :class:`Attention` subclass (its traits as attributes, its own training terms
    from :meth:`Attention.training_terms`, its readout if it reads otherwise than the weighted average)
    and a config dataclass whose ``mechanism`` field defaults to the registry name;
-2. a line in :data:`MECHANISMS`;
+2. a line in :data:`MECHANISMS` (from outside the package: ``MECHANISMS.register(...)`` in a plugin);
 3. ``conf/attention/<name>.yaml``.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..registry import Registry
 from .base import TRAITS, Attention, AttentionOutput, AttentionTrace, TrainingTerms
 from .gumbel import GumbelAttention, GumbelAttentionConfig
 from .hard import HardAttention, HardAttentionConfig, ReinforceTerms
@@ -25,18 +26,21 @@ from .sparse import Entmax15Attention, Entmax15AttentionConfig, SparsemaxAttenti
 from .topk import TopKAttention, TopKAttentionConfig
 from .uniform import UniformAttention, UniformAttentionConfig
 
-#: name -> (mechanism class, config dataclass)
-MECHANISMS: dict[str, tuple[type[Attention], type]] = {
-    "soft": (SoftAttention, SoftAttentionConfig),
-    "hard": (HardAttention, HardAttentionConfig),
-    "uniform": (UniformAttention, UniformAttentionConfig),
-    "gumbel": (GumbelAttention, GumbelAttentionConfig),
-    "sparsemax": (SparsemaxAttention, SparsemaxAttentionConfig),
-    "entmax15": (Entmax15Attention, Entmax15AttentionConfig),
-    "topk": (TopKAttention, TopKAttentionConfig),
-    "marginal": (MarginalAttention, MarginalAttentionConfig),
-    "local": (LocalAttention, LocalAttentionConfig),
-}
+#: name -> (mechanism class, config dataclass); a plugin adds its own with ``MECHANISMS.register(name, (cls, config))``
+MECHANISMS: Registry[tuple[type[Attention], type]] = Registry(
+    "attention mechanism",
+    {
+        "soft": (SoftAttention, SoftAttentionConfig),
+        "hard": (HardAttention, HardAttentionConfig),
+        "uniform": (UniformAttention, UniformAttentionConfig),
+        "gumbel": (GumbelAttention, GumbelAttentionConfig),
+        "sparsemax": (SparsemaxAttention, SparsemaxAttentionConfig),
+        "entmax15": (Entmax15Attention, Entmax15AttentionConfig),
+        "topk": (TopKAttention, TopKAttentionConfig),
+        "marginal": (MarginalAttention, MarginalAttentionConfig),
+        "local": (LocalAttention, LocalAttentionConfig),
+    },
+)
 
 
 def build_attention(config: Any, query_dim: int, key_dim: int) -> Attention:

@@ -1,22 +1,27 @@
 """The data registry: ``kind`` (what ``conf/data/*.yaml`` names) -> its source class (:mod:`.source`).
 
-A task reads the kinds its task class lists (``AttentionTask.sources``); a plugin adds a kind here.
+A task reads the kinds its task class lists (``AttentionTask.sources``); a plugin adds a kind with
+``DATA.register(kind, source_class)``.
 """
 
 from __future__ import annotations
 
+from ..registry import Registry
 from .digits import DigitsSource
 from .karpathy import KarpathySource
 from .parallel import ParallelSource
 from .source import DataError, DataSource
 from .synthetic import SyntheticSource
 
-DATA: dict[str, type[DataSource]] = {
-    "synthetic": SyntheticSource,
-    "parallel": ParallelSource,
-    "digits": DigitsSource,
-    "karpathy": KarpathySource,
-}
+DATA: Registry[type[DataSource]] = Registry(
+    "data kind",
+    {
+        "synthetic": SyntheticSource,
+        "parallel": ParallelSource,
+        "digits": DigitsSource,
+        "karpathy": KarpathySource,
+    },
+)
 
 
 def source_for(cfg: dict, family: type[DataSource]) -> DataSource:

@@ -2,17 +2,21 @@
 
 A task is one class (:class:`~lightning_attn.tasks.base.AttentionTask`): its config schema, data sources,
 model, metrics, pictures and LightningModule. Adding one is its module and one line here — or, from
-outside the package, a plugin that adds it to :data:`TASKS` (:mod:`lightning_attn.plugins`). A task with
+outside the package, a plugin that calls ``TASKS.register(name, cls)`` (:mod:`lightning_attn.plugins`). A task with
 no ``conf/task/<name>.yaml`` composes from its schema's defaults.
 """
 
 from __future__ import annotations
 
+from ..registry import Registry
 from .base import AttentionTask
 from .captioning import CaptioningModule
 from .translation import TranslationModule
 
-TASKS: dict[str, type[AttentionTask]] = {
-    "translation": TranslationModule,
-    "captioning": CaptioningModule,
-}
+TASKS: Registry[type[AttentionTask]] = Registry(
+    "task",
+    {
+        "translation": TranslationModule,
+        "captioning": CaptioningModule,
+    },
+)

@@ -28,4 +28,4 @@ class KillerAttention(SoftAttention):
         return super().attend(query, prepared_keys, values, mask)
 
 
-MECHANISMS.setdefault("killer", (KillerAttention, KillerAttentionConfig))
+MECHANISMS.register("killer", (KillerAttention, KillerAttentionConfig))

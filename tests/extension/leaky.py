@@ -44,4 +44,4 @@ class LeakyAttention(SoftAttention):
         )
 
 
-MECHANISMS.setdefault("leaky", (LeakyAttention, LeakyAttentionConfig))
+MECHANISMS.register("leaky", (LeakyAttention, LeakyAttentionConfig))

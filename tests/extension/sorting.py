@@ -126,5 +126,5 @@ class SortingTask(AttentionTask):
         self._log_alignment(stage)
 
 
-DATA["sorting"] = SortingSource
-TASKS["sorting"] = SortingTask
+DATA.register("sorting", SortingSource)
+TASKS.register("sorting", SortingTask)

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from lightning_attn.attention import MECHANISMS
 from lightning_attn.config import compose
+from lightning_attn.registry import Registry, RegistryError
 from lightning_attn.train import train
 
 from ..helpers import tiny
@@ -28,9 +29,9 @@ def leaky():
     import importlib
 
     plugin = importlib.import_module(PLUGIN)  # registers itself when first imported, as a plugin does
-    MECHANISMS["leaky"] = (plugin.LeakyAttention, plugin.LeakyAttentionConfig)  # (again, if popped before)
+    MECHANISMS.register("leaky", (plugin.LeakyAttention, plugin.LeakyAttentionConfig))  # (again, if removed before)
     yield
-    MECHANISMS.pop("leaky")  # the other tests see the shipped registry only
+    MECHANISMS.unregister("leaky")  # the other tests see the shipped registry only
 
 
 def _metrics(run_id: str) -> dict[str, float]:
@@ -45,10 +46,11 @@ def sorting():
     from lightning_attn.tasks import TASKS
 
     plugin = importlib.import_module(SORTING)  # registers its task and data source when first imported
-    TASKS["sorting"], DATA["sorting"] = plugin.SortingTask, plugin.SortingSource  # (again, if popped before)
+    TASKS.register("sorting", plugin.SortingTask)  # (again, if removed before)
+    DATA.register("sorting", plugin.SortingSource)
     yield
-    TASKS.pop("sorting")
-    DATA.pop("sorting")
+    TASKS.unregister("sorting")
+    DATA.unregister("sorting")
 
 
 SORTING = "tests.extension.sorting"
@@ -115,6 +117,29 @@ def test_a_plugin_that_cannot_be_imported_is_one_line():
     assert proc.returncode == 2 and "cannot import plugin 'no_such_plugin_module'" in proc.stderr
 
 
+def test_a_plugin_taking_a_shipped_name_without_override_is_one_line_naming_both():
+    env = {**os.environ, "LIGHTNING_ATTN_PLUGINS": "tests.extension.clash", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "lightning_attn", "config"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        "error: LIGHTNING_ATTN_PLUGINS: plugin 'tests.extension.clash': attention mechanism 'soft' is registered "
+        "already by lightning_attn.attention.soft.SoftAttention; tests.extension.clash.MySoftAttention registers it "
+        "again (register(..., override=True) replaces it)"
+    )
+
+
+def test_a_registry_is_added_to_only_through_register():
+    registry = Registry("thing", {"a": int})
+    assert registry.register("a", int) is int  # the same entry again (a module imported twice) is no clash
+    with pytest.raises(RegistryError, match="^thing 'a' is registered already by builtins.int; builtins.float"):
+        registry.register("a", float)
+    assert registry["a"] is int
+    assert registry.register("a", float, override=True) is float and registry["a"] is float
+    with pytest.raises(TypeError):
+        registry["b"] = str  # a plain assignment, as plugins used to write, is refused
+    assert registry.unregister("a") is float and "a" not in registry and len(registry) == 0
+
+
 def test_an_installed_distributions_entry_point_registers_its_task(tmp_path, monkeypatch):
     # what `pip install my-plugin` leaves: a dist-info whose entry point names the module to import
     info = tmp_path / "my_sorting-0.1.dist-info"
@@ -133,8 +158,9 @@ def test_an_installed_distributions_entry_point_registers_its_task(tmp_path, mon
         assert "sorting" in TASKS and "sorting" in DATA and "sorting" in group_choices("task")
         assert compose(["task=sorting"]).choices.data == "sorting"  # its own default data, no YAML needed
     finally:
-        TASKS.pop("sorting", None)
-        DATA.pop("sorting", None)
+        for registry in (TASKS, DATA):
+            if "sorting" in registry:
+                registry.unregister("sorting")
     (info / "entry_points.txt").write_text("[lightning_attn.plugins]\nbroken = no_such_module_here\n")
     with pytest.raises(Exception, match="entry point 'broken' .*cannot import plugin 'no_such_module_here'"):
         load_plugins()
