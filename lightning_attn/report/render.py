@@ -144,7 +144,7 @@ def failure_rows(failures: list[Failure]) -> list[list[str]]:
 SIG_HEADER = [
     "pair",
     "mean",
-    "Δ (95 % CI over seeds)",
+    "Δ (95 % CI over seeds); Hedges' g",
     "p",
     "adjusted p",
     "equivalence p (adjusted)",
@@ -159,6 +159,8 @@ def significance_rows(tests: list[PairTest]) -> list[list[str]]:
     for t in tests:
         s = t.seed
         delta = "—" if s is None else f"{s.delta:+.2f} ({s.ci_low:+.2f} to {s.ci_high:+.2f})"
+        if s is not None and s.hedges_g is not None:
+            delta += f"; g {abs(s.hedges_g):.1f}"
         n = "" if s is None else f" (n = {s.n_a}, {s.n_b}" + (f"; {s.n_items} items)" if s.n_items else ")")
         p = "—" if s is None else f"{wording.p_text(s.p_value)}{n}"
         adjusted = "—" if t.p_adjusted is None else wording.p_text(t.p_adjusted)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from . import wording
 from .aggregate import MIN_SEEDS, Row, by_task
-from .comparisons import BETTER, EQUIVALENT, PairTest, difference, find_test
+from .comparisons import BETTER, PairTest, find_test
 from .diagnostics import Blocker, Diagnosis, budget_blockers, not_comparable
 from .speed import SpeedPass
 
@@ -27,7 +27,7 @@ SPREAD_RATIO_NOTE = 2.0  # mention seed spreads (standard deviations over seeds)
 @dataclass(frozen=True)
 class Fact:
     """A per-seed figure of a mechanism against the reference (:func:`.wording.fact` reads ``kind``,
-    ``value``, ``reference`` and ``interval`` the same way)."""
+    ``value`` and ``reference`` the same way; ``interval`` is for the JSON and the speed pass table)."""
 
     kind: str  # greedy | beam | train (the speed pass) | seed spread | failed runs | compute
     value: float | None  # speed-up (None: the same speed) | spread ratio | failed share | compute ratio
@@ -37,7 +37,7 @@ class Fact:
     @property
     def text(self) -> str:
         """The fact in words (:func:`.wording.fact`)."""
-        return wording.fact(self.kind, self.value, reference=self.reference, interval=self.interval)
+        return wording.fact(self.kind, self.value, reference=self.reference)
 
 
 @dataclass
@@ -185,17 +185,13 @@ def _pair(
     if test is None or test.seed is None:
         verdict.text = wording.comparison(**claim)
         return verdict
-    s = test.seed
-    delta = difference(test, row.mechanism)
-    low, high = (s.ci_low, s.ci_high) if test.a == row.mechanism else (-s.ci_high, -s.ci_low)
     verdict.outcome = outcome_from(test, row.mechanism)
     verdict.facts = facts(row, ref, min_seeds, speed)
-    described = wording.describe_test(s, delta, low, high, unit, test.p_adjusted, test.family)
     verdict.text = wording.comparison(
         **claim,
-        outcome=wording.outcome(verdict.outcome, s.margin, unit, test.seeds_needed),
-        test=described,
-        facts=[f.text for f in verdict.facts],
+        outcome=verdict.outcome,
+        margin=test.seed.margin,
+        facts=[(f.kind, f.text) for f in verdict.facts],
     )
     return verdict
 
@@ -242,10 +238,7 @@ def _summary(
             leader.metric,
             leader.mean,
             leader.ci95,
-            [
-                (m, t.outcome, t.equivalence_p_adjusted if t.outcome == EQUIVALENT else t.p_adjusted, t.seeds_needed)
-                for m, t in tied
-            ],
+            [(m, t.outcome) for m, t in tied],
         )
     else:
         verdict.summary = wording.most_accurate(leader.mechanism, leader.metric, leader.mean, leader.ci95, leader.seeds)

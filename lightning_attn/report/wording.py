@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from .significance import SeedTest
-
 _UNITS = {"bleu": "BLEU", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
 
 
@@ -98,26 +96,6 @@ def over_seeds_only(why: str) -> str:
     return f"over seeds only: {why}"
 
 
-def describe_test(
-    s: SeedTest, delta: float, low: float, high: float, unit: str, adjusted: float | None = None, family: int = 0
-) -> str:
-    """The seed-level test ``s`` in words, as seen from one side: its difference ``delta`` and interval
-    ``low``–``high`` (in ``unit``), p (and ``adjusted`` for a ``family`` of pairs), n, the effect size and the
-    difference it would find 4 times in 5."""
-    p = f"p {p_is(s.p_value)}"
-    if adjusted is not None:
-        p += f", adjusted for {family} pairs p {p_is(adjusted)}"
-    parts = [
-        f"Δ {delta:+.2f} {unit}, 95 % CI {low:+.2f} to {high:+.2f} over seeds, {p}",
-        f"n = {s.n_a} and {s.n_b} seeds" + (f" × {s.n_items} test items" if s.n_items else ""),
-    ]
-    if s.hedges_g is not None:
-        parts.append(f"Hedges' g {abs(s.hedges_g):.1f}")
-    if s.detectable is not None:
-        parts.append(f"would detect {s.detectable:.2f} {unit} about 4 times in 5 if the seed spread is as observed")
-    return ", ".join(parts)
-
-
 def outcome(kind: str, margin: float | None, unit: str, seeds_needed: int | None) -> str:
     """A pair's outcome for the family: ``better``, ``worse``, ``equivalent`` (within ±``margin`` ``unit``) or
     ``undecided`` (with ``seeds_needed`` a side that would decide it, an estimate)."""
@@ -136,20 +114,32 @@ def _seeds_needed(seeds: int | None) -> str:
     return f"about {seeds} seeds a side would decide it, an estimate"
 
 
+#: more undecided pairs than this are counted in a decision, not listed (each is in the significance table)
+LISTED_UNDECIDED = 3
+
+
 def pair_outcomes(pairs: Sequence[tuple[str, str, str, float | None, int | None]], unit: str) -> str:
-    """After a decision: each tested pair's outcome on accuracy — ``(a, b, outcome, margin, seeds needed)``, ``a``
-    the more accurate by mean."""
+    """After a decision: the tested pairs' outcomes on accuracy — ``(a, b, outcome, margin, seeds needed)``, ``a``
+    the more accurate by mean — the better ones grouped by the mechanism they beat, the undecided listed with the
+    seeds each would need while they are few (:data:`LISTED_UNDECIDED`), else counted."""
     if not pairs:
         return ""
-    said = []
-    for a, b, kind, margin, seeds in pairs:
+    beaten: dict[str, list[str]] = {}
+    for a, b, kind, _, _ in pairs:
         if kind == "better":
-            said.append(f"{a} better than {b}")
-        elif kind == "equivalent":
-            said.append(f"{a} and {b} equivalent within ±{margin:g} {unit}")
-        else:
-            said.append(f"{a} vs {b} undecided ({_seeds_needed(seeds)})")
+            beaten.setdefault(b, []).append(a)
+    said = [f"{_and(winners)} better than {loser}" for loser, winners in beaten.items()]
+    said += [f"{a} and {b} equivalent within ±{m:g} {unit}" for a, b, kind, m, _ in pairs if kind == "equivalent"]
+    undecided = [(a, b, seeds) for a, b, kind, _, seeds in pairs if kind not in ("better", "equivalent")]
+    if len(undecided) > LISTED_UNDECIDED:
+        said.append(f"{len(undecided)} pairs undecided (the seeds each would need: the significance table)")
+    else:
+        said += [f"{a} vs {b} undecided ({_seeds_needed(seeds)})" for a, b, seeds in undecided]
     return " On accuracy, for all pairs together: " + "; ".join(said) + "."
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # ─── diagnostics ───────────────────────────────────────────────────────────────────────────────
@@ -270,35 +260,32 @@ SPEED_WORK = {
     "beam": "beam search (per token, batch 1)",
     "train": "a training step",
 }
-_FACT_SUBJECT = SPEED_WORK
+#: the speed pass's kinds of work as a verdict line names them (the details are in the speed pass table)
+SPEED_SHORT = {"greedy": "decoding", "beam": "beam search", "train": "training step"}
 
 
-def fact(
-    kind: str, value: float | None, *, reference: float | None = None, interval: tuple[float, float] | None = None
-) -> str:
+def fact(kind: str, value: float | None, *, reference: float | None = None) -> str:
     """A figure of a mechanism against the reference, by ``kind``:
 
-    * ``greedy`` / ``beam`` / ``train`` (the speed pass): ``value`` the speed-up (above 1: faster; None: the same
-      speed within the noise), ``interval`` the time ratio's, for the whole pass;
+    * ``greedy`` / ``beam`` / ``train`` (the speed pass): ``value`` the speed-up (above 1: faster; None: no
+      difference shown; the time ratio's interval is in the speed pass table);
     * ``seed spread``: ``value`` its standard deviation over seeds over the reference's (observed, not tested: a
       test would be a claim outside the report's family);
     * ``failed runs``: ``value`` its share of failed runs, ``reference`` the reference's;
     * ``compute``: ``value`` its summed run time over the reference's.
     """
-    if kind in _FACT_SUBJECT:
-        what = _FACT_SUBJECT[kind]
-        ratio = f"time ratio {interval[0]:.2f}–{interval[1]:.2f}, speed pass" if interval else "speed pass"
+    if kind in SPEED_SHORT:
+        what = SPEED_SHORT[kind]
         if value is None:
-            return f"{what}: the same speed within the noise ({ratio})"
-        word = "faster" if value > 1 else "slower"
-        return f"{what}: {max(value, 1 / value):.2f}× {word} ({ratio})"
+            return f"{what} not shown different"
+        return f"{what} {max(value, 1 / value):.2f}× {'faster' if value > 1 else 'slower'}"
     if kind == "seed spread":
-        size = f"{value:.1f}× the" if value >= 1 else f"1/{1 / value:.1f} of the"
-        return f"seed spread {size} reference's (standard deviation over seeds; observed, not tested)"
+        size = f"{value:.1f}×" if value >= 1 else f"1/{1 / value:.1f}"
+        return f"seed spread {size} (observed, not tested)"
     if kind == "failed runs":
-        return f"{value:.0%} of its runs failed (vs {reference:.0%})"
+        return f"{value:.0%} of runs failed (vs {reference:.0%})"
     if kind == "compute":
-        return f"compute: {value:.1f}× its run time"
+        return f"{value:.1f}× the run time"
     raise ValueError(f"no wording for a fact of kind {kind!r}")
 
 
@@ -309,17 +296,26 @@ def comparison(
     unit: str,
     seeds: int,
     reference_seeds: int,
+    *,
     outcome: str = "",
-    test: str = "",
-    facts: Sequence[str] = (),
+    margin: float | None = None,
+    facts: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """A pair verdict as it reads when stated: the mean ``difference`` (mechanism minus reference, in ``unit``)
-    over ``seeds`` and ``reference_seeds`` seed runs; with an ``outcome`` (:func:`outcome`), the ``test``
-    described (:func:`describe_test`) and the ``facts`` (:func:`fact`)."""
-    text = f"{mechanism} vs {reference}: {difference:+.2f} {unit} (mean of {seeds} vs {reference_seeds} seeds)"
+    """A pair verdict in one line (at most about 200 characters): the mean ``difference`` (mechanism minus
+    reference, in ``unit``) over ``seeds`` and ``reference_seeds`` seed runs; with the family's ``outcome``
+    (better, worse, equivalent within ±``margin``, undecided) and the ``facts`` — ``(kind, text)`` each, from
+    :func:`fact`, the speed pass's in one clause. The test behind it (interval, p, adjusted p, n, effect size,
+    power, the seeds an undecided pair would need) is the pair's row in the significance table, the speed pass's
+    intervals are in its table."""
+    text = f"{mechanism} vs {reference}: {difference:+.2f} {unit} ({seeds} vs {reference_seeds} seeds)"
     if not outcome:
         return text
-    return "; ".join([f"{text}: {outcome} ({test})", *facts])
+    said = f"equivalent within ±{margin:g} {unit}" if outcome == "equivalent" else outcome
+    speed = [t for kind, t in facts if kind in SPEED_SHORT]
+    if speed and all(t.endswith(" not shown different") for t in speed):
+        speed = ["no difference shown"]
+    clauses = [f"{text}: {said}"] + ([f"speed pass: {', '.join(speed)}"] if speed else [])
+    return "; ".join(clauses + [t for kind, t in facts if kind not in SPEED_SHORT])
 
 
 def inconclusive(mechanism: str, reference: str, why: str) -> str:
@@ -338,20 +334,18 @@ def _leader(mechanism: str, metric: str, mean: float, ci95: float | None) -> str
 
 
 def no_single_winner(
-    mechanism: str, metric: str, mean: float, ci95: float | None, tied: Sequence[tuple[str, str, float, int | None]]
+    mechanism: str, metric: str, mean: float, ci95: float | None, tied: Sequence[tuple[str, str]]
 ) -> str:
     """The most accurate ``mechanism`` (its ``mean`` ± ``ci95`` of ``metric``) is not shown better than the
-    ``tied`` mechanisms — ``(name, outcome, adjusted p, seeds needed)`` each: equivalent within the margin, or
-    undecided."""
-    equivalent = [m for m, kind, _, _ in tied if kind == "equivalent"]
-    undecided = [(m, p, n) for m, kind, p, n in tied if kind != "equivalent"]
+    ``tied`` mechanisms — ``(name, outcome)`` each: equivalent within the margin, or undecided (the seeds that
+    would decide each are in its line and the significance table)."""
+    equivalent = [m for m, kind in tied if kind == "equivalent"]
+    undecided = [m for m, kind in tied if kind != "equivalent"]
     parts = []
     if equivalent:
         parts.append(f"equivalent within the margin to {', '.join(equivalent)}")
     if undecided:
-        parts.append(
-            "undecided against " + ", ".join(f"{m} (adjusted p {p_is(p)}; {_seeds_needed(n)})" for m, p, n in undecided)
-        )
+        parts.append(f"undecided against {', '.join(undecided)}")
     return f"no single winner: {_leader(mechanism, metric, mean, ci95)}) is " + "; ".join(parts)
 
 
@@ -410,7 +404,7 @@ def cost_saving(mine: float, rival: str, theirs: float, p: float | None, clear: 
     seed runs (``p``; None: not testable)."""
     if said:
         return f" ({mine:.3g} vs {rival}'s {theirs:.3g}; {said})"
-    noise = "" if p is None else (f", Welch p {p_is(p)}" if clear else f", not beyond noise: Welch p = {p:.2f}")
+    noise = "" if p is None else (f", Welch p {p_is(p)}" if clear else f", not beyond noise: Welch p {p_is(p)}")
     return f" ({mine:.3g} vs {rival}'s {theirs:.3g}{noise})"
 
 

@@ -22,8 +22,9 @@ def test_comparable_runs_get_a_stated_verdict_resting_on_the_seed_level_test():
     assert verdict.winner == verdict.leader == "soft" and verdict.tied == [] and verdict.blockers == []
     hard = next(p for p in verdict.pairs if p.mechanism == "hard")
     assert not hard.withheld and hard.line == hard.text and hard.outcome == "worse" and hard.blockers == []
-    assert ": worse (Δ -" in hard.line and "adjusted for 3 pairs" in hard.line  # the family's outcome, adjusted p
-    assert "n = 3 and 3 seeds × 120 test items, Hedges' g" in hard.line  # the test, n and the effect size are stated
+    # the claim and the family's outcome in one short line; the test behind it is the significance table's row
+    assert hard.line.startswith("hard vs soft: -") and hard.line.endswith("BLEU (3 vs 3 seeds): worse")
+    assert all(len(line) <= 200 for line in verdict.lines)
     assert all(not d.flags for d in diagnoses.values())
     assert diagnoses["hard"].at_floor is False and diagnoses["soft"].at_floor is False
     soft = next(r for r in rows if r.mechanism == "soft")
@@ -64,8 +65,8 @@ def test_a_tie_names_no_winner():
     assert verdict.tied == ["soft"] and verdict.winner is None and not verdict.withheld  # hard leads by name
     # the same outputs on each seed: no difference, but the seeds spread by several BLEU, so equivalence within
     # 1 BLEU is not shown either — not significant is not the same
-    assert ": undecided (about " in verdict.pairs[0].line and verdict.pairs[0].outcome == "undecided"
-    assert "undecided against soft (adjusted p = 1.000" in verdict.summary
+    assert verdict.pairs[0].line.endswith(": undecided") and verdict.pairs[0].outcome == "undecided"
+    assert verdict.summary.endswith("undecided against soft")
 
 
 def test_unequal_tuning_budgets_withhold_the_verdict():
@@ -83,7 +84,7 @@ def test_an_untestable_pair_is_withheld_with_why():
     study.add("hard", [0.3])
     _, _, _, verdict = study.analyse(min_seeds=1)
     (pair,) = verdict.pairs
-    assert pair.outcome == "" and pair.text == "hard vs soft: -41.30 BLEU (mean of 1 vs 3 seeds)"
+    assert pair.outcome == "" and pair.text == "hard vs soft: -41.30 BLEU (1 vs 3 seeds)"
     assert pair.withheld == "significance cannot be tested: the test over seeds needs at least 2 seed runs a side"
     assert verdict.summary == "inconclusive: significance cannot be tested against hard"
     assert verdict.blockers == [Blocker("untested", "soft", against=("hard",))]
@@ -94,14 +95,14 @@ def test_speed_is_stated_only_as_the_speed_pass_found_it():
     study.add("soft", [0.05, 0.06, 0.05], latency=[10.0, 12.0, 11.0])
     study.add("hard", [0.2, 0.21, 0.2], latency=[11.0, 10.0, 12.0])  # the same mean: the pass finds no difference
     pair = study.analyse()[3].pairs[0]
-    assert "decoding (per token, batch 1): the same speed within the noise (time ratio" in pair.line
+    assert "; speed pass: no difference shown" in pair.line
     assert "faster" not in pair.line and "slower" not in pair.line
     assert pair.facts[0].kind == "greedy" and pair.facts[0].value is None
     study = Study()
     study.add("soft", [0.05, 0.06, 0.05], latency=[20.0, 20.2, 19.8])
     study.add("hard", [0.2, 0.21, 0.2], latency=[10.0, 10.1, 9.9])
     pair = study.analyse()[3].pairs[0]
-    assert "decoding (per token, batch 1): 2.00× faster (time ratio 0.50–0.50, speed pass)" in pair.line
+    assert "; speed pass: decoding 2.00× faster" in pair.line
     assert pair.facts[0].value == pytest.approx(2.0, rel=0.01)
     # without a speed pass, the figures measured while training are never a speed claim
     study = Study()
@@ -118,17 +119,14 @@ def test_a_seed_spread_is_observed_never_tested_and_not_from_two_runs():
     study.add("soft", [0.05, 0.3])  # very different spreads, but two runs each
     study.add("hard", [0.2, 0.2001])
     pair = study.analyse(min_seeds=2)[3].pairs[0]
-    assert "reference's (standard" not in pair.line and all(f.kind != "seed spread" for f in pair.facts)
+    assert "seed spread" not in pair.line and all(f.kind != "seed spread" for f in pair.facts)
     study = Study()
     study.add("soft", [0.05, 0.06, 0.07])
     study.add("hard", [0.2, 0.3, 0.4])  # ten times the spread: stated as seen, with no p of its own
     pair = study.analyse()[3].pairs[0]
     (spread,) = [f for f in pair.facts if f.kind == "seed spread"]
     assert spread.value > 5
-    assert (
-        f"seed spread {spread.value:.1f}× the reference's (standard deviation over seeds; observed, not tested)"
-        in pair.line
-    )
+    assert f"; seed spread {spread.value:.1f}× (observed, not tested)" in pair.line
     assert "F-test" not in pair.line
 
 
@@ -143,7 +141,7 @@ def test_facts_name_failures_and_compute_that_differ():
     hard.failed_rate = 0.25
     found = facts(hard, soft)[-2:]
     assert found == [Fact("failed runs", 0.25, reference=0.0), Fact("compute", 10.0)]
-    assert [f.text for f in found] == ["25% of its runs failed (vs 0%)", "compute: 10.0× its run time"]
+    assert [f.text for f in found] == ["25% of runs failed (vs 0%)", "10.0× the run time"]
 
 
 def test_the_reference_is_asked_for_soft_or_the_most_accurate():
