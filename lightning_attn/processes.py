@@ -29,6 +29,12 @@ from typing import Any
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+#: exit codes every command and worker keeps (the table in docs/training.md): a scheduler can trust them
+EXIT_FAILED = 1  # a run failed, no seed or trial completed, a sweep ended with budget left, nothing to report
+EXIT_BAD_INPUT = 2  # bad input, said in one ``error:`` line before anything is written
+EXIT_UNREACHABLE = 3  # an MLflow store or Optuna storage that cannot be reached, one line naming it
+
+
 class _Signalled:
     """An exception that stands for a stop signal: its number, its name as the message, its exit code."""
 
@@ -236,3 +242,35 @@ def stop_group(proc: subprocess.Popen, grace_s: float) -> int:
         except subprocess.TimeoutExpired:
             continue
     return proc.wait()
+
+
+def run_server(command: list[str], env: dict[str, str]) -> int:
+    """Run a server process (``mlflow ui``, ``mlflow server``) until it ends or a signal stops us; then stop it and
+    everything it started (its process group). Its output passes through ours (where the console masks secrets).
+    Returns its exit code; 0 when Ctrl+C stopped it, 128 + the signal number for another signal."""
+    server = None
+    with stop_signals():
+        try:
+            server = subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                **own_group(then=die_with_parent),
+            )
+            relay = threading.Thread(target=_relay, args=(server.stdout,), daemon=True)
+            relay.start()
+            code = server.wait()
+            relay.join(timeout=2)
+            return code
+        except Stopped as stop:
+            if server is not None:
+                stop_group(server, grace_s=10)
+            return 0 if stop.signum == signal.SIGINT else stop.exit_code
+
+
+def _relay(stream) -> None:
+    for line in stream:
+        sys.stdout.write(line)
+        sys.stdout.flush()

@@ -30,14 +30,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import ConfigError
-from ..processes import own_group, stop_group
+from ..processes import EXIT_BAD_INPUT, own_group, stop_group
 from ..tracking import mask_secrets
 from .ddp import FAILURE_ENV, RENDEZVOUS_ENV
 
 STORAGE_ENV = "LIGHTNING_ATTN_SWEEP_STORAGE"  # the storage URL travels in the environment, not on `ps` lines
 LOCK_FILE = "launch.lock"
 GPU_SHARE_ENV = "LIGHTNING_ATTN_GPU_WORKERS"  # how many workers share this worker's GPU
-EXIT_BAD_INPUT = 2  # a worker that cannot start on its device (its memory share is not free) exits with this
 STOP_GRACE_S = 60  # how long stopped workers get to record their trials before they are killed
 
 

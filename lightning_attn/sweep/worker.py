@@ -33,7 +33,14 @@ from optuna.trial import TrialState
 from ..config import ConfigError
 from ..plugins import load_plugins
 from ..private_apis import heartbeat_thread, trial_id_of
-from ..processes import StopSignal, check_stop, die_with_parent, signals_deferred, stops_at_safe_points
+from ..processes import (
+    EXIT_BAD_INPUT,
+    StopSignal,
+    check_stop,
+    die_with_parent,
+    signals_deferred,
+    stops_at_safe_points,
+)
 from ..tracking import mask_secrets
 from ..tracking import tags as T
 from ..tracking.tags import failure_reason
@@ -300,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 run(worker)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt as e:
         return e.exit_code if isinstance(e, StopSignal) else 130
     return 0
