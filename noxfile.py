@@ -36,8 +36,9 @@ TORCH = os.environ.get("LIGHTNING_ATTN_TORCH", "torch==2.13.0")
 
 
 def install(session: nox.Session, extras: str = "dev", constraints: Path | None = None) -> None:
+    """torch first (see above), then the package in editable mode with ``extras`` (none: ``""``)."""
     session.install(TORCH)
-    session.install(*(["-c", str(constraints)] if constraints else []), "-e", f".[{extras}]")
+    session.install(*(["-c", str(constraints)] if constraints else []), "-e", f".[{extras}]" if extras else ".")
 
 
 @nox.session(python=PYTHON)
@@ -113,7 +114,7 @@ def demo(session: nox.Session) -> None:
 
     Extra arguments go to `lightning-attn sweep`: `nox -s demo -- seeds=[0,1,2,3,4]`.
     """
-    install(session)
+    install(session, extras="")  # the toolkit alone: the demo needs none of the test tools
     session.run("lightning-attn", "sweep", "sweeps/demo.yaml", "--devices", "cpu:2", "--resume", *session.posargs)
     session.run("lightning-attn", "report", "--experiment", "demo", "--out", "outputs/report")
     report = Path("outputs/report/report.html").resolve()

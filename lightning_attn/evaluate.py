@@ -100,7 +100,9 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
     run = get_run(client, run_id, uri)
     with tempfile.TemporaryDirectory() as tmp:
         # 1. the run's config with the requested changes, its vocabularies and checkpoint, the text to decode
-        trained = load_trained(client, run, Path(tmp), request.overrides, request.split, request.files)
+        trained = load_trained(
+            client, run, Path(tmp), overrides=request.overrides, split=request.split, files=request.files
+        )
         cfg, data, module, evaluated = trained.config, trained.data, trained.module, trained.evaluated
         checkpoint = trained.checkpoint
         # 2. decode and score into a child run

@@ -152,6 +152,7 @@ def load_trained(
     client: Any,
     run: Any,
     into: Path,
+    *,
     overrides: list[str] | None = None,
     split: str | None = None,
     files: tuple[str, str] | None = None,

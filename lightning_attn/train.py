@@ -125,9 +125,9 @@ def build_trainer(
             stop_metric,
             stop_mode,
             stop.patience,
-            stop.min_delta,
-            stop.loss_monitor,
-            stop.loss_min_delta,
+            min_delta=stop.min_delta,
+            loss_monitor=stop.loss_monitor,
+            loss_min_delta=stop.loss_min_delta,
             stop=stop.enabled,
         )
     )
@@ -415,10 +415,10 @@ def _measure_speed(cfg: DictConfig, data: Any, module: Any) -> dict[str, float]:
         module,
         data.splits["test"],
         type(data).collate,
-        cfg.data.batch_size,
-        s.latency_calls_b1,
-        s.latency_calls_batch,
-        s.latency_warmup,
+        batch_size=cfg.data.batch_size,
+        n_single=s.latency_calls_b1,
+        n_batches=s.latency_calls_batch,
+        warmup=s.latency_warmup,
     )
     speed["speed/params"] = float(sum(p.numel() for p in module.parameters()))
     return speed

@@ -203,7 +203,7 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 
 def image_cache(
-    entries: list[Entry], json_path: Path, size: int, folder: Path, skip_bad_images: bool, workers: int
+    entries: list[Entry], json_path: Path, size: int, *, folder: Path, skip_bad_images: bool, workers: int
 ) -> tuple[RowFile, list[int], list[str]]:
     """The decoded images of ``entries``: built once (decoding in ``workers`` processes), then reused while
     the JSON, the image files and the size are unchanged.
@@ -260,6 +260,7 @@ def read_karpathy(
     json_path: str | Path,
     image_root: str | Path,
     size: int,
+    *,
     skip_bad_images: bool = False,
     cache_dir: str | None = None,
     workers: int = 0,
@@ -280,7 +281,9 @@ def read_karpathy(
     json_path, image_root = Path(json_path), Path(image_root)
     entries = read_entries(json_path, image_root)
     folder = cache_folder(image_root, cache_dir)
-    store, kept, skipped = image_cache(entries, json_path, size, folder, skip_bad_images, workers)
+    store, kept, skipped = image_cache(
+        entries, json_path, size, folder=folder, skip_bad_images=skip_bad_images, workers=workers
+    )
     data = KarpathyData({"train": [], "val": [], "test": []}, skipped, store)
     for row, i in enumerate(kept):
         entry = entries[i]
@@ -314,7 +317,12 @@ class KarpathySource(CaptionSource):
     def read(self, splits: tuple[str, ...]) -> dict[str, list[Captioned]]:
         c = self.cfg
         data = read_karpathy(
-            c["json"], c["image_root"], c["image_size"], c["skip_bad_images"], c["cache_dir"], c["num_workers"]
+            c["json"],
+            c["image_root"],
+            c["image_size"],
+            skip_bad_images=c["skip_bad_images"],
+            cache_dir=c["cache_dir"],
+            workers=c["num_workers"],
         )
         self.skipped, self.images = data.skipped, data.store
         return {

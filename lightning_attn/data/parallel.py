@@ -100,6 +100,7 @@ def cached_bpe(
     root: str | Path,
     train_lines: list[str],
     train_file: Path,
+    *,
     lang: str,
     vocab_size: int,
     lowercase: bool,
@@ -145,7 +146,15 @@ class ParallelSource(TextPairSource):
         for lines, lang in ((train_src, c["src_lang"]), (train_tgt, c["tgt_lang"])):
             train_file = find_split_file(root, c["train_split"], lang)
             codecs.append(
-                cached_bpe(root, lines, train_file, lang, c["bpe_vocab_size"], c["lowercase"], c["cache_dir"])
+                cached_bpe(
+                    root,
+                    lines,
+                    train_file,
+                    lang=lang,
+                    vocab_size=c["bpe_vocab_size"],
+                    lowercase=c["lowercase"],
+                    cache_dir=c["cache_dir"],
+                )
             )
         return codecs[0], codecs[1]
 

@@ -189,7 +189,7 @@ class CaptionState(BatchState):
 
 class CaptionDecoder(nn.Module):
     def __init__(
-        self, vocab_size: int, embed_dim: int, hidden: int, feature_dim: int, attention: Attention, dropout: float
+        self, vocab_size: int, embed_dim: int, hidden: int, *, feature_dim: int, attention: Attention, dropout: float
     ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
@@ -271,7 +271,9 @@ class Captioner(nn.Module):
                 "features stay the same from one step to the next"
             )
         mechanism = build_attention(attention, query_dim=c.hidden, key_dim=self.encoder.dim)
-        self.decoder = CaptionDecoder(vocab, c.embed_dim, c.hidden, self.encoder.dim, mechanism, c.dropout)
+        self.decoder = CaptionDecoder(
+            vocab, c.embed_dim, c.hidden, feature_dim=self.encoder.dim, attention=mechanism, dropout=c.dropout
+        )
 
     @property
     def attention(self) -> Attention:
@@ -307,4 +309,12 @@ class Captioner(nn.Module):
     @torch.no_grad()
     def beam_search(self, images: Tensor, max_len: int, beam_size: int, length_penalty: float) -> Tensor:
         state = self.encode(images)
-        return beam_search(self.decoder.step, state, images.size(0), max_len, beam_size, length_penalty, images.device)
+        return beam_search(
+            self.decoder.step,
+            state,
+            images.size(0),
+            max_len=max_len,
+            beam_size=beam_size,
+            length_penalty=length_penalty,
+            device=images.device,
+        )

@@ -78,7 +78,7 @@ def greedy(step: Step, state: Any, batch: int, max_len: int, device: torch.devic
 
 @torch.no_grad()
 def beam_search(
-    step: Step, state: Any, batch: int, max_len: int, beam_size: int, length_penalty: float, device: torch.device
+    step: Step, state: Any, batch: int, *, max_len: int, beam_size: int, length_penalty: float, device: torch.device
 ) -> Tensor:
     """Decode; returns tokens ``(B, L)`` ending in ``</s>`` (if produced) then ``<pad>``."""
     k = beam_size

@@ -72,7 +72,7 @@ class AttentionDecoder(nn.Module):
     """GRU decoder that reads the source through an :class:`Attention` mechanism."""
 
     def __init__(
-        self, vocab_size: int, embed_dim: int, hidden: int, memory_dim: int, attention: Attention, dropout: float
+        self, vocab_size: int, embed_dim: int, hidden: int, *, memory_dim: int, attention: Attention, dropout: float
     ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
@@ -126,7 +126,9 @@ class Seq2Seq(nn.Module):
         memory_dim = 2 * c.encoder_hidden
         self.encoder = Encoder(src_vocab, c.embed_dim, c.encoder_hidden, c.dropout)
         mechanism = build_attention(attention, query_dim=c.decoder_hidden, key_dim=memory_dim)
-        self.decoder = AttentionDecoder(tgt_vocab, c.embed_dim, c.decoder_hidden, memory_dim, mechanism, c.dropout)
+        self.decoder = AttentionDecoder(
+            tgt_vocab, c.embed_dim, c.decoder_hidden, memory_dim=memory_dim, attention=mechanism, dropout=c.dropout
+        )
 
     @property
     def attention(self) -> Attention:
@@ -163,4 +165,12 @@ class Seq2Seq(nn.Module):
     ) -> Tensor:
         """Batched beam search (see :mod:`lightning_attn.models.decoding`): tokens ``(B, L)``."""
         state = self.encode(src, src_lengths)
-        return beam_search(self.decoder.step, state, src.size(0), max_len, beam_size, length_penalty, src.device)
+        return beam_search(
+            self.decoder.step,
+            state,
+            src.size(0),
+            max_len=max_len,
+            beam_size=beam_size,
+            length_penalty=length_penalty,
+            device=src.device,
+        )

@@ -32,6 +32,7 @@ def build_report(
     tracking_uri: str | list[str],
     out: Path,
     experiments: list[str] | None = None,
+    *,
     studies: list[str] | None = None,
     formats: tuple[str, ...] = FORMATS,
     bootstrap_samples: int = significance.BOOTSTRAP_SAMPLES,
@@ -61,7 +62,7 @@ def build_report(
     by_id = {r.run_id: r for r in collected.runs}
     compared = [r for row in rows for r in row.compared]
     margins = comparisons.margins(rows, margins)
-    tests = comparisons.pair_tests(rows, collect.predictions(compared), bootstrap_samples, margins)
+    tests = comparisons.pair_tests(rows, collect.predictions(compared), bootstrap_samples, margins=margins)
     curves: dict[str, list[float]] = {}
     for group in aggregate.by_task(rows).values():
         key = group[0].compared[0].validation_metric
@@ -70,9 +71,11 @@ def build_report(
             curves |= {run_id: [v for _, v in h] for run_id, h in histories.items()}
     diagnoses = diagnostics.diagnose(rows, tests, curves, min_seeds)
     timed = speed.passes(collected.speed_passes)
-    verdicts = verdict.verdicts(rows, tests, diagnoses, reference, min_seeds, timed)
+    verdicts = verdict.verdicts(rows, tests, diagnoses, reference=reference, min_seeds=min_seeds, speed=timed)
     warnings = aggregate.pooling_notes(collected) + diagnostics.budget_warnings(rows)
-    decisions = decision.decide(rows, tests, diagnoses, constraints or [], objective or Objective(), timed)
+    decisions = decision.decide(
+        rows, tests, diagnoses, constraints=constraints or [], objective=objective or Objective(), speed=timed
+    )
     out.mkdir(parents=True, exist_ok=True)
     report = {
         "title": "Attention trade-offs",

@@ -154,7 +154,7 @@ def summarise(collected: Collected, min_seeds: int = MIN_SEEDS) -> list[Row]:
         for variant in found:
             name = f"{mechanism} [{variant.label}]" if variant.label else mechanism
             pool = results if len(found) == 1 else variant.runs
-            rows.append(row_of(task, name, runs, pool, variant.runs, min_seeds))
+            rows.append(row_of(task, name, runs, results=pool, compared=variant.runs, min_seeds=min_seeds))
     return rows
 
 
@@ -162,6 +162,7 @@ def row_of(
     task: str,
     mechanism: str,
     runs: list[RunRecord],
+    *,
     results: list[RunRecord],
     compared: list[RunRecord],
     min_seeds: int = MIN_SEEDS,

@@ -195,6 +195,7 @@ def pair_tests(
     rows: list[Row],
     preds: Predictions,
     samples: int = sig.BOOTSTRAP_SAMPLES,
+    *,
     margins: dict[str, float] | None = None,
     looks: Looks | None = None,
     estimates: bool = True,
@@ -206,13 +207,14 @@ def pair_tests(
     adjusted as one family (:func:`adjust`). ``preds``: run id -> hypotheses, references. ``estimates``: also the
     power of each test and the seeds an undecided pair would need (what a report shows; a look needs neither)."""
     items = {(row.task, row.mechanism): row_items(row, preds) for row in rows}
-    return tests_of_pairs(rows, items, samples, margins, looks, estimates)
+    return tests_of_pairs(rows, items, samples, margins=margins, looks=looks, estimates=estimates)
 
 
 def tests_of_pairs(
     rows: list[Row],
     items: dict[tuple[str, str], RowItems],
     samples: int = sig.BOOTSTRAP_SAMPLES,
+    *,
     margins: dict[str, float] | None = None,
     looks: Looks | None = None,
     estimates: bool = True,
@@ -229,13 +231,13 @@ def tests_of_pairs(
                 task,
                 a,
                 b,
-                items[task, a.mechanism],
-                items[task, b.mechanism],
-                samples,
-                (margins or {}).get(a.metric),
-                scored,
-                design,
-                estimates,
+                items_a=items[task, a.mechanism],
+                items_b=items[task, b.mechanism],
+                samples=samples,
+                margin=(margins or {}).get(a.metric),
+                scored=scored,
+                looks=design,
+                estimates=estimates,
             )
             for a, b in itertools.combinations(ranked, 2)
         ]
@@ -274,6 +276,7 @@ def _pair_test(
     task: str,
     a: Row,
     b: Row,
+    *,
     items_a: RowItems,
     items_b: RowItems,
     samples: int,
@@ -302,9 +305,9 @@ def _pair_test(
                 [values_a[i] for i in pick_a],
                 [values_b[i] for i in pick_b],
                 [items_a.runs[i] for i in pick_a] if comparable else None,
-                [items_b.runs[i] for i in pick_b] if comparable else None,
-                items_a.name if comparable else "",
-                samples,
+                items_b=[items_b.runs[i] for i in pick_b] if comparable else None,
+                statistic=items_a.name if comparable else "",
+                samples=samples,
                 margin=margin,
                 scored=scored,
                 power=estimates and first is None,

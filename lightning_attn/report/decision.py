@@ -137,6 +137,7 @@ def decide(
     rows: list[Row],
     tests: list[PairTest],
     diagnoses: list[Diagnosis],
+    *,
     constraints: list[Constraint],
     objective: Objective | None = None,
     speed: dict[str, SpeedPass] | None = None,
@@ -155,7 +156,9 @@ def decide(
             why = wording.explain(blockers)
             out[task] = Decision(task, wording.decision_withheld(task, why), withheld=why)
         elif constraints:
-            out[task] = _constrained(task, candidates, tests, constraints, objective, (speed or {}).get(task))
+            out[task] = _constrained(
+                task, candidates, tests, constraints=constraints, objective=objective, speed=(speed or {}).get(task)
+            )
         else:
             out[task] = _unconstrained(task, candidates, tests, objective, (speed or {}).get(task))
         controls = [r.mechanism for r in group if r.control and r not in candidates]
@@ -220,6 +223,7 @@ def _constrained(
     task: str,
     group: list[Row],
     tests: list[PairTest],
+    *,
     constraints: list[Constraint],
     objective: Objective,
     speed: SpeedPass | None,
@@ -306,10 +310,10 @@ def _cost_difference(
         else:
             clear = sign * (theirs - mine) >= 0.05 * max(abs(mine), abs(theirs))
             said = "counted tensor memory" if clear else "counted tensor memory, within 5 %"
-        return wording.cost_saving(mine, rival.mechanism, theirs, None, clear, said), clear
+        return wording.cost_saving(mine, rival.mechanism, theirs, p=None, clear=clear, said=said), clear
     p = sig.welch_p(pick.values(resource.metric), rival.values(resource.metric))
     clear = p is not None and p < sig.ALPHA
-    return wording.cost_saving(mine, rival.mechanism, theirs, p, clear), clear
+    return wording.cost_saving(mine, rival.mechanism, theirs, p=p, clear=clear), clear
 
 
 def _unconstrained(

@@ -43,10 +43,10 @@ class Diagnosis:
             len(self.not_converged),
             len(self.unrecorded),
             self.compared_runs,
-            self.seeds,
-            self.min_seeds,
-            self.at_floor,
-            self.floor_note,
+            seeds=self.seeds,
+            min_seeds=self.min_seeds,
+            at_floor=self.at_floor,
+            floor=self.floor_note,
         )
 
     def as_dict(self) -> dict:

@@ -143,11 +143,11 @@ def seed_test(
     values_a: list[float],
     values_b: list[float],
     items_a: list[np.ndarray] | None = None,
+    *,
     items_b: list[np.ndarray] | None = None,
     statistic: str = "",
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
-    *,
     margin: float | None = None,
     scored: dict | None = None,
     power: bool = True,
@@ -195,7 +195,12 @@ def seed_test(
     if items_a and items_b and statistic:
         result.n_items, result.statistic, result.samples = items_a[0].shape[0], statistic, samples
         replicates, observed = _items_bootstrap(
-            items_a, items_b, ITEM_STATISTICS[statistic].score, samples, seed, scored if scored is not None else {}
+            items_a,
+            items_b,
+            ITEM_STATISTICS[statistic].score,
+            samples=samples,
+            seed=seed,
+            scored=scored if scored is not None else {},
         )
         result.items_ci_low, result.items_ci_high = (float(v) for v in np.percentile(replicates, [2.5, 97.5]))
         identical = len(items_a) == len(items_b) and all(np.array_equal(x, y) for x, y in zip(items_a, items_b))
@@ -229,7 +234,7 @@ def _tost_normal(observed: float, replicates: np.ndarray, margin: float) -> floa
 
 
 def _items_bootstrap(
-    items_a: list[np.ndarray], items_b: list[np.ndarray], score: Callable, samples: int, seed: int, scored: dict
+    items_a: list[np.ndarray], items_b: list[np.ndarray], score: Callable, *, samples: int, seed: int, scored: dict
 ) -> tuple[np.ndarray, float]:
     """Two-level bootstrap (seeds × items) of the difference of mean corpus scores: its replicates, and the
     observed difference. ``scored`` keeps each run's scores under the resampled items (see :func:`seed_test`)."""

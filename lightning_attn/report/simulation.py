@@ -76,7 +76,7 @@ def compare(
     taken = 0
     while True:
         taken += 1
-        rows, tests = _judge(drawn, given, looks, margin, samples, items)
+        rows, tests = _judge(drawn, given, looks, margin=margin, samples=samples, items=items)
         open_ = [m for m in open_ if comparisons.worth_more_seeds(tests, m, set(open_))] if looks else []
         if not open_ or all(given[m] >= planned for m in open_):
             return Compared(rows, tests, given, taken)
@@ -88,6 +88,7 @@ def _judge(
     drawn: dict[str, list[np.ndarray]],
     given: dict[str, int],
     looks: comparisons.Looks | None,
+    *,
     margin: float | None,
     samples: int,
     items: bool,
@@ -128,4 +129,4 @@ def _judge(
         for row in rows
     }
     margins = {"test/bleu": margin} if margin is not None else {}
-    return rows, comparisons.tests_of_pairs(rows, statistics, samples, margins, looks)
+    return rows, comparisons.tests_of_pairs(rows, statistics, samples, margins=margins, looks=looks)

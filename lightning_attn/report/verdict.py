@@ -140,6 +140,7 @@ def verdicts(
     rows: list[Row],
     tests: list[PairTest],
     diagnoses: list[Diagnosis],
+    *,
     reference: str | None = None,
     min_seeds: int = MIN_SEEDS,
     speed: dict[str, SpeedPass] | None = None,
@@ -162,13 +163,13 @@ def verdicts(
             test = find_test(tests, task, row.mechanism, ref.mechanism)
             if test is None or test.seed is None:
                 found.append(Blocker("untestable", row.mechanism, note=test.seed_note if test else ""))
-            pairs.append(_pair(row, ref, test, found, min_seeds, (speed or {}).get(task)))
-        out[task] = _summary(task, group, ref, pairs, tests, blockers)
+            pairs.append(_pair(row, ref, test, blockers=found, min_seeds=min_seeds, speed=(speed or {}).get(task)))
+        out[task] = _summary(task, group, ref, pairs=pairs, tests=tests, blockers=blockers)
     return out
 
 
 def _pair(
-    row: Row, ref: Row, test: PairTest | None, blockers: list[Blocker], min_seeds: int, speed: SpeedPass | None
+    row: Row, ref: Row, test: PairTest | None, *, blockers: list[Blocker], min_seeds: int, speed: SpeedPass | None
 ) -> PairVerdict:
     """``row`` against ``ref``: the outcome of the seed-level ``test`` as seen from ``row``, the facts, and
     withheld for ``blockers``."""
@@ -207,6 +208,7 @@ def _summary(
     task: str,
     group: list[Row],
     ref: Row,
+    *,
     pairs: list[PairVerdict],
     tests: list[PairTest],
     blockers: dict[str, list[Blocker]],

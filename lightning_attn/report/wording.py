@@ -158,6 +158,7 @@ def flags(
     not_converged: int,
     unrecorded: int,
     compared_runs: int,
+    *,
     seeds: int,
     min_seeds: int,
     at_floor: bool | None,
@@ -293,10 +294,10 @@ def comparison(
     mechanism: str,
     reference: str,
     difference: float,
+    *,
     unit: str,
     seeds: int,
     reference_seeds: int,
-    *,
     outcome: str = "",
     margin: float | None = None,
     facts: Sequence[tuple[str, str]] = (),
@@ -398,7 +399,7 @@ def nothing_feasible(limits: str, task: str, excluded: dict[str, str]) -> str:
     return f"No mechanism meets {limits} for {task}: " + "; ".join(f"{m}: {w}" for m, w in excluded.items()) + "."
 
 
-def cost_saving(mine: float, rival: str, theirs: float, p: float | None, clear: bool, said: str = "") -> str:
+def cost_saving(mine: float, rival: str, theirs: float, *, p: float | None, clear: bool, said: str = "") -> str:
     """`` (1.2 vs hard's 1.9, Welch p = 0.010)``: the pick's cost against the next cheapest ``rival``'s, and whether
     the saving is real (``clear``): ``said`` how that was found (the speed pass's words), else Welch's test over the
     seed runs (``p``; None: not testable)."""

@@ -42,7 +42,7 @@ def decode(model: nn.Module, start: Callable[[], Any], rows: int, *, steps: int,
         model.eval()
         state = start()
         if beam > 1:
-            beam_search(step, state, rows, steps, beam, 1.0, device)
+            beam_search(step, state, rows, max_len=steps, beam_size=beam, length_penalty=1.0, device=device)
         else:
             greedy(step, state, rows, steps, device)
 

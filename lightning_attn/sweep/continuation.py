@@ -41,7 +41,7 @@ def _finished(checkpoint: Path, max_epochs: int) -> bool:
 
 
 def continuation(
-    sweep_folder: Path, tracking_uri: str, study: optuna.Study, trial: optuna.Trial, into: Path, overrides: list[str]
+    sweep_folder: Path, tracking_uri: str, study: optuna.Study, *, trial: optuna.Trial, into: Path, overrides: list[str]
 ) -> Resumption | None:
     """How ``trial`` continues the attempt it retries; None for a first attempt, or when nothing of the
     dead attempt can be read or its training had already ended (then it starts over, with one log line

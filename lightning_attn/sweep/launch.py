@@ -185,6 +185,7 @@ class Workers:
         folder: Path,
         devices: Devices,
         tracking_uri: str,
+        *,
         storage_url: str | None,
         ddp: bool,
         launch: int,

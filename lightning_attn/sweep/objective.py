@@ -24,6 +24,7 @@ def trial_overrides(
     spec: SweepSpec,
     mechanism: str,
     params: dict[str, Any],
+    *,
     seed: int,
     tracking_uri: str,
     output_dir: Path,

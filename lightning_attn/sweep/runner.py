@@ -90,7 +90,7 @@ def run_sweep(
         lock.release()
 
 
-def create_sweep(spec: SweepSpec, folder: Path, storage: str, devices: str | None, ddp: bool, resume: bool) -> Sweep:
+def create_sweep(spec: SweepSpec, folder: Path, storage: str, *, devices: str | None, ddp: bool, resume: bool) -> Sweep:
     """Create a sweep's studies and parent runs (with ``resume``: reopen them) without starting a worker, and
     leave its definition in ``folder``: what a job array's submission does, so that its tasks, whatever order
     the scheduler starts them in, each join it (``devices`` is checked for its form only: the tasks' machines
@@ -133,9 +133,9 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
         folder,
         sweep.devices,
         sweep.tracking_uri,
-        sweep.storage_url,
-        sweep.ddp,
-        sweep.launch,
+        storage_url=sweep.storage_url,
+        ddp=sweep.ddp,
+        launch=sweep.launch,
         max_restarts=spec.worker_restarts,
     )
     started_at, started = datetime.now(timezone.utc), time.monotonic()

@@ -159,12 +159,12 @@ def create_child_run(
     tracking_uri: str,
     sweep: str,
     study: optuna.Study,
+    *,
     mechanism: str,
     trial: optuna.Trial,
     seed: int,
     device: str,
     worker: int,
-    *,
     tags: dict[str, str] | None = None,
 ) -> str:
     """The trial's MLflow run, under its study's parent run, tagged with what identifies it (and ``tags``)."""

@@ -218,7 +218,7 @@ def submit(
         )
         return 0
     executor = _executor(folder / "slurm", options, spec.name)
-    sweep = create_sweep(spec, folder, storage, devices, ddp, resume)
+    sweep = create_sweep(spec, folder, storage, devices=devices, ddp=ddp, resume=resume)
     os.environ[STORAGE_ENV] = storage  # for the tasks: sbatch (and the local executor) hand the environment on
     task = HostTask(folder / sweep_spec.SPEC_FILE, folder, devices, ddp, Path.cwd())
     try:

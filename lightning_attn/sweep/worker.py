@@ -158,15 +158,33 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
         with signals_deferred():  # a stop now must find the run's id, or the run would stay RUNNING
             looks = {T.LOOKS: sequential.looks(spec)} if spec.until_decided and sweep_spec.is_seeds_study(study) else {}
             run_id = create_child_run(
-                worker.tracking_uri, spec.name, study, mechanism, trial, seed, worker.device, worker.index, tags=looks
+                worker.tracking_uri,
+                spec.name,
+                study,
+                mechanism=mechanism,
+                trial=trial,
+                seed=seed,
+                device=worker.device,
+                worker=worker.index,
+                tags=looks,
             )
             where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid(), FOLDER: str(output)}
             for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
                 trial.set_user_attr(key, value)
-        overrides = trial_overrides(spec, mechanism, params, seed, worker.tracking_uri, output, worker.device_overrides)
+        overrides = trial_overrides(
+            spec,
+            mechanism,
+            params,
+            seed=seed,
+            tracking_uri=worker.tracking_uri,
+            output_dir=output,
+            device_overrides=worker.device_overrides,
+        )
         log.info("trial %s #%d: %s", study.study_name, trial.number, mask_secrets(" ".join(overrides)))
         with tempfile.TemporaryDirectory() as tmp:  # a retry's downloads live as long as its training
-            resumption = continuation(worker.folder, worker.tracking_uri, study, trial, Path(tmp), overrides)
+            resumption = continuation(
+                worker.folder, worker.tracking_uri, study, trial=trial, into=Path(tmp), overrides=overrides
+            )
             if worker.ddp:
                 broadcast({"overrides": overrides, "resumption": resumption})
             values = train_trial(spec, overrides, trial, run_id, resumption)

@@ -68,6 +68,7 @@ class CaptioningModule(AttentionTask):
         task: dict,
         model: dict,
         attention: dict,
+        *,
         vocab: int,
         channels: int,
         image_size: int,
@@ -90,7 +91,15 @@ class CaptioningModule(AttentionTask):
     @classmethod
     def from_data(cls, task: dict, model: dict, attention: dict, data) -> CaptioningModule:
         """The module for a set-up :class:`~lightning_attn.data.captioning.CaptioningDataModule`."""
-        return cls(task, model, attention, len(data.codec), data.channels, data.image_size, data.layout_grid)
+        return cls(
+            task,
+            model,
+            attention,
+            vocab=len(data.codec),
+            channels=data.channels,
+            image_size=data.image_size,
+            layout_grid=data.layout_grid,
+        )
 
     @classmethod
     def bare_model(cls, model: dict, attention: dict, vocab: int) -> Captioner:

@@ -69,6 +69,7 @@ def judge(
     metric: list[float],
     mode: str,
     patience: int,
+    *,
     min_delta: float,
     loss: list[float] | None = None,
     loss_min_delta: float = 0.0,
@@ -128,6 +129,7 @@ class Convergence(EarlyStopping):
         monitor: str,
         mode: str,
         patience: int,
+        *,
         min_delta: float,
         loss_monitor: str | None = None,
         loss_min_delta: float = 0.0,
@@ -158,7 +160,15 @@ class Convergence(EarlyStopping):
     def _judge(self, cap_reached: bool) -> Outcome:
         loss = self.loss_history if self.loss_monitor and len(self.loss_history) == len(self.metric_history) else None
         abs_delta = abs(self.min_delta)  # EarlyStopping stores it signed by mode
-        return judge(self.metric_history, self.mode, self.patience, abs_delta, loss, self.loss_min_delta, cap_reached)
+        return judge(
+            self.metric_history,
+            self.mode,
+            self.patience,
+            min_delta=abs_delta,
+            loss=loss,
+            loss_min_delta=self.loss_min_delta,
+            cap_reached=cap_reached,
+        )
 
     def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
         """Lightning's documented extension point: called after each validation epoch."""

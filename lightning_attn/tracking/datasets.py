@@ -63,10 +63,10 @@ def evaluation_input(
             f"{paths[0].name} -> {paths[1].name}",
             "local",
             json.dumps({"uri": str(paths[0].parent)}),
-            _file_digest(paths),
-            examples,
-            "test",
-            paths,
+            digest=_file_digest(paths),
+            examples=examples,
+            context="test",
+            files=paths,
         )
     return dataset_input(data, data_name(data, choice), split or data.get("test_split", "test"), examples, "test")
 
@@ -80,13 +80,21 @@ def dataset_input(data: dict[str, Any], name: str, split: str, examples: int, co
         generator = type(source).__module__ if source is not None else str(data.get("kind"))
         digest = _digest(json.dumps({"settings": settings, "split": split}, sort_keys=True, default=str).encode())
         built_in = {"tags": {"source": "built-in", "generator": generator}}
-        return _input(name, "code", json.dumps(built_in), digest, examples, context)
+        return _input(name, "code", json.dumps(built_in), digest=digest, examples=examples, context=context)
     where = Path(source.location).expanduser().resolve()
     if where.is_file():  # one file holds every split: the split's name sets their digests apart
         paths, salt = [where], split
     else:
         paths, salt = _split_files(where, split, data), ""
-    return _input(name, "local", json.dumps({"uri": str(where)}), _file_digest(paths, salt), examples, context, paths)
+    return _input(
+        name,
+        "local",
+        json.dumps({"uri": str(where)}),
+        digest=_file_digest(paths, salt),
+        examples=examples,
+        context=context,
+        files=paths,
+    )
 
 
 def log_datasets(client: Any, run_id: str, inputs: list, attempts: int = 5) -> None:
@@ -129,7 +137,7 @@ def _source(data: dict[str, Any]) -> Any:
 
 
 def _input(
-    name: str, source_type: str, source: str, digest: str, examples: int, context: str, files: list[Path] = ()
+    name: str, source_type: str, source: str, *, digest: str, examples: int, context: str, files: list[Path] = ()
 ) -> Any:
     from mlflow.entities import Dataset, DatasetInput, InputTag
 

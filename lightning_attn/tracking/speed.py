@@ -36,7 +36,7 @@ def _timed(module, batch, device) -> float:
 
 
 def inference_latency(
-    module, examples: list, collate, batch_size: int, n_single: int, n_batches: int, warmup: int
+    module, examples: list, collate, *, batch_size: int, n_single: int, n_batches: int, warmup: int
 ) -> dict[str, float]:
     """Milliseconds per greedy ``decode`` call, p50/p95, at batch 1 and at ``batch_size``."""
     device = module.device

@@ -135,5 +135,7 @@ class Study:
         rows = summarise(self.collected, min_seeds)
         tests = pair_tests(rows, self.preds, samples=300, margins=margins(rows))
         diagnoses = diagnose(rows, tests, {}, min_seeds)
-        verdict = verdicts(rows, tests, diagnoses, reference, min_seeds, self.speed())["translation"]
+        verdict = verdicts(rows, tests, diagnoses, reference=reference, min_seeds=min_seeds, speed=self.speed())[
+            "translation"
+        ]
         return rows, tests, {d.mechanism: d for d in diagnoses}, verdict

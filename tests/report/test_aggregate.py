@@ -66,7 +66,9 @@ def test_a_row_from_pooled_seed_runs_has_their_mean_ci_and_per_seed_values():
         run("t2", None, kind="trial", status="FAILED", state="FAIL", wall=5.0),
     ]
     every = seeds + trials
-    row = row_of("translation", "soft", every, [r for r in every if r.accuracy is not None], seeds, min_seeds=3)
+    row = row_of(
+        "translation", "soft", every, results=[r for r in every if r.accuracy is not None], compared=seeds, min_seeds=3
+    )
     assert (row.best, row.best_run, row.metric, row.seeds, row.mean) == (94.0, "s2", "test/bleu", 3, 92.0)
     assert row.ci95 == pytest.approx(4.968, abs=1e-3) and row.ci_note == "" and row.seed_std == pytest.approx(2.0)
     assert row.values("test/bleu") == [90.0, 92.0, 94.0]

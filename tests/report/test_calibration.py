@@ -27,7 +27,7 @@ def _compare(rng, shift: float, i: int) -> sig.SeedTest:
     sentences = simulation.Sentences.draw(rng)
     a, b = ([sentences.run(rng, quality) for _ in range(SEEDS)] for quality in (2.0 + shift, 2.0))
     values = [[float(corpus_bleu_many(r.sum(0))) for r in runs] for runs in (a, b)]
-    return sig.seed_test(*values, a, b, "sacrebleu", samples=200, seed=i)
+    return sig.seed_test(*values, a, items_b=b, statistic="sacrebleu", samples=200, seed=i)
 
 
 def test_no_more_false_positives_than_alpha_with_3_seeds_a_side():
@@ -65,8 +65,8 @@ def _claims(compared: simulation.Compared) -> tuple[bool, bool, bool]:
     rows, tests = compared.rows, compared.tests
     diagnoses = diagnose(rows, tests, {}, SEEDS)
     verdict = verdicts(rows, tests, diagnoses)["translation"]
-    constrained = decide(rows, tests, diagnoses, [Constraint.parse("speed/infer_latency_ms_p50_b1<=2")])
-    unconstrained = decide(rows, tests, diagnoses, [])
+    constrained = decide(rows, tests, diagnoses, constraints=[Constraint.parse("speed/infer_latency_ms_p50_b1<=2")])
+    unconstrained = decide(rows, tests, diagnoses, constraints=[])
     in_verdict = any(p.outcome in ("better", "worse") for p in verdict.pairs) or verdict.winner is not None
     in_decision = "Less accurate" in constrained["translation"].text
     in_decision |= " better than " in unconstrained["translation"].text

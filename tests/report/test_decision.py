@@ -12,7 +12,12 @@ from .study import Study
 def _decide(study: Study, constraints: list[str], objective: Objective | None = None):
     rows, tests, diagnoses, _ = study.analyse()
     return decide(
-        rows, tests, list(diagnoses.values()), [Constraint.parse(c) for c in constraints], objective, study.speed()
+        rows,
+        tests,
+        list(diagnoses.values()),
+        constraints=[Constraint.parse(c) for c in constraints],
+        objective=objective,
+        speed=study.speed(),
     )["translation"]
 
 

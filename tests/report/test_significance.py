@@ -18,7 +18,7 @@ def test_the_seed_level_test_gives_the_known_answers():
     values = {name: [corpus_bleu(s.sum(0)) for s in runs] for name, runs in stats.items()}
 
     def test(a: str, b: str) -> sig.SeedTest:
-        return sig.seed_test(values[a], values[b], stats[a], stats[b], "sacrebleu", samples=500)
+        return sig.seed_test(values[a], values[b], stats[a], items_b=stats[b], statistic="sacrebleu", samples=500)
 
     better = test("good", "bad")
     assert better.significant and better.delta > 20 and better.ci_low > 0 and better.items_ci_low > 0
@@ -39,7 +39,9 @@ def test_equal_scores_from_different_outputs_are_not_significant():
     items = [sentence_statistics(h, refs) for h in (same_score, flipped)]
     score = float(corpus_bleu(items[0].sum(0)))
     assert score == float(corpus_bleu(items[1].sum(0)))
-    tie = sig.seed_test([score, score], [score, score], [items[0]] * 2, [items[1]] * 2, "sacrebleu", samples=200)
+    tie = sig.seed_test(
+        [score, score], [score, score], [items[0]] * 2, items_b=[items[1]] * 2, statistic="sacrebleu", samples=200
+    )
     assert tie.p_value == 1.0 and tie.items_p == 1.0 and not tie.significant
 
 

@@ -71,13 +71,17 @@ def test_p_values_read_one_way():
 
 
 def test_a_pair_reads_as_its_outcome():
-    plain = wording.comparison("hard", "soft", -1.234, "BLEU", 3, 3)
+    plain = wording.comparison("hard", "soft", -1.234, unit="BLEU", seeds=3, reference_seeds=3)
     assert plain == "hard vs soft: -1.23 BLEU (3 vs 3 seeds)"
     facts = [("greedy", "decoding 1.50× slower"), ("train", "training step not shown different"), ("compute", "C")]
-    full = wording.comparison("hard", "soft", -1.234, "BLEU", 3, 3, outcome="worse", facts=facts)
+    full = wording.comparison(
+        "hard", "soft", -1.234, unit="BLEU", seeds=3, reference_seeds=3, outcome="worse", facts=facts
+    )
     assert full == plain + ": worse; speed pass: decoding 1.50× slower, training step not shown different; C"
     same = [("greedy", "decoding not shown different"), ("train", "training step not shown different")]
-    equal = wording.comparison("hard", "soft", -0.2, "BLEU", 3, 3, outcome="equivalent", margin=1.0, facts=same)
+    equal = wording.comparison(
+        "hard", "soft", -0.2, unit="BLEU", seeds=3, reference_seeds=3, outcome="equivalent", margin=1.0, facts=same
+    )
     assert (
         equal == "hard vs soft: -0.20 BLEU (3 vs 3 seeds): equivalent within ±1 BLEU; speed pass: no difference shown"
     )
@@ -138,13 +142,15 @@ def test_summaries_name_a_winner_only_in_their_own_words():
 
 
 def test_flags_and_notes_of_a_diagnosis():
-    assert wording.flags(2, 1, 3, 2, 3, True, "+0.10 BLEU against the uniform control (p = 0.400)") == [
+    assert wording.flags(
+        2, 1, 3, seeds=2, min_seeds=3, at_floor=True, floor="+0.10 BLEU against the uniform control (p = 0.400)"
+    ) == [
         "not converged: 2 of 3 runs stopped while still improving",
         "convergence unknown: 1 of 3 runs recorded none",
         "too few seeds: n = 2 (a CI and a verdict need 3)",
         "at the floor: +0.10 BLEU against the uniform control (p = 0.400)",
     ]
-    assert wording.flags(0, 0, 3, 3, 3, False, "") == []
+    assert wording.flags(0, 0, 3, seeds=3, min_seeds=3, at_floor=False, floor="") == []
     assert wording.floor_note(0.1, "BLEU", "uniform", 0.4) == (
         "+0.10 BLEU against the uniform control (adjusted p = 0.400)"
     )
@@ -194,7 +200,7 @@ def test_decisions_read_as_what_was_decided():
     )
     only = wording.pick(**common, mechanism="hard", limits="lat <= 1", met=[("lat", "0.9")], feasible=1, score=1.0)
     assert only == "**Pick hard** for t: it meets lat <= 1 (lat 0.9), the only mechanism that does."
-    saving = wording.cost_saving(1.2, "soft", 1.25, 0.4, False)
+    saving = wording.cost_saving(1.2, "soft", 1.25, p=0.4, clear=False)
     assert saving == " (1.2 vs soft's 1.25, not beyond noise: Welch p = 0.400)"
     assert wording.decision_withheld("t", "why") == "No decision for t: the runs are not comparable — why."
     plain = {"task": "t", "metric": "m", "best": "soft", "score": 9.0, "unit": "BLEU", "fastest": None, "cost": "c"}

@@ -316,7 +316,7 @@ def test_the_documented_example_is_a_valid_sweep_file():
 
 def test_packed_gpu_workers_each_know_how_many_share_their_gpu(tmp_path):
     devices = launch.Devices("gpu", ["0", "0", "1", "0"])
-    workers = launch.Workers(tmp_path, devices, "sqlite:///x.db", None, ddp=False, launch=1, max_restarts=0)
+    workers = launch.Workers(tmp_path, devices, "sqlite:///x.db", storage_url=None, ddp=False, launch=1, max_restarts=0)
     seen = [(s.env["CUDA_VISIBLE_DEVICES"], s.env[launch.GPU_SHARE_ENV], s.label) for s in workers.slots]
     assert seen == [("0", "3", "cuda:0"), ("0", "3", "cuda:0"), ("1", "1", "cuda:1"), ("0", "3", "cuda:0")]
 

@@ -37,7 +37,7 @@ def test_a_metric_flat_at_zero_while_the_loss_falls_is_not_a_plateau():
     bleu, loss = [0.0, 0.0, 0.0, 0.0, 0.0], [5.0, 4.2, 3.6, 3.1, 2.7]
     assert judge(bleu, "max", patience=3, min_delta=0.5).converged  # the metric alone would stop here
     assert not judge(bleu, "max", patience=3, min_delta=0.5, loss=loss, loss_min_delta=0.01).converged
-    plateau = judge(bleu + [0.0] * 3, "max", 3, 0.5, loss=loss + [2.7, 2.71, 2.705], loss_min_delta=0.01)
+    plateau = judge(bleu + [0.0] * 3, "max", 3, min_delta=0.5, loss=loss + [2.7, 2.71, 2.705], loss_min_delta=0.01)
     assert plateau.converged
 
 

@@ -175,7 +175,9 @@ def test_sweep_parent_runs_say_what_they_compare_and_trials_inherit_their_source
     assert note.startswith("Comparison `cmp`: **soft** attention (`attention=soft`) on translation, as configured")
     assert "trained once per seed (0, 1)" in note and note.endswith("Compared with **hard**.")
     assert parent.data.tags[T.SOURCE_NAME] == "lightning-attn compare"
-    child = create_child_run(sweep.tracking_uri, "cmp", study, "soft", study.ask(), 0, "cpu", 0)
+    child = create_child_run(
+        sweep.tracking_uri, "cmp", study, mechanism="soft", trial=study.ask(), seed=0, device="cpu", worker=0
+    )
     assert client.get_run(child).data.tags[T.SOURCE_NAME] == "lightning-attn compare"
 
 
