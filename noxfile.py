@@ -35,12 +35,10 @@ PYTHON = "3.11"
 TORCH = os.environ.get("LIGHTNING_ATTN_TORCH", "torch==2.13.0")
 
 
-def install(session: nox.Session, extras: str = "dev", constraints: Path | None = None, compile: bool = True) -> None:
-    """torch first (see above), then the package in editable mode with ``extras`` (none: ``""``); ``compile``
-    False: no bytecode compiled up front (Python compiles what it imports, when it first does)."""
-    flags = [] if compile else ["--no-compile"]
-    session.install(*flags, TORCH)
-    session.install(*flags, *(["-c", str(constraints)] if constraints else []), "-e", f".[{extras}]" if extras else ".")
+def install(session: nox.Session, extras: str = "dev", constraints: Path | None = None) -> None:
+    """torch first (see above), then the package in editable mode with ``extras`` (none: ``""``)."""
+    session.install(TORCH)
+    session.install(*(["-c", str(constraints)] if constraints else []), "-e", f".[{extras}]" if extras else ".")
 
 
 @nox.session(python=PYTHON)
@@ -116,9 +114,7 @@ def demo(session: nox.Session) -> None:
 
     Extra arguments go to `lightning-attn sweep`: `nox -s demo -- seeds=[0,1,2,3,4]`.
     """
-    # the toolkit alone, none of the test tools; and no bytecode compiled for every module of every dependency
-    # (torch's alone takes 13 s) when the demo imports a fraction of them
-    install(session, extras="", compile=False)
+    install(session, extras="")  # the toolkit alone: the demo needs none of the test tools
     session.run("lightning-attn", "sweep", "sweeps/demo.yaml", "--devices", "cpu:2", "--resume", *session.posargs)
     session.run("lightning-attn", "report", "--experiment", "demo", "--out", "outputs/report")
     report = Path("outputs/report/report.html").resolve()
