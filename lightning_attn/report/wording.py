@@ -497,7 +497,8 @@ def undominated(
     quickest = (
         f"{fastest} the fastest of them at decoding (the speed pass shows it faster than {others})"
         if fastest
-        else "none of them faster at decoding than the others of them (the speed pass)"
+        else f"{'neither' if len(names) == 2 else 'none'} shown faster at decoding than the "
+        f"{'other' if len(names) == 2 else 'rest'} (the speed pass)"
     )
     return (
         f"For {task}, no other mechanism beats {', '.join(names)} on both {metric} and decoding speed: of these, "

@@ -210,7 +210,12 @@ def test_decisions_read_as_what_was_decided():
     )
     several = wording.undominated(**plain, names=["soft", "hard"], timed=True)
     assert (
-        "soft is the most accurate (9.00 BLEU) and none of them faster at decoding than the others of them" in several
+        "soft is the most accurate (9.00 BLEU) and neither shown faster at decoding than the other (the speed pass)"
+        in several
+    )
+    three = wording.undominated(**plain, names=["soft", "hard", "topk"], timed=True)
+    assert (
+        "and none shown faster at decoding than the rest (the speed pass). Say what you need to get one pick" in three
     )
     quick = wording.undominated(**plain | {"fastest": "hard"}, names=["soft", "hard", "topk"], timed=True)
     assert "hard the fastest of them at decoding (the speed pass shows it faster than soft, topk)" in quick
