@@ -65,3 +65,28 @@ def test_processes_starting_at_once_share_a_fresh_sqlite_store(tmp_path):
     assert [rc for rc, _, _ in results] == [0, 0, 0], [err[-500:] for _, _, err in results]
     assert len({out for _, out, _ in results}) == 1  # one experiment, the same id for all
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["fresh.db"]  # the lock leaves no file behind
+
+
+def test_a_store_another_mlflow_release_wrote_is_one_line_and_left_as_it_was(tmp_path):
+    import shutil
+    import sqlite3
+
+    import pytest
+    from mlflow import MlflowClient
+
+    from lightning_attn.tracking import TrackingUnavailable, check_tracking_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()  # a store this MLflow made: it opens
+    check_tracking_store(uri)
+    newer = tmp_path / "newer.db"  # another file: MLflow keeps the store it opened for each URI
+    shutil.copy(tmp_path / "mlflow.db", newer)
+    with sqlite3.connect(newer) as db:  # as a newer release leaves it
+        db.execute("UPDATE alembic_version SET version_num = 'f4a9b2c7d1e6'")
+    before = newer.read_bytes()
+    with pytest.raises(TrackingUnavailable) as caught:
+        check_tracking_store(f"sqlite:///{newer}")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("cannot open the MLflow tracking store sqlite:///")
+    assert "database schema (found version f4a9b2c7d1e6" in message and "written by another MLflow release" in message
+    assert newer.read_bytes() == before

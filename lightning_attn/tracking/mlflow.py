@@ -74,14 +74,30 @@ def check_tracking_store(uri: str) -> None:
                 raise TrackingUnavailable(f"{where}: the folder {folder} does not exist")
             if not os.access(folder, os.W_OK):
                 raise TrackingUnavailable(f"{where}: the folder {folder} is not writable")
-        return
+        if db is None or not db.is_file():
+            return
+    _open_store(uri, where)
+
+
+def _open_store(uri: str, where: str) -> None:
+    """Open the store and read from it: a database that cannot be opened, or one another MLflow release wrote
+    (whose schema this one refuses), is one line."""
     os.environ.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_S))  # libpq: do not wait forever
     from mlflow import MlflowClient
 
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as e:  # MLflow, SQLAlchemy and drivers raise many kinds: the gist is what matters
-        raise TrackingUnavailable(f"cannot open the MLflow tracking store {where}: {gist(e)}") from None
+        why = gist(e)
+        if "database schema" in why:
+            why = why.split(". ")[0] + f" — written by another MLflow release than this one ({_mlflow_version()})"
+        raise TrackingUnavailable(f"cannot open the MLflow tracking store {where}: {why}") from None
+
+
+def _mlflow_version() -> str:
+    from importlib.metadata import version
+
+    return f"mlflow {version('mlflow')}"
 
 
 def _check_server(uri: str, where: str) -> None:
