@@ -3,7 +3,7 @@ run after every comparison) — mechanisms timed side by side in one process, on
 with an interval that holds for the whole pass. Pure: the pass's JSON in, answers out.
 
 A mechanism is *faster* than another only where the pass says so (the interval excludes 1 and the ratio is at
-least 5 % from it); anything else is the same speed within the noise. Without a pass a report names no speed
+least 5 % from it); anything else is not a difference. Without a pass a report names no speed
 winner: the figures each run measured while training are diagnostics, taken under whatever load the machine had.
 """
 

@@ -11,8 +11,8 @@ distribution-free interval over rounds, at a level that holds for all the ratios
 (Bonferroni) — the time of a round can jump when other work takes the core, and an interval that assumes normal
 noise (Student's t) then claims differences that are not there — and the noise flag of each piece's per-round
 times (interquartile range over median, as ``torch.utils.benchmark`` warns at 10 %). A ratio is a difference only
-where its interval excludes 1 *and* it is at least :data:`MIN_DIFFERENCE` from 1: anything else is "the same
-speed within the noise".
+where its interval excludes 1 *and* it is at least :data:`MIN_DIFFERENCE` from 1: anything else is "not shown
+different" (or, where the interval excludes 1, "within 5 %").
 """
 
 from __future__ import annotations
@@ -145,7 +145,8 @@ class Ratio:
         return "same"
 
     def words(self) -> str:
-        """E.g. ``hard 1.32× slower than soft (1.25–1.40)``, or ``the same speed as soft within the noise``."""
+        """E.g. ``hard 1.32× slower than soft (time ratio 1.25×–1.40×)``, ``hard within 5% of soft's speed (…)`` (a
+        difference too small to count) or ``hard not shown different from soft (…)``."""
         interval = f"{_times(self.low)}–{_times(self.high)}"
         if self.verdict == "faster":
             return f"{self.name} {1 / self.ratio:.2f}× faster than {self.reference} (time ratio {interval})"
@@ -153,7 +154,9 @@ class Ratio:
             return f"{self.name} {self.ratio:.2f}× slower than {self.reference} (time ratio {interval})"
         if not self.enough:
             return f"{self.name} not told apart from {self.reference}: too few rounds for an interval at this level"
-        return f"{self.name} the same speed as {self.reference} within the noise (time ratio {interval})"
+        if self.low > 1 or self.high < 1:  # a difference, but under MIN_DIFFERENCE: not counted
+            return f"{self.name} within {MIN_DIFFERENCE:.0%} of {self.reference}'s speed (time ratio {interval})"
+        return f"{self.name} not shown different from {self.reference} (time ratio {interval})"
 
 
 def _times(value: float) -> str:

@@ -25,7 +25,17 @@ def test_the_same_work_under_two_names_is_the_same_speed():
     assert rounds.names == ["a", "b"] and all(len(rounds.seconds[n]) == 12 for n in rounds.names)
     (ratio,) = timing.compare(rounds, "a", family=20)  # as in a pass of 20 ratios: every round must agree
     assert ratio.verdict == "same", ratio
-    assert "the same speed as a within the noise" in ratio.words()
+    assert ratio.words().startswith(("b not shown different from a (time ratio", "b within 5% of a's speed"))
+
+
+def test_a_ratio_reads_as_what_its_interval_shows():
+    def words(ratio, low, high):
+        return timing.Ratio("hard", "soft", ratio, low, high, level=0.99, noisy=False).words()
+
+    assert words(1.32, 1.25, 1.40) == "hard 1.32× slower than soft (time ratio 1.25×–1.40×)"
+    assert words(0.5, 0.45, 0.55) == "hard 2.00× faster than soft (time ratio 0.45×–0.55×)"
+    assert words(0.96, 0.95, 0.97) == "hard within 5% of soft's speed (time ratio 0.95×–0.97×)"  # shown, too small
+    assert words(1.02, 0.90, 1.15) == "hard not shown different from soft (time ratio 0.90×–1.15×)"
 
 
 def test_twice_the_work_is_slower_and_its_interval_excludes_one():
