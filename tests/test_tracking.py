@@ -81,12 +81,12 @@ def test_a_store_another_mlflow_release_wrote_is_one_line_and_left_as_it_was(tmp
     check_tracking_store(uri)
     newer = tmp_path / "newer.db"  # another file: MLflow keeps the store it opened for each URI
     shutil.copy(tmp_path / "mlflow.db", newer)
-    with sqlite3.connect(newer) as db:  # as a newer release leaves it
-        db.execute("UPDATE alembic_version SET version_num = 'f4a9b2c7d1e6'")
+    with sqlite3.connect(newer) as db:  # as another release leaves it
+        db.execute("UPDATE alembic_version SET version_num = '0123456789ab'")  # no release's
     before = newer.read_bytes()
     with pytest.raises(TrackingUnavailable) as caught:
         check_tracking_store(f"sqlite:///{newer}")
     message = str(caught.value)
     assert "\n" not in message and message.startswith("cannot open the MLflow tracking store sqlite:///")
-    assert "database schema (found version f4a9b2c7d1e6" in message and "written by another MLflow release" in message
+    assert "database schema (found version 0123456789ab" in message and "written by another MLflow release" in message
     assert newer.read_bytes() == before
