@@ -119,7 +119,7 @@ def demo(session: nox.Session) -> None:
     report, which ends in a decision. Run again, it continues (or re-shows) the same comparison and rebuilds
     the report.
 
-    Extra arguments go to `lightning-attn sweep`: `nox -s demo -- seeds=[0,1,2,3,4]`.
+    Extra arguments go to `lightning-attn sweep`: `nox -s demo -- 'seeds=[0,1,2,3,4]'`.
     """
     install(session, extras="")  # the toolkit alone: the demo needs none of the test tools
     session.run("lightning-attn", "sweep", "sweeps/demo.yaml", "--devices", "cpu:2", "--resume", *session.posargs)
