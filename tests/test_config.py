@@ -230,3 +230,11 @@ def test_commands_that_train_nothing_start_without_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_seeds_are_written_as_compare_takes_them():
+    assert list(compose(["seeds=0-2"]).seeds) == [0, 1, 2]
+    assert list(compose(["seeds=0,2"]).seeds) == [0, 2] and list(compose(["seeds=[4, 5]"]).seeds) == [4, 5]
+    assert list(compose(["seeds=[]"]).seeds) == []
+    with pytest.raises(ConfigError, match=r"^seeds=x: write a range \(0-4\), a list \(0,1,2\) or one seed \(3\)$"):
+        compose(["seeds=x"])

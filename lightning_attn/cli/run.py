@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from ..config import ConfigError, compose, default_choice, to_yaml
+from ..config import ConfigError, compose, default_choice, parse_seeds, to_yaml
 from ..processes import EXIT_FAILED
 from ..tracking import mask_secrets
 
@@ -114,7 +114,7 @@ def run_or_submit(spec, args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from ..sweep.spec import comparison, parse_seeds
+    from ..sweep.spec import comparison
 
     task, mechanisms, seeds, overrides = default_choice("task"), [], [0, 1, 2], []
     for item in args.overrides:

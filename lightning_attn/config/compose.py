@@ -354,6 +354,26 @@ def compose(
     return cfg
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``0-4``, ``0,1,2``, ``[0, 1, 2]`` or ``3`` as a list of seeds.
+
+    Raises:
+        ConfigError: anything else, in one line.
+    """
+    body = text.strip().removeprefix("[").removesuffix("]").replace(" ", "")
+    try:
+        if "-" in body.lstrip("-") and "," not in body:
+            first, _, last = body.partition("-")
+            seeds = list(range(int(first), int(last) + 1))
+        else:
+            seeds = [int(part) for part in body.split(",") if part]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise ConfigError(f"seeds={text}: write a range (0-4), a list (0,1,2) or one seed (3)")
+    return seeds
+
+
 def apply_overrides(cfg: DictConfig, dotted: list[tuple[str, str]] | list[str]) -> DictConfig:
     """Merge ``dotted.key=value`` overrides (pairs, or ``"key=value"`` strings) onto a composed config, each
     key checked (an unknown one names the valid keys where it went wrong) and each value type-checked."""
@@ -362,6 +382,8 @@ def apply_overrides(cfg: DictConfig, dotted: list[tuple[str, str]] | list[str]) 
         if value is None:
             raise ConfigError(f"cannot read override {item!r}: expected key=value")
         _check_key(cfg, key)
+        if key == "seeds" and value.strip() not in ("", "[]", "null", "~"):  # 0-4, 0,1,2 or [0, 1, 2], as compare
+            value = "[" + ",".join(str(s) for s in parse_seeds(value)) + "]"
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{key}={value}"]))
         except OmegaConfBaseException as e:

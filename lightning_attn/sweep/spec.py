@@ -198,26 +198,6 @@ def from_dict(data: dict, path: str | Path, overrides: list[str] | tuple[str, ..
     return spec
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``0-4``, ``0,1,2``, ``[0, 1, 2]`` or ``3`` as a list of seeds.
-
-    Raises:
-        ConfigError: anything else, in one line.
-    """
-    body = text.strip().removeprefix("[").removesuffix("]").replace(" ", "")
-    try:
-        if "-" in body.lstrip("-") and "," not in body:
-            first, _, last = body.partition("-")
-            seeds = list(range(int(first), int(last) + 1))
-        else:
-            seeds = [int(part) for part in body.split(",") if part]
-    except ValueError:
-        seeds = []
-    if not seeds:
-        raise ConfigError(f"seeds={text}: write a range (0-4), a list (0,1,2) or one seed (3)")
-    return seeds
-
-
 def comparison(
     task: str,
     mechanisms: list[str],

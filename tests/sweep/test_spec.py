@@ -331,8 +331,9 @@ def test_ui_optuna_on_an_unreachable_storage_is_one_line_exit_3(capsys):
 
 
 def test_a_sweep_without_a_search_space_is_a_comparison_of_seed_runs():
+    from lightning_attn.config import parse_seeds
     from lightning_attn.sweep.budget import budget
-    from lightning_attn.sweep.spec import comparison, is_comparison, parse_seeds, seeds_of, study_keys
+    from lightning_attn.sweep.spec import comparison, is_comparison, seeds_of, study_keys
 
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("[0, 2]") == [0, 2] and parse_seeds("3") == [3]
     with pytest.raises(ConfigError, match="seeds=x: write a range"):
