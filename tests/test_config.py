@@ -238,3 +238,10 @@ def test_seeds_are_written_as_compare_takes_them():
     assert list(compose(["seeds=[]"]).seeds) == []
     with pytest.raises(ConfigError, match=r"^seeds=x: write a range \(0-4\), a list \(0,1,2\) or one seed \(3\)$"):
         compose(["seeds=x"])
+
+
+def test_the_experiment_is_mlflows_own_variable_unless_named(monkeypatch):
+    assert compose([]).logger.experiment_name == "lightning-attn"
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
+    assert compose([]).logger.experiment_name == "mine"
+    assert compose(["logger.experiment_name=theirs"]).logger.experiment_name == "theirs"

@@ -5,6 +5,7 @@ registries (:mod:`.compose`). These dataclasses are the single source of every d
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,8 @@ class MLflowLoggerConfig:
 
     kind: str = "mlflow"
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working dir
-    experiment_name: str = "lightning-attn"
+    # $MLFLOW_EXPERIMENT_NAME, as MLflow itself reads it, else "lightning-attn"
+    experiment_name: str = field(default_factory=lambda: os.environ.get("MLFLOW_EXPERIMENT_NAME") or "lightning-attn")
     run_name: str | None = None
     log_model: bool = False  # also upload the best checkpoint as an MLflow artifact (Lightning's own, at the end)
     # tracking to a server: upload the best and last checkpoints as run artifacts after every epoch, so that
