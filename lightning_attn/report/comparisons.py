@@ -17,9 +17,10 @@ from ..tracking import tags as T
 from . import significance as sig
 from . import wording
 from .aggregate import Row, by_task
+from .kinds import PairOutcome
 
 Predictions = dict[str, tuple[list[str], list[list[str]]]]  # run id -> (hypotheses, references)
-BETTER, EQUIVALENT, UNDECIDED = "better", "equivalent", "undecided"  # a tested pair's outcome
+BETTER, EQUIVALENT, UNDECIDED = PairOutcome.BETTER, PairOutcome.EQUIVALENT, PairOutcome.UNDECIDED
 
 
 EARLY_SHARE = 0.02  # of α, for each look before the last: enough for a clear difference, most kept for the last

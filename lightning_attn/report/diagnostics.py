@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from . import wording
 from .aggregate import MIN_SEEDS, Row, by_task
 from .comparisons import PairTest, difference, find_test
+from .kinds import BlockerKind
 
 
 @dataclass
@@ -117,12 +118,15 @@ class Blocker:
     :func:`.wording.explain` puts them into words.
     """
 
-    kind: str
+    kind: BlockerKind
     mechanism: str
     count: int = 0
     total: int = 0
     against: tuple[str, ...] = ()
     note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", BlockerKind(self.kind))  # a misspelt kind fails here, where it is made
 
 
 def not_comparable(row: Row, d: Diagnosis) -> list[Blocker]:
@@ -130,16 +134,16 @@ def not_comparable(row: Row, d: Diagnosis) -> list[Blocker]:
     seeds."""
     out = []
     if d.not_converged:
-        out.append(Blocker("not converged", row.mechanism, len(d.not_converged), d.compared_runs))
+        out.append(Blocker(BlockerKind.NOT_CONVERGED, row.mechanism, len(d.not_converged), d.compared_runs))
     if d.unrecorded:
-        out.append(Blocker("unrecorded", row.mechanism, len(d.unrecorded), d.compared_runs))
+        out.append(Blocker(BlockerKind.UNRECORDED, row.mechanism, len(d.unrecorded), d.compared_runs))
     if d.too_few_seeds:
-        out.append(Blocker("too few seeds", row.mechanism, row.seeds, d.min_seeds))
+        out.append(Blocker(BlockerKind.TOO_FEW_SEEDS, row.mechanism, row.seeds, d.min_seeds))
     return out
 
 
 def budget_blockers(x: Row, ref: Row) -> list[Blocker]:
     """``x`` and ``ref`` tuned with different budgets (trials): one blocker, else none."""
     if x.trials != ref.trials:
-        return [Blocker("unequal budgets", x.mechanism, x.trials, ref.trials, (ref.mechanism,))]
+        return [Blocker(BlockerKind.UNEQUAL_BUDGETS, x.mechanism, x.trials, ref.trials, (ref.mechanism,))]
     return []

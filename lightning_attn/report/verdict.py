@@ -18,6 +18,7 @@ from . import wording
 from .aggregate import MIN_SEEDS, Row, by_task
 from .comparisons import BETTER, PairTest, find_test
 from .diagnostics import Blocker, Diagnosis, budget_blockers, not_comparable
+from .kinds import BlockerKind, PairOutcome
 from .speed import SpeedPass
 
 COMPUTE_RATIO_NOTE = 2.0  # mention compute budgets that differ by more than this factor
@@ -159,10 +160,10 @@ def verdicts(
                 continue
             found = blockers[row.mechanism] + blockers[ref.mechanism] + budget_blockers(row, ref)
             if diag[task, row.mechanism].at_floor and diag[task, ref.mechanism].at_floor:
-                found.append(Blocker("floor", row.mechanism, against=(ref.mechanism,)))
+                found.append(Blocker(BlockerKind.FLOOR, row.mechanism, against=(ref.mechanism,)))
             test = find_test(tests, task, row.mechanism, ref.mechanism)
             if test is None or test.seed is None:
-                found.append(Blocker("untestable", row.mechanism, note=test.seed_note if test else ""))
+                found.append(Blocker(BlockerKind.UNTESTABLE, row.mechanism, note=test.seed_note if test else ""))
             pairs.append(_pair(row, ref, test, blockers=found, min_seeds=min_seeds, speed=(speed or {}).get(task)))
         out[task] = _summary(task, group, ref, pairs=pairs, tests=tests, blockers=blockers)
     return out
@@ -200,7 +201,7 @@ def _pair(
 def outcome_from(test: PairTest, x: str) -> str:
     """A tested pair's family outcome as seen from ``x``: better, worse, equivalent or undecided."""
     if test.outcome == BETTER:
-        return "better" if test.a == x else "worse"
+        return PairOutcome.BETTER if test.a == x else PairOutcome.WORSE
     return test.outcome
 
 
@@ -225,10 +226,10 @@ def _summary(
         test = find_test(tests, task, leader.mechanism, other.mechanism)
         if test is None or test.seed is None:
             untested.append(other.mechanism)
-        elif outcome_from(test, leader.mechanism) != "better":
+        elif outcome_from(test, leader.mechanism) != PairOutcome.BETTER:
             tied.append((other.mechanism, test))
     if untested:
-        found.append(Blocker("untested", leader.mechanism, against=tuple(untested)))
+        found.append(Blocker(BlockerKind.UNTESTED, leader.mechanism, against=tuple(untested)))
     verdict = TaskVerdict(
         task, ref.mechanism, "", pairs, leader=leader.mechanism, tied=[m for m, _ in tied], blockers=found
     )

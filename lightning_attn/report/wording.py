@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from .kinds import BlockerKind, PairOutcome
+
 _UNITS = {"bleu": "BLEU", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
 
 
@@ -99,9 +101,9 @@ def over_seeds_only(why: str) -> str:
 def outcome(kind: str, margin: float | None, unit: str, seeds_needed: int | None) -> str:
     """A pair's outcome for the family: ``better``, ``worse``, ``equivalent`` (within ±``margin`` ``unit``) or
     ``undecided`` (with ``seeds_needed`` a side that would decide it, an estimate)."""
-    if kind == "equivalent":
+    if kind == PairOutcome.EQUIVALENT:
         return f"equivalent within ±{margin:g} {unit}"
-    if kind == "undecided":
+    if kind == PairOutcome.UNDECIDED:
         return f"undecided ({_seeds_needed(seeds_needed)})"
     return kind
 
@@ -126,11 +128,15 @@ def pair_outcomes(pairs: Sequence[tuple[str, str, str, float | None, int | None]
         return ""
     beaten: dict[str, list[str]] = {}
     for a, b, kind, _, _ in pairs:
-        if kind == "better":
+        if kind == PairOutcome.BETTER:
             beaten.setdefault(b, []).append(a)
     said = [f"{_and(winners)} better than {loser}" for loser, winners in beaten.items()]
-    said += [f"{a} and {b} equivalent within ±{m:g} {unit}" for a, b, kind, m, _ in pairs if kind == "equivalent"]
-    undecided = [(a, b, seeds) for a, b, kind, _, seeds in pairs if kind not in ("better", "equivalent")]
+    said += [
+        f"{a} and {b} equivalent within ±{m:g} {unit}" for a, b, kind, m, _ in pairs if kind == PairOutcome.EQUIVALENT
+    ]
+    undecided = [
+        (a, b, seeds) for a, b, kind, _, seeds in pairs if kind not in (PairOutcome.BETTER, PairOutcome.EQUIVALENT)
+    ]
     if len(undecided) > LISTED_UNDECIDED:
         said.append(f"{len(undecided)} pairs undecided (the seeds each would need: the significance table)")
     else:
@@ -209,9 +215,9 @@ class Reason(Protocol):
 
 def _reason(r: Reason) -> str:
     """One reason of a kind :func:`explain` does not group."""
-    if r.kind == "floor":
+    if r.kind == BlockerKind.FLOOR:
         return f"neither {r.mechanism} nor {r.against[0]} beats the control significantly"
-    if r.kind == "untested":
+    if r.kind == BlockerKind.UNTESTED:
         return f"significance cannot be tested against {', '.join(r.against)}"
     return f"significance cannot be tested: {r.note or 'no pair'}"  # untestable
 
@@ -224,20 +230,20 @@ def explain(reasons: Iterable[Reason]) -> str:
         by_kind.setdefault(r.kind, []).append(r)
     parts = []
     for kind, found in by_kind.items():
-        if kind == "not converged":
+        if kind == BlockerKind.NOT_CONVERGED:
             first, *rest = found
             text = f"{first.mechanism} did not converge in {first.count} of {first.total} runs"
             text += "".join(f", {r.mechanism} in {r.count} of {r.total} runs" for r in rest)
             parts.append(text + "; raise trainer.max_epochs")
-        elif kind == "unrecorded":
+        elif kind == BlockerKind.UNRECORDED:
             listing = ", ".join(f"{r.mechanism} {r.count} of {r.total} runs" for r in found)
             parts.append(f"no convergence record ({listing}): rerun with this version")
-        elif kind == "too few seeds":
+        elif kind == BlockerKind.TOO_FEW_SEEDS:
             listing = ", ".join(f"{r.mechanism} {r.count}" for r in found)
             needed = found[0].total
             seeds = ", ".join(map(str, range(needed)))
             parts.append(f"too few seed runs ({listing}; a verdict needs {needed}: seeds: [{seeds}])")
-        elif kind == "unequal budgets":
+        elif kind == BlockerKind.UNEQUAL_BUDGETS:
             listing = "; ".join(f"{r.mechanism} {r.count}, {r.against[0]} {r.total}" for r in found)
             parts.append(f"unequal tuning budgets in trials ({listing})")
         else:
@@ -311,7 +317,7 @@ def comparison(
     text = f"{mechanism} vs {reference}: {difference:+.2f} {unit} ({seeds} vs {reference_seeds} seeds)"
     if not outcome:
         return text
-    said = f"equivalent within ±{margin:g} {unit}" if outcome == "equivalent" else outcome
+    said = f"equivalent within ±{margin:g} {unit}" if outcome == PairOutcome.EQUIVALENT else str(outcome)
     speed = [t for kind, t in facts if kind in SPEED_SHORT]
     if speed and all(t.endswith(" not shown different") for t in speed):
         speed = ["no difference shown"]
@@ -340,8 +346,8 @@ def no_single_winner(
     """The most accurate ``mechanism`` (its ``mean`` ± ``ci95`` of ``metric``) is not shown better than the
     ``tied`` mechanisms — ``(name, outcome)`` each: equivalent within the margin, or undecided (the seeds that
     would decide each are in its line and the significance table)."""
-    equivalent = [m for m, kind in tied if kind == "equivalent"]
-    undecided = [m for m, kind in tied if kind != "equivalent"]
+    equivalent = [m for m, kind in tied if kind == PairOutcome.EQUIVALENT]
+    undecided = [m for m, kind in tied if kind != PairOutcome.EQUIVALENT]
     parts = []
     if equivalent:
         parts.append(f"equivalent within the margin to {', '.join(equivalent)}")

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from . import sequential
 from . import spec as sweep_spec
+from .actions import Action
 from .spec import SweepSpec
 from .storage import FAILURE_REASON, STALE
 
@@ -38,13 +39,13 @@ def counts(trials: list[FrozenTrial]) -> dict[str, int]:
     return c
 
 
-def next_action(trials: list[FrozenTrial], n_trials: int | None) -> str:
+def next_action(trials: list[FrozenTrial], n_trials: int | None) -> Action:
     """``ask`` (budget left, or a retry waiting), ``wait`` (no budget left but trials still running,
     one of which may yet die and need a retry) or ``done``."""
     c = counts(trials)
     if c["waiting"] or n_trials is None or c["counted"] < n_trials:
-        return "ask"
-    return "wait" if c["running"] else "done"
+        return Action.ASK
+    return Action.WAIT if c["running"] else Action.DONE
 
 
 def budget(spec: SweepSpec, key: str) -> int | None:
@@ -59,7 +60,7 @@ def budget(spec: SweepSpec, key: str) -> int | None:
 
 def enqueue_seeds(
     spec: SweepSpec, search: optuna.Study | None, seeds: optuna.Study, search_finished: bool
-) -> str | None:
+) -> Action | None:
     """Fill a seeds study with the search's best parameters, once per seed, when the search is over; in a
     comparison (``search`` None) with the mechanism's fixed configuration at once.
 
@@ -74,9 +75,9 @@ def enqueue_seeds(
         return None
     trials = search.get_trials(deepcopy=False)
     if not search_finished or any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
-        return "wait"
+        return Action.WAIT
     if not any(t.state == TrialState.COMPLETE for t in trials):
-        return "done"
+        return Action.DONE
     best = search.best_trial
     sequential.enqueue(seeds, spec, best.params, {"best_of": best.number}, first)
     return None

@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from . import spec as sweep_spec
+from .actions import Action
 from .spec import SweepSpec
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,15 @@ def take_look(spec: SweepSpec, seeds_studies: dict[str, optuna.Study], tracking_
         log.info("%s: no more seeds: %s", study.study_name, study.user_attrs[STOPPED])
 
 
-def next_action(study: optuna.Study) -> str:
+def next_action(study: optuna.Study) -> Action:
     """A seeds study run until decided: ``ask`` while a seed waits, ``wait`` while one runs or the next look may
     give it another, ``done`` once it is stopped."""
     trials = study.get_trials(deepcopy=False)
     if any(t.state == TrialState.WAITING for t in trials):
-        return "ask"
+        return Action.ASK
     if any(t.state == TrialState.RUNNING for t in trials) or STOPPED not in study.user_attrs:
-        return "wait"
-    return "done"
+        return Action.WAIT
+    return Action.DONE
 
 
 def stopped(study: optuna.Study) -> bool:

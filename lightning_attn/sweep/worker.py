@@ -46,6 +46,7 @@ from ..tracking import tags as T
 from ..tracking.tags import failure_reason
 from . import sequential
 from . import spec as sweep_spec
+from .actions import Action
 from .budget import budget, enqueue_seeds, next_action
 from .continuation import continuation, trial_folder
 from .ddp import broadcast, dead_rank_reason, init_ddp
@@ -107,7 +108,7 @@ def run(worker: Worker) -> None:
             while True:
                 check_stop()  # between trials: a safe point
                 if spec.timeout is not None and time.monotonic() - started[key] > spec.timeout:
-                    action = "done"
+                    action = Action.DONE
                     break
                 with sweep_lock(storage, worker.folder, spec.name):
                     fail_stale_trials(study, spec.max_retries, lambda t, uri=worker.tracking_uri: mirror_stale(uri, t))
@@ -120,11 +121,11 @@ def run(worker: Worker) -> None:
                             sequential.take_look(spec, seeds, worker.tracking_uri)
                             action = sequential.next_action(study)
                     action = action or next_action(study.get_trials(deepcopy=False), budget(spec, key))
-                    trial = study.ask() if action == "ask" else None
+                    trial = study.ask() if action is Action.ASK else None
                 if trial is None:
                     break
                 run_trial(worker, study, sweep_spec.mechanism_of(key), trial)
-            if action == "done":
+            if action is Action.DONE:
                 pending.remove(key)
         if pending:
             time.sleep(0.5)  # waiting for other workers: a retry or the seed runs may appear

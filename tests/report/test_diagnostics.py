@@ -79,3 +79,12 @@ def test_the_json_entry_carries_the_flags():
     data = diagnose([row], [])[0].as_dict()
     assert data["too_few_seeds"] is True and data["flags"] == ["too few seeds: n = 2 (a CI and a verdict need 3)"]
     assert list(data)[:2] == ["task", "mechanism"] and list(data)[-2:] == ["too_few_seeds", "flags"]
+
+
+def test_a_blocker_of_a_kind_the_report_does_not_know_fails_where_it_is_made():
+    from lightning_attn.report.diagnostics import Blocker
+    from lightning_attn.report.kinds import BlockerKind
+
+    assert Blocker("floor", "hard").kind is BlockerKind.FLOOR and f"{BlockerKind.FLOOR}" == "floor"
+    with pytest.raises(ValueError, match="'flor' is not a valid BlockerKind"):
+        Blocker("flor", "hard")

@@ -53,5 +53,6 @@ def test_only_render_writes_html():
 
 
 def test_wording_decides_nothing():
-    # the policy modules hand wording facts; wording depends on no policy module (only the statistics' record)
-    assert {source for source, _ in _imports()["wording"]} <= {"significance"}
+    # the policy modules hand wording facts; wording depends on no policy module (only the statistics' record and
+    # the report's closed vocabularies)
+    assert {source for source, _ in _imports()["wording"]} <= {"significance", "kinds"}
