@@ -58,9 +58,18 @@ def tests(session: nox.Session) -> None:
     """
     install(session)
     args = session.posargs or ["-q"]
-    if not any(a.startswith(("-n", "--numprocesses", "-p")) for a in args):
+    if not _parallel_chosen(args):
         args = ["-n", str(min(2, os.cpu_count() or 1)), "--dist", "loadfile", *args]
     session.run("pytest", *args)
+
+
+def _parallel_chosen(args: list[str]) -> bool:
+    """Whether pytest's arguments already say how many processes: ``-n N`` / ``--numprocesses``, or xdist turned
+    off (``-p no:xdist``); any other plugin option (``-p no:cacheprovider``) leaves it to this session."""
+    pairs = zip(args, [*args[1:], ""])
+    return any(a.startswith(("-n", "--numprocesses")) for a in args) or any(
+        a in ("-pno:xdist", "-p=no:xdist") or (a == "-p" and b == "no:xdist") for a, b in pairs
+    )
 
 
 def floors() -> list[str]:
