@@ -193,7 +193,7 @@ def _pair(
         **claim,
         outcome=verdict.outcome,
         margin=test.seed.margin,
-        facts=[(f.kind, f.text) for f in verdict.facts],
+        facts=verdict.facts,
     )
     return verdict
 

@@ -191,6 +191,20 @@ def budgets_differ(task: str, trials: dict[str, int]) -> str:
     return f"{task}: tuning budgets differ between mechanisms (trials: {listing})"
 
 
+class Stated(Protocol):
+    """What :func:`comparison` reads of a fact (:class:`.verdict.Fact`): its kind, its value (a speed fact's None:
+    no difference shown) and its words (:func:`fact`)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def value(self) -> float | None: ...
+
+    @property
+    def text(self) -> str: ...
+
+
 class Reason(Protocol):
     """What :func:`explain` reads of a reason a comparison is not fair (:class:`.diagnostics.Blocker`)."""
 
@@ -306,23 +320,22 @@ def comparison(
     reference_seeds: int,
     outcome: str = "",
     margin: float | None = None,
-    facts: Sequence[tuple[str, str]] = (),
+    facts: Sequence[Stated] = (),
 ) -> str:
     """A pair verdict in one line (at most about 200 characters): the mean ``difference`` (mechanism minus
     reference, in ``unit``) over ``seeds`` and ``reference_seeds`` seed runs; with the family's ``outcome``
-    (better, worse, equivalent within ±``margin``, undecided) and the ``facts`` — ``(kind, text)`` each, from
-    :func:`fact`, the speed pass's in one clause. The test behind it (interval, p, adjusted p, n, effect size,
+    (better, worse, equivalent within ±``margin``, undecided) and the ``facts`` (:class:`.verdict.Fact`), the
+    speed pass's in one clause. The test behind it (interval, p, adjusted p, n, effect size,
     power, the seeds an undecided pair would need) is the pair's row in the significance table, the speed pass's
     intervals are in its table."""
     text = f"{mechanism} vs {reference}: {difference:+.2f} {unit} ({seeds} vs {reference_seeds} seeds)"
     if not outcome:
         return text
     said = f"equivalent within ±{margin:g} {unit}" if outcome == PairOutcome.EQUIVALENT else str(outcome)
-    speed = [t for kind, t in facts if kind in SPEED_SHORT]
-    if speed and all(t.endswith(" not shown different") for t in speed):
-        speed = ["no difference shown"]
-    clauses = [f"{text}: {said}"] + ([f"speed pass: {', '.join(speed)}"] if speed else [])
-    return "; ".join(clauses + [t for kind, t in facts if kind not in SPEED_SHORT])
+    speed = [f for f in facts if f.kind in SPEED_SHORT]
+    shown = ["no difference shown"] if all(f.value is None for f in speed) else [f.text for f in speed]
+    clauses = [f"{text}: {said}"] + ([f"speed pass: {', '.join(shown)}"] if speed else [])
+    return "; ".join(clauses + [f.text for f in facts if f.kind not in SPEED_SHORT])
 
 
 def inconclusive(mechanism: str, reference: str, why: str) -> str:

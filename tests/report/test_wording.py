@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import pytest
 
 from lightning_attn.report import wording
@@ -73,12 +75,20 @@ def test_p_values_read_one_way():
 def test_a_pair_reads_as_its_outcome():
     plain = wording.comparison("hard", "soft", -1.234, unit="BLEU", seeds=3, reference_seeds=3)
     assert plain == "hard vs soft: -1.23 BLEU (3 vs 3 seeds)"
-    facts = [("greedy", "decoding 1.50× slower"), ("train", "training step not shown different"), ("compute", "C")]
+    said = namedtuple("said", "kind value text")
+    facts = [
+        said("greedy", 1 / 1.5, "decoding 1.50× slower"),
+        said("train", None, "training step not shown different"),
+        said("compute", 2.5, "C"),
+    ]
     full = wording.comparison(
         "hard", "soft", -1.234, unit="BLEU", seeds=3, reference_seeds=3, outcome="worse", facts=facts
     )
     assert full == plain + ": worse; speed pass: decoding 1.50× slower, training step not shown different; C"
-    same = [("greedy", "decoding not shown different"), ("train", "training step not shown different")]
+    same = [
+        said("greedy", None, "decoding not shown different"),
+        said("train", None, "training step not shown different"),
+    ]
     equal = wording.comparison(
         "hard", "soft", -0.2, unit="BLEU", seeds=3, reference_seeds=3, outcome="equivalent", margin=1.0, facts=same
     )
