@@ -4,17 +4,7 @@ a finished report."""
 
 from __future__ import annotations
 
-from enum import Enum
-
-
-class Word(str, Enum):
-    """An enum whose members are their words: ``str()`` and f-strings give the value, not ``Kind.NAME``."""
-
-    def __str__(self) -> str:
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(str.__str__(self), spec)
+from ..words import Word
 
 
 class BlockerKind(Word):

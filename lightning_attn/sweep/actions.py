@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from ..words import Word
 
 
-class Action(str, Enum):
+class Action(Word):
     """What a worker does next with a study: ``ask`` for a trial (budget left, or a retry waiting), ``wait`` (no
     budget left, but trials still run, one of which may yet die and need a retry), or be ``done`` with it."""
-
-    def __str__(self) -> str:
-        return str.__str__(self)
 
     ASK = "ask"
     WAIT = "wait"
