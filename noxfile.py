@@ -1,4 +1,4 @@
-"""Developer sessions. ``python3 -m pip install nox && python3 -m nox -s tests``.
+"""Developer sessions. ``python3 -m pip install 'nox[uv]' && python3 -m nox -s tests``.
 
 Every session installs ``torch==2.13.0`` *before* the package: on a CPU-only machine that pin
 resolves to the CPU wheel, and the package's open ``torch`` range is then already satisfied
@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -34,6 +36,9 @@ except ModuleNotFoundError:  # Python 3.10: tomli, which nox itself depends on t
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
+# uv where nox has it (`pip install 'nox[uv]'`): it sets up an environment in seconds where pip takes a minute or
+# more; plain virtualenv and pip otherwise. lowest and newest stay on pip, whose resolver options they use.
+nox.options.default_venv_backend = "uv|virtualenv"
 # a session whose Python is not on this machine fails, in one line and with exit 1, instead of being skipped
 # with exit 0 as if it had passed
 nox.options.error_on_missing_interpreters = True
@@ -44,8 +49,28 @@ TORCH = os.environ.get("LIGHTNING_ATTN_TORCH", "torch==2.13.0")
 
 def install(session: nox.Session, extras: str = "dev", constraints: Path | None = None) -> None:
     """torch first (see above), then the package in editable mode with ``extras`` (none: ``""``)."""
-    session.install(TORCH)
-    session.install(*(["-c", str(constraints)] if constraints else []), "-e", f".[{extras}]" if extras else ".")
+    uv = uv_settings(session)
+    session.install(*uv, TORCH)
+    session.install(*uv, *(["-c", str(constraints)] if constraints else []), "-e", f".[{extras}]" if extras else ".")
+
+
+def uv_settings(session: nox.Session) -> list[str]:
+    """What pip would have applied by itself, for uv (nox's `uv` backend, with `pip install 'nox[uv]'`): uv reads
+    neither pip's configuration files nor its PIP_* variables, so the folders of local wheels (``find-links``: where
+    a machine keeps torch's CPU build) and the constraint files pip is configured with are passed on; and the
+    packages are compiled at install, as pip does (else every new process compiles what it imports, and where
+    PYTHONDONTWRITEBYTECODE is set, every time). Nothing under pip (virtualenv backend)."""
+    if session.venv_backend != "uv":
+        return []
+    found = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False)
+    args = ["--compile-bytecode"]
+    for line in found.stdout.splitlines():
+        key, _, value = line.partition("=")
+        option = {"find-links": "--find-links", "constraint": "--constraint"}.get(key.rpartition(".")[2])
+        for item in value.strip("'\"").split() if option else []:
+            if item not in args:
+                args += [option, item]
+    return args
 
 
 @nox.session(python=PYTHON)
@@ -85,7 +110,7 @@ def floors() -> list[str]:
     return sorted(pins)
 
 
-@nox.session(python=PYTHON, reuse_venv=False)
+@nox.session(python=PYTHON, reuse_venv=False, venv_backend="virtualenv")
 def lowest(session: nox.Session) -> None:
     """The fast suite on every declared floor, exactly: each direct dependency's (and each extra's) `name>=X`
     pinned to `name==X`, torch's included, in a new environment. Indirect dependencies float to their newest
@@ -105,7 +130,7 @@ def lowest(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
-@nox.session(python=PYTHON, reuse_venv=False)
+@nox.session(python=PYTHON, reuse_venv=False, venv_backend="virtualenv")
 def newest(session: nox.Session) -> None:
     """The fast suite on the newest releases of every dependency, direct and indirect (`pip install --upgrade
     --upgrade-strategy eager`), in a new environment: what the next releases break shows up here first.

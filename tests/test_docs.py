@@ -38,8 +38,8 @@ def test_the_readme_is_a_one_page_guide_with_the_picture_of_the_report():
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 150, "README.md: a one-page guide (150 lines at most); the rest goes to docs/"
     for command in (
-        "python3 -m pip install nox && python3 -m nox -s demo",
-        "python3 -m pip install nox && python3 -m nox -s tests",
+        "python3 -m pip install 'nox[uv]' && python3 -m nox -s demo",
+        "python3 -m pip install 'nox[uv]' && python3 -m nox -s tests",
     ):
         assert command in text, f"README.md: the set-up command `{command}` is gone"
     assert "](docs/images/report.png)" in text and (DOCS / "images" / "report.png").is_file(), (
