@@ -168,6 +168,37 @@ def _raise_noted() -> None:
     raise StopSignal(_Stop.signum)
 
 
+def stop_signal_of(e: BaseException) -> StopSignal | None:
+    """The stop signal behind ``e``: itself, or what Lightning's graceful shutdown turned into SystemExit(1)."""
+    return next((x for x in (e, e.__context__) if isinstance(x, StopSignal)), None)
+
+
+def stop_exit_code(e: BaseException) -> int | None:
+    """The exit code of a process that ``e`` stopped (128 + the signal, as a shell reports it); None: ``e`` is no
+    stop. Lightning ends a fit after SIGTERM with exit code 0 and after Ctrl+C with 1, as a failure would."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(e, SIGTERMException):
+        return 128 + signal.SIGTERM
+    if (signalled := stop_signal_of(e)) is not None:
+        return signalled.exit_code
+    if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
+        return 128 + signal.SIGINT
+    return None
+
+
+@contextmanager
+def stops_as_exit_codes() -> Iterator[None]:
+    """A stop inside the block (see :func:`stop_exit_code`) leaves it as ``SystemExit`` with the stop's exit code,
+    so that a scheduler reads a stopped training as stopped, not as finished or failed."""
+    try:
+        yield
+    except BaseException as e:
+        if (code := stop_exit_code(e)) is None:
+            raise
+        raise SystemExit(code) from None
+
+
 def serve_until_stopped(serve: Callable[[], None]) -> int | None:
     """Run ``serve`` (a library's blocking server loop) in a daemon thread until a SIGINT/SIGTERM/SIGHUP comes
     (its number is returned; the thread ends with the process) or ``serve`` ends (``None``; what it raised is

@@ -8,39 +8,34 @@ run that fails or is interrupted is closed as FAILED/KILLED instead of being lef
 from __future__ import annotations
 
 import logging
-import signal
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import optuna
 from lightning.fabric.plugins.environments import ClusterEnvironment
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from . import __version__
-from .config import EXPERIMENT, ConfigError, flatten, section, to_yaml
-from .private_apis import mlflow_run_started
-from .processes import StopSignal, check_stop
+from .config import EXPERIMENT, ConfigError, flatten, section
+from .processes import check_stop, stops_as_exit_codes
 from .saved_runs import LAST_CHECKPOINT
 from .tasks import TASKS
 from .tracking import (
     check_tracking_store,
     ensure_experiment,
     log_params,
-    mask_params,
-    mask_secrets,
     resolve_tracking_uri,
 )
 from .tracking import tags as T
 from .tracking.checkpoints import CheckpointUpload, uploads
 from .tracking.convergence import Convergence
-from .tracking.datasets import log_datasets, record_children_datasets, training_inputs
+from .tracking.datasets import record_children_datasets
 from .tracking.estimator import EstimatorVariance
+from .tracking.lifecycle import Resumption, RunLogger, TrackedRun, best_checkpoint
 from .tracking.pictures import AttentionPictures
 from .tracking.progress import ProgressBar
 from .tracking.provenance import TRAIN, source_tags
@@ -173,11 +168,11 @@ def run_tags(cfg: DictConfig, attention: Any = None) -> dict[str, str]:
     }
 
 
-def _make_logger(cfg: DictConfig, uri: str, run_id: str | None, tags: dict[str, str]) -> MLFlowLogger:
+def _make_logger(cfg: DictConfig, uri: str, run_id: str | None, tags: dict[str, str]) -> RunLogger:
     lc = cfg.logger
     ensure_experiment(uri, lc.experiment_name)
     run_name = lc.run_name or f"{cfg.task.name}-{cfg.attention.mechanism}-seed{cfg.seed}"
-    return MLFlowLogger(
+    return RunLogger(
         experiment_name=lc.experiment_name,
         run_name=run_name,
         tracking_uri=uri,
@@ -185,18 +180,6 @@ def _make_logger(cfg: DictConfig, uri: str, run_id: str | None, tags: dict[str, 
         log_model=lc.log_model,
         run_id=run_id,
     )
-
-
-@dataclass
-class Resumption:
-    """Where :func:`train` continues a run from (:func:`resume` builds it)."""
-
-    checkpoint: Path  # a full training checkpoint of the run
-    vocabularies: Path  # the run's vocabularies, so that its ids mean the same words
-    changes: list[str]  # the ``dotted.key=value`` changes to the run's config, for the record
-    # False: a new run continues another's training (a sweep's retry of a trial whose worker died), so it
-    # records its params and config as a new run does, and says what it continues
-    same_run: bool = True
 
 
 class ReseedOnResume(Callback):
@@ -232,7 +215,7 @@ def train(
     resumption: Resumption | None = None,
     environment: ClusterEnvironment | None = None,
 ) -> TrainResult:
-    """Train, test the best checkpoint, and record everything in one MLflow run.
+    """Train, test the best checkpoint, and record everything in one MLflow run (its life: :class:`TrackedRun`).
 
     Args:
         cfg: a composed config (:func:`lightning_attn.config.compose`).
@@ -243,88 +226,62 @@ def train(
         environment: Lightning's cluster environment, pinned (a sweep starts its workers and DDP ranks itself:
             under a Slurm allocation Lightning must not take Slurm's tasks for them); default: detected.
     """
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.threads > 0:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-    # 1. what can fail fast does, before anything is prepared or written: devices, the tracking store;
-    # then data and model: a data error must not leave an empty MLflow run behind
+    _seed_and_threads(cfg)
+    # what can fail fast does before anything is written (a data error must not leave an empty MLflow run behind)
     check_devices(cfg)
     uri = resolve_tracking_uri(cfg.logger.tracking_uri)
     check_tracking_store(uri)
     data, module = build_task(cfg, resumption.vocabularies if resumption else None)
     tags = run_tags(cfg, module.model.attention) | module.run_tags()
-    logger = _make_logger(cfg, uri, run_id, tags)
+    tracked = TrackedRun(cfg, data, tags, existing=run_id is not None, resumption=resumption)
+    extra = [tracked, *_run_callbacks(cfg, uri, callbacks, resumption)]
+    trainer = build_trainer(cfg, _make_logger(cfg, uri, run_id, tags), extra, environment)
+    with stops_as_exit_codes(), tracked.ending_on_errors(trainer, module):
+        _fit(trainer, module, data, resumption)
+        check_stop()
+        metrics = _fit_metrics(trainer)
+        best = best_checkpoint(trainer)
+        trainer.test(module, datamodule=data, ckpt_path=best, weights_only=True, verbose=False)
+        metrics |= _scalars(trainer.callback_metrics)
+        if trainer.is_global_zero:
+            metrics |= _measure_speed(cfg, data, module, trainer.logger)
+            trainer.logger.finalize("success")
+    outcome = next(c for c in trainer.callbacks if isinstance(c, Convergence)).outcome
+    return TrainResult(trainer.logger.run_id, uri, metrics, best, outcome.reason if outcome else None)
+
+
+def _seed_and_threads(cfg: DictConfig) -> None:
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+
+
+def _run_callbacks(
+    cfg: DictConfig, uri: str, callbacks: list[Callback] | None, resumption: Resumption | None
+) -> list[Callback]:
+    """The caller's callbacks, and those a resumption or a remote store adds."""
     extra = [*(callbacks or []), *([ReseedOnResume(cfg.seed)] if resumption else [])]
     if cfg.trainer.enable_checkpointing and cfg.logger.upload_checkpoints and uploads(uri):
         extra.append(CheckpointUpload(cfg.logger.checkpoint_upload_max_mb))  # every host can evaluate and resume
-    trainer = build_trainer(cfg, logger, extra, environment)
-    checkpointing = trainer.checkpoint_callback is not None
-    try:
-        # 2. params, the resolved config; rank 0 only (the logger is a no-op elsewhere). A resumed run has them
-        if trainer.is_global_zero and resumption is not None and resumption.same_run:
-            _reopen(logger, resumption, cfg)
-        elif trainer.is_global_zero:
-            if run_id is not None:  # MLFlowLogger only tags the runs it creates
-                for key, value in tags.items():
-                    logger.experiment.set_tag(run_id, key, value)
-            logger.log_hyperparams(mask_params(flatten(cfg)))
-            logger.experiment.log_text(logger.run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
-            _log_vocabularies(logger, data)
-            sizes = {split: len(examples) for split, examples in data.splits.items()}  # the examples it used
-            inputs = training_inputs(section(cfg, "data"), cfg.choices.data, sizes)
-            log_datasets(logger.experiment, logger.run_id, inputs)
-            if resumption is not None:  # a new run that takes over another's training
-                logger.experiment.set_tag(logger.run_id, T.RESUMED, "; ".join(resumption.changes)[-T.REASON_LIMIT :])
-        # 3. fit, then test the best checkpoint (loaded with weights_only=True)
-        ckpt_path = str(resumption.checkpoint) if resumption else None
-        with warnings.catch_warnings():
-            if resumption:  # the folder holds the run's own checkpoints: that is what resuming means
-                warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
-            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-        if trainer.is_global_zero and trainer.world_size > 1:
-            import torch.distributed as dist
+    return extra
 
-            logger.experiment.set_tag(logger.run_id, T.DDP_BACKEND, str(dist.get_backend()))
-        check_stop()
-        metrics = _scalars(trainer.callback_metrics)  # test replaces callback_metrics: keep fit's
-        record = next(c for c in trainer.callbacks if isinstance(c, Convergence))
-        if record.outcome is not None:
-            metrics |= record.outcome.metrics()
-        best_path = trainer.checkpoint_callback.best_model_path if checkpointing else ""
-        ckpt = best_path or None  # the best checkpoint's path (ckpt_path="best" is ambiguous with two callbacks)
-        trainer.test(module, datamodule=data, ckpt_path=ckpt, weights_only=True, verbose=False)
-        metrics |= _scalars(trainer.callback_metrics)
-        best = str(Path(best_path).resolve()) if best_path else None
-        if trainer.is_global_zero:
-            check_stop()
-            speed = _measure_speed(cfg, data, module)
-            check_stop()
-            logger.log_metrics(speed)
-            metrics |= speed
-            _log_outcome(logger, module, trainer, best)
-            logger.finalize("success")
-    except BaseException as e:
-        # Ctrl+C reaches here as SystemExit from Lightning's graceful shutdown; a pruned sweep trial
-        # was stopped on purpose, it did not fail
-        stopped = isinstance(e, (KeyboardInterrupt, SystemExit, optuna.TrialPruned))
-        if trainer.is_global_zero and mlflow_run_started(logger):
-            pruned = isinstance(e, optuna.TrialPruned)
-            key, why = (T.PRUNED, str(e)) if pruned else (T.FAILURE_REASON, _stopped_because(e) if stopped else e)
-            logger.experiment.set_tag(logger.run_id, key, failure_reason(why))
-            best_so_far = trainer.checkpoint_callback.best_model_path if checkpointing else ""
-            if stopped and best_so_far:  # a stopped run's best epoch can still be scored: lightning-attn evaluate
-                logger.experiment.set_tag(logger.run_id, T.BEST_CHECKPOINT, str(Path(best_so_far).resolve()))
-            logger.experiment.set_terminated(logger.run_id, "KILLED" if stopped else "FAILED")
-        if isinstance(e, SIGTERMException):  # Lightning ends a SIGTERMed fit with exit code 0: say it was stopped
-            raise SystemExit(128 + signal.SIGTERM) from None
-        if (signalled := _stop_signal(e)) is not None:  # Lightning's graceful Ctrl+C exits 1, as a failure would
-            raise SystemExit(signalled.exit_code) from None
-        if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
-            raise SystemExit(128 + signal.SIGINT) from None  # Lightning's graceful Ctrl+C exits 1, as a failure would
-        raise
-    return TrainResult(logger.run_id, uri, metrics, best, record.outcome.reason if record.outcome else None)
+
+def _fit(trainer: L.Trainer, module: L.LightningModule, data: Any, resumption: Resumption | None) -> None:
+    """``trainer.fit``, from the resumption's checkpoint if any (loaded with weights_only=True)."""
+    with warnings.catch_warnings():
+        if resumption:  # the folder holds the run's own checkpoints: that is what resuming means
+            warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+        ckpt_path = str(resumption.checkpoint) if resumption else None
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+
+
+def _fit_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """Fit's last metrics and the convergence record's (test replaces callback_metrics: taken before it)."""
+    metrics = _scalars(trainer.callback_metrics)
+    record = next(c for c in trainer.callbacks if isinstance(c, Convergence))
+    return metrics | (record.outcome.metrics() if record.outcome is not None else {})
 
 
 def resume(run_id: str, overrides: list[str] | None = None, callbacks: list[Callback] | None = None) -> TrainResult:
@@ -368,48 +325,9 @@ def resume(run_id: str, overrides: list[str] | None = None, callbacks: list[Call
         return train(cfg, callbacks, run_id=run_id, resumption=Resumption(checkpoint, vocabularies, changes))
 
 
-def _reopen(logger: MLFlowLogger, resumption: Resumption, cfg: DictConfig) -> None:
-    """Mark a resumed run RUNNING again, without the reason it stopped, and record the resumption; the config
-    artifact becomes the one training goes on with (``evaluate`` reads it)."""
-    client, run_id = logger.experiment, logger.run_id
-    run = client.get_run(run_id)
-    client.update_run(run_id, status="RUNNING")
-    if T.FAILURE_REASON in run.data.tags:
-        client.delete_tag(run_id, T.FAILURE_REASON)
-    earlier = run.data.tags.get(T.RESUMED)
-    changes = " ".join(mask_secrets(c) for c in resumption.changes) or "no changes"
-    this = f"from {resumption.checkpoint.name} ({changes})"
-    client.set_tag(run_id, T.RESUMED, (f"{earlier}; {this}" if earlier else this)[-T.REASON_LIMIT :])
-    client.log_text(run_id, mask_secrets(to_yaml(cfg)), "config.yaml")
-
-
-def _stopped_because(e: BaseException) -> BaseException | str:
-    """A stop in words: Lightning's SIGTERMException and the SystemExit after Ctrl+C carry no message, and
-    "SIGTERMException: " says nothing to whoever reads the run's failure_reason. Any other stop as it is."""
-    if isinstance(e, SIGTERMException):
-        return "stopped by SIGTERM"
-    if (signalled := _stop_signal(e)) is not None:
-        return "interrupted by Ctrl+C (SIGINT)" if signalled.signum == signal.SIGINT else f"stopped by {signalled}"
-    if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
-        return "interrupted by Ctrl+C (SIGINT)"
-    return e
-
-
-def _stop_signal(e: BaseException) -> StopSignal | None:
-    """The stop signal behind ``e``: itself, or what Lightning's graceful shutdown turned into SystemExit(1)."""
-    return next((x for x in (e, e.__context__) if isinstance(x, StopSignal)), None)
-
-
-def _log_vocabularies(logger: MLFlowLogger, data: Any) -> None:
-    """The vocabularies the model's ids refer to, as artifacts: ``lightning-attn evaluate`` needs them."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        data.save_vocabularies(folder)
-        logger.experiment.log_artifacts(logger.run_id, folder, T.VOCABULARIES)
-
-
-def _measure_speed(cfg: DictConfig, data: Any, module: Any) -> dict[str, float]:
+def _measure_speed(cfg: DictConfig, data: Any, module: Any, logger: MLFlowLogger) -> dict[str, float]:
+    """The tested model's latency (diagnostics, taken where training ran), logged; a stop before or after."""
+    check_stop()
     s = cfg.speed
     speed = inference_latency(
         module,
@@ -421,22 +339,13 @@ def _measure_speed(cfg: DictConfig, data: Any, module: Any) -> dict[str, float]:
         warmup=s.latency_warmup,
     )
     speed["speed/params"] = float(sum(p.numel() for p in module.parameters()))
+    check_stop()
+    logger.log_metrics(speed)
     return speed
 
 
 def _scalars(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
-
-
-def _log_outcome(logger: MLFlowLogger, module: Any, trainer: L.Trainer, best: str | None) -> None:
-    client, run_id = logger.experiment, logger.run_id
-    if best:
-        client.set_tag(run_id, T.BEST_CHECKPOINT, best)
-    if trainer.world_size == 1 and module.test_hypotheses:
-        # test predictions beside the references: what a paired significance test needs later
-        client.log_text(run_id, "\n".join(module.test_hypotheses) + "\n", "predictions/test.hyp.txt")
-        refs = ["\t".join(r) if isinstance(r, list) else r for r in module.test_references]  # captions: all refs
-        client.log_text(run_id, "\n".join(refs) + "\n", "predictions/test.ref.txt")
 
 
 @dataclass

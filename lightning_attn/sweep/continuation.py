@@ -19,7 +19,7 @@ import optuna
 from ..config import compose
 from ..saved_runs import LAST_CHECKPOINT, RunRecordError, download, run_vocabularies
 from ..tracking.checkpoints import ARTIFACT_DIR
-from ..train import Resumption
+from ..tracking.lifecycle import Resumption
 from .storage import FOLDER, RETRY_OF, RUN_ID
 
 log = logging.getLogger(__name__)

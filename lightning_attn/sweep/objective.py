@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from ..config import compose
-from ..train import Resumption
+from ..tracking.lifecycle import Resumption
 from . import spec as sweep_spec
 from .ddp import check_ranks_agree
 from .samplers import PruningCallback, prune_metric

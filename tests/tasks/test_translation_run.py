@@ -85,6 +85,22 @@ def test_interrupted_run_is_marked_killed(monkeypatch):
     assert run.data.tags["failure_reason"] == "interrupted by Ctrl+C (SIGINT)"
 
 
+def test_a_failure_outside_lightnings_loops_still_ends_the_run_failed(monkeypatch):
+    """After the test, outside fit and test (the latency measurement): the run is not left RUNNING."""
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom in the latency measurement")
+
+    monkeypatch.setattr("lightning_attn.train.inference_latency", explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(compose(tiny()))
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "boom in the latency measurement" in run.data.tags["failure_reason"]
+    assert run.data.tags["best_checkpoint"]  # tagged when its test ended, before the failure
+
+
 def test_cli_train_prints_result_and_respects_tracking_env(monkeypatch, tmp_path, capsys):
     store = tmp_path / "elsewhere.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
