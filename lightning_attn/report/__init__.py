@@ -16,6 +16,7 @@ from pathlib import Path
 from ..tracking import mask_secrets
 from . import aggregate, collect, comparisons, decision, diagnostics, plots, render, significance, speed, verdict
 from .decision import Constraint, Objective
+from .document import Report
 
 FORMATS = ("html", "md", "csv", "json")
 
@@ -77,22 +78,20 @@ def build_report(
         rows, tests, diagnoses, constraints=constraints or [], objective=objective or Objective(), speed=timed
     )
     out.mkdir(parents=True, exist_ok=True)
-    report = {
-        "title": "Attention trade-offs",
-        "tasks": sorted({r.task for r in rows}),
-        "rows": rows,
-        "tests": tests,
-        "diagnoses": diagnoses,
-        "verdicts": verdicts,
-        "warnings": warnings,
-        "decisions": decisions,
-        "constraints": [str(c) for c in constraints or []],
-        "failures": failed,
-        "min_seeds": min_seeds,
-        "margins": margins,
-        "importance_evaluator": collect.IMPORTANCE_EVALUATOR,
-        "speed": timed,
-    }
+    report = Report(
+        rows,
+        tests,
+        diagnoses,
+        verdicts,
+        decisions=decisions,
+        warnings=warnings,
+        failures=failed,
+        constraints=[str(c) for c in constraints or []],
+        min_seeds=min_seeds,
+        margins=margins,
+        importance_evaluator=collect.IMPORTANCE_EVALUATOR,
+        speed=timed,
+    )
     written: dict[str, Path] = {}
     if "csv" in formats:
         written["csv"] = render.write_csv(out, rows)
@@ -113,12 +112,11 @@ def build_report(
                     gallery.setdefault(row.task, {})[row.mechanism] = pictures
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             stores = ", ".join(map(mask_secrets, collected.stores))
-            report |= {
-                "plots": drawn,
-                "gallery": gallery,
-                "source": f"{len(collected.runs)} runs from {stores}, experiments "
-                f"{', '.join(collected.experiments)}; generated {stamp}",
-            }
+            report.plots, report.gallery = drawn, gallery
+            report.source = (
+                f"{len(collected.runs)} runs from {stores}, experiments {', '.join(collected.experiments)}; "
+                f"generated {stamp}"
+            )
             if "html" in formats:
                 written["html"] = render.write_html(out, report)
             if "md" in formats:

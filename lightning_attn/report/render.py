@@ -19,8 +19,10 @@ from . import wording
 from .aggregate import Failure, Row
 from .comparisons import PairTest
 from .diagnostics import Diagnosis
+from .document import Report
 from .plots import Plot
 from .speed import SpeedPass
+from .verdict import TaskVerdict
 
 COLUMNS = [
     ("mechanism", "mechanism", "{}"),
@@ -211,24 +213,22 @@ def write_csv(out: Path, rows: list[Row]) -> Path:
     return path
 
 
-def write_json(out: Path, report: dict) -> Path:
+def write_json(out: Path, report: Report) -> Path:
     data = {
-        "rows": [r.as_dict() for r in report["rows"]],
+        "rows": [r.as_dict() for r in report.rows],
         "diagnostics": {
-            task: {d.mechanism: d.as_dict() for d in report["diagnoses"] if d.task == task} for task in report["tasks"]
+            task: {d.mechanism: d.as_dict() for d in report.diagnoses if d.task == task} for task in report.tasks
         },
-        "significance": [t.as_dict() for t in report["tests"]],
-        "verdicts": {task: v.as_dict() for task, v in report["verdicts"].items()},
-        "decisions": {task: d.as_dict() for task, d in report.get("decisions", {}).items()},
-        "per_seed": [
-            dict(zip(SEED_HEADER, r)) | {"task": row.task} for row in report["rows"] for r in seed_rows([row])
-        ],
-        "constraints": report.get("constraints", []),
-        "warnings": report["warnings"],
-        "failures": [dataclasses.asdict(f) for f in report["failures"]],
-        "min_seeds": report["min_seeds"],
-        "importance_evaluator": report["importance_evaluator"],
-        "speed_pass": {task: timed.data for task, timed in report.get("speed", {}).items()},
+        "significance": [t.as_dict() for t in report.tests],
+        "verdicts": {task: v.as_dict() for task, v in report.verdicts.items()},
+        "decisions": {task: d.as_dict() for task, d in report.decisions.items()},
+        "per_seed": [dict(zip(SEED_HEADER, r)) | {"task": row.task} for row in report.rows for r in seed_rows([row])],
+        "constraints": report.constraints,
+        "warnings": report.warnings,
+        "failures": [dataclasses.asdict(f) for f in report.failures],
+        "min_seeds": report.min_seeds,
+        "importance_evaluator": report.importance_evaluator,
+        "speed_pass": {task: timed.data for task, timed in report.speed.items()},
     }
     path = out / "report.json"
     _write(path, mask_secrets(json.dumps(data, indent=2, default=str)))
@@ -316,11 +316,10 @@ def rows_from_json(data: dict) -> list[Row]:
     return [Row(**{k: v for k, v in r.items() if k != "compared_runs"}) for r in data["rows"]]
 
 
-def decision_lines(report: dict) -> list[str]:
+def decision_lines(report: Report) -> list[str]:
     """The decision paragraph of each task, and what it was asked (constraints) — Markdown emphasis kept."""
-    asked = report.get("constraints") or []
-    head = [wording.constraints_asked(asked)] if asked else []
-    return head + [d.text for d in report.get("decisions", {}).values()]
+    head = [wording.constraints_asked(report.constraints)] if report.constraints else []
+    return head + [d.text for d in report.decisions.values()]
 
 
 def _bold(escaped: str) -> str:
@@ -334,42 +333,77 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in esc[1:]])
 
 
-def write_markdown(out: Path, report: dict) -> Path:
-    lines = [f"# {report['title']}", "", report["source"], ""]
-    lines += ["## Decision", ""] + [part for line in decision_lines(report) for part in (line, "")]
-    lines += [f"> **warning:** {w}" for w in report["warnings"]] + ([""] if report["warnings"] else [])
-    for task in report["tasks"]:
-        rows = [r for r in report["rows"] if r.task == task]
-        verdict = report["verdicts"][task]
-        lines += [f"## {task}", "", f"Accuracy: `{rows[0].metric}` {wording.accuracy_note(report['min_seeds'])}", ""]
-        lines += [table_markdown(rows), ""]
-        diagnoses = [d for d in report["diagnoses"] if d.task == task]
-        flags = f"*{wording.FLAGS_NOTE}*"
-        lines += ["**Diagnostics**", "", _md_table(DIAG_HEADER, diagnosis_rows(diagnoses)), "", flags, ""]
-        lines += ["**Per seed**", "", _md_table(SEED_HEADER, seed_rows(rows)), ""]
-        lines += [f"**Verdict** (reference: {verdict.reference})", ""] + [f"- {v}" for v in verdict.lines] + [""]
-        timed = report.get("speed", {}).get(task)
-        if timed is not None:
-            lines += ["**Speed pass**", "", _md_table(speed_header(timed), speed_rows(timed)), ""]
-            lines += [f"- {line}" for line in speed_lines(timed)] + ["", f"*{wording.speed_note(timed.settings)}*", ""]
-        tests = [t for t in report["tests"] if t.task == task]
-        if tests:
-            note = f"*{wording.correction(len(tests))}. {wording.SIG_NOTE}*"
-            lines += ["**Significance**", "", _md_table(SIG_HEADER, significance_rows(tests)), "", note, ""]
-        for i, plot in enumerate(p for p in report["plots"] if p.task == task):
+def write_markdown(out: Path, report: Report) -> Path:
+    """``report.md`` in ``out``, its plots and attention pictures as PNG files beside it."""
+    path = out / "report.md"
+    _write(path, mask_secrets(_walk(report, _Markdown(out))) + "\n")
+    return path
+
+
+class _Markdown:
+    """The Markdown page, part by part (:func:`_walk` says which parts, in which order)."""
+
+    def __init__(self, out: Path):
+        self.out, self.lines = out, []
+
+    def start(self, report: Report) -> None:
+        self.lines += [f"# {report.title}", "", report.source, ""]
+        self.lines += ["## Decision", ""] + [part for line in decision_lines(report) for part in (line, "")]
+        self.lines += [f"> **warning:** {w}" for w in report.warnings] + ([""] if report.warnings else [])
+
+    def task(self, task: str, metric: str, note: str) -> None:
+        self.lines += [f"## {task}", "", f"Accuracy: `{metric}` {note}", ""]
+
+    def block(
+        self, title: str | None, header: list[str], body: list[list[str]], *, said: list[str] = (), note: str = ""
+    ) -> None:
+        self.lines += ([f"**{title}**", ""] if title else []) + [_md_table(header, body), ""]
+        self.lines += [f"- {line}" for line in said] + ([""] if said else [])
+        self.lines += [f"*{note}*", ""] if note else []
+
+    def verdict(self, verdict: TaskVerdict) -> None:
+        self.lines += [f"**Verdict** (reference: {verdict.reference})", ""] + [f"- {v}" for v in verdict.lines] + [""]
+
+    def plots(self, task: str, plots: list[Plot]) -> None:
+        for i, plot in enumerate(plots):
             name = f"{task}_{i}.png"
-            png(plot, out / name)
-            lines += [f"![{plot.title}]({name})", "", f"*{plot.note}*" if plot.note else "", ""]
-        for mechanism, pictures in report["gallery"].get(task, {}).items():
+            png(plot, self.out / name)
+            self.lines += [f"![{plot.title}]({name})", "", f"*{plot.note}*" if plot.note else "", ""]
+
+    def gallery(self, task: str, gallery: dict[str, list[Path]]) -> None:
+        for mechanism, pictures in gallery.items():
             for j, picture in enumerate(pictures):
                 name = f"attention_{task}_{mechanism}_{j}.png"
-                _write(out / name, picture.read_bytes())
-                lines += [f"![{mechanism} attention]({name})", ""]
-    if report["failures"]:
-        lines += ["## Failed runs", "", _md_table(FAIL_HEADER, failure_rows(report["failures"])), ""]
-    path = out / "report.md"
-    _write(path, mask_secrets("\n".join(lines)) + "\n")
-    return path
+                _write(self.out / name, picture.read_bytes())
+                self.lines += [f"![{mechanism} attention]({name})", ""]
+
+    def failures(self, failures: list[Failure]) -> None:
+        self.lines += ["## Failed runs", "", _md_table(FAIL_HEADER, failure_rows(failures)), ""]
+
+    def finish(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _walk(report: Report, page: _Markdown | _Html) -> str:
+    """The report's parts in the order both pages show them; ``page`` writes each in its format."""
+    page.start(report)
+    for section in report.sections():
+        page.task(section.task, section.rows[0].metric, wording.accuracy_note(report.min_seeds))
+        page.block(None, [c[1] for c in COLUMNS], [cells(r) for r in section.rows])
+        page.block("Diagnostics", DIAG_HEADER, diagnosis_rows(section.diagnoses), note=wording.FLAGS_NOTE)
+        page.block("Per seed", SEED_HEADER, seed_rows(section.rows))
+        page.verdict(section.verdict)
+        if (timed := section.speed) is not None:
+            note = wording.speed_note(timed.settings)
+            page.block("Speed pass", speed_header(timed), speed_rows(timed), said=speed_lines(timed), note=note)
+        if section.tests:
+            note = f"{wording.correction(len(section.tests))}. {wording.SIG_NOTE}"
+            page.block("Significance", SIG_HEADER, significance_rows(section.tests), note=note)
+        page.plots(section.task, section.plots)
+        page.gallery(section.task, section.gallery)
+    if report.failures:
+        page.failures(report.failures)
+    return page.finish()
 
 
 # ─── HTML ──────────────────────────────────────────────────────────────────────────────────────
@@ -389,85 +423,84 @@ def _html_table(header: list[str], body: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def write_html(out: Path, report: dict) -> Path:
+def write_html(out: Path, report: Report) -> Path:
     """``report.html`` in ``out``: one self-contained page (plotly inlined once, pictures embedded); every text
     from runs, tasks and the analysis escaped."""
-    e = html.escape
+    path = out / "report.html"
+    _write(path, mask_secrets(_walk(report, _Html())))
+    return path
 
-    def text(words: str) -> str:  # element content: the report's own sentences keep their apostrophes
-        return html.escape(words, quote=False)
 
-    title = e(report["title"])
-    parts = [
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{STYLE}</style></head><body><h1>{title}</h1><p>{e(report['source'])}</p>"
-    ]
-    decided = "".join(f"<p class='decision'>{_bold(e(line))}</p>" for line in decision_lines(report))
-    parts.append(f"<section id='decision'><h2>Decision</h2>{decided}</section>")
-    parts += [f"<p class='warn'><b>warning:</b> {e(w)}</p>" for w in report["warnings"]]
-    first_plot = True
-    for task in report["tasks"]:
-        rows = [r for r in report["rows"] if r.task == task]
-        verdict = report["verdicts"][task]
-        parts.append(
-            f"<h2>{e(task)}</h2><p>Accuracy: <code>{e(rows[0].metric)}</code> "
-            f"{text(wording.accuracy_note(report['min_seeds']))}</p>"
+def _text(words: str) -> str:
+    """Element content: the report's own sentences keep their apostrophes."""
+    return html.escape(words, quote=False)
+
+
+class _Html:
+    """The HTML page, part by part (:func:`_walk` says which parts, in which order)."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.plotly_inlined = False
+
+    def start(self, report: Report) -> None:
+        e, title = html.escape, html.escape(report.title)
+        self.parts.append(
+            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{title}</h1><p>{e(report.source)}</p>"
         )
-        parts.append(_html_table([c[1] for c in COLUMNS], [cells(r) for r in rows]))
-        diagnoses = [d for d in report["diagnoses"] if d.task == task]
-        parts.append(
-            "<h3>Diagnostics</h3>"
-            + _html_table(DIAG_HEADER, diagnosis_rows(diagnoses))
-            + f"<p class='note'>{e(wording.FLAGS_NOTE)}</p>"
+        decided = "".join(f"<p class='decision'>{_bold(e(line))}</p>" for line in decision_lines(report))
+        self.parts.append(f"<section id='decision'><h2>Decision</h2>{decided}</section>")
+        self.parts += [f"<p class='warn'><b>warning:</b> {e(w)}</p>" for w in report.warnings]
+
+    def task(self, task: str, metric: str, note: str) -> None:
+        self.parts.append(
+            f"<h2>{html.escape(task)}</h2><p>Accuracy: <code>{html.escape(metric)}</code> {_text(note)}</p>"
         )
-        parts.append("<h3>Per seed</h3>" + _html_table(SEED_HEADER, seed_rows(rows)))
+
+    def block(
+        self, title: str | None, header: list[str], body: list[list[str]], *, said: list[str] = (), note: str = ""
+    ) -> None:
+        e = html.escape
+        self.parts.append((f"<h3>{e(title)}</h3>" if title else "") + _html_table(header, body))
+        self.parts.append(f"<ul>{''.join(f'<li>{e(line)}</li>' for line in said)}</ul>" if said else "")
+        self.parts.append(f"<p class='note'>{e(note)}</p>" if note else "")
+
+    def verdict(self, verdict: TaskVerdict) -> None:
+        e = html.escape
         items = "".join(f"<li class='{'withheld' if p.withheld else 'stated'}'>{e(p.line)}</li>" for p in verdict.pairs)
-        summary_class = "withheld" if verdict.withheld else "stated"
-        summary = f"<li class='{summary_class}'><b>{e(verdict.summary)}</b></li>"
-        parts.append(
+        summary = f"<li class='{'withheld' if verdict.withheld else 'stated'}'><b>{e(verdict.summary)}</b></li>"
+        self.parts.append(
             f"<h3>Verdict <span class='note'>(reference: {e(verdict.reference)})</span></h3>"
             f"<ul class='verdict'>{summary}{items}</ul>"
         )
-        timed = report.get("speed", {}).get(task)
-        if timed is not None:
-            said = "".join(f"<li>{e(line)}</li>" for line in speed_lines(timed))
-            parts.append(
-                "<h3>Speed pass</h3>"
-                + _html_table(speed_header(timed), speed_rows(timed))
-                + f"<ul>{said}</ul><p class='note'>{e(wording.speed_note(timed.settings))}</p>"
-            )
-        tests = [t for t in report["tests"] if t.task == task]
-        if tests:
-            note = f"{wording.correction(len(tests))}. {wording.SIG_NOTE}"
-            parts.append(
-                "<h3>Significance</h3>"
-                + _html_table(SIG_HEADER, significance_rows(tests))
-                + f"<p class='note'>{e(note)}</p>"
-            )
-        for plot in (p for p in report["plots"] if p.task == task):
-            fig = plotly_figure(plot)
-            parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first_plot else False))
-            first_plot = False
-            if plot.note:
-                parts.append(f"<p class='note'>{e(plot.note)}</p>")
-        gallery = report["gallery"].get(task, {})
-        if gallery:
-            parts.append(
-                f"<h3>Attention gallery</h3><p class='note'>{text(wording.GALLERY_NOTE)}</p><div class='gallery'>"
-            )
-            for mechanism, pictures in gallery.items():
-                for picture in pictures:
-                    data = base64.b64encode(picture.read_bytes()).decode()
-                    parts.append(
-                        f"<figure><img alt='{e(mechanism)} attention' src='data:image/png;base64,{data}'>"
-                        f"<figcaption>{e(mechanism)}</figcaption></figure>"
-                    )
-            parts.append("</div>")
-        else:
-            parts.append(f"<p class='note'>{text(wording.NO_GALLERY)}</p>")
-    if report["failures"]:
-        parts.append("<h2>Failed runs</h2>" + _html_table(FAIL_HEADER, failure_rows(report["failures"])))
-    parts.append("</body></html>")
-    path = out / "report.html"
-    _write(path, mask_secrets("".join(parts)))
-    return path
+
+    def plots(self, task: str, plots: list[Plot]) -> None:
+        for plot in plots:
+            inline = "inline" if not self.plotly_inlined else False
+            self.parts.append(plotly_figure(plot).to_html(full_html=False, include_plotlyjs=inline))
+            self.plotly_inlined = True
+            self.parts.append(f"<p class='note'>{html.escape(plot.note)}</p>" if plot.note else "")
+
+    def gallery(self, task: str, gallery: dict[str, list[Path]]) -> None:
+        if not gallery:
+            self.parts.append(f"<p class='note'>{_text(wording.NO_GALLERY)}</p>")
+            return
+        e = html.escape
+        self.parts.append(
+            f"<h3>Attention gallery</h3><p class='note'>{_text(wording.GALLERY_NOTE)}</p><div class='gallery'>"
+        )
+        for mechanism, pictures in gallery.items():
+            for picture in pictures:
+                data = base64.b64encode(picture.read_bytes()).decode()
+                self.parts.append(
+                    f"<figure><img alt='{e(mechanism)} attention' src='data:image/png;base64,{data}'>"
+                    f"<figcaption>{e(mechanism)}</figcaption></figure>"
+                )
+        self.parts.append("</div>")
+
+    def failures(self, failures: list[Failure]) -> None:
+        self.parts.append("<h2>Failed runs</h2>" + _html_table(FAIL_HEADER, failure_rows(failures)))
+
+    def finish(self) -> str:
+        return "".join([*self.parts, "</body></html>"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from lightning_attn.report import render
+from lightning_attn.report.document import Report
 from lightning_attn.report.plots import Plot, Series
 
 from .study import Study
@@ -17,17 +18,7 @@ def test_the_json_carries_diagnostics_and_withheld_verdicts(tmp_path):
     study.add("soft", [0.05, 0.06])
     study.add("hard", [0.6, 0.6, 0.6], converged=False)
     rows, tests, diagnoses, verdict = study.analyse()
-    report = {
-        "tasks": ["translation"],
-        "rows": rows,
-        "tests": tests,
-        "diagnoses": list(diagnoses.values()),
-        "verdicts": {"translation": verdict},
-        "warnings": [],
-        "failures": [],
-        "min_seeds": 3,
-        "importance_evaluator": "x",
-    }
+    report = Report(rows, tests, list(diagnoses.values()), {"translation": verdict}, importance_evaluator="x")
     data = json.loads(render.write_json(tmp_path, report).read_text())
     hard = data["diagnostics"]["translation"]["hard"]
     assert hard["not_converged"] == ["hard-seed0", "hard-seed1", "hard-seed2"] and hard["flags"]
@@ -60,20 +51,9 @@ def test_the_html_page_escapes_what_comes_from_runs(tmp_path):
     study.add("hard", [0.3, 0.3, 0.31])
     rows, tests, diagnoses, verdict = study.analyse()
     rows[0].compared[0].name = EVIL
-    report = {
-        "title": "t",
-        "source": EVIL,
-        "tasks": ["translation"],
-        "rows": rows,
-        "tests": tests,
-        "diagnoses": list(diagnoses.values()),
-        "verdicts": {"translation": verdict},
-        "warnings": [EVIL],
-        "failures": [],
-        "min_seeds": 3,
-        "plots": [],
-        "gallery": {},
-    }
+    report = Report(
+        rows, tests, list(diagnoses.values()), {"translation": verdict}, warnings=[EVIL], source=EVIL, title="t"
+    )
     page = render.write_html(tmp_path, report).read_text()
     assert EVIL not in page and "&lt;script&gt;" in page
     assert "(best run; mean ± 95 % CI over the seed runs, from 3 seeds up).</p>" in page
