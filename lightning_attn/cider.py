@@ -75,38 +75,45 @@ def cider_d_scores(
     log_images = math.log(len(references))
 
     def vector(counts: Counter[tuple[str, ...]]) -> Vector:
-        weights: list[dict[tuple[str, ...], float]] = [{} for _ in range(n)]
-        squares = [0.0] * n
-        length = 0
-        for gram, term_frequency in counts.items():
-            order = len(gram) - 1
-            weight = float(term_frequency) * (log_images - math.log(max(1.0, document_frequency[gram])))
-            weights[order][gram] = weight
-            squares[order] += weight**2
-            if order == 1:  # coco-caption's length: the number of bigrams
-                length += term_frequency
-        return weights, [math.sqrt(s) for s in squares], length
-
-    def similarity(hyp: Vector, ref: Vector) -> list[float]:
-        (hyp_weights, hyp_norms, hyp_length), (ref_weights, ref_norms, ref_length) = hyp, ref
-        penalty = math.exp(-(float(hyp_length - ref_length) ** 2) / (2 * sigma**2))
-        values = []
-        for order in range(n):
-            theirs = ref_weights[order]
-            dot = sum(min(w, theirs.get(g, 0.0)) * theirs.get(g, 0.0) for g, w in hyp_weights[order].items())
-            if hyp_norms[order] != 0 and ref_norms[order] != 0:
-                dot /= hyp_norms[order] * ref_norms[order]
-            values.append(dot * penalty)
-        return values
+        return _vector(counts, document_frequency, log_images, n)
 
     scores = []
     for hyp, refs in zip(hyp_counts, ref_counts):
         mine = vector(hyp)
         per_order = [0.0] * n
         for ref in refs:
-            per_order = [a + b for a, b in zip(per_order, similarity(mine, vector(ref)))]
+            per_order = [a + b for a, b in zip(per_order, _similarity(mine, vector(ref), n, sigma))]
         scores.append(sum(per_order) / n / len(refs) * 10.0)
     return scores
+
+
+def _vector(counts: Counter[tuple[str, ...]], document_frequency: Counter, log_images: float, n: int) -> Vector:
+    """A caption's tf-idf weights per n-gram order, their norms and its length (coco-caption's ``counts2vec``)."""
+    weights: list[dict[tuple[str, ...], float]] = [{} for _ in range(n)]
+    squares = [0.0] * n
+    length = 0
+    for gram, term_frequency in counts.items():
+        order = len(gram) - 1
+        weight = float(term_frequency) * (log_images - math.log(max(1.0, document_frequency[gram])))
+        weights[order][gram] = weight
+        squares[order] += weight**2
+        if order == 1:  # coco-caption's length: the number of bigrams
+            length += term_frequency
+    return weights, [math.sqrt(s) for s in squares], length
+
+
+def _similarity(hyp: Vector, ref: Vector, n: int, sigma: float) -> list[float]:
+    """Per order, the clipped cosine of a hypothesis and a reference times the length penalty (``simcos``)."""
+    (hyp_weights, hyp_norms, hyp_length), (ref_weights, ref_norms, ref_length) = hyp, ref
+    penalty = math.exp(-(float(hyp_length - ref_length) ** 2) / (2 * sigma**2))
+    values = []
+    for order in range(n):
+        theirs = ref_weights[order]
+        dot = sum(min(w, theirs.get(g, 0.0)) * theirs.get(g, 0.0) for g, w in hyp_weights[order].items())
+        if hyp_norms[order] != 0 and ref_norms[order] != 0:
+            dot /= hyp_norms[order] * ref_norms[order]
+        values.append(dot * penalty)
+    return values
 
 
 def cider_d(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:

@@ -60,16 +60,10 @@ def build_report(
             f"no finished runs with test metrics in {', '.join(map(mask_secrets, collected.stores))} "
             f"(experiments: {', '.join(collected.experiments) or 'none'})"
         )
-    by_id = {r.run_id: r for r in collected.runs}
     compared = [r for row in rows for r in row.compared]
     margins = comparisons.margins(rows, margins)
     tests = comparisons.pair_tests(rows, collect.predictions(compared), bootstrap_samples, margins=margins)
-    curves: dict[str, list[float]] = {}
-    for group in aggregate.by_task(rows).values():
-        key = group[0].compared[0].validation_metric
-        if key:
-            histories = collect.metric_histories([r for row in group for r in row.compared], key)
-            curves |= {run_id: [v for _, v in h] for run_id, h in histories.items()}
+    curves = _validation_curves(rows)
     diagnoses = diagnostics.diagnose(rows, tests, curves, min_seeds)
     timed = speed.passes(collected.speed_passes)
     verdicts = verdict.verdicts(rows, tests, diagnoses, reference=reference, min_seeds=min_seeds, speed=timed)
@@ -98,29 +92,46 @@ def build_report(
     if "json" in formats:
         written["json"] = render.write_json(out, report)
     if "html" in formats or "md" in formats:
-        drawn = []
-        for task, group in aggregate.by_task(rows).items():
-            drawn += plots.pareto_plots(task, group, collected)
-            key = group[0].compared[0].validation_metric or "validation metric"
-            drawn.append(plots.learning_curves(task, group, curves, key))
-        drawn += plots.importance_plots(collected, collect.importances(collected))
-        with tempfile.TemporaryDirectory() as tmp:
-            gallery: dict[str, dict[str, list[Path]]] = {}
-            for row in rows:
-                pictures = collect.attention_pictures(by_id[row.best_run], Path(tmp) / row.best_run)
-                if pictures:
-                    gallery.setdefault(row.task, {})[row.mechanism] = pictures
-            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            stores = ", ".join(map(mask_secrets, collected.stores))
-            report.plots, report.gallery = drawn, gallery
-            report.source = (
-                f"{len(collected.runs)} runs from {stores}, experiments {', '.join(collected.experiments)}; "
-                f"generated {stamp}"
-            )
-            if "html" in formats:
-                written["html"] = render.write_html(out, report)
-            if "md" in formats:
-                written["md"] = render.write_markdown(out, report)
+        written |= _write_pages(out, report, collected, curves, formats)
     if log and written:
         collect.log_report(collected, written)
     return Written(written, len(rows), len(failed), [d.text.replace("**", "") for d in decisions.values()])
+
+
+def _validation_curves(rows: list[aggregate.Row]) -> dict[str, list[float]]:
+    """Each compared run's validation metric, epoch by epoch (run id -> values)."""
+    curves: dict[str, list[float]] = {}
+    for group in aggregate.by_task(rows).values():
+        key = group[0].compared[0].validation_metric
+        if key:
+            histories = collect.metric_histories([r for row in group for r in row.compared], key)
+            curves |= {run_id: [v for _, v in h] for run_id, h in histories.items()}
+    return curves
+
+
+def _write_pages(
+    out: Path, report: Report, collected: collect.Collected, curves: dict[str, list[float]], formats: tuple[str, ...]
+) -> dict[str, Path]:
+    """The pages (HTML, Markdown) with what only they show: plots, the best runs' attention pictures, the source."""
+    for task, group in aggregate.by_task(report.rows).items():
+        report.plots += plots.pareto_plots(task, group, collected)
+        key = group[0].compared[0].validation_metric or "validation metric"
+        report.plots.append(plots.learning_curves(task, group, curves, key))
+    report.plots += plots.importance_plots(collected, collect.importances(collected))
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stores = ", ".join(map(mask_secrets, collected.stores))
+    report.source = (
+        f"{len(collected.runs)} runs from {stores}, experiments {', '.join(collected.experiments)}; generated {stamp}"
+    )
+    by_id = {r.run_id: r for r in collected.runs}
+    written = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in report.rows:
+            pictures = collect.attention_pictures(by_id[row.best_run], Path(tmp) / row.best_run)
+            if pictures:
+                report.gallery.setdefault(row.task, {})[row.mechanism] = pictures
+        if "html" in formats:
+            written["html"] = render.write_html(out, report)
+        if "md" in formats:
+            written["md"] = render.write_markdown(out, report)
+    return written

@@ -230,39 +230,13 @@ def _constrained(
 ) -> Decision:
     """The pick under ``constraints``: the feasible, those tied with the most accurate, the cheapest of them in
     the first constraint's resource (see the module's docstring)."""
-    feasible, excluded, borderline, shown = [], {}, [], {}
-    for row in group:
-        failing = []
-        for c in constraints:
-            found = _measured(row, c.metric, speed)
-            if found is None:
-                failing.append(wording.constraint_unrecorded(c.metric))
-                continue
-            shown[row.mechanism, c.metric] = found
-            if not c.holds(found.mean):
-                failing.append(wording.constraint_fails(c.metric, str(found), c.op, c.limit))
-            elif found.low is not None and not (c.holds(found.low) and c.holds(found.high)):
-                borderline.append(wording.borderline(row.mechanism, c.metric, str(found)))
-        if failing:
-            excluded[row.mechanism] = "; ".join(failing)
-        else:
-            feasible.append(row)
+    feasible, excluded, borderline, shown = _feasible(group, constraints, speed)
     limits = " and ".join(str(c) for c in constraints)
     if not feasible:
         return Decision(task, wording.nothing_feasible(limits, task, excluded), excluded=excluded)
     metric = _name(objective, group)
     leader = max(feasible, key=lambda r: (_score(r, objective), r.mechanism))
-    tied, beaten, undecided = [leader], [], []
-    for row in feasible:
-        if row is not leader:
-            wins, p = _better(leader, row, tests, objective)
-            if wins:
-                beaten.append((row, p))
-            elif _equivalent(leader, row, tests, objective):
-                tied.append(row)
-            else:  # neither shown: with the seeds that would decide it, where the headline's test estimates them
-                test = find_test(tests, task, leader.mechanism, row.mechanism) if objective.metric is None else None
-                undecided.append((row.mechanism, test.seeds_needed if test is not None else None))
+    tied, beaten, undecided = _against_leader(leader, feasible, tests, task=task, objective=objective)
     resource = constraints[0]
     cost = {r.mechanism: shown[r.mechanism, resource.metric].mean for r in tied}
     pick = (min if resource.lower_is_better else max)(tied, key=lambda r: (cost[r.mechanism], r.mechanism))
@@ -289,6 +263,50 @@ def _constrained(
         margin=margin,
     )
     return Decision(task, text, pick.mechanism, [r.mechanism for r in tied], [r.mechanism for r in feasible], excluded)
+
+
+def _feasible(
+    group: list[Row], constraints: list[Constraint], speed: SpeedPass | None
+) -> tuple[list[Row], dict[str, str], list[str], dict[tuple[str, str], Interval]]:
+    """Which rows meet every constraint: ``(feasible, excluded: mechanism -> why, borderline notes, the figure
+    shown for each (mechanism, metric))``. A constraint a row's mean meets but its interval crosses is borderline."""
+    feasible, excluded, borderline, shown = [], {}, [], {}
+    for row in group:
+        failing = []
+        for c in constraints:
+            found = _measured(row, c.metric, speed)
+            if found is None:
+                failing.append(wording.constraint_unrecorded(c.metric))
+                continue
+            shown[row.mechanism, c.metric] = found
+            if not c.holds(found.mean):
+                failing.append(wording.constraint_fails(c.metric, str(found), c.op, c.limit))
+            elif found.low is not None and not (c.holds(found.low) and c.holds(found.high)):
+                borderline.append(wording.borderline(row.mechanism, c.metric, str(found)))
+        if failing:
+            excluded[row.mechanism] = "; ".join(failing)
+        else:
+            feasible.append(row)
+    return feasible, excluded, borderline, shown
+
+
+def _against_leader(
+    leader: Row, feasible: list[Row], tests: list[PairTest], *, task: str, objective: Objective
+) -> tuple[list[Row], list[tuple[Row, float]], list[tuple[str, int | None]]]:
+    """The feasible rows by how they compare with the leader: ``(tied: the leader and those equivalent to it,
+    beaten with the adjusted p, undecided with the seeds a side that would decide it where estimated)``."""
+    tied, beaten, undecided = [leader], [], []
+    for row in feasible:
+        if row is not leader:
+            wins, p = _better(leader, row, tests, objective)
+            if wins:
+                beaten.append((row, p))
+            elif _equivalent(leader, row, tests, objective):
+                tied.append(row)
+            else:  # neither shown: with the seeds that would decide it, where the headline's test estimates them
+                test = find_test(tests, task, leader.mechanism, row.mechanism) if objective.metric is None else None
+                undecided.append((row.mechanism, test.seeds_needed if test is not None else None))
+    return tied, beaten, undecided
 
 
 def _cost_difference(

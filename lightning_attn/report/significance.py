@@ -172,11 +172,21 @@ def seed_test(
     a, b = np.asarray(values_a, dtype=np.float64), np.asarray(values_b, dtype=np.float64)
     if len(a) < 2 or len(b) < 2:
         raise ValueError("the test over seeds needs at least 2 seed runs a side")
+    result = _over_seeds(a, b, power=power)
+    if margin is not None:
+        result.margin, result.equivalence_p = margin, _tost_welch(result.delta, result.se, result.df, margin)
+    if items_a and items_b and statistic:
+        _over_items(result, items_a, items_b, statistic=statistic, samples=samples, seed=seed, scored=scored)
+    return result
+
+
+def _over_seeds(a: np.ndarray, b: np.ndarray, *, power: bool) -> SeedTest:
+    """The test's part over seeds: Welch's t-test, its interval, Hedges' g and (``power``) what it detects."""
     delta = float(a.mean() - b.mean())
     p, df, se, crit = _welch(a, b)
     pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
     g = None if pooled == 0 else delta / pooled * (1 - 3 / (4 * (len(a) + len(b)) - 9))
-    result = SeedTest(
+    return SeedTest(
         len(a),
         len(b),
         float(a.mean()),
@@ -190,24 +200,34 @@ def seed_test(
         se=se,
         df=df,
     )
-    if margin is not None:
-        result.margin, result.equivalence_p = margin, _tost_welch(delta, se, df, margin)
-    if items_a and items_b and statistic:
-        result.n_items, result.statistic, result.samples = items_a[0].shape[0], statistic, samples
-        replicates, observed = _items_bootstrap(
-            items_a,
-            items_b,
-            ITEM_STATISTICS[statistic].score,
-            samples=samples,
-            seed=seed,
-            scored=scored if scored is not None else {},
-        )
-        result.items_ci_low, result.items_ci_high = (float(v) for v in np.percentile(replicates, [2.5, 97.5]))
-        identical = len(items_a) == len(items_b) and all(np.array_equal(x, y) for x, y in zip(items_a, items_b))
-        result.items_p = 1.0 if identical or delta == 0 else _p_two_sided(replicates, observed)
-        if margin is not None:
-            result.equivalence_p = max(result.equivalence_p, _tost_normal(observed, replicates, margin))
-    return result
+
+
+def _over_items(
+    result: SeedTest,
+    items_a: list[np.ndarray],
+    items_b: list[np.ndarray],
+    *,
+    statistic: str,
+    samples: int,
+    seed: int,
+    scored: dict | None,
+) -> None:
+    """The test's part over test items (the two-level bootstrap), added to ``result``; with a margin, the larger
+    of both parts' equivalence p."""
+    result.n_items, result.statistic, result.samples = items_a[0].shape[0], statistic, samples
+    replicates, observed = _items_bootstrap(
+        items_a,
+        items_b,
+        ITEM_STATISTICS[statistic].score,
+        samples=samples,
+        seed=seed,
+        scored=scored if scored is not None else {},
+    )
+    result.items_ci_low, result.items_ci_high = (float(v) for v in np.percentile(replicates, [2.5, 97.5]))
+    identical = len(items_a) == len(items_b) and all(np.array_equal(x, y) for x, y in zip(items_a, items_b))
+    result.items_p = 1.0 if identical or result.delta == 0 else _p_two_sided(replicates, observed)
+    if result.margin is not None:
+        result.equivalence_p = max(result.equivalence_p, _tost_normal(observed, replicates, result.margin))
 
 
 def _tost_welch(delta: float, se: float, df: float, margin: float) -> float:
