@@ -294,40 +294,15 @@ def compose(
     """
     root = root or conf_dir()
     defaults = read_yaml(root / "config.yaml")
-    choices = dict(defaults.pop("defaults", {}))
-    explicit: dict[str, str] = {}
-    dotted: list[tuple[str, str]] = []
-    experiment: Experiment | None = None
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"cannot read override {item!r}: expected key=value (e.g. attention=hard)")
-        if key == EXPERIMENT:
-            experiment = read_experiment(value, root)
-        elif key in GROUP_NAMES:
-            explicit[key] = value
-        else:
-            dotted.append((key, value))
+    explicit, dotted, experiment = _read_overrides(overrides, root)
     preset = experiment.choices if experiment else {}
+    choices = dict(defaults.pop("defaults", {}))
     # the task names its own default model and data; an experiment overrides those, the command line all
     choices.update(task_defaults(explicit.get("task", preset.get("task", choices.get("task")))))
     choices.update(preset)
     choices.update(explicit)
-
-    cfg = OmegaConf.structured(RunConfig)
-    for group in GROUP_NAMES:
-        if group not in choices:
-            raise ConfigError(f"{root / 'config.yaml'}: no default for group {group!r}")
-        cfg[group] = _load_group(group, choices[group], root)
+    cfg = _groups_chosen(choices, root)
     cfg.choices = choices | ({EXPERIMENT: experiment.name} if experiment else {})
-    for group, accepted in task_needs(cfg.task.name).items():
-        selector = groups()[group][0]
-        if cfg[group][selector] not in accepted:
-            valid = [c for c in group_choices(group, root) if _selects(group, c, root) in accepted]
-            raise ConfigError(
-                f"task {cfg.task.name} cannot use {group}={choices[group]}; choose one of: {', '.join(valid)}"
-            )
     try:
         cfg = OmegaConf.merge(cfg, defaults)
     except OmegaConfBaseException as e:
@@ -351,6 +326,44 @@ def compose(
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as e:
         raise ConfigError(f"cannot resolve the config: {first_line(e)}") from None
+    return cfg
+
+
+def _read_overrides(
+    overrides: list[str] | tuple[str, ...], root: Path
+) -> tuple[dict[str, str], list[tuple[str, str]], Experiment | None]:
+    """``(group choices, dotted.key=value pairs, the experiment)`` the overrides name, in their order."""
+    explicit: dict[str, str] = {}
+    dotted: list[tuple[str, str]] = []
+    experiment: Experiment | None = None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"cannot read override {item!r}: expected key=value (e.g. attention=hard)")
+        if key == EXPERIMENT:
+            experiment = read_experiment(value, root)
+        elif key in GROUP_NAMES:
+            explicit[key] = value
+        else:
+            dotted.append((key, value))
+    return explicit, dotted, experiment
+
+
+def _groups_chosen(choices: dict[str, str], root: Path) -> DictConfig:
+    """The structured config with each group's chosen file loaded; a choice its task cannot use is one line."""
+    cfg = OmegaConf.structured(RunConfig)
+    for group in GROUP_NAMES:
+        if group not in choices:
+            raise ConfigError(f"{root / 'config.yaml'}: no default for group {group!r}")
+        cfg[group] = _load_group(group, choices[group], root)
+    for group, accepted in task_needs(cfg.task.name).items():
+        selector = groups()[group][0]
+        if cfg[group][selector] not in accepted:
+            valid = [c for c in group_choices(group, root) if _selects(group, c, root) in accepted]
+            raise ConfigError(
+                f"task {cfg.task.name} cannot use {group}={choices[group]}; choose one of: {', '.join(valid)}"
+            )
     return cfg
 
 
