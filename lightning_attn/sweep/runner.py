@@ -28,7 +28,7 @@ from ..processes import Stopped, stop_signals
 from ..tracking import check_tracking_store, mask_secrets, resolve_tracking_uri
 from . import sequential
 from . import spec as sweep_spec
-from .budget import outcome, spent
+from .budget import Outcome, outcome, spent
 from .display import dry_run, progress_line, progress_table, summary_table
 from .launch import LaunchLock, Workers, describe_exit, parse_devices
 from .runs import close_parent_runs, open_parent_runs
@@ -154,18 +154,8 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
             )
             workers.stop()
     # 5. the outcome
-    done = spent(spec, sweep.studies)
-    failed = workers.exit_codes()
-    trials = outcome(sweep.studies)
-    if done and trials.nothing_done:
-        status, reason = "FAILED", f"no trial completed ({trials.failed} failed); the first, {trials.first_failure}"
-    elif done:
-        status, reason = "FINISHED", None
-    elif stopped is not None:
-        status, reason = "KILLED", f"stopped by {stopped}"
-    else:
-        status = "FAILED"
-        reason = "; ".join(f"worker {i} exited with {describe_exit(c)}" for i, c in failed) or "budget not spent"
+    done, trials = spent(spec, sweep.studies), outcome(sweep.studies)
+    status, reason = _ending(done, trials, stopped, workers.exit_codes())
     close_parent_runs(sweep, status, reason)
     console.print(summary_table(sweep))
     if spec.until_decided:  # which mechanisms were decided, and which stopped at the cap
@@ -175,13 +165,7 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
     pass_stopped = None
     if status == "FINISHED" and spec.speed_pass and any(sweep_spec.is_seeds(k) for k in sweep.studies):
         pass_stopped = _speed_pass(sweep, console)
-    elapsed = time.monotonic() - started
-    finished = _finished_since(sweep, started_at)
-    rate = f": {3600 * finished / elapsed:.0f} trials/hour" if finished else ""
-    console.print(f"{finished} trial(s) finished in this launch, in {elapsed:.0f} s{rate}", highlight=False)
-    uri = mask_secrets(sweep.tracking_uri)
-    console.print(f"MLflow: experiment {sweep_spec.experiment_name(spec)} in {uri}", highlight=False)
-    console.print(f"see it with: lightning-attn ui --tracking-uri '{uri}'", highlight=False)
+    _say_where(sweep, console, started_at, started)
     if status == "FINISHED":
         if trials.failed:
             alone = f"; no trial of {', '.join(trials.without_result)} completed" if trials.without_result else ""
@@ -196,6 +180,31 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
         return 1
     console.print(f"[red]sweep {status.lower()}[/]: {reason}. Resume it with the same command and --resume.")
     return stopped.exit_code if stopped is not None else 1
+
+
+def _ending(
+    done: bool, trials: Outcome, stopped: Stopped | None, failed: list[tuple[int, int]]
+) -> tuple[str, str | None]:
+    """The parent runs' status and reason: the budget spent (FINISHED, or FAILED when no trial completed),
+    stopped by a signal (KILLED), or workers that died with budget left (FAILED)."""
+    if done and trials.nothing_done:
+        return "FAILED", f"no trial completed ({trials.failed} failed); the first, {trials.first_failure}"
+    if done:
+        return "FINISHED", None
+    if stopped is not None:
+        return "KILLED", f"stopped by {stopped}"
+    return "FAILED", "; ".join(f"worker {i} exited with {describe_exit(c)}" for i, c in failed) or "budget not spent"
+
+
+def _say_where(sweep: Sweep, console: Console, started_at: datetime, started: float) -> None:
+    """This launch's rate, and where its runs are in MLflow."""
+    elapsed = time.monotonic() - started
+    finished = _finished_since(sweep, started_at)
+    rate = f": {3600 * finished / elapsed:.0f} trials/hour" if finished else ""
+    console.print(f"{finished} trial(s) finished in this launch, in {elapsed:.0f} s{rate}", highlight=False)
+    uri = mask_secrets(sweep.tracking_uri)
+    console.print(f"MLflow: experiment {sweep_spec.experiment_name(sweep.spec)} in {uri}", highlight=False)
+    console.print(f"see it with: lightning-attn ui --tracking-uri '{uri}'", highlight=False)
 
 
 def _speed_pass(sweep: Sweep, console: Console) -> Stopped | None:

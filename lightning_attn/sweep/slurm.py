@@ -201,15 +201,7 @@ def submit(
     except ModuleNotFoundError:
         raise ConfigError("--slurm submits through submitit: pip install 'lightning-attn[slurm]'") from None
     folder = (folder or Path("outputs") / "sweeps" / spec.name).resolve()
-    if storage is None:
-        storage = f"journal:{folder / JOURNAL}"  # every task's: on the file system the nodes share
-    elif storage.startswith("sqlite"):
-        raise ConfigError(
-            "SQLite cannot be shared by a job array's hosts: drop --storage (a journal file in the "
-            "sweep folder, on a file system the nodes share) or give postgresql://…"
-        )
-    elif storage.startswith("journal:"):
-        storage = f"journal:{Path(storage.removeprefix('journal:')).resolve()}"
+    storage = _shared_storage(storage, folder)
     devices = devices or options.default_devices()
     if dry:
         print(
@@ -232,12 +224,7 @@ def submit(
         )
         return 1
     job_id = jobs[0].job_id.split("_")[0]
-    print(
-        f"submitted sweep {spec.name}: {options.array} task(s), job {job_id} ({options.executor}); each runs "
-        f"--devices {devices}{' --ddp' if ddp else ''} on storage {mask_secrets(storage)}",
-        flush=True,
-    )
-    print(f"task logs: {folder / 'slurm'} (submitit's), {folder / HOSTS_DIR}/<task>/logs (the workers')", flush=True)
+    _say_submitted(spec, options, job_id=job_id, devices=devices, ddp=ddp, storage=storage, folder=folder)
     print(
         f"MLflow: experiment {sweep_spec.experiment_name(spec)}; see it with: lightning-attn ui --tracking-uri "
         f"'{mask_secrets(sweep.tracking_uri)}'",
@@ -247,6 +234,32 @@ def submit(
         print(f"follow it with: squeue -j {job_id}; stop it with: scancel {job_id}", flush=True)
         return 0
     return _wait(jobs)
+
+
+def _shared_storage(storage: str | None, folder: Path) -> str:
+    """The Optuna storage every task of the array opens: a journal file in the sweep folder by default (on the
+    file system the nodes share), a journal path made absolute, or PostgreSQL; SQLite is refused (one line)."""
+    if storage is None:
+        return f"journal:{folder / JOURNAL}"
+    if storage.startswith("sqlite"):
+        raise ConfigError(
+            "SQLite cannot be shared by a job array's hosts: drop --storage (a journal file in the "
+            "sweep folder, on a file system the nodes share) or give postgresql://…"
+        )
+    if storage.startswith("journal:"):
+        return f"journal:{Path(storage.removeprefix('journal:')).resolve()}"
+    return storage
+
+
+def _say_submitted(
+    spec: SweepSpec, options: SlurmOptions, *, job_id: str, devices: str, ddp: bool, storage: str, folder: Path
+) -> None:
+    print(
+        f"submitted sweep {spec.name}: {options.array} task(s), job {job_id} ({options.executor}); each runs "
+        f"--devices {devices}{' --ddp' if ddp else ''} on storage {mask_secrets(storage)}",
+        flush=True,
+    )
+    print(f"task logs: {folder / 'slurm'} (submitit's), {folder / HOSTS_DIR}/<task>/logs (the workers')", flush=True)
 
 
 def _executor(folder: Path, options: SlurmOptions, name: str):

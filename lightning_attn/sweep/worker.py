@@ -157,21 +157,7 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
         params = sweep_spec.suggest(trial, sweep_spec.space_of(spec, mechanism))
         output = trial_folder(worker.folder, study.study_name, trial.number)
         with signals_deferred():  # a stop now must find the run's id, or the run would stay RUNNING
-            looks = {T.LOOKS: sequential.looks(spec)} if spec.until_decided and sweep_spec.is_seeds_study(study) else {}
-            run_id = create_child_run(
-                worker.tracking_uri,
-                spec.name,
-                study,
-                mechanism=mechanism,
-                trial=trial,
-                seed=seed,
-                device=worker.device,
-                worker=worker.index,
-                tags=looks,
-            )
-            where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid(), FOLDER: str(output)}
-            for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
-                trial.set_user_attr(key, value)
+            run_id = _trial_run(worker, study, mechanism, trial=trial, seed=seed, output=output)
         overrides = trial_overrides(
             spec,
             mechanism,
@@ -212,6 +198,29 @@ def _run_trial(worker: Worker, study: optuna.Study, mechanism: str, trial: optun
     _tell(study, trial, values, state)
     set_run_status(worker.tracking_uri, run_id, state, reason)
     return state
+
+
+def _trial_run(
+    worker: Worker, study: optuna.Study, mechanism: str, *, trial: optuna.Trial, seed: int, output: Path
+) -> str:
+    """The trial's MLflow run, a child of its study's parent, and where the trial runs, in its user attributes."""
+    spec = worker.spec
+    looks = {T.LOOKS: sequential.looks(spec)} if spec.until_decided and sweep_spec.is_seeds_study(study) else {}
+    run_id = create_child_run(
+        worker.tracking_uri,
+        spec.name,
+        study,
+        mechanism=mechanism,
+        trial=trial,
+        seed=seed,
+        device=worker.device,
+        worker=worker.index,
+        tags=looks,
+    )
+    where = {"device": worker.device, "host": socket.gethostname(), "pid": os.getpid(), FOLDER: str(output)}
+    for key, value in {RUN_ID: run_id, WORKER: worker.index, "seed": seed, **where}.items():
+        trial.set_user_attr(key, value)
+    return run_id
 
 
 def _record_dead_rank(worker: Worker, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
