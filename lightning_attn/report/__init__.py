@@ -60,32 +60,10 @@ def build_report(
             f"no finished runs with test metrics in {', '.join(map(mask_secrets, collected.stores))} "
             f"(experiments: {', '.join(collected.experiments) or 'none'})"
         )
-    compared = [r for row in rows for r in row.compared]
-    margins = comparisons.margins(rows, margins)
-    tests = comparisons.pair_tests(rows, collect.predictions(compared), bootstrap_samples, margins=margins)
     curves = _validation_curves(rows)
-    diagnoses = diagnostics.diagnose(rows, tests, curves, min_seeds)
-    timed = speed.passes(collected.speed_passes)
-    verdicts = verdict.verdicts(rows, tests, diagnoses, reference=reference, min_seeds=min_seeds, speed=timed)
-    warnings = aggregate.pooling_notes(collected) + diagnostics.budget_warnings(rows)
-    decisions = decision.decide(
-        rows, tests, diagnoses, constraints=constraints or [], objective=objective or Objective(), speed=timed
-    )
+    asked = Asked(bootstrap_samples, reference, min_seeds, constraints or [], objective or Objective(), margins)
+    report = _analyse(collected, rows, failed, curves, asked)
     out.mkdir(parents=True, exist_ok=True)
-    report = Report(
-        rows,
-        tests,
-        diagnoses,
-        verdicts,
-        decisions=decisions,
-        warnings=warnings,
-        failures=failed,
-        constraints=[str(c) for c in constraints or []],
-        min_seeds=min_seeds,
-        margins=margins,
-        importance_evaluator=collect.IMPORTANCE_EVALUATOR,
-        speed=timed,
-    )
     written: dict[str, Path] = {}
     if "csv" in formats:
         written["csv"] = render.write_csv(out, rows)
@@ -95,7 +73,54 @@ def build_report(
         written |= _write_pages(out, report, collected, curves, formats)
     if log and written:
         collect.log_report(collected, written)
-    return Written(written, len(rows), len(failed), [d.text.replace("**", "") for d in decisions.values()])
+    return Written(written, len(rows), len(failed), [d.text.replace("**", "") for d in report.decisions.values()])
+
+
+@dataclass
+class Asked:
+    """What a report is asked to judge by (:func:`build_report`'s options)."""
+
+    samples: int  # bootstrap replicates
+    reference: str | None
+    min_seeds: int
+    constraints: list[Constraint]
+    objective: Objective
+    margins: dict[str, float] | None
+
+
+def _analyse(
+    collected: collect.Collected,
+    rows: list[aggregate.Row],
+    failed: list[aggregate.Failure],
+    curves: dict[str, list[float]],
+    asked: Asked,
+) -> Report:
+    """The tests (the family), diagnoses, verdicts and decisions over ``rows``: the report's content."""
+    compared = [r for row in rows for r in row.compared]
+    margins = comparisons.margins(rows, asked.margins)
+    tests = comparisons.pair_tests(rows, collect.predictions(compared), asked.samples, margins=margins)
+    diagnoses = diagnostics.diagnose(rows, tests, curves, asked.min_seeds)
+    timed = speed.passes(collected.speed_passes)
+    verdicts = verdict.verdicts(
+        rows, tests, diagnoses, reference=asked.reference, min_seeds=asked.min_seeds, speed=timed
+    )
+    decisions = decision.decide(
+        rows, tests, diagnoses, constraints=asked.constraints, objective=asked.objective, speed=timed
+    )
+    return Report(
+        rows,
+        tests,
+        diagnoses,
+        verdicts,
+        decisions=decisions,
+        warnings=aggregate.pooling_notes(collected) + diagnostics.budget_warnings(rows),
+        failures=failed,
+        constraints=[str(c) for c in asked.constraints],
+        min_seeds=asked.min_seeds,
+        margins=margins,
+        importance_evaluator=collect.IMPORTANCE_EVALUATOR,
+        speed=timed,
+    )
 
 
 def _validation_curves(rows: list[aggregate.Row]) -> dict[str, list[float]]:

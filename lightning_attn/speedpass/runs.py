@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,10 +207,7 @@ def measure(
         seed: the order of the rounds.
         log_to_mlflow: log each pass as a run of its mechanisms' experiment.
     """
-    import torch
     from mlflow import MlflowClient
-
-    from ..saved_runs import load_trained
 
     client = MlflowClient(tracking_uri)
     passes = []
@@ -218,44 +215,74 @@ def measure(
         ref = reference or ("soft" if "soft" in runs else sorted(runs)[0])
         if ref not in runs:
             raise LookupError(f"the reference {ref!r} has no run here; mechanisms: {', '.join(sorted(runs))}")
-        work, memory = {}, {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for mechanism, run in runs.items():
-                log.info("%s: loading %s (run %s)", task, mechanism, run.info.run_id)
-                trained = load_trained(client, run, Path(tmp) / mechanism)
-                module, data = trained.module.to(device), trained.data
-                test = list(data.splits["test"])
-                one = module.transfer_batch_to_device(type(data).collate(test[:1]), torch.device(device), 0)
-                many = module.transfer_batch_to_device(type(data).collate(test[:batch]), torch.device(device), 0)
-                beam = int(trained.config.task.beam_size)
-                calls = {"greedy": decode(module.model, lambda m=module, b=one: m.start_decoding(b), 1, steps=steps)}
-                if beam > 1:
-                    calls["beam"] = decode(
-                        module.model, lambda m=module, b=one: m.start_decoding(b), 1, steps=steps, beam=beam
-                    )
-                calls["train"] = training_step(module, lambda m=module, b=many: m.training_loss(b))
-                for kind, call in calls.items():
-                    call()  # warm: lazily built buffers are not the call's own
-                    module.zero_grad(set_to_none=True)  # a training step's gradients are counted in its peak
-                    memory[mechanism, kind] = peak_tensor_mib(call, device)
-                    work[f"{mechanism}/{kind}"] = call
-        log.info("%s: %d mechanisms side by side, %d rounds", task, len(runs), rounds)
-        measured = timing.interleaved(work, rounds=rounds, block_s=BLOCK_S, threads=threads, seed=seed)
-        settings = {
-            "rounds": rounds,
-            "threads": measured.threads,
-            "steps": steps,
-            "batch": min(batch, len(test)),
-            "device": device if device != "cuda" else torch.cuda.get_device_name(),
-        }
-        run_ids = {m: run.info.run_id for m, run in runs.items()}
-        result = Pass.from_rounds(
-            task=task, reference=ref, rounds=measured, memory=memory, steps=steps, run_ids=run_ids, settings=settings
+        result = _one_pass(
+            client, task, runs, ref, rounds=rounds, threads=threads, steps=steps, batch=batch, device=device, seed=seed
         )
         if log_to_mlflow:
             log_pass(client, next(iter(runs.values())).info.experiment_id, result)
         passes.append(result)
     return passes
+
+
+def _one_pass(
+    client: Any,
+    task: str,
+    runs: dict[str, Any],
+    ref: str,
+    *,
+    rounds: int,
+    threads: int | None,
+    steps: int,
+    batch: int,
+    device: str,
+    seed: int,
+) -> Pass:
+    """One task's pass: each run's model loaded, its peak memory per kind of work, then all timed interleaved."""
+    import torch
+
+    from ..saved_runs import load_trained
+
+    work, memory, n_test = {}, {}, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for mechanism, run in runs.items():
+            log.info("%s: loading %s (run %s)", task, mechanism, run.info.run_id)
+            trained = load_trained(client, run, Path(tmp) / mechanism)
+            calls, n_test = _calls(trained, steps=steps, batch=batch, device=device)
+            for kind, call in calls.items():
+                call()  # warm: lazily built buffers are not the call's own
+                trained.module.zero_grad(set_to_none=True)  # a training step's gradients are counted in its peak
+                memory[mechanism, kind] = peak_tensor_mib(call, device)
+                work[f"{mechanism}/{kind}"] = call
+    log.info("%s: %d mechanisms side by side, %d rounds", task, len(runs), rounds)
+    measured = timing.interleaved(work, rounds=rounds, block_s=BLOCK_S, threads=threads, seed=seed)
+    settings = {
+        "rounds": rounds,
+        "threads": measured.threads,
+        "steps": steps,
+        "batch": min(batch, n_test),
+        "device": device if device != "cuda" else torch.cuda.get_device_name(),
+    }
+    run_ids = {m: run.info.run_id for m, run in runs.items()}
+    return Pass.from_rounds(
+        task=task, reference=ref, rounds=measured, memory=memory, steps=steps, run_ids=run_ids, settings=settings
+    )
+
+
+def _calls(trained: Any, *, steps: int, batch: int, device: str) -> tuple[dict[str, Callable[[], Any]], int]:
+    """A trained run's work to time, by kind — greedy decoding (and beam, where the run decodes with a beam) of
+    one test example for ``steps`` steps, a training step on ``batch`` test examples — and the test split's size."""
+    import torch
+
+    module, data = trained.module.to(device), trained.data
+    test = list(data.splits["test"])
+    one = module.transfer_batch_to_device(type(data).collate(test[:1]), torch.device(device), 0)
+    many = module.transfer_batch_to_device(type(data).collate(test[:batch]), torch.device(device), 0)
+    beam = int(trained.config.task.beam_size)
+    calls = {"greedy": decode(module.model, lambda m=module, b=one: m.start_decoding(b), 1, steps=steps)}
+    if beam > 1:
+        calls["beam"] = decode(module.model, lambda m=module, b=one: m.start_decoding(b), 1, steps=steps, beam=beam)
+    calls["train"] = training_step(module, lambda m=module, b=many: m.training_loss(b))
+    return calls, len(test)
 
 
 def log_pass(client: Any, experiment_id: str, result: Pass) -> str:

@@ -151,11 +151,77 @@ def measure(
     import torch
 
     from ..attention import MECHANISMS
-    from ..config import compose, section
     from ..tasks import TASKS
 
     tasks = tasks or list(TASKS)
     mechanisms = mechanisms or list(MECHANISMS)
+    _check(tasks, mechanisms, sizes, reference)
+    points, exponents, at_largest = [], {}, {}
+    family = len(tasks) * len(KINDS) * (len(mechanisms) - 1)
+    for task in tasks:
+        models = _models(task, mechanisms, overrides or [], vocab=vocab, device=device, seed=seed)
+        for n in sizes:
+            log.info("%s: %d positions, %d mechanisms side by side", task, n, len(mechanisms))
+            work, inputs = _work(models, n, vocab=vocab, device=device, seed=seed)
+            memory = _peaks(work, models, inputs, device)
+            rounds_ = timing.interleaved(work, rounds=rounds, block_s=block_s, threads=threads, seed=seed + n)
+            points += [_point(task, m, n, rounds_, memory) for m in mechanisms]
+            if n == max(sizes):  # the ratios to the reference, with their intervals
+                at_largest[task] = _ratios(rounds_, mechanisms, reference, family=family)
+        exponents[task] = _exponents([p for p in points if p.task == task], mechanisms, sizes)
+    settings = {
+        "sizes": list(sizes),
+        "vocab": vocab,
+        "rounds": rounds,
+        "threads": threads or torch.get_num_threads(),
+        "device": device,
+        "overrides": list(overrides or []),
+    }
+    settings |= {"decode_steps": DECODE_STEPS, "train_batch": TRAIN_BATCH, "train_length": TRAIN_LENGTH}
+    return Sizes(points, exponents, at_largest, reference, settings | {"fit_sizes": FIT_SIZES})
+
+
+def _exponents(points: list[Point], mechanisms: list[str], sizes: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """One task's growth exponent per mechanism and kind of work, fitted over the largest sizes."""
+    fit = sorted(sizes)[-FIT_SIZES:]
+    found: dict[str, dict[str, float]] = {}
+    for mechanism in mechanisms:
+        mine = {p.positions: p for p in points if p.mechanism == mechanism}
+        found[mechanism] = {kind: exponent(fit, [getattr(mine[n], kind + "_ms") for n in fit]) for kind in KINDS}
+    return found
+
+
+def _ratios(rounds: timing.Rounds, mechanisms: list[str], reference: str, *, family: int) -> dict[str, list[dict]]:
+    """Per kind of work, each mechanism's time ratio to the reference with its interval (``family``: how many
+    ratios the result states in all, which the intervals are widened for)."""
+    found = {}
+    for kind in KINDS:
+        one_kind = rounds.only([f"{m}/{kind}" for m in mechanisms], renamed=mechanisms)
+        found[kind] = [asdict(r) for r in timing.compare(one_kind, reference, family=family)]
+    return found
+
+
+def _models(task: str, mechanisms: list[str], overrides: list[str], *, vocab: int, device: str, seed: int) -> dict:
+    """The task's bare model with each mechanism, as configured with ``overrides``, the same initial seed each."""
+    import torch
+
+    from ..config import compose, section
+    from ..tasks import TASKS
+
+    models = {}
+    for mechanism in mechanisms:
+        cfg = compose([f"task={task}", f"attention={mechanism}", *overrides])
+        torch.manual_seed(seed)
+        models[mechanism] = TASKS[task].bare_model(section(cfg, "model"), section(cfg, "attention"), vocab)
+        models[mechanism].to(device)
+    return models
+
+
+def _check(tasks: list[str], mechanisms: list[str], sizes: tuple[int, ...], reference: str) -> None:
+    """Known tasks and mechanisms, the reference among them, two sizes or more, squares for a grid (ValueError)."""
+    from ..attention import MECHANISMS
+    from ..tasks import TASKS
+
     if reference not in mechanisms:
         raise ValueError(f"the reference {reference!r} is not among the mechanisms measured")
     if len(sizes) < 2:
@@ -169,75 +235,53 @@ def measure(
     unknown = [m for m in mechanisms if m not in MECHANISMS]
     if unknown:
         raise ValueError(f"unknown mechanism {unknown[0]!r}; choose from {', '.join(MECHANISMS)}")
-    points, exponents, at_largest = [], {}, {}
-    family = len(tasks) * len(KINDS) * (len(mechanisms) - 1)  # every ratio the result states, together
-    for task in tasks:
-        models = {}
-        for mechanism in mechanisms:
-            cfg = compose([f"task={task}", f"attention={mechanism}", *(overrides or [])])
-            torch.manual_seed(seed)
-            models[mechanism] = TASKS[task].bare_model(section(cfg, "model"), section(cfg, "attention"), vocab)
-            models[mechanism].to(device)
-        exponents[task] = {m: {} for m in mechanisms}
-        for n in sizes:
-            log.info("%s: %d positions, %d mechanisms side by side", task, n, len(mechanisms))
-            work, memory, inputs = {}, {}, {}
-            for mechanism, model in models.items():
-                generator = torch.Generator().manual_seed(seed + n)
-                one = torch.randn(1, n, model.memory_dim, generator=generator).to(device)
-                batch = torch.randn(TRAIN_BATCH, n, model.memory_dim, generator=generator).to(device)
-                batch.requires_grad_(True)  # as an encoder's output: the backward pass reaches it
-                inputs[mechanism] = batch
-                tgt = torch.randint(4, vocab, (TRAIN_BATCH, TRAIN_LENGTH + 1), generator=generator).to(device)
-                work[f"{mechanism}/decode"] = decode(model, lambda m=model, x=one: m.start(x), 1, steps=DECODE_STEPS)
-                work[f"{mechanism}/train"] = training_step(
-                    model, lambda m=model, x=batch, t=tgt: decoder_loss(m, x, t[:, :-1], t[:, 1:])
-                )
-            for name, call in work.items():
-                call()  # warm: lazily built buffers are not the call's own
-                model = models[name.split("/")[0]]
-                model.zero_grad(set_to_none=True)  # a training step's gradients are counted in its peak
-                inputs[name.split("/")[0]].grad = None
-                memory[name] = peak_tensor_mib(call, device)
-            rounds_ = timing.interleaved(work, rounds=rounds, block_s=block_s, threads=threads, seed=seed + n)
-            for mechanism in mechanisms:
-                decode_, train_ = f"{mechanism}/decode", f"{mechanism}/train"
-                points.append(
-                    Point(
-                        task=task,
-                        mechanism=mechanism,
-                        positions=n,
-                        decode_ms=rounds_.median(decode_) * 1000 / DECODE_STEPS,
-                        train_ms=rounds_.median(train_) * 1000,
-                        decode_mib=memory[decode_],
-                        train_mib=memory[train_],
-                        decode_spread=rounds_.spread(decode_),
-                        train_spread=rounds_.spread(train_),
-                    )
-                )
-            if n == max(sizes):
-                at_largest[task] = {}
-                for kind in KINDS:
-                    one_kind = rounds_.only([f"{m}/{kind}" for m in mechanisms], renamed=mechanisms)
-                    at_largest[task][kind] = [asdict(r) for r in timing.compare(one_kind, reference, family=family)]
-        fit = sorted(sizes)[-FIT_SIZES:]
-        for mechanism in mechanisms:
-            mine = {p.positions: p for p in points if p.task == task and p.mechanism == mechanism}
-            for kind in KINDS:
-                exponents[task][mechanism][kind] = exponent(fit, [getattr(mine[n], kind + "_ms") for n in fit])
-    settings = {
-        "sizes": list(sizes),
-        "vocab": vocab,
-        "decode_steps": DECODE_STEPS,
-        "train_batch": TRAIN_BATCH,
-        "train_length": TRAIN_LENGTH,
-        "rounds": rounds,
-        "threads": threads or torch.get_num_threads(),
-        "device": device,
-        "fit_sizes": FIT_SIZES,
-        "overrides": list(overrides or []),
-    }
-    return Sizes(points, exponents, at_largest, reference, settings)
+
+
+def _work(models: dict, n: int, *, vocab: int, device: str, seed: int) -> tuple[dict, dict]:
+    """Each mechanism's decode and training step at ``n`` positions, on synthetic inputs (the same for every
+    mechanism), as ``{"<mechanism>/<kind>": call}``, and each training step's input (its gradient is counted)."""
+    import torch
+
+    work, inputs = {}, {}
+    for mechanism, model in models.items():
+        generator = torch.Generator().manual_seed(seed + n)
+        one = torch.randn(1, n, model.memory_dim, generator=generator).to(device)
+        batch = torch.randn(TRAIN_BATCH, n, model.memory_dim, generator=generator).to(device)
+        batch.requires_grad_(True)  # as an encoder's output: the backward pass reaches it
+        inputs[mechanism] = batch
+        tgt = torch.randint(4, vocab, (TRAIN_BATCH, TRAIN_LENGTH + 1), generator=generator).to(device)
+        work[f"{mechanism}/decode"] = decode(model, lambda m=model, x=one: m.start(x), 1, steps=DECODE_STEPS)
+        work[f"{mechanism}/train"] = training_step(
+            model, lambda m=model, x=batch, t=tgt: decoder_loss(m, x, t[:, :-1], t[:, 1:])
+        )
+    return work, inputs
+
+
+def _peaks(work: dict, models: dict, inputs: dict, device: str) -> dict[str, float]:
+    """Each call's peak tensor memory (MiB), after a warm-up call (lazily built buffers are not the call's own)."""
+    memory = {}
+    for name, call in work.items():
+        call()
+        mechanism = name.split("/")[0]
+        models[mechanism].zero_grad(set_to_none=True)  # a training step's gradients are counted in its peak
+        inputs[mechanism].grad = None
+        memory[name] = peak_tensor_mib(call, device)
+    return memory
+
+
+def _point(task: str, mechanism: str, n: int, rounds: timing.Rounds, memory: dict[str, float]) -> Point:
+    decode_, train_ = f"{mechanism}/decode", f"{mechanism}/train"
+    return Point(
+        task=task,
+        mechanism=mechanism,
+        positions=n,
+        decode_ms=rounds.median(decode_) * 1000 / DECODE_STEPS,
+        train_ms=rounds.median(train_) * 1000,
+        decode_mib=memory[decode_],
+        train_mib=memory[train_],
+        decode_spread=rounds.spread(decode_),
+        train_spread=rounds.spread(train_),
+    )
 
 
 def plot(result: Sizes, path: Path) -> Path:
