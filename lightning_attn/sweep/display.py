@@ -139,7 +139,7 @@ def dry_run(sweep: Sweep, console: Console) -> None:
         pruner = spec.pruner.kind if len(spec.objectives) == 1 else "none (multi-objective)"
         console.print(f"  objectives: {objectives}; sampler {spec.sampler.kind}; pruner {pruner}")
     for mech in spec.mechanisms:
-        key = mech + sweep_spec.SEEDS if comparison else mech
+        key = sweep_spec.StudyKey.of(mech, seeds=comparison)
         console.print(
             f"  study [bold]{sweep_spec.study_name(spec, key)}[/] (attention={spec.mechanisms[mech].attention})"
         )
@@ -149,5 +149,5 @@ def dry_run(sweep: Sweep, console: Console) -> None:
         for name, param in sweep_spec.space_of(spec, mech).items():
             console.print(f"    {name}: {describe_param(param)}")
     if seeds and not comparison:
-        first = sweep_spec.study_name(spec, next(iter(spec.mechanisms)) + sweep_spec.SEEDS)
+        first = sweep_spec.study_name(spec, sweep_spec.StudyKey.of(next(iter(spec.mechanisms)), seeds=True))
         console.print(f"  then each mechanism's best parameters once per seed {seeds} (studies {first}, …)")

@@ -364,6 +364,23 @@ def _literal(value: Any) -> str:
 SEEDS = "+seeds"  # a study key ending in this is the seeds study of that mechanism
 
 
+class StudyKey(str):
+    """Which study of a sweep: a mechanism's search (``soft``) or its seed runs (``soft+seeds``). A ``str``, so
+    that the sweep's tables, records and messages show it as they always did; its parts are read here only."""
+
+    @classmethod
+    def of(cls, mechanism: str, *, seeds: bool) -> StudyKey:
+        return cls(f"{mechanism}{SEEDS}" if seeds else mechanism)
+
+    @property
+    def mechanism(self) -> str:
+        return str(self).removesuffix(SEEDS)
+
+    @property
+    def seeds(self) -> bool:
+        return self.endswith(SEEDS)
+
+
 def is_comparison(spec: SweepSpec) -> bool:
     """No mechanism has anything to search: a comparison without tuning (seed runs only)."""
     return not any(space_of(spec, m) for m in spec.mechanisms)
@@ -384,19 +401,19 @@ def seeds_plan(spec: SweepSpec) -> list[int]:
     return seeds + list(range(max(seeds) + 1, max(seeds) + 1 + most - len(seeds)))
 
 
-def study_keys(spec: SweepSpec) -> list[str]:
+def study_keys(spec: SweepSpec) -> list[StudyKey]:
     """One search study per mechanism, then (with ``seeds``) one seeds study per mechanism; a comparison has
     the seeds studies alone."""
-    seeds = [f"{m}{SEEDS}" for m in spec.mechanisms if seeds_of(spec)]
-    return seeds if is_comparison(spec) else [*spec.mechanisms, *seeds]
+    seeds = [StudyKey.of(m, seeds=True) for m in spec.mechanisms if seeds_of(spec)]
+    return seeds if is_comparison(spec) else [*(StudyKey.of(m, seeds=False) for m in spec.mechanisms), *seeds]
 
 
 def mechanism_of(key: str) -> str:
-    return key.removesuffix(SEEDS)
+    return StudyKey(key).mechanism
 
 
 def is_seeds(key: str) -> bool:
-    return key.endswith(SEEDS)
+    return StudyKey(key).seeds
 
 
 def is_seeds_study(study: Any) -> bool:

@@ -361,3 +361,14 @@ def test_compare_dry_run_names_its_studies_and_runs(capsys):
     assert "2 run(s) per mechanism, one per seed [0, 1]" in out and "compare-translation-uniform-seeds" in out
     assert main(["compare", "seeds=0-1", "--dry-run"]) == 2
     assert "name the mechanisms to compare" in capsys.readouterr().err
+
+
+def test_a_study_key_knows_its_mechanism_and_whether_it_holds_seed_runs():
+    from lightning_attn.sweep.spec import StudyKey, comparison, is_seeds, mechanism_of, study_keys
+
+    (seeds,) = study_keys(comparison("translation", ["hard"], [0, 1], []))
+    assert (seeds.mechanism, seeds.seeds) == ("hard", True) and seeds == "hard+seeds"
+    search = StudyKey.of("soft", seeds=False)
+    assert (search.mechanism, search.seeds) == ("soft", False) and search == "soft"
+    assert mechanism_of("soft+seeds") == "soft" and is_seeds("soft+seeds") and not is_seeds("soft")
+    assert {seeds: 1}["hard+seeds"] == 1  # a str still: tables and records read it as before
