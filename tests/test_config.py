@@ -15,7 +15,7 @@ from lightning_attn.config import ConfigError, compose, flatten, group_choices
 def test_defaults_are_translation_soft_on_builtin_data():
     cfg = compose()
     assert (cfg.task.name, cfg.attention.mechanism, cfg.data.kind) == ("translation", "soft", "synthetic")
-    assert cfg.choices.trainer == "cpu"
+    assert cfg.choices.trainer == "auto" and cfg.trainer.accelerator == "auto"
 
 
 def test_group_choice_and_dotted_override():

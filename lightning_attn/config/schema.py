@@ -14,7 +14,7 @@ from typing import Any
 class TrainerConfig:
     """Passed to ``lightning.Trainer`` as keyword arguments."""
 
-    accelerator: str = "cpu"
+    accelerator: str = "auto"  # Lightning's: a GPU where there is one, else the CPU
     devices: Any = 1
     strategy: str = "auto"
     num_nodes: int = 1
