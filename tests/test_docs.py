@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 from lightning_attn.report import render
@@ -58,3 +59,43 @@ def test_code_and_config_say_what_a_setting_does_not_which_run_measured_it():
                 lines = enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                 hits += [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for n, line in lines if pattern.search(line)]
     assert not hits, "\n".join(hits)
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """``(file, arguments)`` of every ``lightning-attn …`` (or ``python -m lightning_attn …``) command in a shell
+    block of the README and the docs, each command of a ``&&``/``|``/``;`` chain on its own."""
+    found = []
+    for path in [README, *sorted(DOCS.glob("*.md"))]:
+        for block in re.findall(r"```(?:bash|sh|console)\n(.*?)```", path.read_text(encoding="utf-8"), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                for part in re.split(r"&&|\|\||;|\|", line):
+                    tokens = shlex.split(part, comments=True)
+                    at = next(
+                        (i for i, t in enumerate(tokens) if t.endswith("lightning-attn") or t == "lightning_attn"),
+                        None,
+                    )
+                    if at is not None:
+                        env = [t for t in tokens[:at] if re.match(r"^[A-Z_]+=", t)]
+                        found.append((path.name, env, tokens[at + 1 :]))
+    return found
+
+
+def test_every_command_the_docs_show_parses_and_every_train_composes():
+    """A subcommand or flag renamed or removed fails here, as does a config key or choice a documented ``train``
+    names (those a shell variable completes, and plugins' own mechanisms, aside)."""
+    from lightning_attn.cli.parser import build_parser
+    from lightning_attn.config import compose
+
+    commands = documented_commands()
+    assert len(commands) >= 50, "the README and docs show the toolkit's commands in ```bash blocks"
+    parser = build_parser()
+    for name, env, args in commands:
+        try:
+            parsed = parser.parse_args(args)
+        except SystemExit as e:
+            assert not e.code, f"{name}: lightning-attn {' '.join(args)}: the parser refuses it"
+            continue
+        plugins = any(e.startswith("LIGHTNING_ATTN_PLUGINS=") for e in env)
+        completed_by_shell = any(o.startswith("$") for o in getattr(parsed, "overrides", []))
+        if parsed.command == "train" and not (parsed.resume or plugins or completed_by_shell):
+            compose(parsed.overrides)  # a ConfigError names the key
