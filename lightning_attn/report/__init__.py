@@ -27,6 +27,7 @@ class Written:
     results: int  # task x mechanism rows
     failures: int  # failed runs listed
     decisions: list[str] = field(default_factory=list)  # the decision of each task, as the report opens with it
+    report: Report | None = None  # what was written, as data
 
 
 def build_report(
@@ -73,7 +74,8 @@ def build_report(
         written |= _write_pages(out, report, collected, curves, formats)
     if log and written:
         collect.log_report(collected, written)
-    return Written(written, len(rows), len(failed), [d.text.replace("**", "") for d in report.decisions.values()])
+    decided = [d.text.replace("**", "") for d in report.decisions.values()]
+    return Written(written, len(rows), len(failed), decided, report)
 
 
 @dataclass

@@ -436,19 +436,27 @@ def _text(words: str) -> str:
     return html.escape(words, quote=False)
 
 
-class _Html:
-    """The HTML page, part by part (:func:`_walk` says which parts, in which order)."""
+def html_fragment(report: Report) -> str:
+    """The report as an HTML fragment (Jupyter's view of it): the decision and, per task, its tables, verdict, speed
+    pass and tests, without the page's style, plots and pictures."""
+    return mask_secrets(_walk(report, _Html(page=False)))
 
-    def __init__(self):
+
+class _Html:
+    """The HTML page, part by part (:func:`_walk` says which parts, in which order); not ``page``: a fragment."""
+
+    def __init__(self, *, page: bool = True):
         self.parts: list[str] = []
         self.plotly_inlined = False
+        self.page = page
 
     def start(self, report: Report) -> None:
         e, title = html.escape, html.escape(report.title)
-        self.parts.append(
-            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{title}</h1><p>{e(report.source)}</p>"
-        )
+        if self.page:
+            self.parts.append(
+                f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+                f"<style>{STYLE}</style></head><body><h1>{title}</h1><p>{e(report.source)}</p>"
+            )
         decided = "".join(f"<p class='decision'>{_bold(e(line))}</p>" for line in decision_lines(report))
         self.parts.append(f"<section id='decision'><h2>Decision</h2>{decided}</section>")
         self.parts += [f"<p class='warn'><b>warning:</b> {e(w)}</p>" for w in report.warnings]
@@ -476,13 +484,15 @@ class _Html:
         )
 
     def plots(self, task: str, plots: list[Plot]) -> None:
-        for plot in plots:
+        for plot in plots if self.page else ():
             inline = "inline" if not self.plotly_inlined else False
             self.parts.append(plotly_figure(plot).to_html(full_html=False, include_plotlyjs=inline))
             self.plotly_inlined = True
             self.parts.append(f"<p class='note'>{html.escape(plot.note)}</p>" if plot.note else "")
 
     def gallery(self, task: str, gallery: dict[str, list[Path]]) -> None:
+        if not self.page:
+            return
         if not gallery:
             self.parts.append(f"<p class='note'>{_text(wording.NO_GALLERY)}</p>")
             return
@@ -503,4 +513,4 @@ class _Html:
         self.parts.append("<h2>Failed runs</h2>" + _html_table(FAIL_HEADER, failure_rows(failures)))
 
     def finish(self) -> str:
-        return "".join([*self.parts, "</body></html>"])
+        return "".join([*self.parts, "</body></html>" if self.page else ""])

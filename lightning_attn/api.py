@@ -1,0 +1,138 @@
+"""The toolkit from Python — a notebook, a script — with what the commands do (``from lightning_attn.api import
+train, compare, sweep, report``; ``lightning_attn.train``, ``.sweep`` and ``.report`` are the modules behind them).
+Each function takes what its command takes, as keywords, and returns typed results instead of printing them; bad
+input raises :class:`~lightning_attn.config.ConfigError` (its one line).
+
+Example (built-in data, small enough for a first look; ``docs/python.md`` runs it):
+
+    from lightning_attn.api import report, train
+
+    for mechanism in ("soft", "uniform"):
+        train(f"attention={mechanism}", "seeds=0-2", "logger.experiment_name=notebook", "trainer.max_epochs=4")
+    found = report("notebook")
+    found.decisions["translation"].text   # the decision, in words
+    found.frames()["table"]               # the table, as a pandas DataFrame
+    found                                 # in Jupyter: the decision and the tables
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .report.decision import Objective
+    from .report.document import Report
+    from .train import SeedsResult, TrainResult
+
+__all__ = ["compare", "report", "sweep", "train"]
+
+
+def train(*overrides: str) -> TrainResult | SeedsResult:
+    """``lightning-attn train OVERRIDES…``: one run (or, with ``seeds=0-2``, one per seed under a parent run),
+    trained, tested and recorded in MLflow (``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``). Ctrl+C stops
+    it at the next batch, its run marked KILLED."""
+    from .config import compose
+    from .processes import stops_at_safe_points
+    from .train import train as train_one
+    from .train import train_seeds
+
+    cfg = compose(list(overrides))
+    with stops_at_safe_points():
+        return train_seeds(cfg) if cfg.seeds else train_one(cfg)
+
+
+def compare(
+    attention: Sequence[str],
+    *,
+    task: str | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+    devices: str | None = None,
+    until_decided: bool = False,
+    max_seeds: int | None = None,
+    speed_pass: bool = True,
+    resume: bool = False,
+    out: Path | None = None,
+) -> str:
+    """``lightning-attn compare attention=A,B seeds=…``: each mechanism trained as configured once per seed, on
+    ``devices`` (``cpu:2``, ``0,1``; default: one worker), then the speed pass. Returns the MLflow experiment
+    the runs are in (what :func:`report` reads).
+
+    Raises:
+        RuntimeError: the comparison did not finish (stopped, or every run failed); ``resume=True`` continues it.
+    """
+    from .config import default_choice
+    from .sweep import run_sweep
+    from .sweep.spec import comparison, experiment_name
+
+    spec = comparison(
+        task or default_choice("task"),
+        list(attention),
+        list(seeds),
+        list(overrides),
+        name,
+        until_decided=until_decided,
+        max_seeds=max_seeds,
+        speed_pass=speed_pass,
+    )
+    _ran(run_sweep(spec, folder=out, devices=devices, resume=resume), spec.name)
+    return experiment_name(spec)
+
+
+def sweep(file: str | Path, *overrides: str, devices: str | None = None, resume: bool = False) -> str:
+    """``lightning-attn sweep FILE``: one Optuna study per mechanism, the same budget each (``overrides`` change
+    the file's settings, as on the command line). Returns the MLflow experiment the runs are in.
+
+    Raises:
+        RuntimeError: the sweep did not finish; ``resume=True`` continues it.
+    """
+    from .sweep import load, run_sweep
+    from .sweep.spec import experiment_name
+
+    spec = load(str(file), list(overrides))
+    _ran(run_sweep(spec, devices=devices, resume=resume), spec.name)
+    return experiment_name(spec)
+
+
+def report(
+    *experiments: str,
+    tracking_uri: str | None = None,
+    out: Path | None = None,
+    constraints: Sequence[str] = (),
+    objective: Objective | None = None,
+    margins: dict[str, float] | None = None,
+    reference: str | None = None,
+    log: bool = False,
+) -> Report:
+    """``lightning-attn report --experiment …``: the trade-off report over the experiments' runs, as a
+    :class:`~lightning_attn.report.document.Report` — its ``decisions``, ``verdicts`` and tests as data,
+    :meth:`~lightning_attn.report.document.Report.frames` as pandas DataFrames, and shown in Jupyter. With ``out``,
+    its files (HTML, Markdown, CSV, JSON) are written there too; with ``log``, logged to MLflow."""
+    from .report import FORMATS, Constraint, build_report
+    from .tracking import check_tracking_store, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_store(uri)
+    asked = [Constraint.parse(c) for c in constraints]
+    with tempfile.TemporaryDirectory() as tmp:
+        written = build_report(
+            uri,
+            Path(out) if out is not None else Path(tmp),
+            list(experiments) or None,
+            formats=FORMATS if out is not None else (),
+            constraints=asked,
+            objective=objective,
+            margins=margins,
+            reference=reference,
+            log=log and out is not None,
+        )
+    return written.report
+
+
+def _ran(code: int, name: str) -> None:
+    if code != 0:
+        raise RuntimeError(f"{name} did not finish (exit code {code}); its logs say why, and resume=True continues it")
