@@ -17,17 +17,46 @@ Example (built-in data, small enough for a first look; ``docs/python.md`` runs i
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .report.document import Report
 
 if TYPE_CHECKING:
     from .report.decision import Objective
-    from .report.document import Report
     from .train import SeedsResult, TrainResult
 
-__all__ = ["compare", "report", "sweep", "train"]
+__all__ = ["ReportView", "compare", "report", "sweep", "train"]
+
+
+class ReportView(Report):
+    """A :class:`~lightning_attn.report.document.Report` for a notebook: shown in Jupyter (the decision, then per
+    task its table, verdict, speed pass and significance tests), its tables as pandas DataFrames."""
+
+    def frames(self) -> dict[str, Any]:
+        """``table`` (one row per task and mechanism, as the report's table and CSV), ``per_seed`` (one row per seed
+        run), ``significance`` (one row per pair: its difference, interval, raw and family-adjusted p, outcome) and
+        ``decisions`` (one row per task)."""
+        import pandas as pd
+
+        from .report.render import SEED_HEADER, seed_rows
+
+        return {
+            "table": pd.DataFrame([r.as_dict() for r in self.rows]),
+            "per_seed": pd.DataFrame(
+                [dict(zip(SEED_HEADER, cells)) | {"task": row.task} for row in self.rows for cells in seed_rows([row])]
+            ),
+            "significance": pd.json_normalize([t.as_dict() for t in self.tests]),
+            "decisions": pd.DataFrame([d.as_dict() for d in self.decisions.values()]),
+        }
+
+    def _repr_html_(self) -> str:
+        from .report.render import html_fragment
+
+        return html_fragment(self)
 
 
 def train(*overrides: str) -> TrainResult | SeedsResult:
@@ -107,10 +136,10 @@ def report(
     margins: dict[str, float] | None = None,
     reference: str | None = None,
     log: bool = False,
-) -> Report:
+) -> ReportView:
     """``lightning-attn report --experiment …``: the trade-off report over the experiments' runs, as a
-    :class:`~lightning_attn.report.document.Report` — its ``decisions``, ``verdicts`` and tests as data,
-    :meth:`~lightning_attn.report.document.Report.frames` as pandas DataFrames, and shown in Jupyter. With ``out``,
+    :class:`ReportView` — its ``decisions``, ``verdicts`` and tests as data, :meth:`ReportView.frames` as pandas
+    DataFrames, and shown in Jupyter. With ``out``,
     its files (HTML, Markdown, CSV, JSON) are written there too; with ``log``, logged to MLflow."""
     from .report import FORMATS, Constraint, build_report
     from .tracking import check_tracking_store, resolve_tracking_uri
@@ -130,7 +159,8 @@ def report(
             reference=reference,
             log=log and out is not None,
         )
-    return written.report
+    found = written.report
+    return ReportView(**{f.name: getattr(found, f.name) for f in dataclasses.fields(found)})
 
 
 def _ran(code: int, name: str) -> None:

@@ -6,6 +6,7 @@ timed calls); nothing is switched off."""
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,24 @@ def _multi30k_format(tmp: Path) -> list[str]:
     return ["task=translation", "data=multi30k", f"data.root={root}", "data.bpe_vocab_size=120"]
 
 
+def _table(tmp: Path, name: str, *, carved: bool) -> list[str]:
+    """Sentence pairs as a table (``name`` says its format); ``carved``: one training file, val and test carved."""
+    files = {}
+    for role in ("train",) if carved else ("train", "val", "test"):
+        pairs = list(zip(DE, EN)) * (30 if role == "train" else 2)
+        path = tmp / role / name
+        path.parent.mkdir(parents=True)
+        if name.endswith(".jsonl"):
+            path.write_text("".join(json.dumps({"de": d, "en": e}) + "\n" for d, e in pairs), encoding="utf-8")
+        else:
+            separator = "\t" if name.endswith(".tsv") else ","
+            rows = [("de", "en"), *((d, f'"{e}"' if separator == "," else e) for d, e in pairs)]
+            path.write_text("".join(separator.join(r) + "\n" for r in rows), encoding="utf-8")
+        files[role] = path
+    given = [f"data.{role}={path}" for role, path in files.items()]
+    return ["task=translation", "data=table", *given, "data.src_field=de", "data.tgt_field=en", "data.bpe_vocab_size=120"]
+
+
 def _builtin_captioning(tmp: Path) -> list[str]:
     return ["task=captioning", "data.n_train=32", "data.n_val=8", "data.n_test=8", "data.canvas=32", "data.cell=8"]
 
@@ -111,6 +130,9 @@ SOURCES = {
     "translation-builtin": (_builtin_translation, 8),
     "translation-parallel": (_parallel, 12),
     "translation-multi30k-files": (_multi30k_format, 12),
+    "translation-table-tsv": (lambda tmp: _table(tmp, "pairs.tsv", carved=False), 12),
+    "translation-table-csv": (lambda tmp: _table(tmp, "pairs.csv", carved=False), 12),
+    "translation-table-jsonl-carved": (lambda tmp: _table(tmp, "pairs.jsonl", carved=True), 18),
     "captioning-builtin": (_builtin_captioning, 8),
     "captioning-karpathy": (_karpathy, 3),
     "captioning-karpathy-features": (_karpathy_features, 3),

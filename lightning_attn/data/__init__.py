@@ -1,5 +1,5 @@
-"""Data: built-in corpora (a synthetic language pair, digit scenes), file formats (parallel text, Karpathy
-JSON), vocabularies, DataModules.
+"""Data: built-in corpora (a synthetic language pair, digit scenes), file formats (parallel text, tables —
+TSV, CSV, JSON Lines —, Karpathy JSON), vocabularies, DataModules.
 
 :data:`DATA` is the data registry: ``kind`` (what ``conf/data/*.yaml`` names) -> its source class
 (:mod:`.source`: the config schema and how the splits are read); a task's DataModule reads any kind of
@@ -13,6 +13,7 @@ from .parallel import ParallelDataConfig
 from .registry import DATA
 from .source import CaptionSource, DataError, DataSource, TextPairSource
 from .synthetic import SyntheticDataConfig
+from .table import TableDataConfig
 from .translation import TranslationBatch, TranslationDataModule
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "KarpathyDataConfig",
     "ParallelDataConfig",
     "SyntheticDataConfig",
+    "TableDataConfig",
     "TranslationBatch",
     "TranslationDataModule",
 ]

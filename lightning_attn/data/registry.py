@@ -12,12 +12,14 @@ from .karpathy import KarpathySource
 from .parallel import ParallelSource
 from .source import DataError, DataSource
 from .synthetic import SyntheticSource
+from .table import TableSource
 
 DATA: Registry[type[DataSource]] = Registry(
     "data kind",
     {
         "synthetic": SyntheticSource,
         "parallel": ParallelSource,
+        "table": TableSource,
         "digits": DigitsSource,
         "karpathy": KarpathySource,
     },

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .aggregate import MIN_SEEDS, Failure, Row
 from .comparisons import PairTest
@@ -72,25 +71,3 @@ class Report:
             )
             for task in self.tasks
         ]
-
-    def frames(self) -> dict[str, Any]:
-        """The report's tables as pandas DataFrames: ``table`` (one row per task and mechanism, as the report's
-        table and CSV), ``per_seed`` (one row per seed run), ``significance`` (one row per pair: its difference,
-        interval, raw and family-adjusted p and outcome) and ``decisions`` (one row per task)."""
-        import pandas as pd
-
-        from .render import SEED_HEADER, seed_rows
-
-        table = pd.DataFrame([r.as_dict() for r in self.rows])
-        per_seed = pd.DataFrame(
-            [dict(zip(SEED_HEADER, cells)) | {"task": row.task} for row in self.rows for cells in seed_rows([row])]
-        )
-        significance = pd.json_normalize([t.as_dict() for t in self.tests])
-        decisions = pd.DataFrame([d.as_dict() for d in self.decisions.values()])
-        return {"table": table, "per_seed": per_seed, "significance": significance, "decisions": decisions}
-
-    def _repr_html_(self) -> str:
-        """Jupyter's view: the decision, then per task its table, verdict, speed pass and significance tests."""
-        from .render import html_fragment
-
-        return html_fragment(self)

@@ -52,7 +52,7 @@ class TranslationModule(AttentionTask):
     config = TranslationTaskConfig
     datamodule = TranslationDataModule
     models = ("seq2seq",)
-    sources = ("synthetic", "parallel")
+    sources = ("synthetic", "parallel", "table")
     defaults = {"model": "seq2seq", "data": "synthetic"}
     monitor, mode, headline = "val/bleu", "max", "test/bleu"
     margin = 1.0  # BLEU: a smaller difference is as good as none (report --margin overrides)

@@ -1,0 +1,197 @@
+"""Parallel text as a table, one file per split: TSV, CSV or JSON Lines (each may be gzipped), a source and a
+target column (or field) named in the config. A validation or test split without a file is carved from the
+training file with a fixed seed, and the sizes are said in one line.
+
+A row that cannot be read stops everything before training, in one line naming the file, the line and the fault.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+import random
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+
+from omegaconf import MISSING
+
+from .codec import Codec
+from .parallel import cached_bpe
+from .source import DataError, TextPairSource, Texts
+
+log = logging.getLogger(__name__)
+
+FORMATS = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TableDataConfig:
+    """Sentence pairs in a TSV, CSV or JSON Lines file per split (``.gz`` too); TSV and CSV files have a header."""
+
+    kind: str = "table"
+    train: str = MISSING  # the training file
+    val: str | None = None  # None: carved from the training file
+    test: str | None = None  # None: carved from the training file
+    src_field: str = "src"  # the source sentence's column (TSV/CSV header) or field (JSON)
+    tgt_field: str = "tgt"
+    carve_share: float = 0.05  # of the training pairs, for each split carved from them (at least one pair)
+    carve_seed: int = 0
+    bpe_vocab_size: int = 8000
+    lowercase: bool = False
+    max_train_len: int = 60  # drop training pairs longer than this many subwords on either side
+    cache_dir: str | None = None  # vocabulary cache; default: next to the data, else ~/.cache
+    batch_size: int = 64  # sentences per batch (when batch_tokens is 0)
+    batch_tokens: int = 0  # > 0: batches of similar-length pairs up to this many padded tokens a side
+    num_workers: int = 0
+
+
+def table_format(path: Path) -> str:
+    """``tsv``, ``csv`` or ``jsonl``, from the file's name (before a ``.gz``)."""
+    suffix = Path(path.name.removesuffix(".gz")).suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"{path}: a table file ends in {', '.join(FORMATS)} (or one of them and .gz)")
+    return FORMATS[suffix]
+
+
+def read_table(path: Path, src_field: str, tgt_field: str) -> tuple[list[str], list[str]]:
+    """The (source, target) sentences of a table file; pairs with an empty side dropped (and counted in the log).
+
+    Raises:
+        DataError: the file cannot be read, or a row (named by its line) lacks a field or is malformed.
+    """
+    kind = table_format(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        text = raw.decode("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"missing data file: {path}") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    rows = _json_rows(path, text) if kind == "jsonl" else _delimited_rows(path, text, "\t" if kind == "tsv" else ",")
+    pairs = []
+    for line, row in rows:
+        missing = [f for f in (src_field, tgt_field) if f not in row]
+        if missing:
+            raise DataError(f"{path}:{line}: no {missing[0]!r} {'field' if kind == 'jsonl' else 'column'}")
+        pairs.append((str(row[src_field] or "").strip(), str(row[tgt_field] or "").strip()))
+    kept = [(s, t) for s, t in pairs if s and t]
+    if len(kept) < len(pairs):
+        log.info("%s: dropped %d pairs with an empty side", path, len(pairs) - len(kept))
+    if not kept:
+        raise DataError(f"{path}: no non-empty sentence pairs")
+    return [s for s, _ in kept], [t for _, t in kept]
+
+
+def _json_rows(path: Path, text: str) -> list[tuple[int, dict]]:
+    rows = []
+    for line, content in enumerate(text.splitlines(), start=1):
+        if not content.strip():
+            continue
+        try:
+            row = json.loads(content)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{line}: not JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{line}: a JSON object per line, not {type(row).__name__}")
+        rows.append((line, row))
+    return rows
+
+
+def _delimited_rows(path: Path, text: str, delimiter: str) -> list[tuple[int, dict]]:
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting, strict=True)
+    try:
+        header = next(reader)
+        rows = []
+        for values in reader:
+            if not values:
+                continue
+            if len(values) != len(header):
+                raise DataError(f"{path}:{reader.line_num}: {len(values)} columns, the header has {len(header)}")
+            rows.append((reader.line_num, dict(zip(header, values))))
+    except StopIteration:
+        raise DataError(f"{path}: empty (a header row, then one row per sentence pair)") from None
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: {e}") from None
+    return rows
+
+
+def carve(src: list[str], tgt: list[str], names: list[str], *, share: float, seed: int) -> dict[str, Texts]:
+    """``names`` (missing splits) carved from the training pairs, ``share`` of them each (at least one), drawn
+    with ``seed``; the rest stays ``train``."""
+    order = list(range(len(src)))
+    random.Random(seed).shuffle(order)
+    size = max(1, round(share * len(src)))
+    if size * len(names) >= len(src):
+        raise DataError(f"{len(src)} training pairs are too few to carve {' and '.join(names)} from them")
+    carved = {}
+    for i, name in enumerate(names):
+        taken = sorted(order[i * size : (i + 1) * size])
+        carved[name] = ([src[j] for j in taken], [tgt[j] for j in taken], repeat(None))
+    rest = sorted(order[len(names) * size :])
+    carved["train"] = ([src[j] for j in rest], [tgt[j] for j in rest], repeat(None))
+    return carved
+
+
+class TableSource(TextPairSource):
+    """Sentence pairs in a TSV, CSV or JSON Lines file per split; subword (BPE) vocabularies trained on the
+    training split once and cached."""
+
+    schema = TableDataConfig
+
+    def path(self, split: str) -> Path | None:
+        given = self.cfg[split]
+        return Path(given).expanduser() if given else None
+
+    @property
+    def location(self) -> str:
+        return str(self.path("train"))
+
+    def read(self) -> dict[str, Texts]:
+        c = self.cfg
+        src, tgt = read_table(self.path("train"), c["src_field"], c["tgt_field"])
+        missing = [split for split in SPLITS[1:] if self.path(split) is None]
+        texts = {"train": (src, tgt, repeat(None))}
+        if missing:
+            texts = carve(src, tgt, missing, share=c["carve_share"], seed=c["carve_seed"])
+            sizes = ", ".join(f"{name} {len(texts[name][0])}" for name in ("train", *missing))
+            log.warning(
+                "%s carved from %s with seed %d: %s pairs", " and ".join(missing), self.location, c["carve_seed"], sizes
+            )
+        for split in SPLITS[1:]:
+            if split not in missing:
+                texts[split] = (*read_table(self.path(split), c["src_field"], c["tgt_field"]), repeat(None))
+        self.texts = texts
+        return texts
+
+    def vocabularies(self, texts: dict[str, Texts]) -> tuple[Codec, Codec]:
+        c, train = self.cfg, self.path("train")
+        train_src, train_tgt, _ = texts["train"]
+        carved = "" if c["val"] and c["test"] else f"-carved{c['carve_share']}-{c['carve_seed']}"  # other lines
+        return tuple(
+            cached_bpe(
+                train.parent,
+                lines,
+                train,
+                lang=f"{field}{carved}",
+                vocab_size=c["bpe_vocab_size"],
+                lowercase=c["lowercase"],
+                cache_dir=c["cache_dir"],
+            )
+            for lines, field in ((train_src, c["src_field"]), (train_tgt, c["tgt_field"]))
+        )
+
+    def evaluation(self, split: str | None) -> tuple[str, Texts]:
+        name = split or "test"
+        if name not in SPLITS:
+            raise DataError(f"no split {name!r} here; choose one of: {', '.join(SPLITS)}")
+        texts = getattr(self, "texts", None) or self.read()
+        return name, texts[name]
