@@ -156,9 +156,11 @@ def load_trained(
     overrides: list[str] | None = None,
     split: str | None = None,
     files: tuple[str, str] | None = None,
+    scored: bool = True,
 ) -> Trained:
     """The run's task module with its best checkpoint's weights (``torch.load(weights_only=True)``), and its data
-    with the run's vocabularies, ``test`` set up as ``split`` (default: the configured test split) or ``files``.
+    with the run's vocabularies, ``test`` set up as ``split`` (default: the configured test split) or ``files``;
+    not ``scored``: no test split at all (the run's data need not be there), for new inputs (``predict``).
 
     Raises:
         RunRecordError: the run lacks its config, vocabularies or a checkpoint.
@@ -180,7 +182,7 @@ def load_trained(
     data = spec.datamodule(section(cfg, "data"))
     data.load_vocabularies(vocabularies)
     try:
-        evaluated = data.setup_evaluation(split, files)
+        evaluated = data.setup_evaluation(split, files) if scored else ""
     except DataError as e:
         raise ConfigError(str(e)) from None
     module = spec.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)

@@ -102,7 +102,8 @@ def _table(tmp: Path, name: str, *, carved: bool) -> list[str]:
             path.write_text("".join(separator.join(r) + "\n" for r in rows), encoding="utf-8")
         files[role] = path
     given = [f"data.{role}={path}" for role, path in files.items()]
-    return ["task=translation", "data=table", *given, "data.src_field=de", "data.tgt_field=en", "data.bpe_vocab_size=120"]
+    fields = ["data.src_field=de", "data.tgt_field=en", "data.bpe_vocab_size=120"]
+    return ["task=translation", "data=table", *given, *fields]
 
 
 def _builtin_captioning(tmp: Path) -> list[str]:

@@ -66,6 +66,32 @@ def test_evaluate_scores_another_split_by_name_and_a_file_pair(trained, tmp_path
     assert files.evaluated == "val.src -> val.ref" and files.metrics["test/bleu"] == val.metrics["test/bleu"]
 
 
+def test_predict_writes_what_evaluate_scores_for_the_same_sentences(trained, tmp_path, capsys):
+    from lightning_attn.predict import predict
+
+    result, uri = trained
+    corpus = generate_corpus(SyntheticDataConfig(**dict(compose(RUN).data)))["test"]
+    sources = [" ".join(e.source) for e in corpus]
+    scored = evaluate(result.run_id, [], uri)  # the run's test split: these sentences, these batches
+    hypotheses = Path(MlflowClient(uri).download_artifacts(scored.child_run_id, "predictions/test.hyp.txt"))
+    expected = hypotheses.read_text(encoding="utf-8").splitlines()
+    assert predict(result.run_id, sources, tracking_uri=uri) == expected
+    # the command: a file in, a file out, an empty line kept in its place (the other three batched together, as
+    # predict() batches them: a batch's longest source bounds its decoding); greedy with --beam 1
+    (tmp_path / "in.txt").write_text("\n".join([sources[0], "", *sources[1:3]]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    argv = ["predict", result.run_id, "--input", str(tmp_path / "in.txt"), "--output", str(out), "--tracking-uri", uri]
+    assert cli.main(argv) == 0
+    alone = predict(result.run_id, [sources[0], *sources[1:3]], tracking_uri=uri)
+    assert out.read_text(encoding="utf-8").splitlines() == [alone[0], "", *alone[1:]]
+    greedy = predict(result.run_id, sources[:3], beam=1, tracking_uri=uri)
+    assert len(greedy) == 3 and all(greedy)
+    capsys.readouterr()
+    assert cli.main(["predict", result.run_id, "--beam", "0", "--tracking-uri", uri]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a beam of at least 1" in err[0]
+
+
 def test_a_run_without_a_checkpoint_gets_one_line(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = train(

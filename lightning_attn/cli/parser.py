@@ -120,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="split=NAME, src=FILE ref=FILE, or dotted.key=value")
     evaluate.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     evaluate.set_defaults(func=run.evaluate)
+    predict = sub.add_parser(
+        "predict",
+        help="translate new text with a trained run (its best checkpoint): a file or stdin, one sentence a line",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lightning-attn predict RUN_ID --input news.de --output news.en\n"
+        "  echo 'ein kleiner hund' | lightning-attn predict RUN_ID --beam 1",
+    )
+    predict.add_argument("run_id", help="the MLflow run id (train prints it)")
+    predict.add_argument("overrides", nargs="*", help="dotted.key=value changes to the run's config")
+    predict.add_argument("--input", type=Path, help="one sentence a line (default: standard input)")
+    predict.add_argument("--output", type=Path, help="one translation a line (default: standard output)")
+    predict.add_argument("--beam", type=int, help="beam size, 1 for greedy (default: as the run was tested)")
+    predict.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    predict.set_defaults(func=run.predict)
     sweep = sub.add_parser(
         "sweep",
         help="tune each mechanism with Optuna (one study per mechanism, equal budgets), every trial in MLflow",

@@ -181,6 +181,32 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def predict(args: argparse.Namespace) -> int:
+    from ..predict import check_beam, predict
+    from ..saved_runs import RunRecordError
+
+    check_beam(args.beam)  # before waiting on standard input
+    try:
+        text = args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--input {args.input or '-'}: cannot read ({e})") from None
+    try:
+        found = predict(
+            args.run_id, text.splitlines(), beam=args.beam, overrides=args.overrides, tracking_uri=args.tracking_uri
+        )
+    except RunRecordError as e:
+        raise ConfigError(str(e)) from None
+    out = "".join(f"{line}\n" for line in found)
+    if args.output is None:
+        sys.stdout.write(out)
+        return 0
+    partial = args.output.with_name(f".{args.output.name}.partial")  # complete or absent, never half written
+    partial.write_text(out, encoding="utf-8")
+    partial.replace(args.output)
+    print(f"{len(found)} translation(s) in {args.output}", file=sys.stderr)
+    return 0
+
+
 def benchmark(args: argparse.Namespace) -> int:
     from .. import speedpass
     from ..tracking import check_tracking_store, resolve_tracking_uri

@@ -139,6 +139,12 @@ class TranslationDataModule(SplitDataModule):
         self.splits = {"test": self._pairs(*texts, train=False)}
         return name
 
+    def setup_prediction(self, sources: list[str]) -> None:
+        """Make ``test`` the sentences ``sources``, to translate: no references. Needs the vocabularies."""
+        if self.src_codec is None:
+            raise RuntimeError("load_vocabularies() first: a trained model reads only its own vocabulary")
+        self.splits = {"test": self._pairs(sources, [""] * len(sources), repeat(None), train=False)}
+
     def detokenize(self, ids: list[int]) -> str:
         """Target ids -> text (up to ``</s>``)."""
         return self.tgt_codec.decode(ids)
