@@ -79,12 +79,17 @@ def read_aligned(src_path: Path, tgt_path: Path) -> tuple[list[str], list[str]]:
             f"line counts differ: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}; "
             f"the files must be aligned line by line (first line with no partner: {min(len(src), len(tgt)) + 1})"
         )
-    pairs = [(s.strip(), t.strip()) for s, t in zip(src, tgt)]
+    return non_empty([(s.strip(), t.strip()) for s, t in zip(src, tgt)], src_path)
+
+
+def non_empty(pairs: list[tuple[str, str]], path: Path) -> tuple[list[str], list[str]]:
+    """The sources and targets of ``pairs`` (read from ``path``) without those with an empty side (counted in the
+    log); none left is a DataError."""
     kept = [(s, t) for s, t in pairs if s and t]
     if len(kept) < len(pairs):
-        log.info("%s: dropped %d pairs with an empty side", src_path, len(pairs) - len(kept))
+        log.info("%s: dropped %d pairs with an empty side", path, len(pairs) - len(kept))
     if not kept:
-        raise DataError(f"{src_path}: no non-empty sentence pairs")
+        raise DataError(f"{path}: no non-empty sentence pairs")
     return [s for s, _ in kept], [t for _, t in kept]
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import MISSING
 
 from .codec import Codec
-from .parallel import cached_bpe
+from .parallel import cached_bpe, non_empty
 from .source import DataError, TextPairSource, Texts
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,7 @@ def read_table(path: Path, src_field: str, tgt_field: str) -> tuple[list[str], l
         if missing:
             raise DataError(f"{path}:{line}: no {missing[0]!r} {'field' if kind == 'jsonl' else 'column'}")
         pairs.append((str(row[src_field] or "").strip(), str(row[tgt_field] or "").strip()))
-    kept = [(s, t) for s, t in pairs if s and t]
-    if len(kept) < len(pairs):
-        log.info("%s: dropped %d pairs with an empty side", path, len(pairs) - len(kept))
-    if not kept:
-        raise DataError(f"{path}: no non-empty sentence pairs")
-    return [s for s, _ in kept], [t for _, t in kept]
+    return non_empty(pairs, path)
 
 
 def _json_rows(path: Path, text: str) -> list[tuple[int, dict]]:

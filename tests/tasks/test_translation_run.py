@@ -49,6 +49,13 @@ def test_hard_run_logs_the_reinforce_baseline():
     assert client.get_metric_history(result.run_id, "train/reinforce_loss_epoch")  # its loss term, logged
 
 
+def _the_only_run():
+    """The one run of the default experiment in the working folder's store."""
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
+    return run
+
+
 def test_failed_run_is_marked_failed_with_its_reason(monkeypatch):
     from lightning_attn.tasks import TranslationModule
 
@@ -58,8 +65,7 @@ def test_failed_run_is_marked_failed_with_its_reason(monkeypatch):
     monkeypatch.setattr(TranslationModule, "training_step", explode)
     with pytest.raises(RuntimeError, match="boom"):
         train(compose(tiny()))
-    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
+    run = _the_only_run()
     assert run.info.status == "FAILED"
     assert "boom in training_step" in run.data.tags["failure_reason"]
 
@@ -79,8 +85,7 @@ def test_interrupted_run_is_marked_killed(monkeypatch):
         assert stopped.value.code == 128 + signal.SIGINT  # a stop, not a failure (Lightning's own exit is 1)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT from then on
-    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
+    run = _the_only_run()
     assert run.info.status == "KILLED"
     assert run.data.tags["failure_reason"] == "interrupted by Ctrl+C (SIGINT)"
 
@@ -94,8 +99,7 @@ def test_a_failure_outside_lightnings_loops_still_ends_the_run_failed(monkeypatc
     monkeypatch.setattr("lightning_attn.train.inference_latency", explode)
     with pytest.raises(RuntimeError, match="boom"):
         train(compose(tiny()))
-    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])
+    run = _the_only_run()
     assert run.info.status == "FAILED"
     assert "boom in the latency measurement" in run.data.tags["failure_reason"]
     assert run.data.tags["best_checkpoint"]  # tagged when its test ended, before the failure
