@@ -119,3 +119,23 @@ def test_the_command_says_it_in_one_line_exits_2_and_records_nothing(tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "bad.jsonl:2: not JSON" in errors[0], done.stderr
     assert not store.exists()  # nothing recorded
+
+
+def test_a_table_run_trains_is_scored_again_exactly_and_reported(tmp_path):
+    from lightning_attn.evaluate import evaluate
+    from lightning_attn.report import build_report
+    from lightning_attn.train import train
+
+    from ..helpers import TINY
+
+    pairs = [(f"{d} {i}", f"{e} {i}") for i in range(30) for d, e in zip(DE, EN)]
+    train_file = write_table(tmp_path / "pairs.jsonl", pairs)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    table = ["data=table", f"data.train={train_file}", "data.src_field=de", "data.tgt_field=en"]
+    small = [o for o in TINY if not o.startswith("data.n_")]  # the built-in corpus's sizes: a file has its own
+    overrides = [*table, *small, "data.bpe_vocab_size=120", "data.carve_share=0.1", f"logger.tracking_uri={uri}"]
+    result = train(compose([*overrides, f"output_dir={tmp_path / 'out'}"]))
+    again = evaluate(result.run_id, [], uri)  # the carved test split, carved again the same way
+    assert again.evaluated == "test" and again.metrics["test/bleu"] == result.metrics["test/bleu"]
+    written = build_report(uri, tmp_path / "report", formats=("json",), log=False, min_seeds=1)
+    assert written.results == 1 and written.report.rows[0].mechanism == "soft"
