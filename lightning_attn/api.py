@@ -59,18 +59,25 @@ class ReportView(Report):
         return html_fragment(self)
 
 
-def train(*overrides: str) -> TrainResult | SeedsResult:
+def train(*overrides: str, model: bool = True) -> TrainResult | SeedsResult:
     """``lightning-attn train OVERRIDES…``: one run (or, with ``seeds=0-2``, one per seed under a parent run),
     trained, tested and recorded in MLflow (``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``). Ctrl+C stops
-    it at the next batch, its run marked KILLED."""
+    it at the next batch, its run marked KILLED. ``model``: a single translation run is also logged as an MLflow
+    model (:mod:`lightning_attn.served`), as the command does."""
     from .config import compose
     from .processes import stops_at_safe_points
+    from .served import log_model, serves
     from .train import train as train_one
     from .train import train_seeds
 
     cfg = compose(list(overrides))
     with stops_at_safe_points():
-        return train_seeds(cfg) if cfg.seeds else train_one(cfg)
+        if cfg.seeds:
+            return train_seeds(cfg)
+        result = train_one(cfg)
+    if model and serves(cfg.task.name) and result.best_checkpoint:
+        log_model(result.run_id, tracking_uri=result.tracking_uri)
+    return result
 
 
 def compare(

@@ -12,10 +12,13 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError
 from .saved_runs import get_run, load_trained
+from .tasks import TASKS
 from .tracking import check_tracking_store, resolve_tracking_uri
+from .tracking import tags as T
 
 
 def predict(
@@ -39,7 +42,6 @@ def predict(
         RunRecordError: no such run, or it has no config, vocabularies or checkpoint (one line).
         ConfigError: a run of another task, a beam below 1, or an override that does not fit (one line).
     """
-    import torch
     from mlflow import MlflowClient
 
     check_beam(beam)
@@ -47,22 +49,30 @@ def predict(
     check_tracking_store(uri)
     client = MlflowClient(uri)
     run = get_run(client, run_id, uri)
+    task = run.data.tags.get(T.TASK, "")
+    if not takes_new_inputs(task):
+        raise ConfigError(
+            f"run {run_id} is a {task or 'lightning-attn'} run: predict translates text; score a captioning run on "
+            "a split with lightning-attn evaluate RUN_ID split=NAME"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         trained = load_trained(client, run, Path(tmp), overrides=list(overrides), scored=False)
-    data, module = trained.data, trained.module
-    if not hasattr(data, "setup_prediction"):
-        raise ConfigError(
-            f"run {run_id} is a {trained.config.task.name} run: predict translates text; score a captioning run "
-            "on a split with lightning-attn evaluate RUN_ID split=NAME"
-        )
+    width = int(beam if beam is not None else trained.config.task.beam_size)
+    return translate(trained.data, trained.module, sources, beam=width)
+
+
+def translate(data: Any, module: Any, sources: Sequence[str], *, beam: int) -> list[str]:
+    """``sources`` translated by a rebuilt run (its data module with the run's vocabularies, its task module),
+    batched as its test split; an empty sentence gives an empty line."""
+    import torch
+
     given = [i for i, s in enumerate(sources) if s.strip()]
     data.setup_prediction([sources[i].strip() for i in given])
-    width = int(beam if beam is not None else trained.config.task.beam_size)
     found: dict[int, str] = {}
     module.eval()
     with torch.inference_mode():
         for batch in data.test_dataloader() if given else ():
-            for index, ids in zip(batch.indices, module.decode(batch, width)):
+            for index, ids in zip(batch.indices, module.decode(batch, beam)):
                 found[given[int(index)]] = data.detokenize(ids)
     return [found.get(i, "") for i in range(len(sources))]
 
@@ -71,3 +81,8 @@ def check_beam(beam: int | None) -> None:
     """A beam of at least 1, or none given (ConfigError)."""
     if beam is not None and beam < 1:
         raise ConfigError(f"--beam {beam}: a beam of at least 1 (1: greedy)")
+
+
+def takes_new_inputs(task: str) -> bool:
+    """Whether a run of ``task`` can take new inputs (its data module sets them up: translation)."""
+    return task in TASKS and hasattr(TASKS[task].datamodule, "setup_prediction")

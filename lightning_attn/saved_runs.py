@@ -166,6 +166,29 @@ def load_trained(
         RunRecordError: the run lacks its config, vocabularies or a checkpoint.
         ConfigError: an override, split or file that does not fit (one line).
     """
+    run_id = run.info.run_id
+    cfg = run_config(client, run_id, into, overrides or [])
+    vocabularies = run_vocabularies(client, run_id, into)
+    checkpoint = best_checkpoint(client, run, into)
+    data, module, evaluated = rebuild(cfg, vocabularies, checkpoint, split=split, files=files, scored=scored)
+    return Trained(cfg, data, module, checkpoint, evaluated)
+
+
+def rebuild(
+    cfg: DictConfig,
+    vocabularies: Path,
+    checkpoint: Path,
+    *,
+    split: str | None = None,
+    files: tuple[str, str] | None = None,
+    scored: bool = True,
+) -> tuple[Any, Any, str]:
+    """A trained model from its config, its vocabularies folder and a checkpoint (``weights_only=True``): ``(its
+    data, its task module, what its test split holds)`` — ``test`` as in :func:`load_trained`.
+
+    Raises:
+        ConfigError: a split or file that does not fit (one line).
+    """
     import lightning as L
     import torch
 
@@ -173,11 +196,7 @@ def load_trained(
     from .data import DataError
     from .tasks import TASKS
 
-    run_id = run.info.run_id
-    cfg = run_config(client, run_id, into, overrides or [])
     spec = TASKS[cfg.task.name]
-    vocabularies = run_vocabularies(client, run_id, into)
-    checkpoint = best_checkpoint(client, run, into)
     L.seed_everything(cfg.seed, verbose=False)  # the same token batches as the run's own test
     data = spec.datamodule(section(cfg, "data"))
     data.load_vocabularies(vocabularies)
@@ -189,4 +208,4 @@ def load_trained(
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     module.bind_data(data)
-    return Trained(cfg, data, module, checkpoint, evaluated)
+    return data, module, evaluated

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--print-config", action="store_true", help="print the composed config and exit")
     train.add_argument(
+        "--no-model", action="store_true", help="no MLflow model of the run (a translation run gets one by default)"
+    )
+    train.add_argument(
         "--resume",
         metavar="RUN_ID",
         help="continue this run from its last checkpoint, into the same "
@@ -134,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--beam", type=int, help="beam size, 1 for greedy (default: as the run was tested)")
     predict.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     predict.set_defaults(func=run.predict)
+    log_model = sub.add_parser(
+        "log-model",
+        help="log a trained translation run as an MLflow model (runs:/RUN_ID/model) that mlflow models serve answers",
+    )
+    log_model.add_argument("run_id", help="the MLflow run id (train prints it)")
+    log_model.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    log_model.set_defaults(func=run.log_model)
     sweep = sub.add_parser(
         "sweep",
         help="tune each mechanism with Optuna (one study per mechanism, equal budgets), every trial in MLflow",

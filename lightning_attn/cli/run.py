@@ -47,8 +47,29 @@ def train(args: argparse.Namespace) -> int:
     if result.stop_reason:
         hint = "" if result.metrics.get("run/converged") else "; raise trainer.max_epochs to train to convergence"
         print(f"training ended: {result.stop_reason}{hint}")
+    if not args.no_model and cfg is not None:
+        _log_model_if_served(cfg.task.name, result)
     print(f"tracking store: {mask_secrets(result.tracking_uri)}")
     print(f"see it with:    lightning-attn ui --tracking-uri '{mask_secrets(result.tracking_uri)}'")
+    return 0
+
+
+def _log_model_if_served(task: str, result) -> None:
+    from ..served import log_model, serves
+
+    if serves(task) and result.best_checkpoint:
+        print(f"MLflow model:   {log_model(result.run_id, tracking_uri=result.tracking_uri)}")
+
+
+def log_model(args: argparse.Namespace) -> int:
+    from ..saved_runs import RunRecordError
+    from ..served import log_model
+
+    try:
+        uri = log_model(args.run_id, tracking_uri=args.tracking_uri)
+    except RunRecordError as e:
+        raise ConfigError(str(e)) from None
+    print(f"MLflow model: {uri}  (mlflow models serve -m {uri} --env-manager local)")
     return 0
 
 

@@ -33,7 +33,7 @@ from .display import dry_run, progress_line, progress_table, summary_table
 from .launch import LaunchLock, Workers, describe_exit, parse_devices
 from .runs import close_parent_runs, open_parent_runs
 from .spec import SweepSpec
-from .storage import STALE, describe, open_storage, sweep_lock
+from .storage import RUN_ID, STALE, describe, open_storage, sweep_lock
 from .studies import Sweep, open_studies
 
 
@@ -165,6 +165,8 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
     pass_stopped = None
     if status == "FINISHED" and spec.speed_pass and any(sweep_spec.is_seeds(k) for k in sweep.studies):
         pass_stopped = _speed_pass(sweep, console)
+    if status == "FINISHED" and pass_stopped is None:
+        _log_models(sweep, console)
     _say_where(sweep, console, started_at, started)
     if status == "FINISHED":
         if trials.failed:
@@ -243,6 +245,26 @@ def _speed_pass(sweep: Sweep, console: Console) -> Stopped | None:
         for line in result.lines():
             console.print(f"speed pass: {line}", highlight=False)
     return None
+
+
+def _log_models(sweep: Sweep, console: Console) -> None:
+    """The best seed run of each mechanism as an MLflow model (:mod:`lightning_attn.served`), for a task it serves:
+    what ``mlflow models serve`` answers with. One that cannot be logged is said in one line; the outcome stands."""
+    from ..saved_runs import RunRecordError
+    from ..served import log_model, serves
+
+    if not serves(sweep.spec.task):
+        return
+    for key, study in sweep.studies.items():
+        if not sweep_spec.is_seeds(key):
+            continue
+        mechanism = sweep_spec.mechanism_of(key)
+        try:
+            uri = log_model(study.best_trial.user_attrs[RUN_ID], tracking_uri=sweep.tracking_uri)
+        except (ValueError, RuntimeError, KeyError, RunRecordError, ConfigError) as e:  # no single best trial, no run…
+            console.print(f"[yellow]no MLflow model of {mechanism}[/]: {mask_secrets(str(e))}", highlight=False)
+            continue
+        console.print(f"MLflow model of {mechanism} (its best seed run): {uri}", highlight=False)
 
 
 def _finished_since(sweep: Sweep, since: datetime) -> int:

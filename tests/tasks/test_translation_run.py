@@ -113,8 +113,21 @@ def test_cli_train_prints_result_and_respects_tracking_env(monkeypatch, tmp_path
     assert "test/bleu" in out and "lightning-attn ui" in out
     assert store.is_file() and not (Path.cwd() / "mlflow.db").exists()
     client = MlflowClient(f"sqlite:///{store}")
-    assert len(client.search_runs([client.get_experiment_by_name("cli-test").experiment_id])) == 1
+    (run,) = client.search_runs([client.get_experiment_by_name("cli-test").experiment_id])
     assert list((Path.cwd() / "out").rglob("best.ckpt"))
+    # by default the run is also an MLflow model, which translates as predict does
+    assert f"MLflow model:   runs:/{run.info.run_id}/model" in out
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from lightning_attn.predict import predict
+
+    sentences = ["the dog sees a cat", "", "some big dogs near the quick cars see some kings"]
+    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert list(served.predict(pd.DataFrame({"source": sentences}))) == predict(run.info.run_id, sentences)
+    assert list(served.predict(pd.DataFrame({"source": sentences}), params={"beam": 1})) == predict(
+        run.info.run_id, sentences, beam=1
+    )
 
 
 def test_multi30k_trains_through_the_real_loader(multi30k, tmp_path):
