@@ -162,11 +162,7 @@ def _launch(sweep: Sweep, resume: bool, join: bool, console: Console) -> int:
         seeds = {k: st for k, st in sweep.studies.items() if sweep_spec.is_seeds(k)}
         for line in sequential.summary(seeds):
             console.print(f"until decided: {line}", highlight=False)
-    pass_stopped = None
-    if status == "FINISHED" and spec.speed_pass and any(sweep_spec.is_seeds(k) for k in sweep.studies):
-        pass_stopped = _speed_pass(sweep, console)
-    if status == "FINISHED" and pass_stopped is None:
-        _log_models(sweep, console)
+    pass_stopped = _afterwards(sweep, console) if status == "FINISHED" else None
     _say_where(sweep, console, started_at, started)
     if status == "FINISHED":
         if trials.failed:
@@ -245,6 +241,17 @@ def _speed_pass(sweep: Sweep, console: Console) -> Stopped | None:
         for line in result.lines():
             console.print(f"speed pass: {line}", highlight=False)
     return None
+
+
+def _afterwards(sweep: Sweep, console: Console) -> Stopped | None:
+    """After a finished sweep with seed runs: the speed pass (where asked), then each mechanism's best seed run as an
+    MLflow model. Returns the signal that stopped the pass, if one did (then no models)."""
+    if not any(sweep_spec.is_seeds(k) for k in sweep.studies):
+        return None
+    stopped = _speed_pass(sweep, console) if sweep.spec.speed_pass else None
+    if stopped is None:
+        _log_models(sweep, console)
+    return stopped
 
 
 def _log_models(sweep: Sweep, console: Console) -> None:

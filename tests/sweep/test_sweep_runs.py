@@ -7,6 +7,7 @@ starts its own worker processes) and is checked through Optuna's storage and MLf
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -411,3 +412,7 @@ def test_compare_stopped_and_resumed_never_trains_a_finished_run_again():
     assert timed.info.status == "FINISHED" and "speed_pass/uniform/train_ms" in timed.data.metrics
     said = [line for line in resumed.stdout.splitlines() if line.startswith("speed pass: uniform")]
     assert len(said) == 3 and all("soft" in line for line in said), resumed.stdout[-3000:]  # greedy, beam, train
+    # and each mechanism's best seed run an MLflow model
+    models = re.findall(r"MLflow model of (\w+) \(its best seed run\): runs:/(\w+)/model", resumed.stdout)
+    assert sorted(m for m, _ in models) == ["soft", "uniform"], resumed.stdout[-3000:]
+    assert all(client.list_artifacts(run_id, "model") for _, run_id in models)
