@@ -16,6 +16,7 @@ from lightning_attn.config import compose
 from lightning_attn.tasks import TASKS
 from lightning_attn.train import train
 
+from .data.test_caption_table import listing
 from .data.test_karpathy import make_dataset
 
 SMALL_RUN = [
@@ -122,6 +123,12 @@ def _karpathy(tmp: Path) -> list[str]:
     ]
 
 
+def _caption_table(tmp: Path) -> list[str]:
+    path = listing(tmp / "listed", "captions.csv", splits=True, n=18)
+    where = [f"data.file={path}", f"data.image_root={path.parent / 'images'}"]
+    return ["task=captioning", "data=caption_table", *where, "data.image_size=32"]
+
+
 def _karpathy_features(tmp: Path) -> list[str]:
     return [*_karpathy(tmp), "model.freeze_encoder=true", "model.cache_features=true"]
 
@@ -136,6 +143,7 @@ SOURCES = {
     "translation-table-jsonl-carved": (lambda tmp: _table(tmp, "pairs.jsonl", carved=True), 18),
     "captioning-builtin": (_builtin_captioning, 8),
     "captioning-karpathy": (_karpathy, 3),
+    "captioning-caption-table": (_caption_table, 3),
     "captioning-karpathy-features": (_karpathy_features, 3),
 }
 

@@ -280,9 +280,25 @@ def read_karpathy(
     """
     json_path, image_root = Path(json_path), Path(image_root)
     entries = read_entries(json_path, image_root)
+    return cached_splits(
+        entries, json_path, image_root, size, skip_bad_images=skip_bad_images, cache_dir=cache_dir, workers=workers
+    )
+
+
+def cached_splits(
+    entries: list[Entry],
+    listing: Path,
+    image_root: Path,
+    size: int,
+    *,
+    skip_bad_images: bool,
+    cache_dir: str | None,
+    workers: int,
+) -> KarpathyData:
+    """``entries`` (listed in the file ``listing``) as splits of lazily read images, decoded into the cache once."""
     folder = cache_folder(image_root, cache_dir)
     store, kept, skipped = image_cache(
-        entries, json_path, size, folder=folder, skip_bad_images=skip_bad_images, workers=workers
+        entries, listing, size, folder=folder, skip_bad_images=skip_bad_images, workers=workers
     )
     data = KarpathyData({"train": [], "val": [], "test": []}, skipped, store)
     for row, i in enumerate(kept):
@@ -292,7 +308,7 @@ def read_karpathy(
         log.warning("skipped %d unreadable images, first: %s", len(data.skipped), data.skipped[0])
     for split, items in data.splits.items():
         if not items:
-            raise DataError(f"{json_path}: no usable images in the {split} split")
+            raise DataError(f"{listing}: no usable images in the {split} split")
     return data
 
 
@@ -324,6 +340,10 @@ class KarpathySource(CaptionSource):
             cache_dir=c["cache_dir"],
             workers=c["num_workers"],
         )
+        return self.captioned(data, splits)
+
+    def captioned(self, data: KarpathyData, splits: tuple[str, ...]) -> dict[str, list[Captioned]]:
+        """``splits`` of ``data`` as the task reads them; the cache and the skipped images kept on the source."""
         self.skipped, self.images = data.skipped, data.store
         return {
             split: [Captioned(item.image, [" ".join(t) for t in item.captions]) for item in data.splits[split]]

@@ -7,6 +7,7 @@ A task reads the kinds its task class lists (``AttentionTask.sources``); a plugi
 from __future__ import annotations
 
 from ..registry import Registry
+from .caption_table import CaptionTableSource
 from .digits import DigitsSource
 from .karpathy import KarpathySource
 from .parallel import ParallelSource
@@ -22,6 +23,7 @@ DATA: Registry[type[DataSource]] = Registry(
         "table": TableSource,
         "digits": DigitsSource,
         "karpathy": KarpathySource,
+        "caption_table": CaptionTableSource,
     },
 )
 

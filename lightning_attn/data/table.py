@@ -64,6 +64,18 @@ def read_table(path: Path, src_field: str, tgt_field: str) -> tuple[list[str], l
     Raises:
         DataError: the file cannot be read, or a row (named by its line) lacks a field or is malformed.
     """
+    pairs = []
+    for line, row in read_rows(path):
+        pairs.append((field_of(path, line, row, src_field), field_of(path, line, row, tgt_field)))
+    return non_empty(pairs, path)
+
+
+def read_rows(path: Path) -> list[tuple[int, dict]]:
+    """``(line, row)`` of every row of a table file (TSV, CSV with a header, JSON Lines; ``.gz`` too).
+
+    Raises:
+        DataError: the file cannot be read, or a row (named by its line) is malformed.
+    """
     kind = table_format(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
@@ -75,14 +87,15 @@ def read_table(path: Path, src_field: str, tgt_field: str) -> tuple[list[str], l
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 ({e.reason} at byte {e.start})") from None
-    rows = _json_rows(path, text) if kind == "jsonl" else _delimited_rows(path, text, "\t" if kind == "tsv" else ",")
-    pairs = []
-    for line, row in rows:
-        missing = [f for f in (src_field, tgt_field) if f not in row]
-        if missing:
-            raise DataError(f"{path}:{line}: no {missing[0]!r} {'field' if kind == 'jsonl' else 'column'}")
-        pairs.append((str(row[src_field] or "").strip(), str(row[tgt_field] or "").strip()))
-    return non_empty(pairs, path)
+    return _json_rows(path, text) if kind == "jsonl" else _delimited_rows(path, text, "\t" if kind == "tsv" else ",")
+
+
+def field_of(path: Path, line: int, row: dict, name: str) -> str:
+    """Row ``row``'s ``name`` column or field, stripped; a row without it is a DataError naming file and line."""
+    if name not in row:
+        kind = "field" if table_format(path) == "jsonl" else "column"
+        raise DataError(f"{path}:{line}: no {name!r} {kind}")
+    return str(row[name] or "").strip()
 
 
 def _json_rows(path: Path, text: str) -> list[tuple[int, dict]]:

@@ -55,7 +55,7 @@ class CaptioningModule(AttentionTask):
     config = CaptioningTaskConfig
     datamodule = CaptioningDataModule
     models = ("captioner",)
-    sources = ("digits", "karpathy")
+    sources = ("digits", "karpathy", "caption_table")
     defaults = {"model": "captioner", "data": "digits"}
     monitor, mode, headline = "val/bleu4", "max", "test/bleu4"
     margin = 1.0  # BLEU-4: a smaller difference is as good as none (report --margin overrides)
