@@ -207,5 +207,6 @@ def rebuild(
     module = spec.from_data(section(cfg, "task"), section(cfg, "model"), section(cfg, "attention"), data)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
-    module.bind_data(data)
+    if scored:  # new inputs come as the model takes them raw (a frozen encoder's features are computed, not cached)
+        module.bind_data(data)
     return data, module, evaluated

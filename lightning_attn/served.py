@@ -3,7 +3,8 @@
 
 The model is a ``pyfunc`` (:class:`TranslationModel`) that carries the run's best checkpoint, vocabularies and
 config, with a signature: a ``source`` column of sentences in, their translations out, ``beam`` as a parameter.
-So ``mlflow.pyfunc.load_model("runs:/RUN_ID/model").predict(["ein hund läuft"])`` translates, and
+So ``mlflow.pyfunc.load_model("runs:/RUN_ID/model").predict(pd.DataFrame({"source": ["ein hund läuft"]}))``
+translates, and
 ``mlflow models serve -m runs:/RUN_ID/model --env-manager local`` answers HTTP requests, in an environment where
 lightning-attn is installed. It translates exactly as ``lightning-attn predict RUN_ID`` does.
 """
@@ -41,14 +42,14 @@ class TranslationModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list[str]:
         """``model_input``: a DataFrame with a ``source`` column, a list of sentences, or one sentence;
         ``params``: ``{"beam": N}`` (1: greedy; default: as the run was tested)."""
-        from .predict import translate
+        from .predict import decode_all
 
         if hasattr(model_input, "columns"):
             sentences = [str(s) for s in model_input["source"]]
         else:
             sentences = [model_input] if isinstance(model_input, str) else [str(s) for s in model_input]
         beam = int((params or {}).get("beam") or self.beam)
-        return translate(self.data, self.module, sentences, beam=beam)
+        return decode_all(self.data, self.module, sentences, beam=beam)
 
 
 def log_model(run_id: str, *, tracking_uri: str | None = None) -> str:
@@ -110,7 +111,7 @@ def log_model(run_id: str, *, tracking_uri: str | None = None) -> str:
 
 
 def serves(task: str) -> bool:
-    """Whether runs of ``task`` can be logged as an MLflow model: those ``predict`` takes new inputs for."""
-    from .predict import takes_new_inputs
+    """Whether runs of ``task`` can be logged as an MLflow model: those that take sentences (translation)."""
+    from .predict import inputs_kind
 
-    return takes_new_inputs(task)
+    return inputs_kind(task) == "sentences"

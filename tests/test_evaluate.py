@@ -177,3 +177,37 @@ def test_train_stopped_by_sigterm_exits_143_and_its_run_is_killed_with_its_check
     run = client.search_runs([client.get_experiment_by_name("lightning-attn").experiment_id])[0]
     assert run.info.status == "KILLED" and Path(run.data.tags[T.BEST_CHECKPOINT]).is_file()
     assert run.data.tags[T.FAILURE_REASON] == "stopped by SIGTERM"
+
+
+def test_predict_captions_image_files_as_evaluate_scores_them(tmp_path, capsys):
+    """A captioning run trained on image files captions image files (a folder of them too): the test split's
+    images get the captions evaluate wrote for them; a run on the built-in scenes says in one line it cannot."""
+    from lightning_attn.predict import predict
+
+    from .data.test_caption_table import listing
+    from .data.test_karpathy import image_name
+
+    path = listing(tmp_path / "listed", "captions.csv", splits=True)
+    images = path.parent / "images"
+    small = ["model.channels=[8,8,16]", "model.hidden=32", "model.embed_dim=16", "attention.hidden_dim=16"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = ["task=captioning", "data=caption_table", f"data.file={path}", f"data.image_root={images}", *small]
+    cfg = [*run, "data.image_size=32", "trainer.max_epochs=2", "task.max_decode_len=8", f"logger.tracking_uri={uri}"]
+    result = train(compose([*cfg, f"output_dir={tmp_path / 'out'}"]))
+    scenes = ["data.n_train=16", "data.n_val=4", "data.n_test=4", "trainer.max_epochs=1", f"logger.tracking_uri={uri}"]
+    builtin = train(compose(["task=captioning", *small, *scenes, f"output_dir={tmp_path / 'scenes'}"]))
+    scored = evaluate(result.run_id, [], uri)
+    expected = Path(MlflowClient(uri).download_artifacts(scored.child_run_id, "predictions/test.hyp.txt"))
+    test_images = [str(images / "val2014" / image_name(i)) for i in (4, 5)]  # make_dataset's test split
+    assert [Path(p).is_file() for p in test_images] == [True, True]
+    assert predict(result.run_id, test_images, tracking_uri=uri) == expected.read_text(encoding="utf-8").splitlines()
+    # the command: a folder of images, each caption beside its file
+    capsys.readouterr()
+    assert cli.main(["predict", result.run_id, "--images", str(images / "val2014"), "--tracking-uri", uri]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == sorted(str(p) for p in (images / "val2014").iterdir())
+    # a run on the built-in scenes draws its images: one line, exit 2
+    capsys.readouterr()
+    assert cli.main(["predict", builtin.run_id, "--images", test_images[0], "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "captions the scenes it draws, not image files" in err[0]

@@ -125,15 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=run.evaluate)
     predict = sub.add_parser(
         "predict",
-        help="translate new text with a trained run (its best checkpoint): a file or stdin, one sentence a line",
+        help="translate text or caption images with a trained run (its best checkpoint)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  lightning-attn predict RUN_ID --input news.de --output news.en\n"
-        "  echo 'ein kleiner hund' | lightning-attn predict RUN_ID --beam 1",
+        "  echo 'ein kleiner hund' | lightning-attn predict RUN_ID --beam 1\n"
+        "  lightning-attn predict CAPTIONING_RUN_ID --images photos/ extra.jpg",
     )
     predict.add_argument("run_id", help="the MLflow run id (train prints it)")
     predict.add_argument("overrides", nargs="*", help="dotted.key=value changes to the run's config")
-    predict.add_argument("--input", type=Path, help="one sentence a line (default: standard input)")
-    predict.add_argument("--output", type=Path, help="one translation a line (default: standard output)")
+    predict.add_argument("--input", type=Path, help="one sentence (or image file) a line (default: standard input)")
+    predict.add_argument("--images", nargs="+", metavar="PATH", help="image files or folders of them, to caption")
+    predict.add_argument("--output", type=Path, help="one output a line (default: standard output)")
     predict.add_argument("--beam", type=int, help="beam size, 1 for greedy (default: as the run was tested)")
     predict.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     predict.set_defaults(func=run.predict)

@@ -203,20 +203,19 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from ..predict import check_beam, predict
+    from ..predict import check_beam, image_files, predict
     from ..saved_runs import RunRecordError
 
     check_beam(args.beam)  # before waiting on standard input
+    if args.images and args.input:
+        raise ConfigError("give --input FILE or --images PATH…, not both")
     try:
-        text = args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"--input {args.input or '-'}: cannot read ({e})") from None
-    try:
-        found = predict(
-            args.run_id, text.splitlines(), beam=args.beam, overrides=args.overrides, tracking_uri=args.tracking_uri
-        )
+        inputs = image_files(args.images) if args.images else _lines(args.input)
+        found = predict(args.run_id, inputs, beam=args.beam, overrides=args.overrides, tracking_uri=args.tracking_uri)
     except RunRecordError as e:
         raise ConfigError(str(e)) from None
+    if args.images:  # which caption is whose
+        found = [f"{name}\t{caption}" for name, caption in zip(inputs, found)]
     out = "".join(f"{line}\n" for line in found)
     if args.output is None:
         sys.stdout.write(out)
@@ -224,8 +223,16 @@ def predict(args: argparse.Namespace) -> int:
     partial = args.output.with_name(f".{args.output.name}.partial")  # complete or absent, never half written
     partial.write_text(out, encoding="utf-8")
     partial.replace(args.output)
-    print(f"{len(found)} translation(s) in {args.output}", file=sys.stderr)
+    print(f"{len(found)} output(s) in {args.output}", file=sys.stderr)
     return 0
+
+
+def _lines(path) -> list[str]:
+    """The lines of ``path``, else of standard input."""
+    try:
+        return (path.read_text(encoding="utf-8") if path else sys.stdin.read()).splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--input {path or '-'}: cannot read ({e})") from None
 
 
 def benchmark(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from torch import Tensor
 from .base import SplitDataModule
 from .cache import RowFile, RowFileWriter, digest
 from .codec import BOS, EOS, PAD, Codec
-from .karpathy import ImageRow
+from .karpathy import ImageRow, load_image
 from .registry import source_for
 from .source import Captioned, CaptionSource, DataError
 
@@ -94,6 +95,7 @@ class CaptioningDataModule(SplitDataModule):
 
     collate = staticmethod(collate)
     VOCABULARIES = {"captions": "codec"}
+    PREDICTS_FROM = "image files"  # what predict takes, one a line (translation: sentences)
 
     def __init__(self, data: dict):
         super().__init__(data)
@@ -144,6 +146,26 @@ class CaptioningDataModule(SplitDataModule):
         items = self.source.read((valid[name],))[valid[name]]
         self.splits = {"test": self._examples(items, train=False)}
         return name
+
+    def setup_prediction(self, images: list[str]) -> None:
+        """Make ``test`` the image files ``images``, to caption: no references. Needs the vocabulary; a run trained
+        on image files (the built-in scenes are drawn, not read)."""
+        if self.codec is None:
+            raise RuntimeError("load_vocabularies() first: a trained model reads only its own vocabulary")
+        if self.source.builtin:
+            raise DataError(
+                f"a data={self.cfg['kind']} run captions the scenes it draws, not image files: predict images with a "
+                "run trained on image files (data=karpathy, data=caption_table)"
+            )
+        items = []
+        for name in images:
+            try:
+                pixels = load_image(Path(name).expanduser(), self.image_size)
+            except (OSError, ValueError) as e:  # missing, not an image, truncated
+                raise DataError(f"{name}: cannot read the image ({e})") from None
+            tensor = torch.from_numpy(pixels.transpose(2, 0, 1).astype(np.float32) / 255.0)
+            items.append(CaptionItem(tensor, [], [""]))
+        self.splits = {"test": items}
 
     def _examples(self, items: list[Captioned], train: bool) -> list[CaptionItem]:
         """Training sees every caption once per epoch (those longer than the source's limit dropped);

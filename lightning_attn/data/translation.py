@@ -87,6 +87,7 @@ class TranslationDataModule(SplitDataModule):
     """
 
     collate = staticmethod(collate)
+    PREDICTS_FROM = "sentences"  # what predict takes, one a line (captioning: image files)
     VOCABULARIES = {"src": "src_codec", "tgt": "tgt_codec"}
 
     def __init__(self, data: dict):
