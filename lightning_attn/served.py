@@ -91,9 +91,12 @@ def log_model(run_id: str, *, tracking_uri: str | None = None) -> str:
             params=ParamSchema([ParamSpec("beam", "long", int(cfg.task.beam_size))]),
         )
         saved = folder / MODEL
-        quiet = logging.getLogger("mlflow.pyfunc")  # its note on pickled models: this one is the class, by reference
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
+        # MLflow's notes on pickled models (this one is the class, by reference) and on a pip it cannot find (an
+        # environment uv made has none): nothing to act on
+        quiet = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.utils.environment")]
+        levels = [q.level for q in quiet]
+        for q in quiet:
+            q.setLevel(logging.ERROR)
         try:
             with warnings.catch_warnings():  # the signature is given, and says what an input is
                 warnings.filterwarnings("ignore", ".*An input example was not provided", UserWarning)
@@ -105,7 +108,8 @@ def log_model(run_id: str, *, tracking_uri: str | None = None) -> str:
                     pip_requirements=[f"lightning-attn=={__version__}"],
                 )
         finally:
-            quiet.setLevel(level)
+            for q, level in zip(quiet, levels):
+                q.setLevel(level)
         client.log_artifacts(run_id, str(saved), MODEL)
     return f"runs:/{run_id}/{MODEL}"
 
