@@ -55,7 +55,7 @@ def test_a_task_brings_its_own_model_and_data():
     [
         (
             ["task=captioning", "data=synthetic"],
-            "task captioning cannot use data=synthetic; choose one of: digits, karpathy",
+            "task captioning cannot use data=synthetic; choose one of: caption_table, digits, karpathy",
         ),
         (["model=captioner"], "task translation cannot use model=captioner; choose one of: seq2seq"),
     ],
@@ -77,7 +77,11 @@ def test_flatten_uses_command_line_keys():
         (["trainer.epochs=2"], "valid keys in trainer: accelerator"),
         (["nope=1"], "unknown key 'nope'; valid keys in the top level: task, model, attention"),
         (["attention=bogus"], "unknown attention 'bogus'; choose one of: entmax15, gumbel, hard, local"),
-        (["data=imagenet"], "unknown data 'imagenet'; choose one of: digits, karpathy, multi30k, parallel, synthetic"),
+        (
+            ["data=imagenet"],
+            "unknown data 'imagenet'; choose one of: caption_table, digits, karpathy, multi30k, parallel, synthetic, "
+            "table",
+        ),
         (["trainer.max_epochs=three"], "invalid value for trainer.max_epochs"),
         (["attention.score=cosine"], "expected one of [additive, dot, general]"),
         (["data=multi30k"], "data.root needs a value"),
