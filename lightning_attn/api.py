@@ -75,7 +75,9 @@ def train(*overrides: str, model: bool = True) -> TrainResult | SeedsResult:
         if cfg.seeds:
             return train_seeds(cfg)
         result = train_one(cfg)
-    if model and serves(cfg.task.name) and result.best_checkpoint:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if model and serves(cfg.task.name) and result.best_checkpoint and rank_zero_only.rank == 0:
         log_model(result.run_id, tracking_uri=result.tracking_uri)
     return result
 

@@ -31,4 +31,5 @@ def test_ddp_on_two_cpu_processes_records_one_run():
     assert "test/bleu" in run.data.metrics and "val/bleu" in run.data.metrics
     # throughput is the job's: both ranks' 3 batches of 16 (each rank alone trained 48 samples)
     assert run.data.metrics["speed/train_samples"] == 2 * 3 * 16
-    assert len(list(Path.cwd().rglob("best.ckpt"))) == 1
+    assert len(list((Path.cwd() / "outputs").rglob("best.ckpt"))) == 1  # written by rank 0 alone
+    assert client.list_artifacts(run.info.run_id, "model")  # the run as an MLflow model (a copy of best.ckpt)

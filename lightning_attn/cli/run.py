@@ -55,9 +55,11 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _log_model_if_served(task: str, result) -> None:
+    from lightning.pytorch.utilities import rank_zero_only
+
     from ..served import log_model, serves
 
-    if serves(task) and result.best_checkpoint:
+    if serves(task) and result.best_checkpoint and rank_zero_only.rank == 0:  # once, not once per DDP rank
         print(f"MLflow model:   {log_model(result.run_id, tracking_uri=result.tracking_uri)}")
 
 
