@@ -7,8 +7,6 @@ data uses.
 
 from __future__ import annotations
 
-import logging
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +14,7 @@ from omegaconf import MISSING
 
 from .karpathy import Entry, KarpathySource, cached_splits
 from .source import Captioned, DataError
-from .table import field_of, read_rows
-
-log = logging.getLogger(__name__)
+from .table import carve, field_of, read_rows
 
 SPLITS = ("train", "val", "test")
 
@@ -53,10 +49,9 @@ def read_caption_table(path: Path, image_root: Path, cfg: dict) -> list[Entry]:
     images: dict[str, Entry] = {}
     for line, row in read_rows(path):
         image = field_of(path, line, row, cfg["image_field"])
-        given = row.get(cfg["caption_field"])
-        if given is None:
-            field_of(path, line, row, cfg["caption_field"])  # says which
-        captions = [str(c).lower().split() for c in (given if isinstance(given, list) else [given])]
+        given = row.get(cfg["caption_field"])  # a JSON row may list several
+        texts = given if isinstance(given, list) else [field_of(path, line, row, cfg["caption_field"])]
+        captions = [str(c).lower().split() for c in texts if c]
         split = str(row.get(cfg["split_field"]) or "").strip() or None
         if split is not None and split not in SPLITS:
             raise DataError(f"{path}:{line}: split {split!r} is not one of {', '.join(SPLITS)}")
@@ -69,27 +64,20 @@ def read_caption_table(path: Path, image_root: Path, cfg: dict) -> list[Entry]:
     for entry in entries:
         if not entry.captions:
             raise DataError(f"{path}: {entry.path.name} has no non-empty caption")
-    if any(not e.split for e in entries):
-        _carve([e for e in entries if not e.split], share=cfg["carve_share"], seed=cfg["carve_seed"], path=path)
+    unsplit = [e for e in entries if not e.split]
+    if unsplit:  # val and test images drawn from those without a split, the rest training
+        dealt = carve(
+            len(unsplit),
+            ["val", "test"],
+            share=cfg["carve_share"],
+            seed=cfg["carve_seed"],
+            where=str(path),
+            unit="images",
+        )
+        for split, at in dealt.items():
+            for i in at:
+                unsplit[i].split = split
     return entries
-
-
-def _carve(entries: list[Entry], *, share: float, seed: int, path: Path) -> None:
-    """Validation and test images drawn from ``entries`` (those without a split), the rest training; said."""
-    order = list(range(len(entries)))
-    random.Random(seed).shuffle(order)
-    size = max(1, round(share * len(entries)))
-    if 2 * size >= len(entries):
-        raise DataError(f"{path}: {len(entries)} images without a split are too few to carve val and test from")
-    for rank, i in enumerate(order):
-        entries[i].split = "val" if rank < size else "test" if rank < 2 * size else "train"
-    sizes = {s: sum(e.split == s for e in entries) for s in SPLITS}
-    log.warning(
-        "val and test carved from %s with seed %d: %s images",
-        path,
-        seed,
-        ", ".join(f"{s} {n}" for s, n in sizes.items()),
-    )
 
 
 class CaptionTableSource(KarpathySource):

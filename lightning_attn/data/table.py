@@ -126,27 +126,30 @@ def _delimited_rows(path: Path, text: str, delimiter: str) -> list[tuple[int, di
                 raise DataError(f"{path}:{reader.line_num}: {len(values)} columns, the header has {len(header)}")
             rows.append((reader.line_num, dict(zip(header, values))))
     except StopIteration:
-        raise DataError(f"{path}: empty (a header row, then one row per sentence pair)") from None
+        raise DataError(f"{path}: empty (a header row, then a row per entry)") from None
     except csv.Error as e:
         raise DataError(f"{path}:{reader.line_num}: {e}") from None
     return rows
 
 
-def carve(src: list[str], tgt: list[str], names: list[str], *, share: float, seed: int) -> dict[str, Texts]:
-    """``names`` (missing splits) carved from the training pairs, ``share`` of them each (at least one), drawn
-    with ``seed``; the rest stays ``train``."""
-    order = list(range(len(src)))
+def carve(n: int, names: list[str], *, share: float, seed: int, where: str, unit: str) -> dict[str, list[int]]:
+    """Positions ``0 … n-1`` of a file's items dealt into the splits ``names`` (``share`` of them each, at least
+    one), drawn with ``seed``, and ``train`` (the rest), each in file order; the sizes said in one line (``unit``:
+    what an item is, ``where``: the file).
+
+    Raises:
+        DataError: too few items to leave some for training.
+    """
+    order = list(range(n))
     random.Random(seed).shuffle(order)
-    size = max(1, round(share * len(src)))
-    if size * len(names) >= len(src):
-        raise DataError(f"{len(src)} training pairs are too few to carve {' and '.join(names)} from them")
-    carved = {}
-    for i, name in enumerate(names):
-        taken = sorted(order[i * size : (i + 1) * size])
-        carved[name] = ([src[j] for j in taken], [tgt[j] for j in taken], repeat(None))
-    rest = sorted(order[len(names) * size :])
-    carved["train"] = ([src[j] for j in rest], [tgt[j] for j in rest], repeat(None))
-    return carved
+    size = max(1, round(share * n))
+    if size * len(names) >= n:
+        raise DataError(f"{where}: {n} {unit} are too few to carve {' and '.join(names)} from them")
+    dealt = {name: sorted(order[i * size : (i + 1) * size]) for i, name in enumerate(names)}
+    dealt["train"] = sorted(order[len(names) * size :])
+    sizes = ", ".join(f"{name} {len(dealt[name])}" for name in ("train", *names))
+    log.warning("%s carved from %s with seed %d: %s %s", " and ".join(names), where, seed, sizes, unit)
+    return dealt
 
 
 class TableSource(TextPairSource):
@@ -169,11 +172,10 @@ class TableSource(TextPairSource):
         missing = [split for split in SPLITS[1:] if self.path(split) is None]
         texts = {"train": (src, tgt, repeat(None))}
         if missing:
-            texts = carve(src, tgt, missing, share=c["carve_share"], seed=c["carve_seed"])
-            sizes = ", ".join(f"{name} {len(texts[name][0])}" for name in ("train", *missing))
-            log.warning(
-                "%s carved from %s with seed %d: %s pairs", " and ".join(missing), self.location, c["carve_seed"], sizes
+            dealt = carve(
+                len(src), missing, share=c["carve_share"], seed=c["carve_seed"], where=self.location, unit="pairs"
             )
+            texts = {name: ([src[i] for i in at], [tgt[i] for i in at], repeat(None)) for name, at in dealt.items()}
         for split in SPLITS[1:]:
             if split not in missing:
                 texts[split] = (*read_table(self.path(split), c["src_field"], c["tgt_field"]), repeat(None))
