@@ -66,7 +66,7 @@ def train(*overrides: str, model: bool = True) -> TrainResult | SeedsResult:
     model (:mod:`lightning_attn.served`), as the command does."""
     from .config import compose
     from .processes import stops_at_safe_points
-    from .served import log_model, serves
+    from .served import log_trained
     from .train import train as train_one
     from .train import train_seeds
 
@@ -75,10 +75,8 @@ def train(*overrides: str, model: bool = True) -> TrainResult | SeedsResult:
         if cfg.seeds:
             return train_seeds(cfg)
         result = train_one(cfg)
-    from lightning.pytorch.utilities import rank_zero_only
-
-    if model and serves(cfg.task.name) and result.best_checkpoint and rank_zero_only.rank == 0:
-        log_model(result.run_id, tracking_uri=result.tracking_uri)
+    if model:
+        log_trained(cfg.task.name, result)
     return result
 
 

@@ -114,6 +114,16 @@ def log_model(run_id: str, *, tracking_uri: str | None = None) -> str:
     return f"runs:/{run_id}/{MODEL}"
 
 
+def log_trained(task: str, result: Any) -> str | None:
+    """The run ``train`` just trained (its ``TrainResult``) as an MLflow model, where its task is served and it has a
+    checkpoint; once, by rank 0 of a DDP job. Returns the model's URI, None where nothing was logged."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if not (serves(task) and result.best_checkpoint and rank_zero_only.rank == 0):
+        return None
+    return log_model(result.run_id, tracking_uri=result.tracking_uri)
+
+
 def serves(task: str) -> bool:
     """Whether runs of ``task`` can be logged as an MLflow model: those that take sentences (translation)."""
     from .predict import inputs_kind

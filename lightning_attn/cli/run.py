@@ -48,19 +48,13 @@ def train(args: argparse.Namespace) -> int:
         hint = "" if result.metrics.get("run/converged") else "; raise trainer.max_epochs to train to convergence"
         print(f"training ended: {result.stop_reason}{hint}")
     if not args.no_model and cfg is not None:
-        _log_model_if_served(cfg.task.name, result)
+        from ..served import log_trained
+
+        if model := log_trained(cfg.task.name, result):
+            print(f"MLflow model:   {model}")
     print(f"tracking store: {mask_secrets(result.tracking_uri)}")
     print(f"see it with:    lightning-attn ui --tracking-uri '{mask_secrets(result.tracking_uri)}'")
     return 0
-
-
-def _log_model_if_served(task: str, result) -> None:
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from ..served import log_model, serves
-
-    if serves(task) and result.best_checkpoint and rank_zero_only.rank == 0:  # once, not once per DDP rank
-        print(f"MLflow model:   {log_model(result.run_id, tracking_uri=result.tracking_uri)}")
 
 
 def log_model(args: argparse.Namespace) -> int:
