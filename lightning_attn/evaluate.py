@@ -19,8 +19,8 @@ from pathlib import Path
 import lightning as L
 
 from .config import ConfigError, flatten, section
-from .saved_runs import RunRecordError, get_run, load_trained
-from .tracking import check_tracking_store, log_params, resolve_tracking_uri
+from .saved_runs import RunRecordError, load_trained, open_run
+from .tracking import log_params
 from .tracking import tags as T
 from .tracking.datasets import evaluation_input, log_datasets
 from .tracking.provenance import EVALUATE, source_tags
@@ -91,13 +91,9 @@ def evaluate(run_id: str, arguments: list[str] | None = None, tracking_uri: str 
         ConfigError: an argument that does not fit (one line).
     """
     from lightning.pytorch.loggers import MLFlowLogger
-    from mlflow import MlflowClient
 
     request = EvaluateRequest.parse(arguments or [])
-    uri = resolve_tracking_uri(tracking_uri)
-    check_tracking_store(uri)
-    client = MlflowClient(uri)
-    run = get_run(client, run_id, uri)
+    client, run, uri = open_run(run_id, tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         # 1. the run's config with the requested changes, its vocabularies and checkpoint, the text to decode
         trained = load_trained(

@@ -17,9 +17,8 @@ from typing import Any
 
 from .config import ConfigError
 from .data import DATA, DataError
-from .saved_runs import get_run, load_trained
+from .saved_runs import load_trained, open_run
 from .tasks import TASKS
-from .tracking import check_tracking_store, resolve_tracking_uri
 from .tracking import tags as T
 
 #: image files predict takes from a folder
@@ -48,13 +47,8 @@ def predict(
         RunRecordError: no such run, or it has no config, vocabularies or checkpoint (one line).
         ConfigError: a beam below 1, an input that cannot be read, or an override that does not fit (one line).
     """
-    from mlflow import MlflowClient
-
     check_beam(beam)
-    uri = resolve_tracking_uri(tracking_uri)
-    check_tracking_store(uri)
-    client = MlflowClient(uri)
-    run = get_run(client, run_id, uri)
+    client, run, _ = open_run(run_id, tracking_uri)
     kind, data = inputs_kind(run.data.tags.get(T.TASK, "")), run.data.params.get("data.kind", "")
     if kind is None:
         raise ConfigError(f"run {run_id} is not a run of a task predict knows (its task tag)")

@@ -27,6 +27,23 @@ class RunRecordError(LookupError):
     """The run's record lacks what is needed (no such run, no checkpoint, no vocabularies): one line says why."""
 
 
+def open_run(run_id: str, tracking_uri: str | None = None) -> tuple[Any, Any, str]:
+    """``(client, run, store)``: the store ``tracking_uri`` names (default: ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///mlflow.db`` here), checked, and run ``run_id`` in it.
+
+    Raises:
+        RunRecordError: no such run there (one line).
+    """
+    from mlflow import MlflowClient
+
+    from .tracking import check_tracking_store, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_store(uri)
+    client = MlflowClient(uri)
+    return client, get_run(client, run_id, uri), uri
+
+
 def get_run(client: Any, run_id: str, uri: str) -> Any:
     """The MLflow run ``run_id``, or one line naming the (masked) store that lacks it."""
     from mlflow.exceptions import MlflowException

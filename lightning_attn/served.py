@@ -60,19 +60,14 @@ def log_model(run_id: str, *, tracking_uri: str | None = None) -> str:
         RunRecordError: no such run, or it has no config, vocabularies or checkpoint (one line).
         ConfigError: a run of a task this model does not serve (one line).
     """
-    from mlflow import MlflowClient
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     from .config import ConfigError, to_yaml
-    from .saved_runs import best_checkpoint, get_run, run_config, run_vocabularies
-    from .tracking import check_tracking_store, resolve_tracking_uri
+    from .saved_runs import best_checkpoint, open_run, run_config, run_vocabularies
     from .tracking import tags as T
 
-    uri = resolve_tracking_uri(tracking_uri)
-    check_tracking_store(uri)
-    client = MlflowClient(uri)
-    run = get_run(client, run_id, uri)
+    client, run, _ = open_run(run_id, tracking_uri)
     task = run.data.tags.get(T.TASK, "")
     if not serves(task):
         raise ConfigError(f"run {run_id} is a {task or 'lightning-attn'} run: an MLflow model serves translation")

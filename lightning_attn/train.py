@@ -302,16 +302,11 @@ def resume(run_id: str, overrides: list[str] | None = None, callbacks: list[Call
     """
     import tempfile
 
-    from mlflow import MlflowClient
-
-    from .saved_runs import get_run, resume_checkpoint, run_config, run_vocabularies
+    from .saved_runs import open_run, resume_checkpoint, run_config, run_vocabularies
 
     changes = list(overrides or [])
     given_uri = next((o.partition("=")[2] for o in changes if o.startswith("logger.tracking_uri=")), None)
-    uri = resolve_tracking_uri(given_uri)
-    check_tracking_store(uri)
-    client = MlflowClient(uri)
-    run = get_run(client, run_id, uri)
+    client, run, uri = open_run(run_id, given_uri)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = resume_checkpoint(client, run, Path(tmp) / "checkpoint")
         cfg = run_config(client, run_id, Path(tmp), changes)
