@@ -168,9 +168,9 @@ class TableSource(TextPairSource):
 
     def read(self) -> dict[str, Texts]:
         c = self.cfg
-        src, tgt = read_table(self.path("train"), c["src_field"], c["tgt_field"])
+        texts = {"train": self._file("train")}
+        src, tgt, _ = texts["train"]
         missing = [split for split in SPLITS[1:] if self.path(split) is None]
-        texts = {"train": (src, tgt, repeat(None))}
         if missing:
             dealt = carve(
                 len(src), missing, share=c["carve_share"], seed=c["carve_seed"], where=self.location, unit="pairs"
@@ -178,9 +178,12 @@ class TableSource(TextPairSource):
             texts = {name: ([src[i] for i in at], [tgt[i] for i in at], repeat(None)) for name, at in dealt.items()}
         for split in SPLITS[1:]:
             if split not in missing:
-                texts[split] = (*read_table(self.path(split), c["src_field"], c["tgt_field"]), repeat(None))
-        self.texts = texts
+                texts[split] = self._file(split)
         return texts
+
+    def _file(self, split: str) -> Texts:
+        """The split's own file."""
+        return (*read_table(self.path(split), self.cfg["src_field"], self.cfg["tgt_field"]), repeat(None))
 
     def vocabularies(self, texts: dict[str, Texts]) -> tuple[Codec, Codec]:
         c, train = self.cfg, self.path("train")
@@ -203,5 +206,6 @@ class TableSource(TextPairSource):
         name = split or "test"
         if name not in SPLITS:
             raise DataError(f"no split {name!r} here; choose one of: {', '.join(SPLITS)}")
-        texts = getattr(self, "texts", None) or self.read()
-        return name, texts[name]
+        if name == "train" or self.path(name) is None:  # the training file, or carved from it
+            return name, self.read()[name]
+        return name, self._file(name)
