@@ -42,13 +42,11 @@ class ReportView(Report):
         ``decisions`` (one row per task)."""
         import pandas as pd
 
-        from .report.render import SEED_HEADER, seed_rows
+        from .report.render import per_seed_records
 
         return {
             "table": pd.DataFrame([r.as_dict() for r in self.rows]),
-            "per_seed": pd.DataFrame(
-                [dict(zip(SEED_HEADER, cells)) | {"task": row.task} for row in self.rows for cells in seed_rows([row])]
-            ),
+            "per_seed": pd.DataFrame(per_seed_records(self.rows)),
             "significance": pd.json_normalize([t.as_dict() for t in self.tests]),
             "decisions": pd.DataFrame([d.as_dict() for d in self.decisions.values()]),
         }

@@ -213,6 +213,11 @@ def write_csv(out: Path, rows: list[Row]) -> Path:
     return path
 
 
+def per_seed_records(rows: list[Row]) -> list[dict]:
+    """One record per seed run of ``rows``: the per-seed table's columns and the task (the JSON's ``per_seed``)."""
+    return [dict(zip(SEED_HEADER, cells)) | {"task": row.task} for row in rows for cells in seed_rows([row])]
+
+
 def write_json(out: Path, report: Report) -> Path:
     data = {
         "rows": [r.as_dict() for r in report.rows],
@@ -222,7 +227,7 @@ def write_json(out: Path, report: Report) -> Path:
         "significance": [t.as_dict() for t in report.tests],
         "verdicts": {task: v.as_dict() for task, v in report.verdicts.items()},
         "decisions": {task: d.as_dict() for task, d in report.decisions.items()},
-        "per_seed": [dict(zip(SEED_HEADER, r)) | {"task": row.task} for row in report.rows for r in seed_rows([row])],
+        "per_seed": per_seed_records(report.rows),
         "constraints": report.constraints,
         "warnings": report.warnings,
         "failures": [dataclasses.asdict(f) for f in report.failures],
