@@ -168,23 +168,26 @@ def _raise_noted() -> None:
     raise StopSignal(_Stop.signum)
 
 
-def stop_signal_of(e: BaseException) -> StopSignal | None:
-    """The stop signal behind ``e``: itself, or what Lightning's graceful shutdown turned into SystemExit(1)."""
-    return next((x for x in (e, e.__context__) if isinstance(x, StopSignal)), None)
+def stop_signum(e: BaseException) -> int | None:
+    """The signal that ``e`` stands for, when it is a stop: Lightning's SIGTERMException, a stop signal raised at a
+    safe point, Ctrl+C — each itself, or as the SystemExit(1) Lightning's graceful shutdown turns it into. None: no
+    stop."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(e, SIGTERMException):
+        return signal.SIGTERM
+    if (signalled := next((x for x in (e, e.__context__) if isinstance(x, StopSignal)), None)) is not None:
+        return signalled.signum
+    if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
+        return signal.SIGINT
+    return None
 
 
 def stop_exit_code(e: BaseException) -> int | None:
     """The exit code of a process that ``e`` stopped (128 + the signal, as a shell reports it); None: ``e`` is no
     stop. Lightning ends a fit after SIGTERM with exit code 0 and after Ctrl+C with 1, as a failure would."""
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    if isinstance(e, SIGTERMException):
-        return 128 + signal.SIGTERM
-    if (signalled := stop_signal_of(e)) is not None:
-        return signalled.exit_code
-    if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
-        return 128 + signal.SIGINT
-    return None
+    signum = stop_signum(e)
+    return None if signum is None else 128 + signum
 
 
 @contextmanager

@@ -20,12 +20,11 @@ import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import MLFlowLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ..config import flatten, section, to_yaml
 from ..private_apis import mlflow_run_started
-from ..processes import stop_signal_of
+from ..processes import stop_signum
 from . import tags as T
 from .datasets import log_datasets, training_inputs
 from .mlflow import mask_params
@@ -168,10 +167,7 @@ def _reopen(logger: MLFlowLogger, resumption: Resumption, cfg: DictConfig) -> No
 def _stopped_because(e: BaseException) -> BaseException | str:
     """A stop in words: Lightning's SIGTERMException and the SystemExit after Ctrl+C carry no message, and
     "SIGTERMException: " says nothing to whoever reads the run's failure_reason. Any other stop as it is."""
-    if isinstance(e, SIGTERMException):
-        return "stopped by SIGTERM"
-    if (signalled := stop_signal_of(e)) is not None:
-        return "interrupted by Ctrl+C (SIGINT)" if signalled.signum == signal.SIGINT else f"stopped by {signalled}"
-    if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
-        return "interrupted by Ctrl+C (SIGINT)"
-    return e
+    signum = stop_signum(e)
+    if signum is None:
+        return e
+    return "interrupted by Ctrl+C (SIGINT)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
