@@ -28,6 +28,15 @@ class _SubcommandParser(argparse.ArgumentParser):
         return super().format_help()
 
 
+TRACKING_URI_HELP = "default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here"
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What a command about one trained run takes: the run, and the store it is in."""
+    parser.add_argument("run_id", help="the MLflow run id (train prints it)")
+    parser.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
+
+
 def _add_launch_options(parser: argparse.ArgumentParser, *, runs: str) -> None:
     """Where and how a sweep's (or a comparison's) workers run — the options ``sweep`` and ``compare`` share,
     ``runs`` naming what one run of it is — and the Slurm submission's."""
@@ -119,9 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  lightning-attn evaluate RUN_ID split=test_2017_flickr task.beam_size=1\n"
         "  lightning-attn evaluate RUN_ID src=news.de ref=news.en",
     )
-    evaluate.add_argument("run_id", help="the MLflow run id (train prints it)")
+    _add_run_options(evaluate)
     evaluate.add_argument("overrides", nargs="*", help="split=NAME, src=FILE ref=FILE, or dotted.key=value")
-    evaluate.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     evaluate.set_defaults(func=run.evaluate)
     predict = sub.add_parser(
         "predict",
@@ -131,20 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
         "  echo 'ein kleiner hund' | lightning-attn predict RUN_ID --beam 1\n"
         "  lightning-attn predict CAPTIONING_RUN_ID --images photos/ extra.jpg",
     )
-    predict.add_argument("run_id", help="the MLflow run id (train prints it)")
+    _add_run_options(predict)
     predict.add_argument("overrides", nargs="*", help="dotted.key=value changes to the run's config")
     predict.add_argument("--input", type=Path, help="one sentence (or image file) a line (default: standard input)")
     predict.add_argument("--images", nargs="+", metavar="PATH", help="image files or folders of them, to caption")
     predict.add_argument("--output", type=Path, help="one output a line (default: standard output)")
     predict.add_argument("--beam", type=int, help="beam size, 1 for greedy (default: as the run was tested)")
-    predict.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     predict.set_defaults(func=run.predict)
     log_model = sub.add_parser(
         "log-model",
         help="log a trained translation run as an MLflow model (runs:/RUN_ID/model) that mlflow models serve answers",
     )
-    log_model.add_argument("run_id", help="the MLflow run id (train prints it)")
-    log_model.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    _add_run_options(log_model)
     log_model.set_defaults(func=run.log_model)
     sweep = sub.add_parser(
         "sweep",
@@ -315,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="start the MLflow UI (or with --optuna optuna-dashboard) on 127.0.0.1")
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, help="default 5000 (MLflow) or 8080 (optuna-dashboard)")
-    ui.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    ui.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     ui.add_argument("--optuna", action="store_true", help="optuna-dashboard on a sweep's storage instead")
     ui.add_argument("--storage", help="with --optuna: storage URL or journal file (default: the one sweep here)")
     ui.set_defaults(func=view.ui)
