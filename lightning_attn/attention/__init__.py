@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any
 
 from ..registry import Registry
-from .base import TRAITS, Attention, AttentionOutput, AttentionTrace, TrainingTerms
+from .base import PLACES, TRAITS, Attention, AttentionOutput, AttentionTrace, TrainingTerms
 from .gumbel import GumbelAttention, GumbelAttentionConfig
 from .hard import HardAttention, HardAttentionConfig, ReinforceTerms
 from .local import LocalAttention, LocalAttentionConfig
@@ -43,26 +43,48 @@ MECHANISMS: Registry[tuple[type[Attention], type]] = Registry(
 )
 
 
-def build_attention(config: Any, query_dim: int, key_dim: int) -> Attention:
-    """Build the mechanism a config names.
+#: where a Transformer uses the configured mechanism (``attention.where``); its other attentions are soft
+WHERE = ("cross", "self", "both")
+
+
+def build_attention(config: Any, query_dim: int, key_dim: int, *, place: str = "recurrent") -> Attention:
+    """Build the mechanism a config names, for one place (:data:`PLACES`).
 
     Args:
         config: a mechanism config dataclass, or a mapping with (some of) its fields and ``mechanism``;
             fields left out take the dataclass's defaults.
         query_dim: size of the decoder's query.
         key_dim: size of the encoder states it attends over.
+        place: ``recurrent`` (a recurrent decoder's step), ``cross`` or ``self`` (a Transformer's attentions).
+
+    Raises:
+        ValueError: an unknown mechanism, or one that cannot be used in ``place`` (the reason in one line).
     """
     fields = dict(config) if not dataclasses.is_dataclass(config) else dataclasses.asdict(config)
     name = fields.get("mechanism")
     if name not in MECHANISMS:
         raise ValueError(f"unknown attention mechanism {name!r}; choose one of: {', '.join(sorted(MECHANISMS))}")
+    if place not in PLACES:
+        raise ValueError(f"unknown place {place!r} for attention; one of {', '.join(PLACES)}")
+    if fields.get("where", "cross") not in WHERE:
+        raise ValueError(f"attention.where={fields['where']!r}: choose one of {', '.join(WHERE)}")
     cls, schema = MECHANISMS[name]
-    return cls(query_dim, key_dim, schema(**fields))
+    reason = cls.unsupported.get(place)
+    if reason is None and place != "recurrent" and cls.read is Attention.read:
+        reason = "it implements only a recurrent decoder's one query per step (Attention.attend), not Attention.read"
+    if reason:
+        where = {"self": "a Transformer's self-attention", "cross": "a Transformer's cross-attention"}
+        raise ValueError(f"attention={name} cannot be used in {where.get(place, 'a recurrent decoder')}: {reason}")
+    mechanism = cls(query_dim, key_dim, schema(**fields))
+    mechanism.place = place
+    return mechanism
 
 
 __all__ = [
     "MECHANISMS",
+    "PLACES",
     "TRAITS",
+    "WHERE",
     "Attention",
     "AttentionOutput",
     "AttentionTrace",

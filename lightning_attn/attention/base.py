@@ -1,32 +1,47 @@
 """The one interface every attention mechanism implements.
 
-A mechanism turns a query and a set of keys/values into a context vector::
+A mechanism turns queries and a set of keys/values into context vectors. A recurrent decoder asks one
+query per step; a Transformer layer asks one per head and position::
 
-    query   (B, Dq)      the decoder state asking "where do I look?"
-    keys    (B, N, Dk)   what the positions are matched on
-    values  (B, N, Dv)   what the context is built from
-    mask    (B, N) bool  True where a position is real, False where it is padding
-    ──> AttentionOutput(context (B, Dv), weights (B, N), ...)
+    query   (B, Dq)         or (B, H, T, Dq)   "where do I look?"
+    keys    (B, N, Dk)      or (B, H, N, Dk)   what the positions are matched on
+    values  (B, N, Dv)      or (B, H, N, Dv)   what the context is built from
+    mask    (B, N) bool     or broadcastable to (B, H, T, N): True where a query may read a position
+                            (padding is False; so is the future, in causal self-attention)
+    ──> AttentionOutput(context (B, Dv) or (B, H, T, Dv), weights (B, N) or (B, H, T, N), ...)
+
+In general the query has the leading dimensions ``(…, T)`` of the keys' ``(…)`` plus the queries' own
+``T``; the single-query form is ``T`` left out. A mechanism implements :meth:`Attention.read` once, for
+the general form; :meth:`Attention.attend` brings the single query to it.
 
 Decoders call the mechanism once per output step over the same keys, so the work that depends
 only on the keys (a projection, for most scorers) is split off into :meth:`Attention.prepare`
 and done once per sequence; :meth:`Attention.forward` is the one-shot form of the same thing.
+
+Where a mechanism may be used is said by :attr:`Attention.unsupported`: ``recurrent`` (a recurrent
+decoder's one query per step, read by its output layer), ``cross`` (a Transformer's cross-attention) and
+``self`` (a Transformer's self-attention, causal in its decoder). A place it names is refused when the model
+is built, with the reason given there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 TRAITS = ("stochastic", "selects_one", "sparse", "control")
+#: where a mechanism can be used (module docstring)
+PLACES = ("recurrent", "cross", "self")
 
 
 @dataclass
 class AttentionOutput:
-    """What one attention step returns.
+    """What one attention step returns (shapes of the single-query form; with many queries each gains the
+    query's leading dimensions, e.g. ``context (B, H, T, Dv)``).
 
     Attributes:
         context: ``(B, Dv)`` the vector the decoder reads.
@@ -46,6 +61,17 @@ class AttentionOutput:
     log_prob: Tensor | None = None
     entropy: Tensor | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
+
+    def squeeze(self, dim: int) -> AttentionOutput:
+        """Every tensor without its (size-1) dimension ``dim``: the queries' ``T``, after a single query."""
+
+        def one(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.squeeze(dim)
+
+        extras = {k: v.squeeze(dim) for k, v in self.extras.items()}
+        return AttentionOutput(
+            one(self.context), one(self.weights), one(self.probs), one(self.log_prob), one(self.entropy), extras
+        )
 
 
 @dataclass
@@ -93,9 +119,9 @@ class TrainingTerms:
 
 
 class Attention(nn.Module):
-    """Base class: ``prepare`` once per sequence, ``attend`` once per decoder step, :meth:`readout` for how
-    the decoder's output reads what was attended, and :meth:`training_terms` for whatever a mechanism
-    needs beyond the task's likelihood.
+    """Base class: ``prepare`` once per sequence, ``attend`` once per decoder step (or per Transformer layer),
+    :meth:`readout` for how the decoder's output reads what was attended, and :meth:`training_terms` for
+    whatever a mechanism needs beyond the task's likelihood. A mechanism implements :meth:`read`.
 
     What a mechanism *is* is said by attributes, which tasks, pictures and reports ask (:meth:`traits`)
     instead of looking at its name:
@@ -114,6 +140,10 @@ class Attention(nn.Module):
     control: bool = False
     #: the metrics :meth:`training_terms` reports (logged as ``stability/<name>``), for whoever checks for them
     training_metrics: tuple[str, ...] = ()
+    #: the places (:data:`PLACES`) the mechanism cannot be used in, each with the reason a user is told
+    unsupported: ClassVar[dict[str, str]] = {}
+    #: where this instance is used (:data:`PLACES`), set by :func:`~lightning_attn.attention.build_attention`
+    place: str = "recurrent"
 
     def traits(self) -> dict[str, bool]:
         """What the mechanism is, by name (an instance may differ from its class: top-k with k = 1 selects one)."""
@@ -147,30 +177,54 @@ class Attention(nn.Module):
         """Precompute what depends on the keys only. ``(B, N, Dk) -> (B, N, *)``."""
         return keys
 
-    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
+    def read(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor) -> AttentionOutput:
+        """The mechanism itself, over many queries: ``query (…, T, Dq)``, ``prepared_keys (…, N, *)``,
+        ``values (…, N, Dv)``, ``mask (…, T, N)`` bool (every query row with at least one True) ->
+        ``context (…, T, Dv)``, ``weights (…, T, N)``, ``log_prob``/``entropy (…, T)``."""
         raise NotImplementedError
+
+    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
+        """One query per row ``(…, Dq)``, or many ``(…, T, Dq)`` (module docstring); ``mask`` broadcastable to
+        the scores, ``None``: every position real."""
+        single = query.dim() == values.dim() - 1
+        many = query.unsqueeze(-2) if single else query
+        mask = full_mask(values) if mask is None else mask
+        if single:
+            mask = mask.unsqueeze(-2)
+        out = self.read(many, prepared_keys, values, mask.expand(*many.shape[:-1], values.size(-2)))
+        return out.squeeze(many.dim() - 2) if single else out
+
+    def context(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> Tensor:
+        """Only the context of :meth:`attend`, for a caller that keeps nothing else (a mechanism may have a
+        faster way to it)."""
+        return self.attend(query, prepared_keys, values, mask).context
+
+    def self_attention_mask(self, mask: Tensor, query_positions: Tensor, key_positions: Tensor) -> Tensor:
+        """The mask self-attention reads with, from ``mask`` (padding and causality) and the positions of the
+        queries ``(T,)`` and keys ``(N,)``: ``mask`` itself, unless the mechanism restricts it (a window)."""
+        return mask
 
     def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None) -> AttentionOutput:
         return self.attend(query, self.prepare(keys), values, mask)
 
 
 def full_mask(values: Tensor) -> Tensor:
-    """An all-True ``(B, N)`` mask for inputs without padding."""
-    return torch.ones(values.shape[:2], dtype=torch.bool, device=values.device)
+    """An all-True ``(…, N)`` mask for values ``(…, N, Dv)`` without padding."""
+    return torch.ones(values.shape[:-1], dtype=torch.bool, device=values.device)
 
 
 def masked_log_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """``log_softmax`` over real positions; padding gets ``-inf`` (so probability exactly 0).
 
     Args:
-        scores: ``(B, N)`` raw scores.
-        mask: ``(B, N)`` bool, True at real positions; every row needs at least one.
+        scores: ``(…, N)`` raw scores.
+        mask: ``(…, N)`` bool, True at real positions; every row needs at least one.
     """
     return torch.log_softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
 
 
 def entropy_from_log_probs(log_probs: Tensor, mask: Tensor) -> Tensor:
-    """Entropy ``(B,)`` in nats of the distributions ``(B, N)``; padding (log 0) contributes 0.
+    """Entropy ``(…,)`` in nats of the distributions ``(…, N)``; padding (log 0) contributes 0.
 
     Zeroing ``log p`` at padding *before* the product keeps ``0 · (-inf)`` (NaN) out of both the
     value and its gradient.
@@ -180,17 +234,22 @@ def entropy_from_log_probs(log_probs: Tensor, mask: Tensor) -> Tensor:
 
 
 def weighted_sum(weights: Tensor, values: Tensor) -> Tensor:
-    """``(B, N) x (B, N, D) -> (B, D)``."""
-    return torch.bmm(weights.unsqueeze(1), values).squeeze(1)
+    """``(…, T, N) x (…, N, D) -> (…, T, D)``."""
+    return torch.matmul(weights, values)
 
 
 def gather_rows(values: Tensor, index: Tensor) -> Tensor:
-    """Pick one position per row without a one-hot matmul. ``(B, N, D), (B,) -> (B, D)``."""
-    return values.gather(1, index.view(-1, 1, 1).expand(-1, 1, values.size(-1))).squeeze(1)
+    """Pick one position per query without a one-hot matmul. ``(…, N, D), (…, T) -> (…, T, D)``."""
+    return torch.take_along_dim(values, index.unsqueeze(-1), dim=-2)
+
+
+def gather_many(values: Tensor, index: Tensor) -> Tensor:
+    """Pick ``K`` positions per query. ``(…, N, D), (…, T, K) -> (…, T, K, D)``."""
+    return torch.take_along_dim(values.unsqueeze(-3), index.unsqueeze(-1), dim=-2)
 
 
 def entropy_of(weights: Tensor) -> Tensor:
-    """Entropy ``(B,)`` in nats of distributions ``(B, N)`` that may hold exact zeros (``0 log 0 = 0``)."""
+    """Entropy ``(…,)`` in nats of distributions ``(…, N)`` that may hold exact zeros (``0 log 0 = 0``)."""
     return -(weights * torch.log(weights.clamp_min(1e-30))).sum(dim=-1)
 
 
@@ -200,9 +259,9 @@ def masked_scores(scores: Tensor, mask: Tensor) -> Tensor:
 
 
 def read_best(scores: Tensor, values: Tensor) -> AttentionOutput:
-    """Evaluation of a mechanism that selects one position: the argmax of ``scores (B, N)`` (``-inf`` at
+    """Evaluation of a mechanism that selects one position: the argmax of ``scores (…, T, N)`` (``-inf`` at
     padding), read with a gather — no normaliser, no weighted sum. ``weights`` and ``probs`` are the
     one-hot choice (the policy actually followed)."""
     index = scores.argmax(dim=-1)
-    weights = torch.zeros_like(scores).scatter_(1, index.unsqueeze(1), 1.0)
+    weights = torch.zeros_like(scores).scatter_(-1, index.unsqueeze(-1), 1.0)
     return AttentionOutput(gather_rows(values, index), weights, weights)

@@ -21,7 +21,6 @@ from .base import (
     AttentionTrace,
     TrainingTerms,
     entropy_from_log_probs,
-    full_mask,
     masked_scores,
     read_best,
     weighted_sum,
@@ -40,7 +39,7 @@ class GumbelAttentionConfig(SoftAttentionConfig):
 
 
 def gumbel_noise(scores: Tensor, mask: Tensor) -> Tensor:
-    """Standard Gumbel noise shaped like ``scores (B, N)`` (zero at padding), drawn for the real positions only.
+    """Standard Gumbel noise shaped like ``scores (…, N)`` (zero at padding), drawn for the real positions only.
 
     ``torch.nn.functional.gumbel_softmax`` draws a value for every entry, row by row: padding appended to a
     batch would change both the noise of later rows and how much randomness a step consumes (so every
@@ -49,10 +48,11 @@ def gumbel_noise(scores: Tensor, mask: Tensor) -> Tensor:
     sampler does not).
     """
     width = int(mask.sum(dim=-1).max())
-    uniform = torch.rand(width, scores.size(0), device=scores.device, dtype=scores.dtype).t()
-    noise = torch.zeros_like(scores)
+    rows = scores.reshape(-1, scores.size(-1))
+    uniform = torch.rand(width, rows.size(0), device=scores.device, dtype=scores.dtype).t()
+    noise = torch.zeros_like(rows)
     noise[:, :width] = -torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-7)))
-    return noise
+    return noise.view_as(scores)
 
 
 class GumbelAttention(SoftAttention):
@@ -64,6 +64,12 @@ class GumbelAttention(SoftAttention):
     stochastic = True
     selects_one = True
     training_metrics = ("gumbel_temperature",)
+    unsupported = {
+        "self": (
+            "a sampled position in self-attention would make every position of every layer a latent choice "
+            "credited with the one sentence reward; use it in cross-attention (attention.where=cross)"
+        )
+    }
 
     def __init__(self, query_dim: int, key_dim: int, config: GumbelAttentionConfig | None = None):
         c = config or GumbelAttentionConfig()
@@ -78,9 +84,8 @@ class GumbelAttention(SoftAttention):
         start, floor, rate = self.schedule
         return max(floor, start * math.exp(-rate * int(self.steps)))
 
-    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
-        """``(B, Dq), (B, N, *), (B, N, Dv), (B, N) -> context (B, Dv)``."""
-        mask = full_mask(values) if mask is None else mask
+    def read(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor) -> AttentionOutput:
+        """``(…, T, Dq), (…, N, *), (…, N, Dv), (…, T, N) -> context (…, T, Dv)``."""
         scores = masked_scores(self.scorer.score(query, prepared_keys), mask)
         if not self.training:
             return read_best(scores, values)
@@ -88,7 +93,7 @@ class GumbelAttention(SoftAttention):
         log_probs = torch.log_softmax(scores, dim=-1)
         # 2. a one-hot sample forward, the relaxed sample's gradient backward (padding: -inf, never drawn)
         relaxed = torch.softmax((scores + gumbel_noise(scores, mask)) / self.temperature, dim=-1)
-        hard = torch.zeros_like(relaxed).scatter_(1, relaxed.argmax(dim=-1, keepdim=True), 1.0)
+        hard = torch.zeros_like(relaxed).scatter_(-1, relaxed.argmax(dim=-1, keepdim=True), 1.0)
         sample = hard - relaxed.detach() + relaxed  # straight through: the value of `hard`, the gradient of `relaxed`
         context = weighted_sum(sample, values)
         return AttentionOutput(context, sample, log_probs.exp(), entropy=entropy_from_log_probs(log_probs, mask))

@@ -46,7 +46,6 @@ from .base import (
     AttentionTrace,
     TrainingTerms,
     entropy_from_log_probs,
-    full_mask,
     gather_rows,
     masked_scores,
     read_best,
@@ -86,14 +85,16 @@ class ReinforceTerms:
 
 
 def sample_positions(probs: Tensor) -> Tensor:
-    """One index per row of ``probs (B, N)`` by inverse-CDF sampling.
+    """One index per row of ``probs (…, N)`` by inverse-CDF sampling: ``(…,)``.
 
     Uses one uniform number per row, so appending zero-probability padding never changes the
     draw, and a position with probability 0 is never chosen (the CDF does not rise there).
     """
-    cdf = probs.cumsum(dim=-1)
-    u = torch.rand(probs.size(0), 1, device=probs.device, dtype=probs.dtype) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(probs.size(1) - 1)
+    rows = probs.reshape(-1, probs.size(-1))
+    cdf = rows.cumsum(dim=-1)
+    u = torch.rand(rows.size(0), 1, device=probs.device, dtype=probs.dtype) * cdf[:, -1:]
+    index = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(rows.size(1) - 1)
+    return index.view(probs.shape[:-1])
 
 
 class HardAttention(SoftAttention):
@@ -114,6 +115,12 @@ class HardAttention(SoftAttention):
     stochastic = True
     selects_one = True
     training_metrics = ("reinforce_baseline", "reinforce_advantage_mean", "reinforce_advantage_var")
+    unsupported = {
+        "self": (
+            "a sampled position in self-attention would make every position of every layer a latent choice "
+            "credited with the one sentence reward; use it in cross-attention (attention.where=cross)"
+        )
+    }
 
     def __init__(self, query_dim: int, key_dim: int, config: HardAttentionConfig | None = None):
         c = config or HardAttentionConfig()
@@ -138,11 +145,10 @@ class HardAttention(SoftAttention):
         self.register_buffer("baseline", torch.zeros(()))
         self.register_buffer("baseline_started", torch.zeros((), dtype=torch.bool))
 
-    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
-        """``(B, Dq), (B, N, *), (B, N, Dv), (B, N) -> context (B, Dv)``."""
-        mask = full_mask(values) if mask is None else mask
+    def read(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor) -> AttentionOutput:
+        """``(…, T, Dq), (…, N, *), (…, N, Dv), (…, T, N) -> context (…, T, Dv)``."""
         if not self.training and self.eval_read == "expectation":
-            return super().attend(query, prepared_keys, values, mask)  # soft attention's read of the same α
+            return super().read(query, prepared_keys, values, mask)  # soft attention's read of the same α
         if not self.training:
             # evaluation: the most likely position, read directly. The argmax of the scores is the
             # argmax of α, so no softmax, no entropy, no weighted sum: the saving hard attention
@@ -156,11 +162,11 @@ class HardAttention(SoftAttention):
         # 2. training: sample a position per row (no gradient flows through the choice) ...
         with torch.no_grad():
             index = sample_positions(probs)
-            sampled = torch.rand(probs.size(0), device=probs.device) >= self.semi_sampling_p
-        log_prob = log_probs.gather(1, index.unsqueeze(1)).squeeze(1) * sampled
+            sampled = torch.rand(probs.shape[:-1], device=probs.device) >= self.semi_sampling_p
+        log_prob = log_probs.gather(-1, index.unsqueeze(-1)).squeeze(-1) * sampled
         # 3. ... and mix: sampled rows read one value, semi-sampled rows the soft expectation
-        one_hot = torch.zeros_like(probs).scatter_(1, index.unsqueeze(1), 1.0)
-        use_sample = sampled.unsqueeze(1)
+        one_hot = torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
+        use_sample = sampled.unsqueeze(-1)
         context = torch.where(use_sample, gather_rows(values, index), weighted_sum(probs, values))
         weights = torch.where(use_sample, one_hot, probs)
         return AttentionOutput(context, weights, probs, log_prob=log_prob, entropy=entropy, extras={"sampled": sampled})

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import AttentionOutput, entropy_from_log_probs, full_mask, weighted_sum
+from .base import AttentionOutput, entropy_from_log_probs, weighted_sum
 from .soft import SoftAttention, SoftAttentionConfig
 
 
@@ -43,6 +43,16 @@ class MarginalAttention(SoftAttention):
     config: the scorer and the top-K approximations (:class:`MarginalAttentionConfig`).
     """
 
+    unsupported = {
+        place: (
+            "summing the attended position out is exact only where the output layer reads the context "
+            "directly; in a Transformer each head's context passes through later layers together with the "
+            "other heads', so the sum over every joint choice is out of reach (use model=seq2seq or "
+            "model=captioner)"
+        )
+        for place in ("cross", "self")
+    }
+
     def __init__(self, query_dim: int, key_dim: int, config: MarginalAttentionConfig | None = None):
         c = config or MarginalAttentionConfig()
         super().__init__(query_dim, key_dim, c)
@@ -50,9 +60,8 @@ class MarginalAttention(SoftAttention):
             raise ValueError("decode_top_k and train_top_k must be >= 0 (0: every position)")
         self.decode_top_k, self.train_top_k = c.decode_top_k, c.train_top_k
 
-    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
+    def read(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor) -> AttentionOutput:
         """α and the expected context, as soft attention; log α kept for :meth:`readout`."""
-        mask = full_mask(values) if mask is None else mask
         log_probs = self.distribution(query, prepared_keys, mask)
         probs = log_probs.exp()
         entropy = entropy_from_log_probs(log_probs, mask)

@@ -1,7 +1,8 @@
 """Alignment score functions ``score(query, key)`` shared by the soft and hard mechanisms.
 
-Each scorer projects the keys once (:meth:`prepare`) and then scores a query against every
-position in ``O(N · D)`` (:meth:`score`). Names follow Luong et al. (2015):
+Each scorer projects the keys once (:meth:`prepare`) and then scores each query against every
+position in ``O(N · D)`` (:meth:`score`): queries ``(…, T, Dq)`` against keys ``(…, N, *)`` give scores
+``(…, T, N)``. Names follow Luong et al. (2015):
 
 * ``additive`` (Bahdanau et al., 2015): ``v · tanh(W_q q + W_k k)``
 * ``dot``: ``q · k`` (needs ``Dq == Dk``)
@@ -34,8 +35,9 @@ class AdditiveScorer(nn.Module):
         return self.key_proj(keys)
 
     def score(self, query: Tensor, prepared_keys: Tensor) -> Tensor:
-        """``(B, Dq), (B, N, H) -> (B, N)``."""
-        return self.v(torch.tanh(prepared_keys + self.query_proj(query).unsqueeze(1))).squeeze(-1)
+        """``(…, T, Dq), (…, N, H) -> (…, T, N)``."""
+        joint = prepared_keys.unsqueeze(-3) + self.query_proj(query).unsqueeze(-2)  # (…, T, N, H)
+        return self.v(torch.tanh(joint)).squeeze(-1)
 
 
 class DotScorer(nn.Module):
@@ -51,8 +53,10 @@ class DotScorer(nn.Module):
         return keys
 
     def score(self, query: Tensor, prepared_keys: Tensor) -> Tensor:
-        """``(B, D), (B, N, D) -> (B, N)``."""
-        return torch.bmm(prepared_keys, query.unsqueeze(-1)).squeeze(-1)
+        """``(…, T, D), (…, N, D) -> (…, T, N)``."""
+        if query.size(-2) == 1:  # one query: keys times a column, the product a recurrent decoder's step always took
+            return torch.matmul(prepared_keys, query.squeeze(-2).unsqueeze(-1)).squeeze(-1).unsqueeze(-2)
+        return torch.matmul(query, prepared_keys.transpose(-1, -2))
 
 
 class GeneralScorer(DotScorer):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from .base import AttentionOutput, entropy_of, full_mask, masked_scores, weighted_sum
+from .base import AttentionOutput, entropy_of, masked_scores, weighted_sum
 from .soft import SoftAttention, SoftAttentionConfig
 
 
@@ -33,7 +33,7 @@ class Entmax15AttentionConfig(SoftAttentionConfig):
 
 
 class SparseNormAttention(SoftAttention):
-    """Soft attention with a sparse normaliser. ``(B, Dq), (B, N, *), (B, N, Dv), (B, N) -> (B, Dv)``."""
+    """Soft attention with a sparse normaliser. ``(…, T, Dq), (…, N, *), (…, N, Dv), (…, T, N) -> (…, T, Dv)``."""
 
     sparse = True
 
@@ -41,8 +41,7 @@ class SparseNormAttention(SoftAttention):
     def normalise(scores: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
-        mask = full_mask(values) if mask is None else mask
+    def read(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor) -> AttentionOutput:
         # padding scores -inf: below any threshold, so exactly zero weight
         weights = self.normalise(masked_scores(self.scorer.score(query, prepared_keys), mask))
         return AttentionOutput(weighted_sum(weights, values), weights, weights, entropy=entropy_of(weights))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import AttentionOutput, entropy_of, full_mask, masked_scores
+from .base import AttentionOutput, entropy_of, gather_many, masked_scores
 from .soft import SoftAttention, SoftAttentionConfig
 
 
@@ -40,15 +40,14 @@ class TopKAttention(SoftAttention):
         self.k = c.k
         self.selects_one = c.k == 1  # then it reads exactly one position, as hard attention at evaluation
 
-    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
-        """``(B, Dq), (B, N, *), (B, N, Dv), (B, N) -> context (B, Dv)``."""
-        mask = full_mask(values) if mask is None else mask
+    def read(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor) -> AttentionOutput:
+        """``(…, T, Dq), (…, N, *), (…, N, Dv), (…, T, N) -> context (…, T, Dv)``."""
         scores = masked_scores(self.scorer.score(query, prepared_keys), mask)
         # 1. the k best positions (padding, at -inf, only where a sequence has fewer than k: weight 0)
         best, index = scores.topk(min(self.k, scores.size(-1)), dim=-1)
         top = torch.softmax(best, dim=-1)
         # 2. read those k values only
-        picked = values.gather(1, index.unsqueeze(-1).expand(-1, -1, values.size(-1)))
-        context = (top.unsqueeze(-1) * picked).sum(dim=1)
-        weights = torch.zeros_like(scores).scatter_(1, index, top)
+        picked = gather_many(values, index)  # (…, T, k, Dv)
+        context = (top.unsqueeze(-1) * picked).sum(dim=-2)
+        weights = torch.zeros_like(scores).scatter_(-1, index, top)
         return AttentionOutput(context, weights, weights, entropy=entropy_of(top))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Attention, AttentionOutput, full_mask, weighted_sum
+from .base import Attention, AttentionOutput, weighted_sum
 
 
 @dataclass
@@ -18,6 +18,7 @@ class UniformAttentionConfig:
     """Uniform attention (the mean of the values); nothing to tune."""
 
     mechanism: str = "uniform"
+    where: str = "cross"  # model=transformer: cross, self or both attentions average (others: soft)
 
 
 class UniformAttention(Attention):
@@ -28,9 +29,8 @@ class UniformAttention(Attention):
     def __init__(self, query_dim: int = 0, key_dim: int = 0, config: UniformAttentionConfig | None = None):
         super().__init__()
 
-    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
-        """``(B, Dq), (B, N, Dk), (B, N, Dv), (B, N) -> context (B, Dv)``."""
-        mask = full_mask(values) if mask is None else mask
+    def read(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor) -> AttentionOutput:
+        """``(…, T, Dq), (…, N, Dk), (…, N, Dv), (…, T, N) -> context (…, T, Dv)``."""
         weights = mask.to(values.dtype)
         counts = weights.sum(dim=-1, keepdim=True)
         weights = weights / counts

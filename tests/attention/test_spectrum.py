@@ -171,12 +171,12 @@ class Guarded(torch.Tensor):
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", str(func))
-        metadata = {"size", "dim", "__get__", "device", "dtype", "shape", "ndim", "__len__"}
+        metadata = {"size", "dim", "__get__", "device", "dtype", "shape", "ndim", "__len__", "unsqueeze"}
         if name in metadata or name.startswith("__get"):
             return super().__torch_function__(func, types, args, kwargs)
-        if name == "gather":
-            index = args[2] if len(args) > 2 else kwargs["index"]
-            rows = index[..., 0]  # (B, W): positions read
+        if name in ("gather", "take_along_dim"):
+            index = args[2] if name == "gather" else args[1]
+            rows = index[..., 0].reshape(index.size(0), -1)  # (B, …): positions read
             reached = torch.gather(cls.allowed, 1, rows)
             if not reached.all():
                 raise AssertionError("read a position outside the window")
