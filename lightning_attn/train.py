@@ -132,7 +132,7 @@ def build_trainer(
     if cfg.speed.monitor:
         all_callbacks.append(SpeedMonitor())
     if cfg.task.get("lr_schedule", "constant") != "constant" and logger:
-        all_callbacks.append(LearningRateMonitor(logging_interval="epoch"))  # logged as lr-Adam
+        all_callbacks.append(LearningRateMonitor(logging_interval="epoch"))  # logged as lr-Adam, each epoch
     if trainer_kwargs["enable_progress_bar"]:
         all_callbacks.append(ProgressBar())
     if cfg.task.get("attention_pictures_every", 0) > 0 and cfg.task.get("attention_pictures", 0) > 0:

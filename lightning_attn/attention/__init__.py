@@ -47,6 +47,11 @@ MECHANISMS: Registry[tuple[type[Attention], type]] = Registry(
 WHERE = ("cross", "self", "both")
 
 
+def config_fields(config: Any) -> dict[str, Any]:
+    """A mechanism config's fields: from its dataclass, or a mapping of (some of) them."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
 def build_attention(config: Any, query_dim: int, key_dim: int, *, place: str = "recurrent") -> Attention:
     """Build the mechanism a config names, for one place (:data:`PLACES`).
 
@@ -60,7 +65,7 @@ def build_attention(config: Any, query_dim: int, key_dim: int, *, place: str = "
     Raises:
         ValueError: an unknown mechanism, or one that cannot be used in ``place`` (the reason in one line).
     """
-    fields = dict(config) if not dataclasses.is_dataclass(config) else dataclasses.asdict(config)
+    fields = config_fields(config)
     name = fields.get("mechanism")
     if name not in MECHANISMS:
         raise ValueError(f"unknown attention mechanism {name!r}; choose one of: {', '.join(sorted(MECHANISMS))}")
@@ -68,6 +73,10 @@ def build_attention(config: Any, query_dim: int, key_dim: int, *, place: str = "
         raise ValueError(f"unknown place {place!r} for attention; one of {', '.join(PLACES)}")
     if fields.get("where", "cross") not in WHERE:
         raise ValueError(f"attention.where={fields['where']!r}: choose one of {', '.join(WHERE)}")
+    if place == "recurrent" and fields.get("where", "cross") != "cross":
+        raise ValueError(
+            f"attention.where={fields['where']} needs model=transformer: a recurrent decoder has one attention"
+        )
     cls, schema = MECHANISMS[name]
     reason = cls.unsupported.get(place)
     if reason is None and place != "recurrent" and cls.read is Attention.read:
@@ -75,9 +84,7 @@ def build_attention(config: Any, query_dim: int, key_dim: int, *, place: str = "
     if reason:
         where = {"self": "a Transformer's self-attention", "cross": "a Transformer's cross-attention"}
         raise ValueError(f"attention={name} cannot be used in {where.get(place, 'a recurrent decoder')}: {reason}")
-    mechanism = cls(query_dim, key_dim, schema(**fields))
-    mechanism.place = place
-    return mechanism
+    return cls(query_dim, key_dim, schema(**fields)).placed(place)
 
 
 __all__ = [
@@ -98,4 +105,5 @@ __all__ = [
     "UniformAttention",
     "UniformAttentionConfig",
     "build_attention",
+    "config_fields",
 ]

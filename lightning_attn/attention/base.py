@@ -145,6 +145,11 @@ class Attention(nn.Module):
     #: where this instance is used (:data:`PLACES`), set by :func:`~lightning_attn.attention.build_attention`
     place: str = "recurrent"
 
+    def placed(self, place: str) -> Attention:
+        """This mechanism, to be used in ``place`` (:data:`PLACES`): what it needs there, and nothing more."""
+        self.place = place
+        return self
+
     def traits(self) -> dict[str, bool]:
         """What the mechanism is, by name (an instance may differ from its class: top-k with k = 1 selects one)."""
         return {name: bool(getattr(self, name)) for name in TRAITS}

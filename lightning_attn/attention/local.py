@@ -62,6 +62,12 @@ class LocalAttention(SoftAttention):
         prior = (positions - centre.unsqueeze(-1)) ** 2 / (2 * self.sigma**2)
         return torch.softmax((scores - prior).masked_fill(~inside, float("-inf")), dim=-1)
 
+    def placed(self, place: str) -> LocalAttention:
+        """In self-attention the window is fixed: no position predictor (an unused parameter would stall DDP)."""
+        if place == "self":
+            del self.position
+        return super().placed(place)
+
     def self_attention_mask(self, mask: Tensor, query_positions: Tensor, key_positions: Tensor) -> Tensor:
         """In self-attention, a sliding window: ``mask`` and at most ``D`` positions away."""
         near = (query_positions.unsqueeze(-1) - key_positions.unsqueeze(0)).abs() <= self.window

@@ -326,7 +326,18 @@ def compose(
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as e:
         raise ConfigError(f"cannot resolve the config: {first_line(e)}") from None
+    _check_attention_fits(cfg)
     return cfg
+
+
+def _check_attention_fits(cfg: DictConfig) -> None:
+    """A mechanism the model cannot use where it would use it is refused now, in one line, not mid-run."""
+    from ..models import check_attention
+
+    try:
+        check_attention(to_container(cfg.model), to_container(cfg.attention))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _read_overrides(

@@ -31,10 +31,9 @@ from .decoding import BatchState, DecoderOutput, beam_search, greedy, teacher_fo
 
 
 @dataclass
-class CaptionerConfig:
-    """Show-Attend-Tell: CNN grid encoder (from scratch, or a torchvision ResNet), attention LSTM decoder."""
+class GridEncoderConfig:
+    """The CNN that turns an image into the regions a decoder attends over (:func:`build_grid_encoder`)."""
 
-    kind: str = "captioner"
     encoder: str = "cnn"  # cnn (from scratch) | resnet (needs torchvision)
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # cnn: each block halves the image
     resnet_depth: int = 18  # resnet: 18 | 34 | 50 | 101 | 152; its grid is image_size / 32
@@ -45,6 +44,13 @@ class CaptionerConfig:
     # with freeze_encoder and data=karpathy: extract the frozen CNN's grid features once, into a cache keyed
     # by the encoder's weights and the image set, and train the decoder on them (no CNN in the training step)
     cache_features: bool = False
+
+
+@dataclass
+class CaptionerConfig(GridEncoderConfig):
+    """Show-Attend-Tell: CNN grid encoder (from scratch, or a torchvision ResNet), attention LSTM decoder."""
+
+    kind: str = "captioner"
     embed_dim: int = 64
     hidden: int = 256
     dropout: float = 0.1
@@ -237,43 +243,37 @@ class CaptionDecoder(nn.Module):
         logits = self.attention.readout(att, state.regions, predict)
         return logits, CaptionState(hidden, cell, context, state.regions, state.keys, state.mask), att
 
+    def teacher_forced(self, state: CaptionState, tgt_in: Tensor) -> DecoderOutput:
+        """Every step over the gold previous tokens ``tgt_in (B, T)``."""
+        return teacher_forcing(self.step, state, tgt_in)
 
-class Captioner(nn.Module):
-    """Show, Attend and Tell with any attention mechanism.
 
-    Args:
-        vocab: caption vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
-        attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
-        in_channels: channels of the input images ``(B, in_channels, image_size, image_size)``.
-        image_size: height and width of the input images.
-        config: encoder and decoder (:class:`CaptionerConfig`, its defaults when omitted): ``cnn`` (from
-            scratch; ``channels`` are its block widths, each halves the resolution) or ``resnet``
-            (torchvision; ``resnet_depth``); ``encoder_weights`` a local file, ``freeze_encoder``.
-    """
-
-    def __init__(
-        self, vocab: int, attention: Any, in_channels: int, image_size: int, config: CaptionerConfig | None = None
-    ):
-        super().__init__()
-        c = config or CaptionerConfig()
-        self.encoder: GridFeatureEncoder
-        if c.encoder == "cnn":
-            self.encoder = GridEncoder(in_channels, image_size, tuple(c.channels), c.encoder_weights, c.freeze_encoder)
-        elif c.encoder == "resnet":
-            self.encoder = ResNetGridEncoder(
-                in_channels, image_size, c.resnet_depth, c.encoder_weights, c.freeze_encoder
-            )
-        else:
-            raise ValueError(f"model.encoder={c.encoder!r}: choose cnn or resnet")
-        if c.cache_features and not c.freeze_encoder:
-            raise ValueError(
-                "model.cache_features=true needs model.freeze_encoder=true: only a frozen encoder's "
-                "features stay the same from one step to the next"
-            )
-        mechanism = build_attention(attention, query_dim=c.hidden, key_dim=self.encoder.dim)
-        self.decoder = CaptionDecoder(
-            vocab, c.embed_dim, c.hidden, feature_dim=self.encoder.dim, attention=mechanism, dropout=c.dropout
+def build_grid_encoder(config: GridEncoderConfig, in_channels: int, image_size: int) -> GridFeatureEncoder:
+    """The grid encoder a config names: ``cnn`` (from scratch; ``channels`` its block widths) or ``resnet``."""
+    c = config
+    if c.encoder == "cnn":
+        encoder: GridFeatureEncoder = GridEncoder(
+            in_channels, image_size, tuple(c.channels), c.encoder_weights, c.freeze_encoder
         )
+    elif c.encoder == "resnet":
+        encoder = ResNetGridEncoder(in_channels, image_size, c.resnet_depth, c.encoder_weights, c.freeze_encoder)
+    else:
+        raise ValueError(f"model.encoder={c.encoder!r}: choose cnn or resnet")
+    if c.cache_features and not c.freeze_encoder:
+        raise ValueError(
+            "model.cache_features=true needs model.freeze_encoder=true: only a frozen encoder's "
+            "features stay the same from one step to the next"
+        )
+    return encoder
+
+
+class ImageCaptioner(nn.Module):
+    """A captioning model as the task uses it: images (or their cached grid features) encoded to regions
+    ``(B, G·G, D)`` by ``self.encoder`` (a :class:`GridFeatureEncoder`), read by ``self.decoder`` from the state
+    :meth:`start` makes: training, greedy and beam-search decoding. A subclass builds the two."""
+
+    encoder: GridFeatureEncoder
+    decoder: nn.Module
 
     @property
     def attention(self) -> Attention:
@@ -288,18 +288,18 @@ class Captioner(nn.Module):
         """``D``: the size of each region's features the decoder attends over."""
         return self.encoder.dim
 
-    def start(self, regions: Tensor) -> CaptionState:
+    def start(self, regions: Tensor):
         """The decoder's first state over given region features ``(B, N, D)`` (what the speed pass measures a
         decoder step on, at any grid size)."""
         return self.decoder.start(regions)
 
-    def encode(self, images: Tensor) -> CaptionState:
-        return self.decoder.start(self.encoder(images))
+    def encode(self, images: Tensor):
+        return self.start(self.encoder(images))
 
     def forward(self, images: Tensor, tgt_in: Tensor) -> DecoderOutput:
         """Teacher forcing: ``images (B, C, S, S)`` (or their cached grid features ``(B, G·G, D)``),
         ``tgt_in (B, T)`` starting with ``<s>``."""
-        return teacher_forcing(self.decoder.step, self.encode(images), tgt_in)
+        return self.decoder.teacher_forced(self.encode(images), tgt_in)
 
     @torch.no_grad()
     def greedy(self, images: Tensor, max_len: int) -> tuple[Tensor, Tensor]:
@@ -317,4 +317,29 @@ class Captioner(nn.Module):
             beam_size=beam_size,
             length_penalty=length_penalty,
             device=images.device,
+        )
+
+
+class Captioner(ImageCaptioner):
+    """Show, Attend and Tell with any attention mechanism.
+
+    Args:
+        vocab: caption vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
+        attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
+        in_channels: channels of the input images ``(B, in_channels, image_size, image_size)``.
+        image_size: height and width of the input images.
+        config: encoder and decoder (:class:`CaptionerConfig`, its defaults when omitted): ``cnn`` (from
+            scratch; ``channels`` are its block widths, each halves the resolution) or ``resnet``
+            (torchvision; ``resnet_depth``); ``encoder_weights`` a local file, ``freeze_encoder``.
+    """
+
+    def __init__(
+        self, vocab: int, attention: Any, in_channels: int, image_size: int, config: CaptionerConfig | None = None
+    ):
+        super().__init__()
+        c = config or CaptionerConfig()
+        self.encoder = build_grid_encoder(c, in_channels, image_size)
+        mechanism = build_attention(attention, query_dim=c.hidden, key_dim=self.encoder.dim)
+        self.decoder = CaptionDecoder(
+            vocab, c.embed_dim, c.hidden, feature_dim=self.encoder.dim, attention=mechanism, dropout=c.dropout
         )

@@ -109,26 +109,18 @@ class AttentionDecoder(nn.Module):
         logits = self.attention.readout(att, state.memory, predict)
         return logits, DecoderState(hidden, att.context, state.memory, state.keys, state.mask), att
 
+    def teacher_forced(self, state: DecoderState, tgt_in: Tensor) -> DecoderOutput:
+        """Every step over the gold previous tokens ``tgt_in (B, T)``."""
+        return teacher_forcing(self.step, state, tgt_in)
 
-class Seq2Seq(nn.Module):
-    """Encoder-decoder with attention; training, greedy and beam-search decoding.
 
-    Args:
-        src_vocab: source vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
-        tgt_vocab: target vocabulary size (the same reserved ids).
-        attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
-        config: sizes and dropout (:class:`Seq2SeqConfig`, its defaults when omitted).
-    """
+class EncoderDecoder(nn.Module):
+    """A translation model as the task uses it: sources encoded to a memory ``(B, S, M)`` by ``self.encoder``
+    (``src (B, S), src_lengths (B,) -> memory``), read by ``self.decoder`` (``start(memory, mask)``, ``step``,
+    ``teacher_forced``, ``attention``): training, greedy and beam-search decoding. A subclass builds the two."""
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, attention: Any, config: Seq2SeqConfig | None = None):
-        super().__init__()
-        c = config or Seq2SeqConfig()
-        memory_dim = 2 * c.encoder_hidden
-        self.encoder = Encoder(src_vocab, c.embed_dim, c.encoder_hidden, c.dropout)
-        mechanism = build_attention(attention, query_dim=c.decoder_hidden, key_dim=memory_dim)
-        self.decoder = AttentionDecoder(
-            tgt_vocab, c.embed_dim, c.decoder_hidden, memory_dim=memory_dim, attention=mechanism, dropout=c.dropout
-        )
+    encoder: nn.Module
+    decoder: nn.Module
 
     @property
     def attention(self) -> Attention:
@@ -137,7 +129,7 @@ class Seq2Seq(nn.Module):
     @property
     def memory_dim(self) -> int:
         """``M``: the size of each encoder state the decoder attends over."""
-        return self.decoder.init_state.in_features
+        raise NotImplementedError
 
     def start(self, memory: Tensor) -> DecoderState:
         """The decoder's first state over given encoder states ``(B, S, M)``, every position real (what the
@@ -151,7 +143,7 @@ class Seq2Seq(nn.Module):
 
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> DecoderOutput:
         """Teacher forcing. ``src (B, S), src_lengths (B,), tgt_in (B, T)`` starting with ``<s>``."""
-        return teacher_forcing(self.decoder.step, self.encode(src, src_lengths), tgt_in)
+        return self.decoder.teacher_forced(self.encode(src, src_lengths), tgt_in)
 
     @torch.no_grad()
     def greedy(self, src: Tensor, src_lengths: Tensor, max_len: int) -> tuple[Tensor, Tensor]:
@@ -174,3 +166,28 @@ class Seq2Seq(nn.Module):
             length_penalty=length_penalty,
             device=src.device,
         )
+
+
+class Seq2Seq(EncoderDecoder):
+    """Encoder-decoder with attention: a bidirectional GRU encoder, an attention GRU decoder.
+
+    Args:
+        src_vocab: source vocabulary size (ids 0-3 are ``<pad> <s> </s> <unk>``).
+        tgt_vocab: target vocabulary size (the same reserved ids).
+        attention: the mechanism config (see :func:`lightning_attn.attention.build_attention`).
+        config: sizes and dropout (:class:`Seq2SeqConfig`, its defaults when omitted).
+    """
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, attention: Any, config: Seq2SeqConfig | None = None):
+        super().__init__()
+        c = config or Seq2SeqConfig()
+        memory_dim = 2 * c.encoder_hidden
+        self.encoder = Encoder(src_vocab, c.embed_dim, c.encoder_hidden, c.dropout)
+        mechanism = build_attention(attention, query_dim=c.decoder_hidden, key_dim=memory_dim)
+        self.decoder = AttentionDecoder(
+            tgt_vocab, c.embed_dim, c.decoder_hidden, memory_dim=memory_dim, attention=mechanism, dropout=c.dropout
+        )
+
+    @property
+    def memory_dim(self) -> int:
+        return self.decoder.init_state.in_features

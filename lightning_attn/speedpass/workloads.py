@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.codec import EOS, PAD
-from ..models import beam_search, greedy, teacher_forcing
+from ..models import beam_search, greedy
 
 
 def never_ends(step: Callable) -> Callable:
@@ -63,7 +63,7 @@ def training_step(model: nn.Module, loss: Callable[[], Tensor]) -> Callable[[], 
 def decoder_loss(model: nn.Module, memory: Tensor, tgt_in: Tensor, tgt_out: Tensor) -> Tensor:
     """The teacher-forced loss of ``model``'s decoder over given ``memory (B, N, M)``, as a task trains it:
     the tokens' negative log-likelihood plus the mechanism's own training terms."""
-    out = teacher_forcing(model.decoder.step, model.start(memory), tgt_in)
+    out = model.decoder.teacher_forced(model.start(memory), tgt_in)
     token_nll = F.cross_entropy(out.logits.transpose(1, 2), tgt_out, ignore_index=PAD, reduction="none")
     step_mask = tgt_out != PAD
     loss = token_nll.sum() / step_mask.sum()

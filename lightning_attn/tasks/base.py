@@ -4,6 +4,7 @@ through their model and how outputs are decoded and scored."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import Tensor
-from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from torchmetrics import MeanMetric, SumMetric
 
 from ..attention.base import entropy_of
@@ -26,6 +27,7 @@ from .metrics import alignment_hits
 class LRSchedule(str, Enum):
     constant = "constant"
     plateau = "plateau"  # ReduceLROnPlateau on the task's validation metric
+    warmup = "warmup"  # linear warm-up to lr over warmup_steps, then ∝ 1/sqrt(step) (Vaswani et al., 2017)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class TaskConfig:
     lr_decay: float = 0.5
     lr_patience: int = 0
     min_lr: float = 1e-5
+    warmup_steps: int = 400  # lr_schedule=warmup: optimiser steps to reach lr
     label_smoothing: float = 0.0
     val_beam_size: int = 1  # validation decodes greedily by default: cheap and tracks the test metric
     beam_size: int = 5  # test decoding; 1 = greedy
@@ -286,8 +289,13 @@ class AttentionTask(L.LightningModule):
     def configure_optimizers(self):
         c = self.cfg
         optimizer = torch.optim.Adam(self.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
-        if LRSchedule(c["lr_schedule"]) is LRSchedule.constant:
+        schedule = LRSchedule(c["lr_schedule"])
+        if schedule is LRSchedule.constant:
             return optimizer
+        if schedule is LRSchedule.warmup:
+            warmup = max(1, c.get("warmup_steps", 1))
+            factor = LambdaLR(optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1))))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": factor, "interval": "step"}}
         plateau = ReduceLROnPlateau(
             optimizer, mode=self.mode, factor=c["lr_decay"], patience=c["lr_patience"], min_lr=c["min_lr"]
         )

@@ -18,8 +18,8 @@ from torchmetrics.text import BLEUScore
 
 from ..cider import cider_d
 from ..data.captioning import CaptionBatch, CaptioningDataModule
-from ..models import DecoderOutput
-from ..models.captioner import Captioner, CaptionerConfig
+from ..models import MODELS, CaptionTransformer, DecoderOutput
+from ..models.captioner import Captioner, CaptionerConfig, ImageCaptioner
 from ..tracking.pictures import attention_figure
 from .base import AttentionTask, TaskConfig
 
@@ -54,7 +54,9 @@ class CaptioningModule(AttentionTask):
 
     config = CaptioningTaskConfig
     datamodule = CaptioningDataModule
-    models = ("captioner",)
+    #: the model kinds it builds, each its class (configured by the kind's schema in :data:`..models.MODELS`)
+    model_classes = {"captioner": Captioner, "transformer": CaptionTransformer}
+    models = tuple(model_classes)
     sources = ("digits", "karpathy", "caption_table")
     defaults = {"model": "captioner", "data": "digits"}
     monitor, mode, headline = "val/bleu4", "max", "test/bleu4"
@@ -76,7 +78,7 @@ class CaptioningModule(AttentionTask):
     ):
         super().__init__(task)
         self.save_hyperparameters(logger=False)
-        self.model = Captioner(vocab, attention, channels, image_size, CaptionerConfig(**model))
+        self.model = self._build(model, attention, channels, image_size, vocab)
         self.bleu = torch.nn.ModuleDict(
             {s: torch.nn.ModuleList([BLEUScore(n_gram=n) for n in range(1, 5)]) for s in ("val", "test")}
         )
@@ -102,11 +104,22 @@ class CaptioningModule(AttentionTask):
         )
 
     @classmethod
-    def bare_model(cls, model: dict, attention: dict, vocab: int) -> Captioner:
+    def _build(cls, model: dict, attention: dict, channels: int, image_size: int, vocab: int) -> ImageCaptioner:
+        schema = MODELS[model["kind"]][1]
+        return cls.model_classes[model["kind"]](vocab, attention, channels, image_size, schema(**model))
+
+    @staticmethod
+    def grid_encoder(model: dict) -> dict:
+        """The grid encoder's settings in a ``model`` section: the section itself (captioner), or its ``image``."""
+        return model.get("image", model)
+
+    @classmethod
+    def bare_model(cls, model: dict, attention: dict, vocab: int) -> ImageCaptioner:
         """The task's model without data, ``vocab`` words (the speed pass measures cost with it, on region
         features of its own: the smallest images the encoder takes)."""
-        size = 32 if model.get("encoder") == "resnet" else 2 ** len(model.get("channels") or CaptionerConfig().channels)
-        return Captioner(vocab, attention, 3, size, CaptionerConfig(**model))
+        image = cls.grid_encoder(model)
+        size = 32 if image.get("encoder") == "resnet" else 2 ** len(image.get("channels") or CaptionerConfig().channels)
+        return cls._build(model, attention, 3, size, vocab)
 
     def start_decoding(self, batch: CaptionBatch):
         """The decoder's first state for ``batch``: the images encoded."""
@@ -115,7 +128,7 @@ class CaptioningModule(AttentionTask):
     def bind_data(self, data) -> None:
         """With ``model.cache_features``, the data serves the frozen encoder's cached grid features instead
         of images (extracted on first use, see :meth:`CaptioningDataModule.use_features`)."""
-        if self.hparams["model"].get("cache_features"):
+        if self.grid_encoder(self.hparams["model"]).get("cache_features"):
             encoder = self.model.encoder
             encoder.eval()  # BatchNorm's running statistics, as a frozen encoder uses in training too
             data.use_features(encoder.backbone, encoder.backbone_key(), batch_size=data.cfg["batch_size"])

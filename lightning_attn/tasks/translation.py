@@ -18,8 +18,8 @@ from torch import Tensor
 from .. import bleu
 from ..data.codec import EOS
 from ..data.translation import TranslationBatch, TranslationDataModule
-from ..models import DecoderOutput, Seq2Seq
-from ..models.seq2seq import Seq2SeqConfig
+from ..models import MODELS, DecoderOutput, Seq2Seq, Transformer
+from ..models.seq2seq import EncoderDecoder
 from ..tracking import tags as T
 from ..tracking.pictures import alignment_figure
 from .base import AttentionTask, TaskConfig
@@ -51,7 +51,9 @@ class TranslationModule(AttentionTask):
 
     config = TranslationTaskConfig
     datamodule = TranslationDataModule
-    models = ("seq2seq",)
+    #: the model kinds it builds, each its class (configured by the kind's schema in :data:`..models.MODELS`)
+    model_classes = {"seq2seq": Seq2Seq, "transformer": Transformer}
+    models = tuple(model_classes)
     sources = ("synthetic", "parallel", "table")
     defaults = {"model": "seq2seq", "data": "synthetic"}
     monitor, mode, headline = "val/bleu", "max", "test/bleu"
@@ -65,7 +67,7 @@ class TranslationModule(AttentionTask):
         super().__init__(task)
         # plain dicts only: the checkpoint must load with torch.load(weights_only=True)
         self.save_hyperparameters(logger=False)
-        self.model = Seq2Seq(src_vocab, tgt_vocab, attention, Seq2SeqConfig(**model))
+        self.model = self.bare_model(model, attention, src_vocab, tgt_vocab)
         self.bleu = torch.nn.ModuleDict({"val": CorpusBLEU(), "test": CorpusBLEU(), "test_greedy": CorpusBLEU()})
         self._test_outputs: list[tuple[int, str, str]] = []  # (index in the split, hypothesis, reference)
 
@@ -75,9 +77,11 @@ class TranslationModule(AttentionTask):
         return cls(task, model, attention, src_vocab=len(data.src_codec), tgt_vocab=len(data.tgt_codec))
 
     @classmethod
-    def bare_model(cls, model: dict, attention: dict, vocab: int) -> Seq2Seq:
-        """The task's model without data, ``vocab`` words each side (the speed pass measures cost with it)."""
-        return Seq2Seq(vocab, vocab, attention, Seq2SeqConfig(**model))
+    def bare_model(cls, model: dict, attention: dict, vocab: int, tgt_vocab: int | None = None) -> EncoderDecoder:
+        """The task's model without data, ``vocab`` words each side, or ``vocab`` source and ``tgt_vocab``
+        target words (the speed pass measures cost with it)."""
+        schema = MODELS[model["kind"]][1]
+        return cls.model_classes[model["kind"]](vocab, tgt_vocab or vocab, attention, schema(**model))
 
     def start_decoding(self, batch: TranslationBatch):
         """The decoder's first state for ``batch``: the sources encoded."""
