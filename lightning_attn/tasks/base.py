@@ -203,6 +203,9 @@ class AttentionTask(L.LightningModule):
             stability |= {f"stability/{name}": value for name, value in terms.metrics.items()}
             if trace.entropy is not None:  # mean over real decoder steps, nats
                 stability["stability/attention_entropy"] = (trace.entropy * step_mask).sum() / n_tokens
+            heads = trace.extras.get("head_entropy")  # (B, T, H): a Transformer's traced layer, head by head
+            for h in range(heads.size(-1) if heads is not None else 0):
+                stability[f"stability/attention_entropy_head{h}"] = (heads[..., h] * step_mask).sum() / n_tokens
         else:
             metrics[f"{stage}/ppl"] = torch.exp(nll.clamp_max(50))
             self._measure_attention(batch, trace.weights, step_mask, stage)
