@@ -171,7 +171,7 @@ def bench(session: nox.Session) -> None:
     `nox -s bench -- overhead` runs one of them (overhead, attention_ops, sweep_scaling, memory,
     multi30k_throughput — it reads $MULTI30K or ../shared/data/multi30k —, sweep_storage_scale — it starts
     a PostgreSQL of its own —, workers_under_load and speed_pass — they start busy loops of their own —,
-    sequential_seeds). Give
+    sequential_seeds, incremental_decoding). Give
     the machine to them: other work beside them skews timings. Result tables are not benchmarks: they come from
     `lightning-attn report` (docs/results.md).
     """
@@ -186,6 +186,7 @@ def bench(session: nox.Session) -> None:
         "workers_under_load",
         "sequential_seeds",
         "speed_pass",
+        "incremental_decoding",
     ]
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
