@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from lightning_attn.attention import MECHANISMS, AttentionOutput, AttentionTrace, TrainingTerms
-from lightning_attn.attention.base import full_mask, weighted_sum
+from lightning_attn.attention.base import weighted_sum
 from lightning_attn.attention.soft import SoftAttention, SoftAttentionConfig
 
 
@@ -28,9 +28,8 @@ class LeakyAttention(SoftAttention):
         self.config = config or LeakyAttentionConfig()
         super().__init__(query_dim, key_dim, self.config)
 
-    def attend(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor | None) -> AttentionOutput:
-        mask = full_mask(values) if mask is None else mask
-        soft = super().attend(query, prepared_keys, values, mask)
+    def read(self, query: Tensor, prepared_keys: Tensor, values: Tensor, mask: Tensor) -> AttentionOutput:
+        soft = super().read(query, prepared_keys, values, mask)
         even = mask.float() / mask.float().sum(-1, keepdim=True)
         weights = (1 - self.config.leak) * soft.probs + self.config.leak * even
         entropy = -(weights.clamp_min(1e-12).log() * weights).sum(-1)

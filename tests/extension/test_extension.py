@@ -70,6 +70,11 @@ def test_a_mechanism_and_a_task_of_your_own_train_sweep_and_report(leaky, sortin
     # 1. train (in this process, where the plugins are imported): the mechanism, with its own loss term and metric
     metrics = _metrics(train(compose(tiny(mechanism="leaky"))).run_id)
     assert metrics["train/sharpness_epoch"] > 0 and metrics["stability/leak_entropy"] > 0
+    # the same module in a Transformer's cross- and self-attention: read() serves one query and many
+    small = ["model.width=16", "model.heads=2", "model.ffn=32", "model.encoder_layers=1", "model.decoder_layers=1"]
+    overrides = [o for o in tiny(mechanism="leaky") if not o.startswith("model.")]
+    transformer = train(compose([*overrides, "model=transformer", *small, "attention.where=both"]))
+    assert _metrics(transformer.run_id)["stability/leak_entropy"] > 0
     # the task: its own data source, model choice, metric, monitor and checkpoints
     result = train(compose(["task=sorting", *SMALL_SORT, "trainer.max_epochs=2", "early_stopping.enabled=false"]))
     run = MlflowClient(result.tracking_uri).get_run(result.run_id)
@@ -148,6 +153,7 @@ def test_an_installed_distributions_entry_point_registers_its_task(tmp_path, mon
     (info / "entry_points.txt").write_text(f"[lightning_attn.plugins]\nsorting = {SORTING}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.delitem(sys.modules, SORTING, raising=False)  # imported by an earlier test: it must register again
     from lightning_attn.config import group_choices
     from lightning_attn.data import DATA
     from lightning_attn.plugins import load_plugins
