@@ -1,4 +1,6 @@
-"""``CaptioningModule``: a thin LightningModule around :class:`~lightning_attn.models.captioner.Captioner`.
+"""``CaptioningModule``: a thin LightningModule around a captioning model — Show, Attend and Tell's
+:class:`~lightning_attn.models.Captioner` (``model=captioner``, the default) or a Transformer decoder over the same
+grid encoder, :class:`~lightning_attn.models.CaptionTransformer` (``model=transformer``).
 
 Loss: token NLL + Show-Attend-Tell's doubly stochastic penalty ``λ Σ_i (1 − Σ_t α_ti)²`` (+ the
 mechanism's own training terms, e.g. hard attention's REINFORCE surrogate). Evaluation decodes each

@@ -1,4 +1,5 @@
-"""``TranslationModule``: a thin LightningModule around :class:`~lightning_attn.models.Seq2Seq`.
+"""``TranslationModule``: a thin LightningModule around a translation model — :class:`~lightning_attn.models.Seq2Seq`
+(``model=seq2seq``, the default) or :class:`~lightning_attn.models.Transformer` (``model=transformer``).
 
 Loss: token-level NLL under teacher forcing, plus the mechanism's own training terms (hard attention:
 its REINFORCE surrogate, rewarded with the target's log-likelihood). Validation/test decode the source
