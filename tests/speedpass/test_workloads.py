@@ -11,10 +11,10 @@ from lightning_attn.speedpass.workloads import decode, decoder_loss, never_ends,
 from lightning_attn.tasks import TASKS
 
 
-def _model(task: str, mechanism: str):
+def _model(task: str, mechanism: str, *overrides: str):
     from lightning_attn.config import compose, section
 
-    cfg = compose([f"task={task}", f"attention={mechanism}"])
+    cfg = compose([f"task={task}", f"attention={mechanism}", *overrides])
     return TASKS[task].bare_model(section(cfg, "model"), section(cfg, "attention"), 50)
 
 
@@ -40,13 +40,21 @@ def test_a_decode_runs_exactly_its_steps_even_where_the_model_would_stop(beam):
     assert logits[0, EOS] == float("-inf")
 
 
-@pytest.mark.parametrize(("task", "mechanism"), [("translation", "hard"), ("captioning", "local")])
-def test_a_training_step_reaches_the_weights_the_mechanism_trains(task, mechanism):
+@pytest.mark.parametrize(
+    ("task", "mechanism", "model", "trained_by_it"),
+    [
+        ("translation", "hard", "seq2seq", "attention."),
+        ("captioning", "local", "captioner", "attention."),
+        ("translation", "local", "transformer", "cross_attention.position"),  # its predicted centre, per head
+        ("captioning", "hard", "transformer", "layers.0.cross_attention.query"),  # every layer's scores, not the last's
+    ],
+)
+def test_a_training_step_reaches_the_weights_the_mechanism_trains(task, mechanism, model, trained_by_it):
     torch.manual_seed(0)
-    model = _model(task, mechanism)
+    model = _model(task, mechanism, f"model={model}")
     memory = torch.randn(2, 16, model.memory_dim, requires_grad=True)
     tokens = torch.randint(4, 50, (2, 6))
     training_step(model, lambda: decoder_loss(model, memory, tokens[:, :-1], tokens[:, 1:]))()
     trained = [name for name, p in model.decoder.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
-    assert any(name.startswith("attention.") for name in trained), trained  # the scorer (and local's position)
+    assert any(name.startswith(trained_by_it) for name in trained), trained  # the scorer (and local's position)
     assert memory.grad is not None and memory.grad.abs().sum() > 0  # into the encoder states
