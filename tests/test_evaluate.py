@@ -211,3 +211,43 @@ def test_predict_captions_image_files_as_evaluate_scores_them(tmp_path, capsys):
     assert cli.main(["predict", builtin.run_id, "--images", test_images[0], "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "captions the scenes it draws, not image files" in err[0]
+
+
+def test_mlflow_models_serve_answers_as_predict_translates(trained, tmp_path):
+    """``mlflow models serve`` on the logged model: an HTTP request translated as ``predict`` translates."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from lightning_attn.predict import predict
+    from lightning_attn.served import log_model
+
+    from .servers import answers, free_port, wait_until
+
+    result, uri = trained
+    model = log_model(result.run_id, tracking_uri=uri)
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "serve.log"
+    # the scoring server runs `uvicorn` from PATH: the environment's own, as in an activated virtual environment
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers(f"{url}/ping") or server.poll() is not None, 180, what="mlflow models serve")
+        assert server.poll() is None, log.read_text()[-3000:]
+        sources = ["the dog sees a cat", "some big dogs near the quick cars see some kings"]
+        body = json.dumps({"dataframe_split": {"columns": ["source"], "data": [[s] for s in sources]}}).encode()
+        request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answered = json.loads(response.read())["predictions"]
+        assert answered == predict(result.run_id, sources, tracking_uri=uri)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
