@@ -79,7 +79,7 @@ def test_flatten_uses_command_line_keys():
         (["attention=bogus"], "unknown attention 'bogus'; choose one of: entmax15, gumbel, hard, local"),
         (
             ["data=imagenet"],
-            "unknown data 'imagenet'; choose one of: caption_table, digits, karpathy, multi30k, parallel, synthetic, "
+            "unknown data 'imagenet'; choose one of: caption_table, digits, hf, karpathy, multi30k, parallel, synthetic, "
             "table",
         ),
         (["trainer.max_epochs=three"], "invalid value for trainer.max_epochs"),
@@ -212,7 +212,7 @@ def test_a_bad_experiment_file_is_one_line_naming_it(tmp_path, text, message):
 
 
 def test_an_unknown_experiment_lists_the_choices():
-    with pytest.raises(ConfigError, match="unknown experiment 'wmt'; choose one of: multi30k_de_en, multi30k_en_de"):
+    with pytest.raises(ConfigError, match="unknown experiment 'wmt'; choose one of: multi30k_de_en, multi30k_de_en_transformer, multi30k_en_de"):
         compose(["experiment=wmt"])
 
 

@@ -110,6 +110,19 @@ def _table(tmp: Path, name: str, *, carved: bool) -> list[str]:
     return ["task=translation", "data=table", *given, *fields]
 
 
+def _hf_folder(tmp: Path) -> list[str]:
+    """A ``save_to_disk`` folder with train and validation splits of nested translation records (test carved)."""
+    import datasets
+
+    def split(repeat: int):
+        return datasets.Dataset.from_dict({"translation": [{"de": d, "en": e} for d, e in zip(DE, EN)] * repeat})
+
+    folder = tmp / "hf"
+    datasets.DatasetDict({"train": split(30), "validation": split(2)}).save_to_disk(str(folder))
+    fields = ["data.src_field=translation.de", "data.tgt_field=translation.en", "data.bpe_vocab_size=120"]
+    return ["task=translation", "data=hf", f"data.path={folder}", *fields]
+
+
 def _builtin_captioning(tmp: Path) -> list[str]:
     return ["task=captioning", "data.n_train=32", "data.n_val=8", "data.n_test=8", "data.canvas=32", "data.cell=8"]
 
@@ -144,6 +157,7 @@ SOURCES = {
     "translation-table-tsv": (lambda tmp: _table(tmp, "pairs.tsv", carved=False), 12),
     "translation-table-csv": (lambda tmp: _table(tmp, "pairs.csv", carved=False), 12),
     "translation-table-jsonl-carved": (lambda tmp: _table(tmp, "pairs.jsonl", carved=True), 18),
+    "translation-hf-folder": (_hf_folder, 12),
     "captioning-builtin": (_builtin_captioning, 8),
     "captioning-karpathy": (_karpathy, 3),
     "captioning-caption-table": (_caption_table, 3),

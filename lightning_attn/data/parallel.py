@@ -104,15 +104,17 @@ def read_parallel(root: str | Path, split: str, src_lang: str, tgt_lang: str) ->
 def cached_bpe(
     root: str | Path,
     train_lines: list[str],
-    train_file: Path,
+    train_file: Path | None,
     *,
     lang: str,
     vocab_size: int,
     lowercase: bool,
     cache_dir: str | None = None,
+    digest: str | None = None,
 ) -> Codec:
-    """The BPE vocabulary for ``train_file``, trained once and reused while the file is unchanged."""
-    digest = hashlib.sha256(train_file.read_bytes()).hexdigest()[:12]
+    """The BPE vocabulary for ``train_file``, trained once and reused while the file is unchanged (or while
+    ``digest``, which names training data that is not one file, is)."""
+    digest = digest or hashlib.sha256(train_file.read_bytes()).hexdigest()[:12]
     path = cache_folder(Path(root), cache_dir) / f"bpe-{lang}-{vocab_size}{'-lc' if lowercase else ''}-{digest}.json"
     if path.is_file():
         log.info("using cached vocabulary %s", path)

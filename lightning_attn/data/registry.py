@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..registry import Registry
 from .caption_table import CaptionTableSource
 from .digits import DigitsSource
+from .hf import HFSource
 from .karpathy import KarpathySource
 from .parallel import ParallelSource
 from .source import DataError, DataSource
@@ -21,6 +22,7 @@ DATA: Registry[type[DataSource]] = Registry(
         "synthetic": SyntheticSource,
         "parallel": ParallelSource,
         "table": TableSource,
+        "hf": HFSource,
         "digits": DigitsSource,
         "karpathy": KarpathySource,
         "caption_table": CaptionTableSource,

@@ -55,7 +55,7 @@ class TranslationModule(AttentionTask):
     #: the model kinds it builds, each its class (configured by the kind's schema in :data:`..models.MODELS`)
     model_classes = {"seq2seq": Seq2Seq, "transformer": Transformer}
     models = tuple(model_classes)
-    sources = ("synthetic", "parallel", "table")
+    sources = ("synthetic", "parallel", "table", "hf")
     defaults = {"model": "seq2seq", "data": "synthetic"}
     monitor, mode, headline = "val/bleu", "max", "test/bleu"
     margin = 1.0  # BLEU: a smaller difference is as good as none (report --margin overrides)
