@@ -79,8 +79,8 @@ def test_flatten_uses_command_line_keys():
         (["attention=bogus"], "unknown attention 'bogus'; choose one of: entmax15, gumbel, hard, local"),
         (
             ["data=imagenet"],
-            "unknown data 'imagenet'; choose one of: caption_table, digits, hf, karpathy, multi30k, parallel, synthetic, "
-            "table",
+            "unknown data 'imagenet'; choose one of: caption_table, digits, hf, karpathy, multi30k, parallel, "
+            "synthetic, table",
         ),
         (["trainer.max_epochs=three"], "invalid value for trainer.max_epochs"),
         (["attention.score=cosine"], "expected one of [additive, dot, general]"),
@@ -212,7 +212,10 @@ def test_a_bad_experiment_file_is_one_line_naming_it(tmp_path, text, message):
 
 
 def test_an_unknown_experiment_lists_the_choices():
-    with pytest.raises(ConfigError, match="unknown experiment 'wmt'; choose one of: multi30k_de_en, multi30k_de_en_transformer, multi30k_en_de"):
+    with pytest.raises(
+        ConfigError,
+        match="unknown experiment 'wmt'; choose one of: multi30k_de_en, multi30k_de_en_transformer, multi30k_en_de",
+    ):
         compose(["experiment=wmt"])
 
 
