@@ -74,7 +74,7 @@ def train(*overrides: str, model: bool = True) -> TrainResult | SeedsResult:
             return train_seeds(cfg)
         result = train_one(cfg)
     if model:
-        log_trained(cfg.task.name, result)
+        log_trained(cfg.task.name, result, cfg.data.kind)
     return result
 
 

@@ -211,6 +211,22 @@ def test_predict_captions_image_files_as_evaluate_scores_them(tmp_path, capsys):
     assert cli.main(["predict", builtin.run_id, "--images", test_images[0], "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "captions the scenes it draws, not image files" in err[0]
+    # as an MLflow model: base64-encoded image bytes (what an HTTP request carries) or paths, captioned as predict does
+    import base64
+
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from lightning_attn.served import log_model
+
+    served = mlflow.pyfunc.load_model(log_model(result.run_id, tracking_uri=uri))
+    sent = [base64.b64encode(Path(p).read_bytes()).decode() for p in test_images]
+    assert list(served.predict(pd.DataFrame({"image": sent}))) == predict(result.run_id, test_images, tracking_uri=uri)
+    assert list(served.predict(pd.DataFrame({"image": test_images}), params={"beam": 1})) == predict(
+        result.run_id, test_images, beam=1, tracking_uri=uri
+    )
+    assert cli.main(["log-model", builtin.run_id, "--tracking-uri", uri]) == 2  # the scenes: nothing to send it
+    assert "is not served as an MLflow model" in capsys.readouterr().err
 
 
 def test_mlflow_models_serve_answers_as_predict_translates(trained, tmp_path):

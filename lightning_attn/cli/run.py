@@ -50,7 +50,7 @@ def train(args: argparse.Namespace) -> int:
     if not args.no_model and cfg is not None:
         from ..served import log_trained
 
-        if model := log_trained(cfg.task.name, result):
+        if model := log_trained(cfg.task.name, result, cfg.data.kind):
             print(f"MLflow model:   {model}")
     print(f"tracking store: {mask_secrets(result.tracking_uri)}")
     print(f"see it with:    lightning-attn ui --tracking-uri '{mask_secrets(result.tracking_uri)}'")

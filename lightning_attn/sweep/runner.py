@@ -257,6 +257,9 @@ def _afterwards(sweep: Sweep, console: Console) -> Stopped | None:
 def _log_models(sweep: Sweep, console: Console) -> None:
     """The best seed run of each mechanism as an MLflow model (:mod:`lightning_attn.served`), for a task it serves:
     what ``mlflow models serve`` answers with. One that cannot be logged is said in one line; the outcome stands."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     from ..saved_runs import RunRecordError
     from ..served import log_model, serves
 
@@ -267,8 +270,12 @@ def _log_models(sweep: Sweep, console: Console) -> None:
             continue
         mechanism = sweep_spec.mechanism_of(key)
         try:
-            uri = log_model(study.best_trial.user_attrs[RUN_ID], tracking_uri=sweep.tracking_uri)
-        except (ValueError, RuntimeError, KeyError, RunRecordError, ConfigError) as e:  # no single best trial, no run…
+            run_id = study.best_trial.user_attrs[RUN_ID]
+            data = MlflowClient(sweep.tracking_uri).get_run(run_id).data.params.get("data.kind")
+            if not serves(sweep.spec.task, data):  # the built-in scenes: no image a served model could be sent
+                continue
+            uri = log_model(run_id, tracking_uri=sweep.tracking_uri)
+        except (ValueError, RuntimeError, KeyError, RunRecordError, ConfigError, MlflowException) as e:  # no best…
             console.print(f"[yellow]no MLflow model of {mechanism}[/]: {mask_secrets(str(e))}", highlight=False)
             continue
         console.print(f"MLflow model of {mechanism} (its best seed run): {uri}", highlight=False)
