@@ -58,6 +58,8 @@ def variants(runs: list[RunRecord]) -> tuple[list[Variant], list[str]]:
     mechanism = f"{runs[0].task} / {runs[0].mechanism}" if runs else ""
     configs = [dict(key) for key in groups]
     differing = sorted({k for c in configs for k in c if len({c.get(k) for c in configs}) > 1})
+    if "model.kind" in differing:  # other models (a GRU, a Transformer): their own settings follow from the kind
+        differing = ["model.kind", *(k for k in differing if not k.startswith(("model.", "choices.model")))]
     out = []
     for key, members in groups.items():
         config = dict(key)

@@ -57,6 +57,16 @@ def test_runs_whose_configs_differ_are_variants_named_by_the_keys_that_differ():
     assert note.startswith("translation / soft: runs differ in task.lr, so they are not pooled: compared as 2 variants")
 
 
+def test_runs_of_other_models_are_named_by_the_model_not_its_every_setting():
+    gru = {"model.kind": "seq2seq", "model.embed_dim": "32", "choices.model": "seq2seq"}
+    transformer = {"model.kind": "transformer", "model.width": "64", "choices.model": "transformer"}
+    runs = [record("soft", s, 90.0 + s, **gru) for s in range(2)]
+    runs += [record("soft", s, 85.0 + s, **transformer, **{"task.lr": "0.003"}) for s in range(2)]
+    rows = summarise(Collected(runs=runs))
+    expected = ["soft [model.kind=seq2seq, task.lr=0.002]", "soft [model.kind=transformer, task.lr=0.003]"]
+    assert sorted(r.mechanism for r in rows) == expected
+
+
 def test_a_seed_that_ran_twice_counts_once():
     runs = [record("soft", 0, 95.0), record("soft", 0, 90.0), record("soft", 1, 91.0)]
     found, notes = grouping.variants(runs)
