@@ -256,7 +256,6 @@ class Decoder(nn.Module):
         self.where = where
         self.trace_layer = c.trace_layer % c.decoder_layers
         self.trace_head = c.trace_head
-        self.heads = c.heads
 
     @property
     def attention(self) -> Attention:
