@@ -56,7 +56,7 @@ class TransformerConfig:
     decoder_layers: int = 2
     ffn: int = 512  # the feed-forward layers' hidden width
     dropout: float = 0.1
-    positions: str = "sinusoidal"  # sinusoidal (any length) | learned (at most max_positions)
+    positions: str = "sinusoidal"  # sinusoidal (any length) | learned (max_positions of them; later ones: the last)
     max_positions: int = 256
     share_embeddings: bool = True  # the decoder's output layer is its input embedding (Press & Wolf, 2017)
     trace_layer: int = -1  # the decoder layer whose cross-attention instrumentation and pictures read
@@ -118,10 +118,8 @@ class Positions(nn.Module):
 
     def forward(self, start: int, length: int) -> Tensor:
         positions = torch.arange(start, start + length, device=self.frequencies.device)
-        if self.learned is not None:
-            if start + length > self.max_positions:
-                raise ValueError(f"a sequence of {start + length} positions exceeds model.max_positions")
-            return self.learned(positions)
+        if self.learned is not None:  # a position past the last learned one reads the last one
+            return self.learned(positions.clamp_max(self.max_positions - 1))
         angles = positions.unsqueeze(1) * self.frequencies
         return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)[:, : self.width]
 
