@@ -21,15 +21,16 @@ from omegaconf import MISSING
 from .codec import Codec
 from .parallel import cached_bpe, non_empty
 from .source import DataError, TextPairSource, Texts
-from .table import SPLITS, carve
+from .table import SPLITS, FieldsConfig, carve
 
 #: data files ``datasets`` reads, by extension: its packaged builder
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 @dataclass
-class HFDataConfig:
-    """Sentence pairs through Hugging Face ``datasets``: a ``save_to_disk`` folder or local data files."""
+class HFDataConfig(FieldsConfig):
+    """Sentence pairs through Hugging Face ``datasets``: a ``save_to_disk`` folder or local data files; the fields
+    may name a column's field (``translation.de``)."""
 
     kind: str = "hf"
     path: str = MISSING  # a save_to_disk folder, or the training split's file(s): .json/.jsonl/.csv/.parquet, a glob
@@ -38,17 +39,6 @@ class HFDataConfig:
     train_split: str = "train"  # a folder's split names
     val_split: str = "validation"
     test_split: str = "test"
-    src_field: str = "src"  # a column, or a column's field: translation.de
-    tgt_field: str = "tgt"
-    carve_share: float = 0.05  # of the training pairs, for each split carved from them (at least one pair)
-    carve_seed: int = 0
-    bpe_vocab_size: int = 8000
-    lowercase: bool = False
-    max_train_len: int = 60  # drop training pairs longer than this many subwords on either side
-    cache_dir: str | None = None  # vocabulary cache; default: next to the data, else ~/.cache
-    batch_size: int = 64  # sentences per batch (when batch_tokens is 0)
-    batch_tokens: int = 0  # > 0: batches of similar-length pairs up to this many padded tokens a side
-    num_workers: int = 0
 
 
 def _datasets() -> Any:

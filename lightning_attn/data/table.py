@@ -30,13 +30,9 @@ SPLITS = ("train", "val", "test")
 
 
 @dataclass
-class TableDataConfig:
-    """Sentence pairs in a TSV, CSV or JSON Lines file per split (``.gz`` too); TSV and CSV files have a header."""
+class FieldsConfig:
+    """What sources of sentence pairs in named fields share: the fields, carving, vocabularies and batches."""
 
-    kind: str = "table"
-    train: str = MISSING  # the training file
-    val: str | None = None  # None: carved from the training file
-    test: str | None = None  # None: carved from the training file
     src_field: str = "src"  # the source sentence's column (TSV/CSV header) or field (JSON)
     tgt_field: str = "tgt"
     carve_share: float = 0.05  # of the training pairs, for each split carved from them (at least one pair)
@@ -48,6 +44,16 @@ class TableDataConfig:
     batch_size: int = 64  # sentences per batch (when batch_tokens is 0)
     batch_tokens: int = 0  # > 0: batches of similar-length pairs up to this many padded tokens a side
     num_workers: int = 0
+
+
+@dataclass
+class TableDataConfig(FieldsConfig):
+    """Sentence pairs in a TSV, CSV or JSON Lines file per split (``.gz`` too); TSV and CSV files have a header."""
+
+    kind: str = "table"
+    train: str = MISSING  # the training file
+    val: str | None = None  # None: carved from the training file
+    test: str | None = None  # None: carved from the training file
 
 
 def table_format(path: Path) -> str:
