@@ -19,9 +19,9 @@ from typing import Any
 from omegaconf import MISSING
 
 from .codec import Codec
-from .parallel import cached_bpe, non_empty
+from .parallel import non_empty
 from .source import DataError, TextPairSource, Texts
-from .table import SPLITS, FieldsConfig, carve
+from .table import SPLITS, FieldsConfig, carve, field_vocabularies
 
 #: data files ``datasets`` reads, by extension: its packaged builder
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -128,23 +128,11 @@ class HFSource(TextPairSource):
         return (*non_empty(list(pairs), Path(where)), repeat(None))
 
     def vocabularies(self, texts: dict[str, Texts]) -> tuple[Codec, Codec]:
-        c, (train_src, train_tgt, _) = self.cfg, texts["train"]
+        train_src, train_tgt, _ = texts["train"]
         root = Path(self.location)
-        root = root if root.is_dir() else root.parent
         digest = hashlib.sha256("\n".join(train_src + train_tgt).encode()).hexdigest()[:12]
-        return tuple(
-            cached_bpe(
-                root,
-                lines,
-                None,
-                lang=f"hf-{field}",
-                vocab_size=c["bpe_vocab_size"],
-                lowercase=c["lowercase"],
-                cache_dir=c["cache_dir"],
-                digest=digest,
-            )
-            for lines, field in ((train_src, c["src_field"]), (train_tgt, c["tgt_field"]))
-        )
+        where = root if root.is_dir() else root.parent
+        return field_vocabularies(self.cfg, texts, where, None, name=lambda field: f"hf-{field}", digest=digest)
 
     def evaluation(self, split: str | None) -> tuple[str, Texts]:
         name = split or "test"

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -158,6 +159,27 @@ def carve(n: int, names: list[str], *, share: float, seed: int, where: str, unit
     return dealt
 
 
+def field_vocabularies(
+    cfg: dict, texts: dict[str, Texts], root: Path, train: Path | None, *, name: Callable[[str], str], digest: str = ""
+) -> tuple[Codec, Codec]:
+    """The source and target BPE vocabularies of a fields source's training split, each trained once and cached
+    (:func:`~.parallel.cached_bpe`) under ``name(field)``, keyed by the ``train`` file or the ``digest`` of the data."""
+    train_src, train_tgt, _ = texts["train"]
+    return tuple(
+        cached_bpe(
+            root,
+            lines,
+            train,
+            lang=name(field),
+            vocab_size=cfg["bpe_vocab_size"],
+            lowercase=cfg["lowercase"],
+            cache_dir=cfg["cache_dir"],
+            digest=digest or None,
+        )
+        for lines, field in ((train_src, cfg["src_field"]), (train_tgt, cfg["tgt_field"]))
+    )
+
+
 class TableSource(TextPairSource):
     """Sentence pairs in a TSV, CSV or JSON Lines file per split; subword (BPE) vocabularies trained on the
     training split once and cached."""
@@ -193,20 +215,8 @@ class TableSource(TextPairSource):
 
     def vocabularies(self, texts: dict[str, Texts]) -> tuple[Codec, Codec]:
         c, train = self.cfg, self.path("train")
-        train_src, train_tgt, _ = texts["train"]
         carved = "" if c["val"] and c["test"] else f"-carved{c['carve_share']}-{c['carve_seed']}"  # other lines
-        return tuple(
-            cached_bpe(
-                train.parent,
-                lines,
-                train,
-                lang=f"{field}{carved}",
-                vocab_size=c["bpe_vocab_size"],
-                lowercase=c["lowercase"],
-                cache_dir=c["cache_dir"],
-            )
-            for lines, field in ((train_src, c["src_field"]), (train_tgt, c["tgt_field"]))
-        )
+        return field_vocabularies(c, texts, train.parent, train, name=lambda field: f"{field}{carved}")
 
     def evaluation(self, split: str | None) -> tuple[str, Texts]:
         name = split or "test"
