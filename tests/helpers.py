@@ -1,6 +1,8 @@
 """Shared settings for tests: tiny models and data that train in seconds."""
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -34,3 +36,9 @@ def every_mechanism(fast: tuple[str, ...] = ("soft", "hard", "uniform")) -> list
     """Every registered mechanism as a pytest parameter; beyond ``fast``, each runs in the e2e suite (CI), so
     the fast suite keeps a few tiny training runs while CI trains every mechanism."""
     return [m if m in fast else pytest.param(m, marks=pytest.mark.e2e) for m in sorted(MECHANISMS)]
+
+
+def run_cli(*argv: str, cwd) -> subprocess.CompletedProcess[str]:
+    """``python -m lightning_attn ARGV`` in a fresh process in ``cwd``, its output captured."""
+    command = [sys.executable, "-m", "lightning_attn", *argv]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)

@@ -3,14 +3,14 @@ records, local Parquet and JSON Lines files, missing splits carved, and a bad ro
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lightning_attn.config import compose, section
 from lightning_attn.data import DataError, TranslationDataModule
+
+from ..helpers import run_cli
 
 datasets = pytest.importorskip("datasets", reason="data=hf needs the [hf] extra (the dev extra has it)")
 
@@ -78,13 +78,7 @@ def test_a_row_without_a_sentence_is_one_line_exit_2_and_nothing_recorded(tmp_pa
     rows.write_text('{"de": "Ein Hund.", "en": "A dog."}\n{"de": "Zwei.", "en": null}\n', encoding="utf-8")
     store = tmp_path / "mlflow.db"
     argv = ["train", "data=hf", f"data.path={rows}", "data.src_field=de", "data.tgt_field=en"]
-    done = subprocess.run(
-        [sys.executable, "-m", "lightning_attn", *argv, f"logger.tracking_uri=sqlite:///{store}"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
+    done = run_cli(*argv, f"logger.tracking_uri=sqlite:///{store}", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "pairs.jsonl [train] row 1: 'en' is NoneType, not a sentence" in errors[0], errors

@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lightning_attn.config import compose, section
 from lightning_attn.data import DataError, TranslationDataModule
+
+from ..helpers import run_cli
 
 DE = ["Ein Hund läuft.", "Zwei Katzen schlafen.", "Ein Mann liest ein Buch.", "Kinder spielen draußen."]
 EN = ["A dog runs.", "Two cats sleep.", "A man reads a book.", "Children play outside."]
@@ -98,23 +98,8 @@ def test_the_command_says_it_in_one_line_exits_2_and_records_nothing(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"de": "Ein Hund.", "en": "A dog."}\n{oops}\n', encoding="utf-8")
     store = tmp_path / "mlflow.db"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lightning_attn",
-            "train",
-            "data=table",
-            f"data.train={bad}",
-            "data.src_field=de",
-            "data.tgt_field=en",
-            f"logger.tracking_uri=sqlite:///{store}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
+    argv = ["train", "data=table", f"data.train={bad}", "data.src_field=de", "data.tgt_field=en"]
+    done = run_cli(*argv, f"logger.tracking_uri=sqlite:///{store}", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "bad.jsonl:2: not JSON" in errors[0], done.stderr
