@@ -373,7 +373,8 @@ class CaptionTransformer(ImageCaptioner):
     Args:
         vocab: caption vocabulary size.
         attention: the mechanism config, ``where`` it goes.
-        in_channels, image_size: the images' channels and size.
+        in_channels: the images' channels.
+        image_size: the images' height and width.
         config: the Transformer and its ``image`` encoder (:class:`TransformerConfig`).
     """
 
