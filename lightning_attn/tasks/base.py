@@ -24,6 +24,13 @@ from ..tracking import tags as T
 from .metrics import alignment_hits
 
 
+def smoothed(log_probs: Tensor, nll: Tensor, step_mask: Tensor, n_tokens: Tensor, smoothing: float) -> Tensor:
+    """The label-smoothed loss from the log-probabilities ``(B, V, T)`` the likelihood ``nll`` was read from —
+    ``F.cross_entropy(..., label_smoothing=smoothing)``'s value without a second softmax over the vocabulary."""
+    uniform = -(log_probs.sum(1) * step_mask).sum() / (n_tokens * log_probs.size(1))
+    return (1 - smoothing) * nll + smoothing * uniform
+
+
 class LRSchedule(str, Enum):
     constant = "constant"
     plateau = "plateau"  # ReduceLROnPlateau on the task's validation metric
@@ -186,11 +193,11 @@ class AttentionTask(L.LightningModule):
         out = self.teacher_forced(batch)
         step_mask = batch.tgt_out != PAD
         n_tokens = step_mask.sum()
-        logits = out.logits.transpose(1, 2)
-        token_nll = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, reduction="none")
+        log_probs = out.logits.transpose(1, 2).log_softmax(1)  # (B, V, T): F.cross_entropy's own two steps
+        token_nll = F.nll_loss(log_probs, batch.tgt_out, ignore_index=PAD, reduction="none")
         nll = token_nll.sum() / n_tokens
         smoothing = self.cfg["label_smoothing"] if stage == "train" else 0.0
-        loss = F.cross_entropy(logits, batch.tgt_out, ignore_index=PAD, label_smoothing=smoothing) if smoothing else nll
+        loss = smoothed(log_probs, nll, step_mask, n_tokens, smoothing) if smoothing else nll
         metrics = {f"{stage}/nll": nll}
         stability: dict[str, Tensor] = {}
         trace = out.trace
