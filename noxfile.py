@@ -43,12 +43,41 @@ nox.options.default_venv_backend = "uv|virtualenv"
 # with exit 0 as if it had passed
 nox.options.error_on_missing_interpreters = True
 
-PYTHON = "3.11"
+PROJECT = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())["project"]
+# the Pythons this project is tested on: pyproject.toml's classifiers (its requires-python is their floor)
+SUPPORTED = [c.rpartition(" :: ")[2] for c in PROJECT["classifiers"] if re.fullmatch(r".* :: Python :: 3\.\d+", c)]
+RUNNING = "{}.{}".format(*sys.version_info[:2])
+
+
+def _answers(version: str) -> bool:
+    """Whether ``python{version}`` on the PATH runs (a pyenv shim of a version not activated does not)."""
+    found = shutil.which(f"python{version}")
+    return bool(found) and subprocess.run([found, "-c", ""], capture_output=True, check=False).returncode == 0
+
+
+def _python() -> tuple[str, str]:
+    """The Python the sessions run on: the one running nox where it is supported, else the newest supported one on
+    the PATH; and, where there is none, why (else "")."""
+    if RUNNING in SUPPORTED:
+        return RUNNING, ""
+    for version in reversed(SUPPORTED):
+        if _answers(version):
+            return version, ""
+    names = ", ".join(f"python{v}" for v in SUPPORTED)
+    return RUNNING, (
+        f"lightning-attn needs Python {SUPPORTED[0]} to {SUPPORTED[-1]}: nox runs on {RUNNING} and none of {names} "
+        "is on the PATH (install one, or run nox with one)"
+    )
+
+
+PYTHON, NO_PYTHON = _python()
 TORCH = os.environ.get("LIGHTNING_ATTN_TORCH", "torch==2.13.0")
 
 
 def install(session: nox.Session, extras: str = "dev", constraints: Path | None = None) -> None:
     """torch first (see above), then the package in editable mode with ``extras`` (none: ``""``)."""
+    if NO_PYTHON:
+        session.error(NO_PYTHON)
     uv = uv_settings(session)
     session.install(*uv, TORCH)
     session.install(*uv, *(["-c", str(constraints)] if constraints else []), "-e", f".[{extras}]" if extras else ".")
@@ -81,6 +110,20 @@ def tests(session: nox.Session) -> None:
     (tests/conftest.py), take half the time they take one after the other; the end-to-end tests, which spend much
     of theirs starting processes and waiting on servers, about two thirds. `-n` given: as given.
     """
+    suite(session)
+
+
+@nox.session(python=SUPPORTED)
+def versions(session: nox.Session) -> None:
+    """The fast suite on every Python pyproject.toml declares (its classifiers), each in its own environment:
+    `nox -s versions` all of them (one that is not on the PATH fails, in one line), `nox -s versions-3.12` one.
+    With pyenv, activate them first (`pyenv shell 3.10 3.11 3.12 3.13`): a shim of a version not active fails.
+    Off Python 3.11 the torch that LIGHTNING_ATTN_TORCH names comes from PyPI (a CUDA build, several GB)."""
+    suite(session)
+
+
+def suite(session: nox.Session) -> None:
+    """pytest with the session's arguments (else ``-q``), on two processes unless they say how many."""
     install(session)
     args = session.posargs or ["-q"]
     if not _parallel_chosen(args):
@@ -100,8 +143,7 @@ def _parallel_chosen(args: list[str]) -> bool:
 def floors() -> list[str]:
     """`name==X` for every `name>=X` that pyproject.toml declares: the dependencies and every extra (torch and
     the test tools too)."""
-    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
+    requirements = PROJECT["dependencies"] + [r for group in PROJECT["optional-dependencies"].values() for r in group]
     pins = set()
     for requirement in requirements:
         found = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)", requirement)
@@ -199,7 +241,7 @@ def docs(session: nox.Session) -> None:
 
     Only the docs extra is installed: the API pages read the source tree, so neither the package nor torch is.
     """
-    extra = tomllib.loads(Path("pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
+    extra = PROJECT["optional-dependencies"]["docs"]
     session.install(*extra)
     session.run("mkdocs", *(session.posargs or ["build", "--strict"]), env={"NO_MKDOCS_2_WARNING": "1"})
 
@@ -260,7 +302,7 @@ def docs_images(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff, at the version the dev extra pins (each release formats a little differently)."""
-    dev = tomllib.loads(Path("pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    dev = PROJECT["optional-dependencies"]["dev"]
     session.install(next(r for r in dev if re.match(r"ruff\s*==", r)))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
