@@ -56,15 +56,15 @@ def _answers(version: str) -> bool:
 
 
 def _python() -> tuple[str, str]:
-    """The Python the sessions run on: the one running nox where it is supported, else the newest supported one on
-    the PATH; and, where there is none, why (else "")."""
+    """The Python the sessions run on: the one running nox where it is supported (by its path: it need not be on
+    the PATH), else the newest supported one on the PATH; and, where there is none, why (else "")."""
     if RUNNING in SUPPORTED:
-        return RUNNING, ""
+        return sys.executable, ""
     for version in reversed(SUPPORTED):
         if _answers(version):
             return version, ""
     names = ", ".join(f"python{v}" for v in SUPPORTED)
-    return RUNNING, (
+    return sys.executable, (
         f"lightning-attn needs Python {SUPPORTED[0]} to {SUPPORTED[-1]}: nox runs on {RUNNING} and none of {names} "
         "is on the PATH (install one, or run nox with one)"
     )
