@@ -260,6 +260,16 @@ class Decoder(nn.Module):
         """The configured mechanism (where it is in self-attention only, that one)."""
         return self.self_attention if self.where == "self" else self.cross_attention
 
+    def scoring(self, encoder: Encoder) -> list[nn.Parameter]:
+        """The parameters that score where the configured mechanism attends — the query and key projections of
+        every attention it is used in (``encoder``'s too where ``where`` puts it in self-attention) and its own:
+        what its gradient estimator's variance is measured on."""
+        used = [layer.cross_attention for layer in self.layers] if self.where in ("cross", "both") else []
+        if self.where in ("self", "both"):
+            used += [layer.self_attention for layer in self.layers] + [layer.attention for layer in encoder.layers]
+        projections = [p for a in used for p in (*a.query.parameters(), *a.key.parameters())]
+        return projections + list(self.attention.parameters())
+
     def start(self, memory: Tensor, mask: Tensor | None = None) -> TransformerState:
         """The state before the first step, over ``memory (B, N, W)`` (``mask`` None: every position real)."""
         if mask is None:
@@ -349,6 +359,10 @@ class Transformer(EncoderDecoder):
     def memory_dim(self) -> int:
         return self.decoder.embed.embedding_dim
 
+    def attention_parameters(self) -> list[nn.Parameter]:
+        """What scores the mechanism's choice (:meth:`Decoder.scoring`)."""
+        return self.decoder.scoring(self.encoder.layers)
+
 
 class TokenEncoder(nn.Module):
     """``src (B, S), src_lengths (B,) -> memory (B, S, W)``: embeddings and positions, then :class:`Encoder`."""
@@ -390,6 +404,10 @@ class CaptionTransformer(ImageCaptioner):
         self.project = nn.Linear(self.encoder.dim, c.width)
         self.regions = Encoder(c, own)
         self.decoder = Decoder(vocab, c, cross, own, config_fields(attention).get("where", "cross"))
+
+    def attention_parameters(self) -> list[nn.Parameter]:
+        """What scores the mechanism's choice (:meth:`Decoder.scoring`)."""
+        return self.decoder.scoring(self.regions)
 
     def start(self, regions: Tensor) -> TransformerState:
         mask = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)

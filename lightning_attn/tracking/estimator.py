@@ -1,7 +1,8 @@
 """Why one mechanism trains more stably than another: the variance of its gradient estimator.
 
 A mechanism whose choice is sampled or relaxed in training (trait ``stochastic``: hard attention's
-REINFORCE, Gumbel straight-through) gets its attention scorer's gradient from a random estimate.
+REINFORCE, Gumbel straight-through) gets its attention scorer's gradient from a random estimate (in a
+Transformer: the gradient of the query and key projections around it).
 :class:`EstimatorVariance` measures how random: every ``every_n_steps`` steps it recomputes the training
 loss of the current batch ``samples`` times — the mechanism sampling anew, everything else (dropout)
 held still — takes the gradient of the attention parameters each time, and logs per epoch
@@ -35,7 +36,10 @@ class EstimatorVariance(Callback):
         attention = pl_module.model.attention
         if not self.every_n_steps or not attention.stochastic or trainer.global_step % self.every_n_steps:
             return
-        params = [p for p in attention.parameters() if p.requires_grad]
+        # the parameters that score where it attends: the mechanism's own (a recurrent decoder's scorer), or those a
+        # model names (a Transformer: the query and key projections around the mechanism)
+        scoring = getattr(pl_module.model, "attention_parameters", attention.parameters)
+        params = [p for p in scoring() if p.requires_grad]
         if not params:
             return
         buffers = {name: b.clone() for name, b in attention.named_buffers()}

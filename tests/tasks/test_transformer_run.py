@@ -22,6 +22,7 @@ SMALL = [
     "trainer.limit_train_batches=2",
     "trainer.enable_progress_bar=false",
     "stability.estimator_samples=2",
+    "stability.estimator_every=1",  # at every step: a stochastic mechanism's estimator variance within two steps
     # what this matrix isolates is each mechanism training in a Transformer: the timed calls and pictures every run
     # makes are the defaults matrix's (tests/test_defaults.py, both built-in sources with model=transformer)
     "speed.latency_calls_b1=0",
@@ -72,3 +73,5 @@ def test_every_mechanism_trains_in_a_transformer(task, mechanism):
     # per-head entropy of the traced layer, beside the mean every mechanism reports
     assert {"stability/attention_entropy_head0", "stability/attention_entropy_head1"} <= set(metrics)
     assert all(f"stability/{name}" in metrics for name in MECHANISMS[mechanism][0].training_metrics)
+    # a sampling mechanism's gradient estimator, measured on the projections that score its choice
+    assert (metrics.get("stability/grad_estimator_var", 0) > 0) == MECHANISMS[mechanism][0].stochastic
