@@ -10,6 +10,7 @@ import functools
 import re
 import sys
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
+from importlib.metadata import distributions as metadata_distributions
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,10 @@ import pytest
 import lightning_attn
 from lightning_attn.cli import main
 
-tomllib = pytest.importorskip("tomllib", reason="reads pyproject.toml with Python 3.11's tomllib")
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: tomli, which nox (the dev extra) depends on there
+    import tomli as tomllib
 
 PACKAGE = Path(lightning_attn.__file__).parent
 PYPROJECT = PACKAGE.parent / "pyproject.toml"
@@ -66,7 +70,11 @@ def providers() -> dict[str, list[str]]:
 
 def distributions(module: str) -> set[str]:
     """The distributions that provide ``module``; for one not installed here, a distribution of its name."""
-    return {normalized(d) for d in providers().get(module, [module])}
+    names = providers().get(module)
+    if names is None:  # Python 3.10 reads only top_level.txt, which wheels not built by setuptools lack (sklearn's)
+        installed = re.compile(rf"^{re.escape(module)}/", re.M)
+        names = [d.metadata["Name"] for d in metadata_distributions() if installed.search(d.read_text("RECORD") or "")]
+    return {normalized(d) for d in names or [module]}
 
 
 def test_every_imported_third_party_module_is_declared():
