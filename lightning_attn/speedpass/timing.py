@@ -17,6 +17,7 @@ different" (or, where the interval excludes 1, "within 5 %").
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -67,6 +68,7 @@ def interleaved(
     threads: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Rounds:
     """Time each piece of ``work`` (name -> a call) in ``rounds`` interleaved rounds of random order.
 
@@ -78,6 +80,8 @@ def interleaved(
         threads: torch's intra-op threads while timing (default: as now).
         seed: the order of the rounds.
         progress: called with ``(round, rounds)`` after each round.
+        clock: what a block is timed by: wall-clock time, or ``time.thread_time`` to count only this thread's work
+            (single-threaded work on a machine that other work shares).
     """
     import torch
     from torch.utils import benchmark
@@ -87,7 +91,8 @@ def interleaved(
     threads = threads or torch.get_num_threads()
     result = Rounds(list(work), {name: [] for name in work}, threads=threads)
     timers = {
-        name: benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=threads) for name, call in work.items()
+        name: benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=threads, timer=clock)
+        for name, call in work.items()
     }
     for name, timer in timers.items():
         if warmup:
