@@ -67,9 +67,15 @@ def enqueue_seeds(
     Returns ``wait`` while the search still runs anywhere, ``done`` when there is nothing to retrain
     (no completed trial), ``None`` once the seed trials exist (the usual budget logic takes over).
     """
-    if seeds.get_trials(deepcopy=False):
-        return None
     first = len(sweep_spec.seeds_of(spec))  # until decided: the first round; the looks give the others
+    given = seeds.get_trials(deepcopy=False)
+    if given:
+        # resumed after the sweep file gained seeds: the ones the study lacks, with what its first seed ran (a
+        # trial without a seed would train the configured seed again)
+        if first > seeds.user_attrs.get(sequential.ROUND, first):
+            inherited = {k: v for k, v in given[0].user_attrs.items() if k == "best_of"}
+            sequential.enqueue(seeds, spec, given[0].params, inherited, first)
+        return None
     if search is None:
         sequential.enqueue(seeds, spec, {}, {}, first)
         return None

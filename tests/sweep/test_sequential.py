@@ -59,6 +59,21 @@ def _tested(a: str, b: str, outcome: str, hopeless: bool = False) -> comparisons
     return test
 
 
+def test_a_comparison_resumed_with_more_seeds_trains_those_it_lacks_never_one_twice():
+    studies = _studies(comparison("translation", ["soft"], [0]))
+    (study,) = studies.values()
+    enqueue_seeds(comparison("translation", ["soft"], [0]), None, study, search_finished=True)
+    _finish_round(studies)
+    more = comparison("translation", ["soft"], [0, 1, 2])  # the file's seeds, then --resume
+    assert enqueue_seeds(more, None, study, search_finished=True) is None
+    waiting = [t.user_attrs["seed"] for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert waiting == [1, 2] and study.user_attrs[sequential.ROUND] == 3
+    enqueue_seeds(more, None, study, search_finished=True)  # resumed again: nothing more
+    assert len(study.get_trials()) == 3 and not spent(more, studies)
+    _finish_round(studies)
+    assert sorted(t.user_attrs["seed"] for t in study.get_trials()) == [0, 1, 2] and spent(more, studies)
+
+
 def test_a_look_stops_the_decided_gives_the_undecided_another_seed_and_ends_at_the_cap(monkeypatch):
     spec = _spec(until_decided=True, max_seeds=4)
     studies = _studies(spec)
