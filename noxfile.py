@@ -1,13 +1,15 @@
 """Developer sessions. ``python3 -m pip install 'nox[uv]' && python3 -m nox -s tests``.
 
-Every session installs ``torch==2.13.0`` *before* the package: on a CPU-only machine that pin
-resolves to the CPU wheel, and the package's open ``torch`` range is then already satisfied
-(otherwise pip could pull a multi-GB CUDA build). Set ``LIGHTNING_ATTN_TORCH`` to another
-requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
+Sessions run on the Python that runs nox where pyproject.toml declares it (else the newest declared one on the
+PATH; with none, they fail in one line). Every session installs ``torch==2.13.0`` *before* the package: where a
+machine keeps its CPU wheel among pip's local wheels that is the one taken, and the package's open ``torch``
+range is then already satisfied (otherwise pip could pull a newer multi-GB CUDA build). Set
+``LIGHTNING_ATTN_TORCH`` to another requirement (e.g. ``torch==2.13.0+cu128``) on a GPU machine.
 
 * ``tests`` — the fast suite (unit-level; about 2 minutes on two cores), two test files at a time; ``-- -m e2e``
   runs the end-to-end suite (sweeps, DDP, servers, a browser, a wheel) in the same environment, ``-- -m slow``
   the full-default accuracy runs;
+* ``versions`` — the fast suite on every Python pyproject.toml declares (``versions-3.12``: one of them);
 * ``lint`` — ruff, check and format;
 * ``lowest`` — the fast suite on the lowest dependency versions ``pyproject.toml`` allows (run it each working
   session; not in CI, which it would take past its 20 minutes);
